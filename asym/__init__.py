@@ -1,0 +1,1 @@
+"""asym: multimodal depression recognition from vlogs with ASYM."""

@@ -1,0 +1,5 @@
+import sys
+
+from asym.cli import main
+
+sys.exit(main())

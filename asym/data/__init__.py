@@ -1,0 +1,1 @@
+"""Dataset readers, the demo generator, Parquet storage and subject-independent splits."""

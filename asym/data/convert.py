@@ -1,0 +1,41 @@
+"""Release folder -> validated Parquet + dataset card. Nothing is written unless every sample passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from asym.data.dvlog import read_dvlog
+from asym.data.lmvd import detect_layout, read_lmvd
+from asym.data.parquet import card_markdown, dataset_card, write_samples
+from asym.data.validate import read_subjects
+from asym.errors import DataError
+from asym.io import write_json, write_text
+
+
+def convert(fmt: str, src: Path, out: Path, reader_cfg: dict[str, Any], subjects_csv: Path | None = None,
+            provenance: dict[str, Any] | None = None, dataset: str | None = None) -> dict[str, Any]:
+    src = Path(src)
+    if not src.is_dir():
+        raise DataError(src, "dataset folder not found")
+    if fmt == "dvlog":
+        samples, layout = list(read_dvlog(src)), "release"
+    elif fmt == "lmvd":
+        layout = detect_layout(src)
+        samples = list(read_lmvd(src, reader_cfg.get("lmvd", {})))
+    else:
+        raise DataError(src, f"unknown format {fmt!r}")
+    subjects = read_subjects(subjects_csv)
+    if subjects is not None:
+        missing = [s.sample_id for s in samples if s.sample_id not in subjects]
+        if missing:
+            raise DataError(subjects_csv, f"{len(missing)} sample(s) have no subject, e.g. {missing[:3]}")
+        for s in samples:
+            s.subject_id = subjects[s.sample_id]
+    meta = {"dataset": dataset or fmt, "format": fmt, "layout": layout, "source": str(src),
+            "subjects_supplied": subjects is not None, **(provenance or {})}
+    table = write_samples(samples, out, meta)
+    card = dataset_card(table, {**meta, "audio_dim": samples[0].audio.shape[1], "visual_dim": samples[0].visual.shape[1]})
+    write_json(out.with_suffix(".card.json"), card)
+    write_text(out.with_suffix(".card.md"), card_markdown(card))
+    return card

@@ -1,0 +1,57 @@
+"""Reader of the D-Vlog release (Yoon et al., AAAI 2022) exactly as distributed.
+
+    labels.csv                       index,label,duration,gender,fold
+    <index>/<index>_acoustic.npy     (T_a, 25) eGeMAPS LLDs, one row per second
+    <index>/<index>_visual.npy       (T_v, 136) 68 facial landmarks (x, y), one row per second
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from asym.data.sample import FOLDS, Sample, align
+from asym.data.validate import check_unique, load_features, read_table
+from asym.errors import DataError
+
+HEADER = ["index", "label", "duration", "gender", "fold"]
+LABELS = {"depression": 1, "normal": 0}
+AUDIO_DIM = 25
+VISUAL_DIM = 136
+
+
+def find_root(path: Path) -> Path:
+    """Accept the release folder itself or its parent (archives unpack to `dvlog-dataset/`)."""
+    if (path / "labels.csv").is_file():
+        return path
+    nested = path / "dvlog-dataset"
+    if (nested / "labels.csv").is_file():
+        return nested
+    raise DataError(path, "not a D-Vlog release: no labels.csv here nor in dvlog-dataset/")
+
+
+def read_dvlog(path: Path) -> Iterator[Sample]:
+    root = find_root(Path(path))
+    labels_csv = root / "labels.csv"
+    df = read_table(labels_csv, HEADER, exact=True)
+    check_unique(df["index"].tolist(), labels_csv)
+    rows = df.to_dict("records")
+    for row_no, row in enumerate(rows, start=2):
+        if row["label"] not in LABELS:
+            raise DataError(labels_csv, f"line {row_no}: unknown label {row['label']!r}, expected one of {sorted(LABELS)}")
+        if row["fold"] not in FOLDS:
+            raise DataError(labels_csv, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
+    extra_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(df["index"]))
+    if extra_dirs:
+        raise DataError(root, f"{len(extra_dirs)} sample folder(s) have no row in labels.csv: {extra_dirs[:5]}")
+    for row in rows:
+        idx = row["index"]
+        audio = load_features(root / idx / f"{idx}_acoustic.npy", AUDIO_DIM, "acoustic features")
+        visual = load_features(root / idx / f"{idx}_visual.npy", VISUAL_DIM, "visual features")
+        audio, visual = align(audio, visual)
+        extra = {"gender": row["gender"]}
+        try:
+            extra["duration"] = float(row["duration"])
+        except ValueError:
+            raise DataError(labels_csv, f"index {idx}: duration {row['duration']!r} is not a number") from None
+        yield Sample(idx, LABELS[row["label"]], audio, visual, fold=row["fold"], extra=extra)

@@ -1,0 +1,101 @@
+"""Bring a dataset release into data/raw/<name>: generate the demo, copy a local folder, or
+verify and unpack a local or downloaded archive.
+
+Downloads go through pooch (hash check, progress bar). Archive members with absolute paths,
+`..` components or links are refused before anything is extracted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pooch
+
+from asym.data.synthetic import write_demo
+from asym.errors import DataError
+from asym.io import atomic_dir
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_member(archive: Path, name: str) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or name.startswith(("/", "\\")) or ".." in p.parts or (len(name) > 1 and name[1] == ":"):
+        raise DataError(archive, f"refusing unsafe archive member {name!r} (absolute or `..` path)")
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _check_member(archive, info.filename)
+            zf.extractall(dest)
+        return
+    if not name.endswith(ARCHIVE_SUFFIXES):
+        raise DataError(archive, f"unknown archive type; expected one of {ARCHIVE_SUFFIXES}")
+    try:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for m in members:
+                _check_member(archive, m.name)
+                if m.issym() or m.islnk() or m.isdev():
+                    raise DataError(archive, f"refusing archive member {m.name!r}: links and devices are not allowed")
+            tf.extractall(dest, members=members, filter="data")
+    except tarfile.TarError as exc:
+        raise DataError(archive, f"corrupt or truncated archive: {exc}") from None
+
+
+def _download(url: str, sha256: str | None, cache: Path) -> Path:
+    if not sha256:
+        raise DataError(None, f"source {url} is a URL but no sha256 is given in params.yaml")
+    fname = PurePosixPath(url.split("?")[0]).name or "download"
+    try:
+        return Path(pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname, path=cache, progressbar=True))
+    except ValueError as exc:   # pooch raises ValueError on a hash mismatch
+        raise DataError(url, f"download failed its sha256 check: {exc}") from None
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link where possible: a real release is gigabytes and is never modified."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def fetch_dataset(name: str, ds: dict[str, Any], synth: dict[str, Any], out: Path, cache: Path) -> dict[str, Any]:
+    """Materialise `out` for dataset `name`; returns provenance for the dataset card."""
+    source = str(ds["source"])
+    if source == "demo":
+        write_demo(ds["format"], out, synth[ds["format"]], seed=int(synth["seed"]) + (0 if ds["format"] == "dvlog" else 1))
+        return {"source": "demo", "synthetic": True}
+    if source.startswith(("http://", "https://")):
+        archive = _download(source, ds.get("sha256"), cache)
+    else:
+        archive = Path(source).expanduser()
+        if not archive.exists():
+            raise DataError(archive, "dataset source not found")
+        if archive.is_dir():
+            with atomic_dir(out) as tmp:
+                shutil.copytree(archive, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+            return {"source": str(archive), "synthetic": False}
+        if ds.get("sha256") and sha256_of(archive) != ds["sha256"]:
+            raise DataError(archive, "sha256 does not match params.yaml")
+    with atomic_dir(out) as tmp:
+        safe_extract(archive, tmp)
+    return {"source": source, "synthetic": False}

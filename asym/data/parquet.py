@@ -1,0 +1,149 @@
+"""The one on-disk format every downstream step reads: a Parquet table of whole vlogs.
+
+Columns: sample_id (str, as in the release), subject_id (str), label (int8, 1 = depressed),
+fold (str or null), n_frames (int32), audio / visual (per-frame float32 lists), and gender /
+duration where the release has them. Widths and provenance go into the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from asym.data.sample import Sample
+from asym.errors import DataError
+from asym.io import atomic_path
+
+META_KEY = b"asym"
+
+
+def _sequence_column(arrays: list[np.ndarray], width: int) -> pa.Array:
+    flat = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float32, copy=False)
+    frames = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), width)
+    offsets = np.r_[0, np.cumsum([a.shape[0] for a in arrays])].astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), frames)
+
+
+def write_samples(samples: Iterable[Sample], path: Path, meta: dict[str, Any]) -> pa.Table:
+    samples = list(samples)
+    if not samples:
+        raise DataError(path, "no samples to write")
+    a_dim, v_dim = samples[0].audio.shape[1], samples[0].visual.shape[1]
+    cols: dict[str, pa.Array] = {
+        "sample_id": pa.array([s.sample_id for s in samples], pa.string()),
+        "subject_id": pa.array([s.subject_id or s.sample_id for s in samples], pa.string()),
+        "label": pa.array([s.label for s in samples], pa.int8()),
+        "fold": pa.array([s.fold for s in samples], pa.string()),
+        "n_frames": pa.array([s.n_frames for s in samples], pa.int32()),
+        "audio": _sequence_column([s.audio for s in samples], a_dim),
+        "visual": _sequence_column([s.visual for s in samples], v_dim),
+    }
+    for key, typ in (("gender", pa.string()), ("duration", pa.float64())):
+        if any(key in s.extra for s in samples):
+            cols[key] = pa.array([s.extra.get(key) for s in samples], typ)
+    table = pa.table(cols)
+    meta = {**meta, "audio_dim": int(a_dim), "visual_dim": int(v_dim)}
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table
+
+
+@dataclass
+class FeatureTable:
+    """Samples in memory: per-sample float32 arrays plus their metadata columns."""
+
+    sample_id: list[str]
+    subject_id: list[str]
+    label: np.ndarray
+    fold: list[str | None]
+    audio: list[np.ndarray]
+    visual: list[np.ndarray]
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.sample_id)
+
+    def select(self, idx: Iterable[int]) -> FeatureTable:
+        idx = list(idx)
+        return FeatureTable(
+            [self.sample_id[i] for i in idx], [self.subject_id[i] for i in idx], self.label[idx],
+            [self.fold[i] for i in idx], [self.audio[i] for i in idx], [self.visual[i] for i in idx], self.meta,
+        )
+
+
+def _unpack(col: pa.ChunkedArray, width: int) -> list[np.ndarray]:
+    arr = col.combine_chunks()
+    offsets = arr.offsets.to_numpy()
+    flat = arr.values.values.to_numpy(zero_copy_only=False).reshape(-1, width)
+    return [flat[offsets[i]: offsets[i + 1]] for i in range(len(arr))]
+
+
+def read_samples(path: Path) -> FeatureTable:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "missing Parquet file (run `asym convert` first)")
+    table = pq.read_table(path)
+    raw_meta = (table.schema.metadata or {}).get(META_KEY)
+    if raw_meta is None:
+        raise DataError(path, "not an asym feature table (no asym metadata)")
+    meta = json.loads(raw_meta)
+    return FeatureTable(
+        table["sample_id"].to_pylist(), table["subject_id"].to_pylist(),
+        table["label"].to_numpy().astype(np.int64), table["fold"].to_pylist(),
+        _unpack(table["audio"], meta["audio_dim"]), _unpack(table["visual"], meta["visual_dim"]), meta,
+    )
+
+
+def dataset_card(table: pa.Table | FeatureTable, meta: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(table, pa.Table):
+        labels = table["label"].to_numpy()
+        folds = table["fold"].to_pylist()
+        lengths = table["n_frames"].to_numpy()
+        subjects = table["subject_id"].to_pylist()
+    else:
+        labels, folds, subjects = table.label, table.fold, table.subject_id
+        lengths = np.array([a.shape[0] for a in table.audio])
+    counts: dict[str, dict[str, int]] = {}
+    for fold, lab in zip(folds, labels, strict=True):
+        entry = counts.setdefault(fold or "unassigned", {"depressed": 0, "normal": 0})
+        entry["depressed" if lab == 1 else "normal"] += 1
+    return {
+        **meta,
+        "n_samples": int(len(labels)),
+        "n_subjects": len(set(subjects)),
+        "n_depressed": int((labels == 1).sum()),
+        "n_normal": int((labels == 0).sum()),
+        "per_fold": counts,
+        "frames": {
+            "min": int(lengths.min()), "median": float(np.median(lengths)),
+            "mean": float(lengths.mean()), "max": int(lengths.max()), "total": int(lengths.sum()),
+        },
+    }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    lines = [
+        f"# Dataset card: {card['dataset']} ({card['format']}, {card.get('layout', 'release')} layout)",
+        "",
+        f"Source: `{card['source']}`{' (synthetic demo)' if card.get('synthetic') else ''}",
+        "",
+        f"{card['n_samples']} vlogs, {card['n_subjects']} subjects, {card['n_depressed']} depressed / {card['n_normal']} normal;"
+        f" audio {card['audio_dim']} + visual {card['visual_dim']} features per frame.",
+        f"Subject ids: {'supplied' if card.get('subjects_supplied') else 'not supplied (each vlog counted as its own subject)'}.",
+        "",
+        "| fold | depressed | normal |",
+        "|---|---:|---:|",
+    ]
+    for fold, c in sorted(card["per_fold"].items()):
+        lines.append(f"| {fold} | {c['depressed']} | {c['normal']} |")
+    f = card["frames"]
+    lines += ["", f"Frames per vlog: min {f['min']}, median {f['median']:.0f}, mean {f['mean']:.1f}, max {f['max']}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,84 @@
+"""Checked loading of feature files: every failure names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asym.errors import DataError
+
+
+def load_features(path: Path, width: int | None, what: str) -> np.ndarray:
+    """Load a 2-D float feature matrix from .npy, never with pickle enabled."""
+    if not path.is_file():
+        raise DataError(path, f"missing {what} file")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(path, f"not a plain numeric .npy (object arrays are refused): {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(path, f"truncated or unreadable .npy: {exc}") from None
+    return check_matrix(arr, path, width, what)
+
+
+def check_matrix(arr: np.ndarray, path: Path, width: int | None, what: str) -> np.ndarray:
+    if arr.dtype.kind not in "fiu":
+        raise DataError(path, f"{what} has dtype {arr.dtype}, expected floating point")
+    if arr.ndim != 2:
+        raise DataError(path, f"{what} has shape {arr.shape}, expected 2-D (frames, features)")
+    if width is not None and arr.shape[1] != width:
+        raise DataError(path, f"{what} has {arr.shape[1]} features per frame, expected {width}")
+    if arr.shape[0] == 0:
+        raise DataError(path, f"{what} is an empty sequence (0 frames)")
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise DataError(path, f"{what} has NaN/Inf values (first at frame {bad[0]}, feature {bad[1]})")
+    return arr
+
+
+def read_table(path: Path, required: list[str], exact: bool = False) -> pd.DataFrame:
+    """Read a CSV with every column as string, so ids such as `0831` keep their zeros."""
+    if not path.is_file():
+        raise DataError(path, "missing file")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"unreadable CSV: {exc}") from None
+    df.columns = [c.strip() for c in df.columns]
+    cols = list(df.columns)
+    if exact and cols != required:
+        raise DataError(path, f"wrong header {cols}, expected {required}")
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise DataError(path, f"wrong header: missing columns {missing} (found {cols})")
+    for col in required:
+        df[col] = df[col].str.strip()
+    return df
+
+
+def check_unique(ids: list[str], path: Path, what: str = "index") -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise DataError(path, f"duplicate {what} {i!r}")
+        if not i:
+            raise DataError(path, f"empty {what}")
+        seen.add(i)
+
+
+def check_no_extra(folder: Path, expected: set[str], pattern: str, what: str) -> None:
+    """Feature files without a label row are an error, not silently dropped."""
+    found = sorted(p.name for p in folder.glob(pattern))
+    extra = [name for name in found if name not in expected]
+    if extra:
+        raise DataError(folder, f"{len(extra)} {what} file(s) have no entry in the labels: {extra[:5]}")
+
+
+def read_subjects(path: Path | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    df = read_table(path, ["sample", "subject"])
+    check_unique(df["sample"].tolist(), path, "sample")
+    return dict(zip(df["sample"], df["subject"], strict=True))

@@ -1,0 +1,1 @@
+"""Published baselines, one file each, and two simple floors (mean-mlp, bilstm)."""

@@ -1,0 +1,80 @@
+"""Every model, baseline and ablation variant, declared once by name.
+
+Snakemake, DVC (via `asym dvc-yaml`), the tests and the reports all list models from here.
+An entry names its implementation, the params.yaml family block it reads
+(model.<scale>.<family>) and the keys it overrides; a variant is one more entry.
+Importing this module does not import torch, so the Snakefile can read it cheaply.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asym.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str                    # "module:Class"
+    family: str                    # params.yaml block under model.<scale>
+    kind: str                      # "asym" | "ablation" | "baseline"
+    description: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ENTRIES: dict[str, Entry] = {}
+
+
+def register(name: str, target: str, family: str, kind: str, description: str, **overrides: Any) -> None:
+    if name in _ENTRIES:
+        raise ConfigError(f"model {name!r} is registered twice")
+    _ENTRIES[name] = Entry(name, target, family, kind, description, overrides)
+
+
+# --- baselines ---------------------------------------------------------------------------
+register("mean-mlp", "asym.models.baselines.mean_mlp:MeanMLP", "mean_mlp", "baseline",
+         "Masked temporal mean of both modalities + MLP (floor)")
+register("bilstm", "asym.models.baselines.bilstm:BiLSTM", "bilstm", "baseline",
+         "Per-modality BiLSTM, late fusion (floor)")
+
+
+def names(kind: str | None = None) -> list[str]:
+    return [n for n, e in _ENTRIES.items() if kind is None or e.kind == kind]
+
+
+def get(name: str) -> Entry:
+    try:
+        return _ENTRIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; registered: {names()}") from None
+
+
+def resolve_config(name: str, params: Any = None, dataset: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The family block of params.yaml for the active scale, with the entry's and caller's overrides."""
+    from asym.config import deep_merge, load_params
+
+    entry = get(name)
+    params = params if params is not None else load_params()
+    return deep_merge(deep_merge(params.model_family(entry.family, dataset), dict(entry.overrides)), overrides)
+
+
+def model_class(name: str) -> type:
+    module, cls = get(name).target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build(name: str, audio_dim: int, visual_dim: int, params: Any = None, dataset: str | None = None,
+          **overrides: Any):
+    """Instantiate registry entry `name`: forward(audio, visual, lengths) -> logits (B,)."""
+    cls = model_class(name)
+    cfg = resolve_config(name, params, dataset, **overrides)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "audio_dim", "visual_dim"}
+    unknown = sorted(set(cfg) - accepted)
+    if unknown:
+        raise ConfigError(f"model {name!r} ({cls.__name__}) does not take {unknown}; it takes {sorted(accepted)}")
+    return cls(audio_dim=audio_dim, visual_dim=visual_dim, **cfg)
