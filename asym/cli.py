@@ -52,7 +52,8 @@ def cmd_convert(args: argparse.Namespace) -> None:
     fmt = args.format or (p.dataset(args.dataset)["format"] if args.dataset else None)
     if fmt is None:
         raise ConfigError("convert needs --format or --dataset")
-    card = convert(fmt, src, Path(args.output), p.raw["readers"], Path(subjects) if subjects else None,
+    subjects_path = None if not subjects else (Path(subjects) if Path(subjects).is_absolute() else p.root / subjects)
+    card = convert(fmt, src, Path(args.output), p.raw["readers"], subjects_path,
                    provenance=prov, dataset=args.dataset)
     print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {args.output}")
 

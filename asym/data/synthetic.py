@@ -83,20 +83,21 @@ class _Generator:
         jitter = int(self.cfg["length_jitter"])
         t_a = max(2, seconds + int(rng.integers(-jitter, jitter + 1)))
         # Audio: identity offset + slow dynamics; prosodic dims flatter and energy lower if depressed.
+        expressive = rng.lognormal(0, 0.25)   # people differ: classes overlap
         amp = np.full(self.audio_dim, 0.6)
-        amp[self.prosody] = 1.2 * (1 - 0.5 * s * rng.uniform(0.6, 1.4))
+        amp[self.prosody] = 1.2 * expressive * (1 - 0.5 * s * rng.uniform(0.5, 1.5))
         audio = subj["audio_id"] + _smooth_noise(rng, t_a, self.audio_dim) * amp
-        audio[:, 0] -= 0.5 * s * rng.uniform(0.5, 1.5)
+        audio[:, :4] -= 0.8 * s * rng.uniform(0.5, 1.5)
         audio += rng.normal(0, 0.3, audio.shape)
         audio = audio * self.audio_scale + self.audio_offset
         # Visual: head motion and mouth movement, weaker if depressed; mouth corners drop.
         t_v = seconds
-        motion = 8.0 * (1 - 0.5 * s * rng.uniform(0.6, 1.4))
-        mouth_amp = 4.0 * (1 - 0.5 * s * rng.uniform(0.6, 1.4))
+        motion = 8.0 * expressive * (1 - 0.5 * s * rng.uniform(0.5, 1.5))
+        mouth_amp = 4.0 * expressive * (1 - 0.5 * s * rng.uniform(0.5, 1.5))
         face = np.broadcast_to(subj["face"], (t_v, 68, 2)).copy()
         face[:, MOUTH, 1] += mouth_amp * _smooth_noise(rng, t_v, 1, 0.6)
         face[:, MOUTH, 0] += 0.5 * mouth_amp * _smooth_noise(rng, t_v, 1, 0.6)
-        face[:, MOUTH_CORNERS, 1] += 3.0 * s * rng.uniform(0.5, 1.5)
+        face[:, MOUTH_CORNERS, 1] += 6.0 * s * rng.uniform(0.5, 1.5)
         face = face * subj["scale"] + subj["center"] + motion * _smooth_noise(rng, t_v, 2, 0.9)[:, None, :]
         face += rng.normal(0, 0.7, face.shape)
         visual = np.concatenate([face[..., 0], face[..., 1]], axis=1)   # x_0..x_67, y_0..y_67
