@@ -1,0 +1,1 @@
+"""Selective scan and Mamba / Bi-Mamba blocks that run on any device."""

@@ -1,0 +1,135 @@
+"""selective_scan with exactly the semantics of mamba-ssm's `selective_scan_fn`.
+
+    u, delta, z: (batch, d_inner, L)      A: (d_inner, d_state) real
+    B, C: (batch, d_state, L) or grouped (batch, groups, d_state, L)
+    D, delta_bias: (d_inner,)             returns out (batch, d_inner, L) [, last_state]
+
+Backends, chosen per call: mamba-ssm's fused CUDA kernel for CUDA tensors when it imports;
+the fused Numba kernel (asym.nn.scan_cpu) on the CPU; a chunked parallel scan in plain
+PyTorch (asym.nn.scan_torch) anywhere else. As in mamba-ssm, no gradient flows through the
+returned last state.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from asym.nn.scan_torch import selective_scan_torch
+
+BACKENDS = ("auto", "cuda", "cpu", "torch")
+
+
+@functools.cache
+def _mamba_ssm_fn():
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # ImportError, or the extension failing to load without CUDA
+        return None
+    return selective_scan_fn
+
+
+def cuda_kernel_available() -> bool:
+    return torch.cuda.is_available() and _mamba_ssm_fn() is not None
+
+
+def _np(t: torch.Tensor | None, dtype: np.dtype) -> np.ndarray:
+    if t is None:
+        return np.zeros(1, dtype=dtype)
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
+
+
+class _CpuScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk):
+        from asym.nn import scan_cpu
+
+        work = np.float64 if u.dtype == torch.float64 else np.float32
+        grouped = (B.dim() == 4, C.dim() == 4)
+        Bg = B if grouped[0] else B.unsqueeze(1)
+        Cg = C if grouped[1] else C.unsqueeze(1)
+        n_b, n_d, L = u.shape
+        N = A.shape[1]
+        arrays = (
+            _np(u, work), _np(delta, work), _np(A, np.float64),
+            _np(Bg.transpose(-1, -2), work), _np(Cg.transpose(-1, -2), work),
+            _np(D, np.float64), _np(z, work), _np(delta_bias, np.float64),
+        )
+        flags = (bool(delta_softplus), D is not None, z is not None, delta_bias is not None, int(chunk))
+        out = np.empty((n_b, n_d, L), dtype=work)
+        ckpt = np.empty((n_b, n_d, (L + chunk - 1) // chunk, N))
+        last = np.empty((n_b, n_d, N))
+        scan_cpu.scan_fwd(*arrays, *flags, out, ckpt, last)
+        ctx.arrays, ctx.flags, ctx.ckpt, ctx.grouped = arrays, flags, ckpt, grouped
+        ctx.dtypes = (u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype,
+                      None if D is None else D.dtype, None if z is None else z.dtype,
+                      None if delta_bias is None else delta_bias.dtype)
+        out_t = torch.from_numpy(out).to(u.dtype)
+        last_t = torch.from_numpy(last).to(torch.float32 if u.dtype != torch.float64 else torch.float64)
+        ctx.mark_non_differentiable(last_t)
+        return out_t, last_t
+
+    @staticmethod
+    def backward(ctx, dout, _dlast):
+        from asym.nn import scan_cpu
+
+        u, delta, A, Bm, Cm, D, z, bias = ctx.arrays
+        softplus, has_d, has_z, has_bias, chunk = ctx.flags
+        n_b, n_d, L = u.shape
+        G, N = Bm.shape[1], A.shape[1]
+        go = np.ascontiguousarray(dout.detach().cpu().numpy().astype(u.dtype, copy=False))
+        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.zeros_like(u) if has_z else np.zeros(1, u.dtype)
+        dA = np.zeros((n_b, n_d, N))
+        dB = np.zeros((n_b, G, L, N))
+        dC = np.zeros((n_b, G, L, N))
+        dD = np.zeros((n_b, n_d))
+        dbias = np.zeros((n_b, n_d))
+        scan_cpu.scan_bwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, chunk, ctx.ckpt, go,
+                          du, ddelta, dA, dB, dC, dD, dz, dbias)
+        t = ctx.dtypes
+
+        def back(arr: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+
+        dB_t = back(dB, t[3]).transpose(-1, -2)
+        dC_t = back(dC, t[4]).transpose(-1, -2)
+        if not ctx.grouped[0]:
+            dB_t = dB_t.squeeze(1)
+        if not ctx.grouped[1]:
+            dC_t = dC_t.squeeze(1)
+        return (back(du, t[0]), back(ddelta, t[1]), back(dA.sum(0), t[2]), dB_t, dC_t,
+                back(dD.sum(0), t[5]) if has_d else None, back(dz, t[6]) if has_z else None,
+                back(dbias.sum(0), t[7]) if has_bias else None, None, None)
+
+
+def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False, chunk: int = 64):
+    if A.is_complex():
+        raise NotImplementedError("complex A is not supported (Mamba's S4D-real init is real)")
+    out, last = _CpuScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
+    return (out, last) if return_last_state else out
+
+
+def pick_backend(u: torch.Tensor, backend: str = "auto") -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}")
+    if backend != "auto":
+        return backend
+    if u.is_cuda and cuda_kernel_available():
+        return "cuda"
+    return "cpu" if u.device.type == "cpu" else "torch"
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend: str = "auto"):
+    chosen = pick_backend(u, backend)
+    if chosen == "cuda":
+        fn = _mamba_ssm_fn()
+        if fn is None:
+            raise RuntimeError("backend 'cuda' requested but mamba-ssm's kernel does not import")
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if chosen == "cpu":
+        return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
