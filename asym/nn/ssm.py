@@ -35,9 +35,11 @@ def cuda_kernel_available() -> bool:
     return torch.cuda.is_available() and _mamba_ssm_fn() is not None
 
 
-def _np(t: torch.Tensor | None, dtype: np.dtype) -> np.ndarray:
+def _np(t: torch.Tensor | None, dtype: np.dtype, ndim: int = 1) -> np.ndarray:
+    """Contiguous numpy view/copy; an absent optional input becomes a placeholder of the same
+    rank (Numba types every branch, taken or not)."""
     if t is None:
-        return np.zeros(1, dtype=dtype)
+        return np.zeros((1,) * ndim, dtype=dtype)
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
 
 
@@ -55,7 +57,7 @@ class _CpuScan(torch.autograd.Function):
         arrays = (
             _np(u, work), _np(delta, work), _np(A, np.float64),
             _np(Bg.transpose(-1, -2), work), _np(Cg.transpose(-1, -2), work),
-            _np(D, np.float64), _np(z, work), _np(delta_bias, np.float64),
+            _np(D, np.float64), _np(z, work, ndim=3), _np(delta_bias, np.float64),
         )
         flags = (bool(delta_softplus), D is not None, z is not None, delta_bias is not None, int(chunk))
         out = np.empty((n_b, n_d, L), dtype=work)
@@ -80,7 +82,7 @@ class _CpuScan(torch.autograd.Function):
         n_b, n_d, L = u.shape
         G, N = Bm.shape[1], A.shape[1]
         go = np.ascontiguousarray(dout.detach().cpu().numpy().astype(u.dtype, copy=False))
-        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.zeros_like(u) if has_z else np.zeros(1, u.dtype)
+        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.zeros_like(u) if has_z else np.zeros((1, 1, 1), u.dtype)
         dA = np.zeros((n_b, n_d, N))
         dB = np.zeros((n_b, G, L, N))
         dC = np.zeros((n_b, G, L, N))
