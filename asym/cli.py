@@ -87,21 +87,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from asym import tracking
-    from asym.evaluate import METRICS, evaluate_predictions
-    from asym.io import read_json, write_json
+    """Metrics from saved predictions. The MLflow update of the run is done by `report`, in one
+    process for all runs, so the many evaluate jobs stay cheap and never contend for the store."""
+    from asym.evaluate import evaluate_run
 
-    p = _params(args)
-    run = Path(args.run)
-    metrics = evaluate_predictions(run / "predictions.parquet")
-    info = read_json(run / "train.json")
-    out = Path(args.output) if args.output else run / "metrics.json"
-    payload = {"dataset": info["dataset"], "model": info["model"], "seed": info["seed"], **metrics}
-    write_json(out, payload)
-    flat = {f"{fold}_{k}": metrics[fold][k] for fold in metrics for k in METRICS}
-    tracking.add_to_run(p, info["mlflow_run_id"], flat, [out])
-    t = metrics["test"]
-    print(f"{info['dataset']}/{info['model']}/seed{info['seed']}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")
+    payload = evaluate_run(Path(args.run), Path(args.output) if args.output else None)
+    t = payload["test"]
+    print(f"{payload['dataset']}/{payload['model']}/seed{payload['seed']}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

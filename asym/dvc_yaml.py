@@ -54,6 +54,7 @@ def render(p: Any) -> str:
             "cmd": f"asym evaluate --run {run} --output {run}/metrics.json",
             "deps": [f"{run}/predictions.parquet", f"{run}/train.json"],
             "metrics": [{f"{run}/metrics.json": {"cache": False}}],
+            "outs": [{f"{run}/confusion.png": {"cache": False}}],
         },
         "report": {
             "cmd": "asym report",

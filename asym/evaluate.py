@@ -44,3 +44,39 @@ def evaluate_predictions(pred_path: Path) -> dict[str, Any]:
                           "confusion": confusion(part["label"].to_numpy(), part["pred"].to_numpy()),
                           "n": int(len(part))}
     return out
+
+
+def plot_confusion(c: dict[str, int], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from asym.io import atomic_path
+
+    cm = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+    fig, ax = plt.subplots(figsize=(2.8, 2.6))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set_xticks([0, 1], ["normal", "depressed"])
+    ax.set_yticks([0, 1], ["normal", "depressed"])
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("truth")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def evaluate_run(run: Path, out: Path | None = None) -> dict[str, Any]:
+    from asym.io import read_json, write_json
+
+    info = read_json(run / "train.json")
+    metrics = evaluate_predictions(run / "predictions.parquet")
+    payload = {"dataset": info["dataset"], "model": info["model"], "seed": info["seed"], **metrics}
+    plot_confusion(metrics["test"]["confusion"], f"{info['dataset']}/{info['model']}/seed{info['seed']} (test)",
+                   run / "confusion.png")
+    write_json(out or run / "metrics.json", payload)
+    return payload

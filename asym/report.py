@@ -38,6 +38,8 @@ def collect(params: Any) -> pd.DataFrame:
                 d = run_dir(params, ds, model, seed)
                 m, t = read_json(d / "metrics.json"), read_json(d / "train.json")
                 rows.append({"dataset": ds, "model": model, "seed": seed, "kind": registry.get(model).kind,
+                             "run_dir": str(d), "mlflow_run_id": t.get("mlflow_run_id"),
+                             "metrics_flat": {f"{fold}_{k}": m[fold][k] for fold in ("valid", "test") for k in METRICS},
                              **{k: m["test"][k] for k in METRICS}, "n_params": t["n_params"],
                              "epoch_time_s": t["epoch_time_s"], "best_epoch": t["best_epoch"],
                              "predictions": str(d / "predictions.parquet")})
@@ -232,7 +234,7 @@ def make_report(params: Any) -> dict[str, Any]:
     agg = aggregate(runs, params)
     datasets = list(dict.fromkeys(agg["dataset"]))
     with atomic_path(out / "runs.csv") as tmp:
-        runs.drop(columns=["predictions"]).to_csv(tmp, index=False)
+        runs.drop(columns=["predictions", "metrics_flat", "run_dir"]).to_csv(tmp, index=False)
     with atomic_path(out / "summary.csv") as tmp:
         agg.to_csv(tmp, index=False)
     preface = [f"Scale `{params.scale}`, seeds {params.seeds}; test-set metrics in %, mean ± std over seeds.",
@@ -251,6 +253,10 @@ def make_report(params: Any) -> dict[str, Any]:
     write_json(out / "summary.json", summary)
     from asym import tracking
 
+    tracking.add_to_runs(params, [
+        (r.mlflow_run_id, r.metrics_flat, [Path(r.run_dir) / "metrics.json", Path(r.run_dir) / "confusion.png"])
+        for r in runs.itertuples() if r.mlflow_run_id
+    ])
     macro = agg[agg["dataset"] == (MACRO if MACRO in datasets else datasets[0])]
     tracking.log_run(params, run_name="report", tags={"asym.stage": "report"},
                      run_params={"scale": params.scale, "seeds": params.seeds, "datasets": datasets, "models": params.models},

@@ -88,11 +88,13 @@ def log_run(params: Any, run_name: str, tags: Mapping[str, str], run_params: Map
         return rid
 
 
-def add_to_run(params: Any, run_id: str, metrics: Mapping[str, float], artifacts: list[Path] = ()) -> None:
+def add_to_runs(params: Any, updates: list[tuple[str, Mapping[str, float], list[Path]]]) -> None:
+    """Attach evaluation metrics and artifacts to existing training runs, in one locked session."""
     from mlflow.entities import Metric
 
     with _client(params) as (client, _):
         now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-        for path in artifacts:
-            client.log_artifact(run_id, str(path))
+        for run_id, metrics, artifacts in updates:
+            client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+            for path in artifacts:
+                client.log_artifact(run_id, str(path))

@@ -58,3 +58,44 @@ class ConvBlock(nn.Module):
 def key_padding(mask: torch.Tensor) -> torch.Tensor:
     """nn.MultiheadAttention's key_padding_mask: True where a key must be ignored."""
     return ~mask
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
+    """(length, dim) fixed positional encoding (Vaswani et al., 2017)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-torch.log(torch.tensor(1e4)) / dim))
+    pe = torch.zeros(length, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return pe
+
+
+class TransformerStack(nn.Module):
+    """Self-attention encoder layers with key-padding masks; padded frames stay zero."""
+
+    def __init__(self, dim: int, heads: int, layers: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.TransformerEncoderLayer(dim, heads, ffn, dropout, batch_first=True)
+                                    for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=key_padding(mask))
+        return zero_padding(x, mask)
+
+
+class CrossModalBlock(nn.Module):
+    """Pre-norm cross-attention (target queries source) + feed-forward, both residual (MulT's block)."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, target: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        kv = self.norm_kv(source)
+        ctx, _ = self.attn(self.norm_q(target), kv, kv, key_padding_mask=key_padding(mask), need_weights=False)
+        x = target + self.drop(ctx)
+        return zero_padding(x + self.drop(self.ff(self.norm_ff(x))), mask)

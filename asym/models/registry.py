@@ -36,11 +36,39 @@ def register(name: str, target: str, family: str, kind: str, description: str, *
     _ENTRIES[name] = Entry(name, target, family, kind, description, overrides)
 
 
+# --- ASYM and its ablations (each variant switches one thing off in the full model) --------
+_ASYM = "asym.models.asym:ASYM"
+register("asym", _ASYM, "asym", "asym", "ASYM: CMIM + MSGPF + MEM (full model)")
+register("asym-no-cmim", _ASYM, "asym", "ablation", "Without Cross-Modal Interactive Mamba (projection only)",
+         use_cmim=False)
+register("asym-no-crossattn", _ASYM, "asym", "ablation", "CMIM without its cross-attention", use_crossattn=False)
+register("asym-no-msgpf", _ASYM, "asym", "ablation", "Plain concatenation instead of MSGPF", use_msgpf=False)
+register("asym-no-multiscale", _ASYM, "asym", "ablation", "MSGPF with a single scale (kernel 1)", use_multiscale=False)
+register("asym-no-gate", _ASYM, "asym", "ablation", "MSGPF paths mixed with fixed equal weights", use_gate=False)
+register("asym-no-mem", _ASYM, "asym", "ablation", "Without Multimodal Enhanced Mamba", use_mem=False)
+register("asym-audio-only", _ASYM, "asym", "ablation", "Audio stream only", modalities=["audio"])
+register("asym-visual-only", _ASYM, "asym", "ablation", "Visual stream only", modalities=["visual"])
+register("asym-unidirectional", _ASYM, "asym", "ablation", "Mamba instead of Bi-Mamba", sequence_block="mamba")
+register("asym-transformer", _ASYM, "asym", "ablation", "Transformer encoder layers instead of Bi-Mamba",
+         sequence_block="transformer")
+
 # --- baselines ---------------------------------------------------------------------------
 register("mean-mlp", "asym.models.baselines.mean_mlp:MeanMLP", "mean_mlp", "baseline",
          "Masked temporal mean of both modalities + MLP (floor)")
 register("bilstm", "asym.models.baselines.bilstm:BiLSTM", "bilstm", "baseline",
          "Per-modality BiLSTM, late fusion (floor)")
+register("transformer", "asym.models.baselines.transformer:TransformerBaseline", "transformer", "baseline",
+         "Early-fusion Transformer encoder")
+register("depression-detector", "asym.models.baselines.depression_detector:DepressionDetector",
+         "depression_detector", "baseline", "D-Vlog's Depression Detector (Yoon et al., AAAI 2022)")
+register("mult", "asym.models.baselines.mult:MulT", "mult", "baseline",
+         "Multimodal Transformer (Tsai et al., ACL 2019)")
+register("tamfn", "asym.models.baselines.tamfn:TAMFN", "tamfn", "baseline",
+         "Time-aware attention multimodal fusion (Zhou et al., 2023)")
+register("mddformer", "asym.models.baselines.mddformer:MDDformer", "mddformer", "baseline",
+         "LMVD's MDDformer (He et al., 2024)")
+register("depmamba", "asym.models.baselines.depmamba:DepMamba", "depmamba", "baseline",
+         "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025)")
 
 
 def names(kind: str | None = None) -> list[str]:

@@ -28,6 +28,7 @@ rule evaluate:
         summary=rules.train.output.summary,
     output:
         metrics=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/metrics.json",
+        confusion=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/confusion.png",
     params:
         run_dir=lambda w: f"{RUNS}/{w.dataset}/{w.model}/seed{w.seed}",
     log:
