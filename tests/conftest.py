@@ -59,3 +59,36 @@ def mamba_ref():
             else:
                 sys.modules[k] = v
     return module.selective_scan_ref
+
+
+@pytest.fixture(scope="session")
+def params():
+    from asym.config import load_params
+
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def small_synth(params):
+    """Demo generator settings shrunk for unit tests (same layouts, fewer and shorter vlogs)."""
+    dv = {**params.raw["synth"]["dvlog"], "n_samples": 24, "seconds": [12, 20]}
+    lm = {**params.raw["synth"]["lmvd"], "n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}
+    return {"dvlog": dv, "lmvd": lm}
+
+
+@pytest.fixture(scope="session")
+def dvlog_dir(tmp_path_factory, small_synth):
+    from asym.data.synthetic import write_dvlog
+
+    out = tmp_path_factory.mktemp("dvlog") / "release"
+    write_dvlog(out, small_synth["dvlog"], seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lmvd_dir(tmp_path_factory, small_synth):
+    from asym.data.synthetic import write_lmvd
+
+    out = tmp_path_factory.mktemp("lmvd") / "release"
+    write_lmvd(out, small_synth["lmvd"], seed=2, layout="authors")
+    return out

@@ -17,7 +17,9 @@ def load_features(path: Path, width: int | None, what: str) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise DataError(path, f"not a plain numeric .npy (object arrays are refused): {exc}") from None
+        if "allow_pickle" in str(exc):
+            raise DataError(path, "not a plain numeric .npy (object arrays are refused)") from None
+        raise DataError(path, f"truncated or corrupt .npy: {exc}") from None
     except (OSError, EOFError) as exc:
         raise DataError(path, f"truncated or unreadable .npy: {exc}") from None
     return check_matrix(arr, path, width, what)

@@ -1,0 +1,163 @@
+"""Readers + Parquet, and every bad input named in the issue: clear error, nothing written."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from asym.data.convert import convert
+from asym.data.lmvd import read_lmvd
+from asym.data.parquet import read_samples
+from asym.data.synthetic import write_lmvd
+from asym.errors import DataError
+
+
+def test_dvlog_to_parquet_schema_and_card(dvlog_dir, params, tmp_path):
+    out = tmp_path / "dvlog.parquet"
+    card = convert("dvlog", dvlog_dir, out, params.raw["readers"], dataset="dvlog")
+    schema = pq.read_schema(out)
+    assert str(schema.field("label").type) == "int8" and str(schema.field("n_frames").type) == "int32"
+    assert str(schema.field("sample_id").type) == "string" and "gender" in schema.names and "duration" in schema.names
+    table = read_samples(out)
+    assert table.audio[0].dtype == np.float32 and table.audio[0].shape[1] == 25 and table.visual[0].shape[1] == 136
+    for a, v in zip(table.audio, table.visual, strict=True):
+        assert a.shape[0] == v.shape[0]                      # cut to the shorter modality
+    assert card["n_samples"] == len(table) and set(card["per_fold"]) == {"train", "valid", "test"}
+    assert out.with_suffix(".card.md").read_text().startswith("# Dataset card")
+
+
+def test_lmvd_reader_keeps_one_frame_per_second_and_standardises_rows(lmvd_dir, params):
+    samples = list(read_lmvd(lmvd_dir, params.raw["readers"]["lmvd"]))
+    s = samples[0]
+    audio = np.load(lmvd_dir / "Audio_feature" / f"{s.sample_id}.npy")
+    assert abs(s.n_frames - audio.shape[0]) <= 3
+    np.testing.assert_allclose(s.visual.mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(s.visual.std(1), 1, atol=1e-4)
+    assert s.sample_id == "0001" and s.fold is None
+
+
+def test_lmvd_npy_video_variant_and_subjects(tmp_path, small_synth, params, lmvd_dir):
+    root = tmp_path / "npyvariant"
+    shutil.copytree(lmvd_dir, root)
+    csv = sorted((root / "Video_feature").glob("*.csv"))[0]
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1)
+    landmarks = rows[:, 19:19 + 136][::6]                  # ~5 rows per second, as the .npy copies
+    np.save(csv.with_suffix(".npy"), np.concatenate([landmarks, np.zeros((len(landmarks), 35))], 1))
+    csv.unlink()
+    out = tmp_path / "l.parquet"
+    card = convert("lmvd", root, out, params.raw["readers"], subjects_csv=root / "subjects.csv")
+    assert card["subjects_supplied"] and card["n_subjects"] < card["n_samples"]
+
+
+def test_derived_lmvd_layout_is_detected(tmp_path, small_synth, params):
+    write_lmvd(tmp_path / "d", small_synth["lmvd"], seed=2, layout="derived")
+    card = convert("lmvd", tmp_path / "d", tmp_path / "d.parquet", params.raw["readers"])
+    assert card["layout"] == "derived" and card["n_samples"] == small_synth["lmvd"]["n_samples"]
+
+
+def _corrupt(kind: str, root: Path) -> tuple[str, Path]:
+    """Break a copy of the D-Vlog demo in one way; return the text the error must contain and
+    the file (or folder) it must name."""
+    labels = root / "labels.csv"
+    text = labels.read_text().splitlines()
+    first = text[1].split(",")[0]
+    npy = root / first / f"{first}_acoustic.npy"
+    if kind == "header":
+        labels.write_text("\n".join(["idx,label,duration,gender,fold", *text[1:]]) + "\n")
+        return "wrong header", labels
+    if kind == "label":
+        parts = text[1].split(",")
+        parts[1] = "sad"
+        labels.write_text("\n".join([text[0], ",".join(parts), *text[2:]]) + "\n")
+        return "unknown label", labels
+    if kind == "duplicate":
+        labels.write_text("\n".join([*text, text[1]]) + "\n")
+        return "duplicate index", labels
+    if kind == "missing":
+        npy.unlink()
+        return "missing acoustic", npy
+    if kind == "extra":
+        (root / "99999").mkdir()
+        return "no row in labels.csv", root
+    if kind == "truncated":
+        data = npy.read_bytes()
+        npy.write_bytes(data[: len(data) // 2])
+        return "truncated", npy
+    if kind == "width":
+        np.save(npy, np.zeros((30, 24)))
+        return "expected 25", npy
+    if kind == "nan":
+        a = np.load(npy)
+        a[3, 2] = np.nan
+        np.save(npy, a)
+        return "NaN/Inf", npy
+    if kind == "inf":
+        a = np.load(npy)
+        a[0, 0] = np.inf
+        np.save(npy, a)
+        return "NaN/Inf", npy
+    if kind == "empty":
+        np.save(npy, np.zeros((0, 25)))
+        return "empty sequence", npy
+    if kind == "pickle":
+        np.save(npy, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        return "object arrays are refused", npy
+    if kind == "shape":
+        np.save(npy, np.zeros((30, 25, 2)))
+        return "expected 2-D", npy
+    raise ValueError(kind)
+
+
+BAD = ["header", "label", "duplicate", "missing", "extra", "truncated", "width", "nan", "inf", "empty", "pickle", "shape"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_input_is_refused_with_the_file_named_and_nothing_written(kind, dvlog_dir, tmp_path, params):
+    root = tmp_path / "broken"
+    shutil.copytree(dvlog_dir / "dvlog-dataset", root)
+    expected, culprit = _corrupt(kind, root)
+    out = tmp_path / "out" / "dvlog.parquet"
+    with pytest.raises(DataError) as err:
+        convert("dvlog", root, out, params.raw["readers"])
+    assert expected in str(err.value)
+    assert Path(err.value.path) == culprit
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
+def test_cli_exits_nonzero_with_a_clear_message(dvlog_dir, tmp_path):
+    root = tmp_path / "broken"
+    shutil.copytree(dvlog_dir / "dvlog-dataset", root)
+    _, culprit = _corrupt("nan", root)
+    out = tmp_path / "x.parquet"
+    proc = subprocess.run([sys.executable, "-m", "asym", "--params", str(Path(__file__).parents[2] / "params.yaml"),
+                           "convert", "--format", "dvlog", "--input", str(root), "--output", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert str(culprit) in proc.stderr and "NaN/Inf" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".x.parquet*"))
+
+
+def test_lmvd_unknown_label_cell_and_unlabelled_audio(lmvd_dir, tmp_path, params):
+    root = tmp_path / "l"
+    shutil.copytree(lmvd_dir, root)
+    (root / "label" / "0002_Depression.csv").write_text("maybe\n")
+    with pytest.raises(DataError, match="0002_Depression.csv.*unknown label"):
+        convert("lmvd", root, tmp_path / "o.parquet", params.raw["readers"])
+    (root / "label" / "0002_Depression.csv").write_text("1\n")
+    np.save(root / "Audio_feature" / "9999.npy", np.zeros((3, 128)))
+    with pytest.raises(DataError, match="no entry in the labels"):
+        convert("lmvd", root, tmp_path / "o.parquet", params.raw["readers"])
+
+
+def test_not_a_release_folder(tmp_path, params):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="not an LMVD release"):
+        convert("lmvd", tmp_path / "empty", tmp_path / "o.parquet", params.raw["readers"])
+    with pytest.raises(DataError, match="not a D-Vlog release"):
+        convert("dvlog", tmp_path / "empty", tmp_path / "o.parquet", params.raw["readers"])
