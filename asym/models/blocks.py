@@ -21,11 +21,11 @@ class SequenceBlock(nn.Module):
         if kind not in SEQUENCE_BLOCKS:
             raise ValueError(f"sequence block must be one of {SEQUENCE_BLOCKS}, got {kind!r}")
         self.kind = kind
-        if kind == "transformer":
+        if kind == "transformer":   # the encoder layer has its own residuals and LayerNorms
             self.block = nn.TransformerEncoderLayer(dim, heads, ffn, dropout, batch_first=True)
-        else:
-            cls = BiMamba if kind == "bimamba" else Mamba
-            self.block = cls(dim, d_state=d_state, d_conv=d_conv, expand=expand)
+            return
+        cls = BiMamba if kind == "bimamba" else Mamba
+        self.block = cls(dim, d_state=d_state, d_conv=d_conv, expand=expand)
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
