@@ -39,7 +39,9 @@ def collect(params: Any) -> pd.DataFrame:
                 m, t = read_json(d / "metrics.json"), read_json(d / "train.json")
                 rows.append({"dataset": ds, "model": model, "seed": seed, "kind": registry.get(model).kind,
                              "run_dir": str(d), "mlflow_run_id": t.get("mlflow_run_id"),
-                             "metrics_flat": {f"{fold}_{k}": m[fold][k] for fold in ("valid", "test") for k in METRICS},
+                             # "valid_*" is the per-epoch curve; the chosen checkpoint's scores get their own keys
+                             "metrics_flat": {f"{'test' if fold == 'test' else 'selected_valid'}_{k}": m[fold][k]
+                                              for fold in ("valid", "test") for k in METRICS},
                              **{k: m["test"][k] for k in METRICS}, "n_params": t["n_params"],
                              "epoch_time_s": t["epoch_time_s"], "best_epoch": t["best_epoch"],
                              "predictions": str(d / "predictions.parquet")})

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from asym.config import load_params
-from asym.data.synthetic import write_dvlog
 from asym.data.dvlog import read_dvlog
+from asym.data.synthetic import write_dvlog
 from asym.models import registry
 
 PARAMS = load_params()
