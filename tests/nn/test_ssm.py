@@ -103,6 +103,7 @@ def test_stable_for_extreme_decays_on_long_sequences(backend, a_scale, dt_shift)
 
 @pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_gradients_match_float64_recurrence(backend):
+    """Also crosses several chunk boundaries of both backends (64 steps per chunk)."""
     inp = with_grad(make_inputs(5, 2, 6, 3, 150, groups=3))
     out = selective_scan(**inp, delta_softplus=True, backend=backend)
     ref_in = with_grad({k: v.detach() if v is not None else None for k, v in inp.items()})
@@ -113,13 +114,14 @@ def test_gradients_match_float64_recurrence(backend):
         assert rel_err(ours[key], theirs[key]) < 5 * TOL, key
 
 
-def test_float64_inputs_keep_their_dtype_and_pass_gradcheck():
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_float64_inputs_keep_their_dtype_and_pass_gradcheck(backend):
     inp = {k: (v.double().requires_grad_(True) if v is not None else None)
            for k, v in make_inputs(9, 1, 2, 2, 9, groups=None).items()}
     keys = [k for k, v in inp.items() if v is not None]
 
     def fn(*tensors):
-        return selective_scan(**dict(zip(keys, tensors, strict=True)), delta_softplus=True, backend="cpu")
+        return selective_scan(**dict(zip(keys, tensors, strict=True)), delta_softplus=True, backend=backend)
 
     assert fn(*[inp[k] for k in keys]).dtype == torch.float64
     assert torch.autograd.gradcheck(fn, [inp[k] for k in keys], eps=1e-6, atol=1e-6)
