@@ -34,10 +34,13 @@ class DepressionDetector(nn.Module):
         self.v_from_a = CrossModalBlock(d_model, heads, ffn, dropout)
         self.head = Classifier(2 * d_model, dropout)
 
+    def embed(self, proj: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return proj(x)
+
     def forward(self, audio: torch.Tensor, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = length_mask(lengths, audio.shape[1])
         pe = sinusoidal_positions(audio.shape[1], self.d_model, audio.device)
-        a = self.enc_a(zero_padding(self.proj_a(audio) + pe, mask), mask)
-        v = self.enc_v(zero_padding(self.proj_v(visual) + pe, mask), mask)
+        a = self.enc_a(zero_padding(self.embed(self.proj_a, audio, mask) + pe, mask), mask)
+        v = self.enc_v(zero_padding(self.embed(self.proj_v, visual, mask) + pe, mask), mask)
         a2, v2 = self.a_from_v(a, v, mask), self.v_from_a(v, a, mask)
         return self.head(torch.cat([masked_mean(a2, mask), masked_mean(v2, mask)], dim=-1))
