@@ -10,6 +10,10 @@ inside one chunk from its checkpoint, and runs the adjoint recurrence
 so memory is linear in L with a small constant. Internal accumulation is float64.
 Layout: B and C are passed as (batch, groups, L, d_state) so the inner loop over the state
 is contiguous.
+
+Per-step quantities (dt, the decay exponent dt * A, softplus) are computed in the inputs' own
+precision, as mamba-ssm's kernel does (float32 exp is markedly cheaper than float64 exp); the
+state and all gradient sums accumulate in float64.
 """
 
 from __future__ import annotations
@@ -46,10 +50,8 @@ def scan_fwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, 
         d = bd % n_d
         g = d // per
         h = np.zeros(N)
-        a_row = np.empty(N)
-        for n in range(N):
-            a_row[n] = A[d, n]
-        db = bias[d] if has_bias else 0.0
+        a_row = A[d]
+        db = bias[d] if has_bias else bias[0] * 0
         dd = D[d] if has_d else 0.0
         for t in range(L):
             if t % chunk == 0:
@@ -91,7 +93,7 @@ def scan_bwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, 
         dtbuf = np.empty(chunk)
         carry = np.empty(N)
         for d in range(g * per, (g + 1) * per):
-            db = bias[d] if has_bias else 0.0
+            db = bias[d] if has_bias else bias[0] * 0
             dd = D[d] if has_d else 0.0
             for n in range(N):
                 carry[n] = 0.0

@@ -55,9 +55,9 @@ class _CpuScan(torch.autograd.Function):
         n_b, n_d, L = u.shape
         N = A.shape[1]
         arrays = (
-            _np(u, work), _np(delta, work), _np(A, np.float64),
+            _np(u, work), _np(delta, work), _np(A, work),
             _np(Bg.transpose(-1, -2), work), _np(Cg.transpose(-1, -2), work),
-            _np(D, np.float64), _np(z, work, ndim=3), _np(delta_bias, np.float64),
+            _np(D, work), _np(z, work, ndim=3), _np(delta_bias, work),
         )
         flags = (bool(delta_softplus), D is not None, z is not None, delta_bias is not None, int(chunk))
         out = np.empty((n_b, n_d, L), dtype=work)
