@@ -59,7 +59,8 @@ class _CpuScan(torch.autograd.Function):
             _np(Bg.transpose(-1, -2), work), _np(Cg.transpose(-1, -2), work),
             _np(D, work), _np(z, work, ndim=3), _np(delta_bias, work),
         )
-        flags = (bool(delta_softplus), D is not None, z is not None, delta_bias is not None, int(chunk))
+        flags = (bool(delta_softplus), D is not None, z is not None, delta_bias is not None, int(chunk),
+                 work == np.float32)
         out = np.empty((n_b, n_d, L), dtype=work)
         ckpt = np.empty((n_b, n_d, (L + chunk - 1) // chunk, N))
         last = np.empty((n_b, n_d, N))
@@ -78,7 +79,7 @@ class _CpuScan(torch.autograd.Function):
         from asym.nn import scan_cpu
 
         u, delta, A, Bm, Cm, D, z, bias = ctx.arrays
-        softplus, has_d, has_z, has_bias, chunk = ctx.flags
+        softplus, has_d, has_z, has_bias, chunk, fast = ctx.flags
         n_b, n_d, L = u.shape
         G, N = Bm.shape[1], A.shape[1]
         go = np.ascontiguousarray(dout.detach().cpu().numpy().astype(u.dtype, copy=False))
@@ -88,7 +89,7 @@ class _CpuScan(torch.autograd.Function):
         dC = np.zeros((n_b, G, L, N))
         dD = np.zeros((n_b, n_d))
         dbias = np.zeros((n_b, n_d))
-        scan_cpu.scan_bwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, chunk, ctx.ckpt, go,
+        scan_cpu.scan_bwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, chunk, fast, ctx.ckpt, go,
                           du, ddelta, dA, dB, dC, dD, dz, dbias)
         t = ctx.dtypes
 
