@@ -30,6 +30,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", work / "Snakefile")
     shutil.copytree(ROOT / "workflow", work / "workflow", dirs_exist_ok=True)
+    if not (work / "profiles").exists():
+        (work / "profiles").symlink_to("workflow/profiles")
     shutil.copy(args.params, work / "params.yaml")
     snakemake = str(Path(sys.executable).parent / "snakemake")
     times = {}

@@ -15,6 +15,7 @@ def make_project(dest: Path, models: list[str], seeds: list[int], epochs: int, s
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
     shutil.copytree(ROOT / "workflow", dest / "workflow")
+    (dest / "profiles").symlink_to("workflow/profiles")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["run"].update(models=models, seeds=seeds)
     raw["train"]["demo"]["epochs"] = epochs

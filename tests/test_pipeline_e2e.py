@@ -62,6 +62,7 @@ def test_rerun_resumes_and_redoes_only_what_is_missing(snakemake_project):
     root = snakemake_project
     dry = run([str(BIN / "snakemake"), "--cores", "2", "all", "-n"], root)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert "profile profiles/default" in dry.stdout + dry.stderr     # rerun-incomplete etc. apply
     # An interrupted run: one evaluation and the report never finished (outputs are atomic, so a
     # killed job leaves no file behind, only a missing one).
     (root / "runs" / "lmvd" / "bilstm" / "seed1" / "metrics.json").unlink()
