@@ -46,6 +46,16 @@ def evaluate_predictions(pred_path: Path) -> dict[str, Any]:
     return out
 
 
+def draw_confusion(ax: Any, c: dict[str, int], ticks: tuple[str, str], fontsize: float = 10) -> None:
+    """Counts as a 2x2 heat map on `ax`: rows truth, columns prediction, normal first."""
+    cm = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=fontsize)
+    ax.set_xticks([0, 1], list(ticks), fontsize=fontsize - 1)
+    ax.set_yticks([0, 1], list(ticks), fontsize=fontsize - 1)
+
+
 def plot_confusion(c: dict[str, int], title: str, path: Path) -> None:
     import matplotlib
 
@@ -54,13 +64,8 @@ def plot_confusion(c: dict[str, int], title: str, path: Path) -> None:
 
     from asym.io import atomic_path
 
-    cm = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
     fig, ax = plt.subplots(figsize=(2.8, 2.6))
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center")
-    ax.set_xticks([0, 1], ["normal", "depressed"])
-    ax.set_yticks([0, 1], ["normal", "depressed"])
+    draw_confusion(ax, c, ("normal", "depressed"))
     ax.set_xlabel("prediction")
     ax.set_ylabel("truth")
     ax.set_title(title, fontsize=8)

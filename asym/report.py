@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from asym.evaluate import METRICS, binary_metrics  # noqa: E402
+from asym.evaluate import METRICS, binary_metrics, draw_confusion  # noqa: E402
 from asym.io import atomic_path, read_json, write_json, write_text  # noqa: E402
 from asym.models import registry  # noqa: E402
 from asym.reference import published_results  # noqa: E402
@@ -44,7 +44,7 @@ def collect(params: Any) -> pd.DataFrame:
                                               for fold in ("valid", "test") for k in METRICS},
                              **{k: m["test"][k] for k in METRICS}, "n_params": t["n_params"],
                              "epoch_time_s": t["epoch_time_s"], "best_epoch": t["best_epoch"],
-                             "predictions": str(d / "predictions.parquet")})
+                             "confusion": m["test"]["confusion"], "predictions": str(d / "predictions.parquet")})
     return pd.DataFrame(rows)
 
 
@@ -182,17 +182,10 @@ def plot_confusions(runs: pd.DataFrame, path: Path) -> None:
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (ds, model) in zip(axes.ravel(), keys, strict=False):
-        cm = np.zeros((2, 2), int)
-        for f in runs[(runs["dataset"] == ds) & (runs["model"] == model)]["predictions"]:
-            d = pd.read_parquet(f).query("fold == 'test'")
-            for y, p in zip(d["label"], d["pred"], strict=True):
-                cm[int(y), int(p)] += 1
+        per_seed = runs[(runs["dataset"] == ds) & (runs["model"] == model)]["confusion"]
+        summed = {k: sum(c[k] for c in per_seed) for k in ("tn", "fp", "fn", "tp")}
         ax.axis("on")
-        ax.imshow(cm, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
-        ax.set_xticks([0, 1], ["N", "D"], fontsize=7)
-        ax.set_yticks([0, 1], ["N", "D"], fontsize=7)
+        draw_confusion(ax, summed, ("N", "D"), fontsize=8)
         ax.set_title(f"{ds}\n{model}", fontsize=7)
     fig.suptitle("Test confusion matrices summed over seeds (rows: truth, cols: prediction)", fontsize=9)
     fig.tight_layout()
@@ -236,7 +229,7 @@ def make_report(params: Any) -> dict[str, Any]:
     agg = aggregate(runs, params)
     datasets = list(dict.fromkeys(agg["dataset"]))
     with atomic_path(out / "runs.csv") as tmp:
-        runs.drop(columns=["predictions", "metrics_flat", "run_dir"]).to_csv(tmp, index=False)
+        runs.drop(columns=["predictions", "metrics_flat", "run_dir", "confusion"]).to_csv(tmp, index=False)
     with atomic_path(out / "summary.csv") as tmp:
         agg.to_csv(tmp, index=False)
     preface = [f"Scale `{params.scale}`, seeds {params.seeds}; test-set metrics in %, mean ± std over seeds.",
