@@ -1,4 +1,5 @@
-"""The `asym` command: one sub-command per DAG step. Snakemake rules and DVC stages call these."""
+"""The `asym` command: one sub-command per DAG step. Snakemake rules and DVC stages call these;
+each step finds its inputs and outputs in asym.layout, so no path is spelt twice."""
 
 from __future__ import annotations
 
@@ -15,14 +16,20 @@ def _params(args: argparse.Namespace):
     return load_params(args.params)
 
 
+def _layout(p):
+    from asym.layout import Layout
+
+    return Layout.of(p)
+
+
 def cmd_synth(args: argparse.Namespace) -> None:
     from asym.data.synthetic import write_demo
 
     p = _params(args)
-    cfg = dict(p.raw["synth"][args.format])
+    cfg = getattr(p.synth, args.format).model_dump()
     if args.n_samples:
         cfg["n_samples"] = args.n_samples
-    seed = args.seed if args.seed is not None else int(p.raw["synth"]["seed"])
+    seed = args.seed if args.seed is not None else p.synth.seed
     write_demo(args.format, Path(args.output), cfg, seed, args.layout)
     print(f"wrote demo {args.format} ({args.layout if args.format == 'lmvd' else 'release'} layout) to {args.output}")
 
@@ -31,10 +38,11 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     from asym.data.fetch import fetch_dataset
     from asym.io import write_json
 
-    p = _params(args)
-    out = Path(args.output)
-    prov = fetch_dataset(args.dataset, p.dataset(args.dataset), p.raw["synth"], out, p.root / ".cache" / "downloads")
-    write_json(out.parent / f"{out.name}.provenance.json", prov)
+    p, layout = _params(args), None
+    layout = _layout(p)
+    out = Path(layout.raw_dir(args.dataset))
+    prov = fetch_dataset(args.dataset, p.dataset(args.dataset), p.synth, out, p.root / ".cache" / "downloads", p.resolve)
+    write_json(layout.provenance(args.dataset), prov)
     print(f"{args.dataset}: {prov['source']} -> {out}")
 
 
@@ -43,19 +51,18 @@ def cmd_convert(args: argparse.Namespace) -> None:
     from asym.io import read_json
 
     p = _params(args)
-    src = Path(args.input)
+    layout = _layout(p)
+    if args.dataset is None and (args.format is None or args.input is None or args.output is None):
+        raise ConfigError("convert needs --dataset, or --format, --input and --output")
+    ds = p.dataset(args.dataset) if args.dataset else None
+    src = Path(args.input) if args.input else Path(layout.raw_dir(args.dataset))
+    out = Path(args.output) if args.output else Path(layout.parquet(args.dataset))
     prov_file = src.parent / f"{src.name}.provenance.json"
     prov = read_json(prov_file) if prov_file.is_file() else {}
-    subjects = args.subjects
-    if subjects is None and args.dataset:
-        subjects = p.dataset(args.dataset).get("subjects")
-    fmt = args.format or (p.dataset(args.dataset)["format"] if args.dataset else None)
-    if fmt is None:
-        raise ConfigError("convert needs --format or --dataset")
-    subjects_path = None if not subjects else (Path(subjects) if Path(subjects).is_absolute() else p.root / subjects)
-    card = convert(fmt, src, Path(args.output), p.raw["readers"], subjects_path,
-                   provenance=prov, dataset=args.dataset)
-    print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {args.output}")
+    subjects = Path(args.subjects) if args.subjects else (p.resolve(ds.subjects) if ds and ds.subjects else None)
+    fmt = args.format or ds.format
+    card = convert(fmt, src, out, p.readers, subjects, provenance=prov, dataset=args.dataset)
+    print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {out}")
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -64,44 +71,71 @@ def cmd_split(args: argparse.Namespace) -> None:
     from asym.io import atomic_path, write_json
 
     p = _params(args)
-    table = read_samples(Path(args.input))
-    split = make_split(table, p.dataset(args.dataset), p.raw["split"], Path(args.input))
-    out = Path(args.output)
-    with atomic_path(out) as tmp:
+    layout = _layout(p)
+    data = Path(layout.parquet(args.dataset))
+    table = read_samples(data)
+    ds, protocol = p.dataset(args.dataset), p.protocol(args.dataset)
+    split = make_split(table, protocol, p.split, data, p.resolve(ds.split_csv) if ds.split_csv else None)
+    with atomic_path(layout.split_csv(args.dataset)) as tmp:
         split.to_csv(tmp, index=False)
-    summary = split_summary(split, bool(table.meta.get("subjects_supplied")))
-    write_json(out.with_suffix(".json"), {**summary, "method": p.dataset(args.dataset)["split"]})
-    print(f"{args.dataset}: {summary['per_fold']} (subject-independent verified: {summary['subject_independent_verified']})")
+    summary = split_summary(split, bool(table.meta.get("subjects_supplied")), protocol)
+    write_json(layout.split_json(args.dataset), summary)
+    print(f"{args.dataset} ({protocol}): {summary['n_partitions']} partition(s), {summary['per_fold']} "
+          f"(subject-independent: {summary['subject_independent']})")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     p = _params(args)
+    from asym.models import registry
     from asym.train import env_threads
 
-    env_threads(int(p.train["threads"]))
-    from asym.train import train_run
+    entry = registry.get(args.model)
+    if args.entry_digest and args.entry_digest != entry.digest():
+        raise ConfigError(f"the registry entry of {args.model!r} changed since dvc.yaml was written: run `asym dvc-yaml`")
+    env_threads(p.train.threads)
+    from asym.train import train_job
 
-    s = train_run(p, args.dataset, args.model, args.seed, Path(args.data), Path(args.split), Path(args.output))
-    print(f"{args.dataset}/{args.model}/seed{args.seed}: best epoch {s['best_epoch']}, "
-          f"valid selection {s['best_valid_selection']:.3f}, {s['epoch_time_s']:.2f} s/epoch")
+    live = None
+    if p.mlflow.live:
+        from asym.tracking import LiveRun
+
+        live = LiveRun(p, args.dataset, args.model)
+    seeds = args.seeds if args.seeds else p.seeds
+    done = train_job(p, args.dataset, args.model, seeds, observer=live.on_epoch if live else None,
+                     on_seed_done=live.finish if live else None)
+    for s in done:
+        print(f"{args.dataset}/{args.model}/seed{s['seed']}: best epoch {s['best_epoch']}, "
+              f"valid selection {s['best_valid_selection']}, {s['epoch_time_s']:.2f} s/epoch")
+    if len(done) < len(seeds):
+        print(f"{args.dataset}/{args.model}: {len(seeds) - len(done)} seed(s) already complete, kept")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    """Metrics from saved predictions. The MLflow update of the run is done by `report`, in one
-    process for all runs, so the many evaluate jobs stay cheap and never contend for the store."""
-    from asym.evaluate import evaluate_run
+    from asym.evaluate import evaluate_all, evaluate_run
 
-    payload = evaluate_run(Path(args.run), Path(args.output) if args.output else None)
-    t = payload["test"]
-    print(f"{payload['dataset']}/{payload['model']}/seed{payload['seed']}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")
+    if args.run:
+        payloads = [evaluate_run(Path(args.run))]
+    else:
+        payloads = evaluate_all(_params(args))
+    for m in payloads:
+        t = m["test"]
+        print(f"{m['dataset']}/{m['model']}/seed{m['seed']}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from asym.report import make_report
 
     p = _params(args)
-    summary = make_report(p)
-    print(f"report: {len(summary)} figures -> {p.path_of('reports')}")
+    files = make_report(p)
+    print(f"report: {len(files)} files -> {p.path_of('reports')}")
+
+
+def cmd_track(args: argparse.Namespace) -> None:
+    from asym.tracking import track_all
+
+    p = _params(args)
+    record = track_all(p)
+    print(f"mlflow: {len(record)} runs in experiment {p.mlflow.experiment!r} ({p.mlflow.tracking_uri})")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -109,7 +143,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 
     for name in registry.names(args.kind):
         e = registry.get(name)
-        print(f"{name:24s} {e.kind:9s} {e.description}")
+        print(f"{name:28s} {e.kind:9s} {e.recipe:9s} {e.description}")
 
 
 def cmd_dvc_yaml(args: argparse.Namespace) -> None:
@@ -141,47 +175,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-samples", type=int)
     s.set_defaults(func=cmd_synth)
 
-    s = sub.add_parser("fetch", help="bring a dataset release into data/raw")
+    s = sub.add_parser("fetch", help="bring a dataset release into the raw data folder")
     s.add_argument("--dataset", required=True)
-    s.add_argument("--output", required=True)
     s.set_defaults(func=cmd_fetch)
 
     s = sub.add_parser("convert", help="validate a release and write Parquet + dataset card")
-    s.add_argument("--format", choices=["dvlog", "lmvd"], help="default: the dataset's format in params.yaml")
-    s.add_argument("--input", required=True)
-    s.add_argument("--output", required=True)
-    s.add_argument("--dataset", help="dataset name in params.yaml (for its subjects CSV)")
+    s.add_argument("--dataset", help="dataset name in params.yaml (its format, folders and subjects CSV)")
+    s.add_argument("--format", choices=["dvlog", "lmvd"], help="default: the dataset's format")
+    s.add_argument("--input", help="release folder (default: the dataset's raw folder)")
+    s.add_argument("--output", help="Parquet file (default: the dataset's processed table)")
     s.add_argument("--subjects", help="sample,subject CSV (overrides params.yaml)")
     s.set_defaults(func=cmd_convert)
 
-    s = sub.add_parser("split", help="subject-independent folds with a leakage check")
+    s = sub.add_parser("split", help="the dataset's split protocol, with a leakage check")
     s.add_argument("--dataset", required=True)
-    s.add_argument("--input", required=True)
-    s.add_argument("--output", required=True)
     s.set_defaults(func=cmd_split)
 
-    s = sub.add_parser("train", help="train one (dataset, model, seed)")
+    s = sub.add_parser("train", help="train one model on one dataset, every seed (or those given)")
     s.add_argument("--dataset", required=True)
     s.add_argument("--model", required=True)
-    s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--data", required=True)
-    s.add_argument("--split", required=True)
-    s.add_argument("--output", required=True)
+    s.add_argument("--seeds", type=int, nargs="+", help="default: run.seeds of the active scale")
+    s.add_argument("--entry-digest", help="the registry entry's fingerprint the stage was written for")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="metrics of one run from its saved predictions")
-    s.add_argument("--run", required=True)
-    s.add_argument("--output")
+    s = sub.add_parser("evaluate", help="metrics of every run (or of --run) from its saved predictions")
+    s.add_argument("--run", help="one run folder")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("report", help="tables and plots in reports/, and an MLflow report run")
+    s = sub.add_parser("report", help="tables and plots in the reports folder")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("track", help="log every finished run and the report to MLflow, once each")
+    s.set_defaults(func=cmd_track)
 
     s = sub.add_parser("models", help="list the model registry")
     s.add_argument("--kind", choices=["asym", "ablation", "baseline"])
     s.set_defaults(func=cmd_models)
 
-    s = sub.add_parser("dvc-yaml", help="write dvc.yaml from the registry and params.yaml")
+    s = sub.add_parser("dvc-yaml", help="write dvc.yaml from asym.layout, the registry and params.yaml")
     s.add_argument("--output", default="dvc.yaml")
     s.add_argument("--check", action="store_true", help="fail if the file is out of date")
     s.set_defaults(func=cmd_dvc_yaml)

@@ -1,4 +1,4 @@
-"""One exception type for bad input, so the CLI can print it cleanly and exit non-zero."""
+"""The errors a user can cause: the CLI prints them without a traceback and exits with 2."""
 
 from __future__ import annotations
 

@@ -1,87 +1,53 @@
-"""Metrics from saved predictions (depressed = positive class), never from a live model."""
+"""Per-run metrics from the predictions a training job saved (no model is loaded here).
+
+One `evaluate` job covers every run: it is torch-free and cheap, and a change of the metric
+code reruns it alone, never the training. Each run gets metrics.json (valid and test, pooled
+over partitions and per partition) and confusion.png (test).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-METRICS = ("accuracy", "precision", "recall", "f1")
+from asym.io import read_json, write_json
+from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
+from asym.metrics import all_metrics, confusion
 
 
-def confusion(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
-    y, pred = np.asarray(y).astype(int), np.asarray(pred).astype(int)
-    return {"tp": int(((y == 1) & (pred == 1)).sum()), "fp": int(((y == 0) & (pred == 1)).sum()),
-            "tn": int(((y == 0) & (pred == 0)).sum()), "fn": int(((y == 1) & (pred == 0)).sum())}
-
-
-def binary_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    c = confusion(y, pred)
-    n = sum(c.values())
-    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
-    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": (c["tp"] + c["tn"]) / n if n else 0.0, "precision": precision, "recall": recall, "f1": f1}
-
-
-def selection_score(m: dict[str, float], metric: str) -> float:
-    """DepMamba picks the checkpoint with the best validation (acc + precision + recall + F1) / 4."""
-    return float(np.mean([m[k] for k in METRICS])) if metric == "mean4" else float(m[metric])
-
-
-def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
-    majority = int(np.mean(y_train) >= 0.5)
-    return binary_metrics(y_test, np.full(len(y_test), majority))
+def fold_metrics(part: pd.DataFrame) -> dict[str, Any]:
+    y, prob = part["label"].to_numpy(), part["prob"].to_numpy()
+    return {**all_metrics(y, prob), "confusion": confusion(y, part["pred"].to_numpy()), "n": int(len(part))}
 
 
 def evaluate_predictions(pred_path: Path) -> dict[str, Any]:
     df = pd.read_parquet(pred_path)
-    out: dict[str, Any] = {}
-    for fold, part in df.groupby("fold"):
-        out[str(fold)] = {**binary_metrics(part["label"].to_numpy(), part["pred"].to_numpy()),
-                          "confusion": confusion(part["label"].to_numpy(), part["pred"].to_numpy()),
-                          "n": int(len(part))}
+    if "partition" not in df.columns:
+        df["partition"] = 0
+    out: dict[str, Any] = {fold: fold_metrics(part) for fold, part in df.groupby("fold", sort=True)}
+    out["partitions"] = {str(p): {fold: fold_metrics(g) for fold, g in part.groupby("fold", sort=True)}
+                         for p, part in df.groupby("partition", sort=True)}
     return out
 
 
-def draw_confusion(ax: Any, c: dict[str, int], ticks: tuple[str, str], fontsize: float = 10) -> None:
-    """Counts as a 2x2 heat map on `ax`: rows truth, columns prediction, normal first."""
-    cm = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=fontsize)
-    ax.set_xticks([0, 1], list(ticks), fontsize=fontsize - 1)
-    ax.set_yticks([0, 1], list(ticks), fontsize=fontsize - 1)
+def evaluate_run(run: Path) -> dict[str, Any]:
+    from asym.plots import plot_confusion
 
-
-def plot_confusion(c: dict[str, int], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from asym.io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(2.8, 2.6))
-    draw_confusion(ax, c, ("normal", "depressed"))
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("truth")
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def evaluate_run(run: Path, out: Path | None = None) -> dict[str, Any]:
-    from asym.io import read_json, write_json
-
-    info = read_json(run / "train.json")
-    metrics = evaluate_predictions(run / "predictions.parquet")
-    payload = {"dataset": info["dataset"], "model": info["model"], "seed": info["seed"], **metrics}
+    info = read_json(run / TRAIN_FILES["summary"])
+    metrics = evaluate_predictions(run / TRAIN_FILES["predictions"])
+    payload = {"dataset": info["dataset"], "model": info["model"], "seed": info["seed"],
+               "protocol": info.get("protocol"), **metrics}
     plot_confusion(metrics["test"]["confusion"], f"{info['dataset']}/{info['model']}/seed{info['seed']} (test)",
-                   run / "confusion.png")
-    write_json(out or run / "metrics.json", payload)
+                   run / EVAL_FILES["confusion"])
+    write_json(run / EVAL_FILES["metrics"], payload)
     return payload
+
+
+def evaluate_all(params: Any) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    layout = Layout.of(params)
+    runs = [Path(layout.run_dir(d, m, s)) for d in params.datasets for m in params.models for s in params.seeds]
+    return [evaluate_run(r) for r in tqdm(runs, desc="evaluate", unit="run", leave=False, disable=None)]

@@ -1,261 +1,277 @@
-"""Aggregate every run's metrics into the paper's tables and plots, and log them to MLflow.
+"""Every run aggregated into the paper's numbers: per (dataset, model) and their macro-average.
 
-Per (dataset, model): mean ± std over seeds of accuracy / precision / recall / F1, a
-bootstrap 95% CI of test F1, parameter count and epoch time; the macro-average over datasets
-as in the paper; an ablation table (ASYM variants against the full model) and a comparison
-table (every model beside the published numbers).
+Point estimates are the mean ± std over seeds (and folds, under `kfold`) of each run's test
+metrics; 95% CIs and the paired tests against ASYM come from one bootstrap per dataset
+(asym.stats); the floors (`majority`, `chance`) are computed from the real labels. The tables
+are written by asym.tables, the figures by asym.plots; MLflow logging is the `track` step's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from asym.evaluate import METRICS, binary_metrics, draw_confusion  # noqa: E402
-from asym.io import atomic_path, read_json, write_json, write_text  # noqa: E402
-from asym.models import registry  # noqa: E402
-from asym.reference import published_results  # noqa: E402
+from asym.data.splits import read_split
+from asym.errors import DataError
+from asym.io import atomic_path, read_json, write_json
+from asym.layout import Layout
+from asym.metrics import METRICS, chance_floor, label_metrics, majority_floor
+from asym.models import registry
+from asym.stats import bootstrap_p, holm, percentile_ci, resample_weights, seed_mean_resamples
 
 MACRO = "macro-avg"
+FLOORS = ("majority", "chance")
+SUMMARY_EXTRA = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym")
 
 
-def run_dir(params: Any, dataset: str, model: str, seed: int) -> Path:
-    return params.path_of("runs") / dataset / model / f"seed{seed}"
+@dataclass
+class DatasetRuns:
+    """One dataset's test predictions, aligned by vlog across every model and seed."""
+
+    name: str
+    protocol: str
+    subject_independent: str                    # true | false | unknown
+    ids: np.ndarray
+    y: np.ndarray
+    units: np.ndarray                           # bootstrap unit: subject if known, else vlog
+    gender: np.ndarray
+    n_frames: np.ndarray
+    probs: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n)
+    units_metrics: pd.DataFrame | None = None   # one row per (model, seed, partition)
 
 
-def collect(params: Any) -> pd.DataFrame:
-    rows = []
-    for ds in params.datasets:
+def load_dataset_runs(params: Any, dataset: str) -> DatasetRuns:
+    layout = Layout.of(params)
+    info = read_json(layout.split_json(dataset))
+    subject_independent = info.get("subject_independent", "unknown")
+    rows, ref = [], None
+    probs: dict[str, list[np.ndarray]] = {}
+    for model in params.models:
+        for seed in params.seeds:
+            run = Path(layout.run_dir(dataset, model, seed))
+            metrics, summary = read_json(run / "metrics.json"), read_json(run / "train.json")
+            for p, folds in metrics["partitions"].items():
+                rows.append({"model": model, "seed": seed, "partition": int(p),
+                             **{k: folds["test"][k] for k in METRICS}, "n_params": summary["n_params"],
+                             "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"]})
+            pred = pd.read_parquet(run / "predictions.parquet").query("fold == 'test'").sort_values("sample_id")
+            if ref is None:
+                ref = pred
+            elif list(pred["sample_id"]) != list(ref["sample_id"]):
+                raise DataError(run, f"its test vlogs differ from those of the other runs of {dataset}")
+            probs.setdefault(model, []).append(pred["prob"].to_numpy(np.float64))
+    if ref is None:
+        raise DataError(layout.runs, f"no runs of {dataset} to report")
+    units = ref["subject_id" if subject_independent != "unknown" else "sample_id"].to_numpy(str)
+    return DatasetRuns(dataset, info.get("protocol", params.protocol(dataset)), subject_independent,
+                       ref["sample_id"].to_numpy(str), ref["label"].to_numpy(int), units,
+                       ref["gender"].to_numpy(object), ref["n_frames"].to_numpy(int),
+                       {m: np.stack(v) for m, v in probs.items()}, pd.DataFrame(rows))
+
+
+def floors(params: Any, dataset: str) -> dict[str, dict[str, float]]:
+    """Majority and chance from each partition's training labels and real test labels."""
+    split = read_split(Layout.of(params).split_csv(dataset), subjects_disjoint=False)
+    out: dict[str, list[dict[str, float]]] = {f: [] for f in FLOORS}
+    for _, part in split.groupby("partition"):
+        y_train = part.loc[part["fold"] == "train", "label"].astype(int).to_numpy()
+        y_test = part.loc[part["fold"] == "test", "label"].astype(int).to_numpy()
+        out["majority"].append(majority_floor(y_train, y_test))
+        out["chance"].append(chance_floor(y_train, y_test, draws=params.report.chance_draws, seed=params.report.ci_seed))
+    return {f: {k: float(np.mean([r[k] for r in rows])) for k in METRICS} for f, rows in out.items()}
+
+
+def _point(units: pd.DataFrame) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in METRICS:
+        values = units[k].to_numpy(float)
+        out[k] = float(np.nanmean(values))
+        out[f"{k}_std"] = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0
+    return out
+
+
+def aggregate(params: Any) -> tuple[pd.DataFrame, list[DatasetRuns]]:
+    """summary: one row per (dataset or macro-avg, model), floors included."""
+    n_boot, rng_seed = params.report.bootstrap, params.report.ci_seed
+    all_runs, rows = [], []
+    resamples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for d_index, ds in enumerate(params.datasets):
+        runs = load_dataset_runs(params, ds)
+        all_runs.append(runs)
+        W = resample_weights(runs.units, n_boot, np.random.default_rng([rng_seed, d_index]))
         for model in params.models:
-            for seed in params.seeds:
-                d = run_dir(params, ds, model, seed)
-                m, t = read_json(d / "metrics.json"), read_json(d / "train.json")
-                rows.append({"dataset": ds, "model": model, "seed": seed, "kind": registry.get(model).kind,
-                             "run_dir": str(d), "mlflow_run_id": t.get("mlflow_run_id"),
-                             # "valid_*" is the per-epoch curve; the chosen checkpoint's scores get their own keys
-                             "metrics_flat": {f"{'test' if fold == 'test' else 'selected_valid'}_{k}": m[fold][k]
-                                              for fold in ("valid", "test") for k in METRICS},
-                             **{k: m["test"][k] for k in METRICS}, "n_params": t["n_params"],
-                             "epoch_time_s": t["epoch_time_s"], "best_epoch": t["best_epoch"],
-                             "confusion": m["test"]["confusion"], "predictions": str(d / "predictions.parquet")})
-    return pd.DataFrame(rows)
-
-
-def bootstrap_f1(pred_files: list[str], n_boot: int, seed: int) -> tuple[float, float]:
-    """95% CI of the seed-averaged test F1, resampling test vlogs (same resample for every seed)."""
-    preds = [pd.read_parquet(f).query("fold == 'test'").sort_values("sample_id") for f in pred_files]
-    y = preds[0]["label"].to_numpy()
-    p = np.stack([d["pred"].to_numpy() for d in preds])
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        stats.append(np.mean([binary_metrics(y[idx], p[s, idx])["f1"] for s in range(len(p))]))
-    lo, hi = np.percentile(stats, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def aggregate(runs: pd.DataFrame, params: Any) -> pd.DataFrame:
-    rows = []
-    boot = params.raw.get("report", {})
-    for (ds, model), g in runs.groupby(["dataset", "model"], sort=False):
-        lo, hi = bootstrap_f1(g["predictions"].tolist(), int(boot.get("bootstrap", 1000)), int(boot.get("ci_seed", 0)))
-        row = {"dataset": ds, "model": model, "kind": g["kind"].iloc[0], "n_seeds": len(g),
-               "n_params": int(g["n_params"].iloc[0]), "epoch_time_s": float(g["epoch_time_s"].mean()),
-               "f1_ci_low": lo, "f1_ci_high": hi}
-        for k in METRICS:
-            row[k], row[f"{k}_std"] = float(g[k].mean()), float(g[k].std(ddof=1)) if len(g) > 1 else 0.0
-        rows.append(row)
-    # Macro-average over datasets, per seed first so its std is over seeds too.
-    if runs["dataset"].nunique() > 1:
-        for model, g in runs.groupby("model", sort=False):
-            per_seed = g.groupby("seed")[list(METRICS)].mean()
-            row = {"dataset": MACRO, "model": model, "kind": g["kind"].iloc[0], "n_seeds": len(per_seed),
-                   "n_params": int(g["n_params"].max()), "epoch_time_s": float(g["epoch_time_s"].mean()),
-                   "f1_ci_low": np.nan, "f1_ci_high": np.nan}
+            units = runs.units_metrics[runs.units_metrics["model"] == model]
+            res = seed_mean_resamples(runs.y, runs.probs[model], W)
+            resamples[(ds, model)] = res
+            row = {"dataset": ds, "model": model, "kind": registry.get(model).kind, "recipe": units["recipe"].iloc[0],
+                   "protocol": runs.protocol, "subject_independent": runs.subject_independent,
+                   "n_seeds": units["seed"].nunique(), "n_units": len(units), "n_test": len(runs.y),
+                   "bootstrap_unit": "subject" if len(set(runs.units)) < len(runs.units) else "vlog",
+                   "n_params": int(units["n_params"].iloc[0]), "epoch_time_s": float(units["epoch_time_s"].mean()),
+                   **_point(units)}
             for k in METRICS:
-                row[k] = float(per_seed[k].mean())
-                row[f"{k}_std"] = float(per_seed[k].std(ddof=1)) if len(per_seed) > 1 else 0.0
+                row[f"{k}_ci_low"], row[f"{k}_ci_high"] = percentile_ci(res[k])
             rows.append(row)
+        for name, m in floors(params, ds).items():
+            rows.append({"dataset": ds, "model": name, "kind": "floor", "protocol": runs.protocol,
+                         "subject_independent": runs.subject_independent, "n_test": len(runs.y),
+                         **m, **{f"{k}_{s}": np.nan for k in METRICS for s in ("std", "ci_low", "ci_high")}})
+    summary = pd.DataFrame(rows)
+    if len(params.datasets) > 1:
+        summary = pd.concat([summary, _macro(params, summary, all_runs, resamples)], ignore_index=True)
+    return _paired_tests(params, summary, resamples), all_runs
+
+
+def _macro(params: Any, summary: pd.DataFrame, all_runs: list[DatasetRuns],
+           resamples: dict[tuple[str, str], dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Mean over datasets, per seed first so its std is over seeds; CIs from the datasets'
+    resamples averaged index by index."""
+    rows = []
+    datasets = [r.name for r in all_runs]
+    for model in params.models:
+        per_ds = []
+        for runs in all_runs:
+            u = runs.units_metrics[runs.units_metrics["model"] == model]
+            per_ds.append(u.groupby("seed")[list(METRICS)].mean())     # partitions averaged within a seed
+        seeds = sorted(set.intersection(*(set(t.index) for t in per_ds)))
+        per_seed = sum(t.loc[seeds] for t in per_ds) / len(per_ds)
+        per_seed = per_seed.reset_index().assign(model=model)
+        row = {"dataset": MACRO, "model": model, "kind": registry.get(model).kind,
+               "recipe": summary.loc[summary["model"] == model, "recipe"].iloc[0],
+               "protocol": "; ".join(f"{r.name}: {r.protocol}" for r in all_runs),
+               "subject_independent": _combine([r.subject_independent for r in all_runs]),
+               "n_seeds": len(seeds), "n_units": len(seeds),
+               "n_params": int(summary.loc[summary["model"] == model, "n_params"].max()),
+               "epoch_time_s": float(summary.loc[(summary["model"] == model) & summary["dataset"].isin(datasets),
+                                                 "epoch_time_s"].mean()),
+               **_point(per_seed)}
+        for k in METRICS:
+            macro = np.mean([resamples[(ds, model)][k] for ds in datasets], axis=0)
+            resamples[(MACRO, model)] = {**resamples.get((MACRO, model), {}), k: macro}
+            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = percentile_ci(macro)
+        rows.append(row)
+    for name in FLOORS:
+        part = summary[(summary["model"] == name) & summary["dataset"].isin(datasets)]
+        rows.append({"dataset": MACRO, "model": name, "kind": "floor", "protocol": "",
+                     "subject_independent": _combine([r.subject_independent for r in all_runs]),
+                     **{k: float(part[k].mean()) for k in METRICS},
+                     **{f"{k}_{s}": np.nan for k in METRICS for s in ("std", "ci_low", "ci_high")}})
     return pd.DataFrame(rows)
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+def _combine(values: list[str]) -> str:
+    return "true" if all(v == "true" for v in values) else ("false" if "false" in values else "unknown")
 
 
-def _format(table: pd.DataFrame, bold_best: bool = True, highlight: str | None = "asym") -> pd.DataFrame:
-    out = pd.DataFrame({"model": table["model"]})
-    for k in METRICS:
-        cells = [_pm(m, s) for m, s in zip(table[k], table[f"{k}_std"], strict=True)]
-        if bold_best and len(table):
-            best = table[k].max()
-            cells = [f"**{c}**" if np.isclose(v, best) else c for c, v in zip(cells, table[k], strict=True)]
-        out[k] = cells
-    out["params"] = [f"{n / 1e3:.1f}k" for n in table["n_params"]]
-    out["s/epoch"] = [f"{t:.2f}" for t in table["epoch_time_s"]]
-    if highlight is not None:
-        out["model"] = [f"**{m}** ◀" if m == highlight else m for m in out["model"]]
-    return out
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" if c == "model" else "---:" for c in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def to_latex(df: pd.DataFrame, caption: str) -> str:
-    def tex(v: Any) -> str:
-        s = str(v).replace("±", r"$\pm$").replace("◀", "").replace("%", r"\%").replace("_", r"\_").strip()
-        while "**" in s:
-            s = s.replace("**", r"\textbf{", 1).replace("**", "}", 1)
-        return s
-    cols = list(df.columns)
-    body = [" & ".join(tex(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
-    return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{tex(caption)}}}",
-                      r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
-                      " & ".join(tex(c) for c in cols) + r" \\", r"\midrule", *body, r"\bottomrule",
-                      r"\end{tabular}", r"\end{table}"]) + "\n"
-
-
-def ablation_table(agg: pd.DataFrame, ds: str) -> pd.DataFrame | None:
-    part = agg[(agg["dataset"] == ds) & agg["kind"].isin(["asym", "ablation"])].reset_index(drop=True)
-    if part.empty or "asym" not in set(part["model"]):
-        return None
-    full = part[part["model"] == "asym"].iloc[0]
-    out = _format(part)
-    for k in METRICS:
-        out[f"Δ{k}"] = [f"{100 * (v - full[k]):+.2f}" for v in part[k]]
-    return out
-
-
-def comparison_table(agg: pd.DataFrame, ds: str) -> pd.DataFrame:
-    part = agg[(agg["dataset"] == ds) & (agg["kind"].isin(["asym", "baseline"]))].reset_index(drop=True)
-    out = _format(part)
-    pub = published_results()
-    pub = pub.assign(method_key=pub["method"].str.lower())
-    pub_ds = pub if ds == MACRO else pub[pub["dataset"] == ds]
-    def published(model: str, metric: str) -> str:
-        if ds == MACRO:   # the paper's macro-average: mean of the two datasets' numbers
-            values = pub[pub["method_key"] == model].set_index("dataset")[metric].dropna()
-            return f"{values.mean():.2f}" if len(values) == 2 else "–"
-        rows = pub_ds[pub_ds["method_key"] == model]
-        return "–" if rows.empty or pd.isna(rows[metric].iloc[0]) else f"{rows[metric].iloc[0]:.2f}"
-    out["published acc"] = [published(m, "accuracy") for m in part["model"]]
-    out["published F1"] = [published(m, "f1") for m in part["model"]]
-    return out
-
-
-def plot_metrics(agg: pd.DataFrame, path: Path) -> None:
-    datasets = list(dict.fromkeys(agg["dataset"]))
-    fig, axes = plt.subplots(len(datasets), 1, figsize=(max(6, 0.9 * agg["model"].nunique() + 2), 3.2 * len(datasets)), squeeze=False)
-    for ax, ds in zip(axes[:, 0], datasets, strict=True):
-        part = agg[agg["dataset"] == ds]
-        x = np.arange(len(part))
-        for i, k in enumerate(METRICS):
-            ax.bar(x + (i - 1.5) * 0.2, part[k], 0.2, yerr=part[f"{k}_std"], capsize=2, label=k)
-        ax.set_xticks(x, part["model"], rotation=30, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{ds}: test metrics, mean ± std over seeds")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(ncol=4, fontsize=8, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
-def plot_confusions(runs: pd.DataFrame, path: Path) -> None:
-    keys = list(runs.groupby(["dataset", "model"], sort=False).groups)
-    cols = min(6, len(keys))
-    rows = int(np.ceil(len(keys) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (ds, model) in zip(axes.ravel(), keys, strict=False):
-        per_seed = runs[(runs["dataset"] == ds) & (runs["model"] == model)]["confusion"]
-        summed = {k: sum(c[k] for c in per_seed) for k in ("tn", "fp", "fn", "tp")}
-        ax.axis("on")
-        draw_confusion(ax, summed, ("N", "D"), fontsize=8)
-        ax.set_title(f"{ds}\n{model}", fontsize=7)
-    fig.suptitle("Test confusion matrices summed over seeds (rows: truth, cols: prediction)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
-def _split_notes(params: Any) -> list[str]:
-    notes = []
-    for ds in params.datasets:
-        p = params.path_of("splits") / f"{ds}.json"
-        info = read_json(p) if p.is_file() else {}
-        if not info.get("subject_independent_verified", False):
-            notes.append(f"- **{ds}**: no subject ids were supplied; each vlog counts as its own subject, "
-                         "so subject independence could not be verified.")
-        else:
-            notes.append(f"- **{ds}**: split is subject-independent over {info['n_subjects']} subjects (checked).")
-    return notes
-
-
-def write_tables(name: str, title: str, tables: dict[str, pd.DataFrame], out: Path, preface: list[str]) -> list[Path]:
-    md = [f"# {title}", "", *preface, ""]
-    tex, csv = [], []
-    for ds, df in tables.items():
-        md += [f"## {ds}", "", to_markdown(df)]
-        tex.append(to_latex(df, f"{title} ({ds})"))
-        csv.append(df.assign(dataset=ds))
-    paths = [out / f"{name}.md", out / f"{name}.tex", out / f"{name}.csv"]
-    write_text(paths[0], "\n".join(md))
-    write_text(paths[1], "\n".join(tex))
-    with atomic_path(paths[2]) as tmp:
-        pd.concat(csv, ignore_index=True).to_csv(tmp, index=False)
-    return paths
-
-
-def make_report(params: Any) -> dict[str, Any]:
-    out = params.path_of("reports")
-    out.mkdir(parents=True, exist_ok=True)
-    runs = collect(params)
-    agg = aggregate(runs, params)
-    datasets = list(dict.fromkeys(agg["dataset"]))
-    with atomic_path(out / "runs.csv") as tmp:
-        runs.drop(columns=["predictions", "metrics_flat", "run_dir", "confusion"]).to_csv(tmp, index=False)
-    with atomic_path(out / "summary.csv") as tmp:
-        agg.to_csv(tmp, index=False)
-    preface = [f"Scale `{params.scale}`, seeds {params.seeds}; test-set metrics in %, mean ± std over seeds.",
-               "Macro-avg = mean over datasets (per seed), as in the paper.", *_split_notes(params)]
-    artifacts = [out / "runs.csv", out / "summary.csv"]
-    artifacts += write_tables("results", "All models", {ds: _format(agg[agg["dataset"] == ds].reset_index(drop=True)) for ds in datasets}, out, preface)
-    ablations = {ds: t for ds in datasets if (t := ablation_table(agg, ds)) is not None}
-    if ablations:
-        artifacts += write_tables("ablation", "ASYM ablations (Δ against the full model, points)", ablations, out, preface)
-    artifacts += write_tables("comparison", "Comparison with published methods", {ds: comparison_table(agg, ds) for ds in datasets}, out,
-                              [*preface, "Published accuracy / F1 (on the real releases, with the authors' splits) from "
-                               "asym/reference/published_results.csv, where each number's source is given; '–' = not read."])
-    plot_metrics(agg, out / "metrics.png")
-    plot_confusions(runs, out / "confusion_matrices.png")
-    artifacts += [out / "metrics.png", out / "confusion_matrices.png"]
-    summary = {f"{r.dataset}/{r.model}/{k}": float(getattr(r, k)) for r in agg.itertuples() for k in METRICS}
-    write_json(out / "summary.json", summary)
-    from asym import tracking
-
-    tracking.add_to_runs(params, [
-        (r.mlflow_run_id, r.metrics_flat, [Path(r.run_dir) / "metrics.json", Path(r.run_dir) / "confusion.png"])
-        for r in runs.itertuples() if r.mlflow_run_id
-    ])
-    macro = agg[agg["dataset"] == (MACRO if MACRO in datasets else datasets[0])]
-    tracking.log_run(params, run_name="report", tags={"asym.stage": "report"},
-                     run_params={"scale": params.scale, "seeds": params.seeds, "datasets": datasets, "models": params.models},
-                     metrics={f"{r.model}.{k}".replace("/", "_"): float(getattr(r, k)) for r in macro.itertuples() for k in METRICS},
-                     artifacts=[*artifacts, out / "summary.json"])
+def _paired_tests(params: Any, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Every model against asym on the same test vlogs: ΔF1, its CI and a Holm-adjusted p per
+    dataset (and for the macro-average), over the family of models compared there."""
+    summary = summary.assign(**{c: np.nan for c in SUMMARY_EXTRA})
+    if "asym" not in params.models:
+        return summary
+    for ds in summary["dataset"].unique():
+        base = resamples.get((ds, "asym"))
+        if base is None:
+            continue
+        asym_f1 = float(summary.loc[(summary["dataset"] == ds) & (summary["model"] == "asym"), "f1"].iloc[0])
+        idx, raw = [], []
+        for model in params.models:
+            if model == "asym":
+                continue
+            delta = resamples[(ds, model)]["f1"] - base["f1"]
+            i = summary.index[(summary["dataset"] == ds) & (summary["model"] == model)][0]
+            lo, hi = percentile_ci(delta)
+            summary.loc[i, ["delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high"]] = \
+                [summary.loc[i, "f1"] - asym_f1, lo, hi]
+            idx.append(i)
+            raw.append(bootstrap_p(delta))
+        summary.loc[idx, "p_raw_vs_asym"] = raw
+        summary.loc[idx, "p_vs_asym"] = holm(raw)
     return summary
+
+
+# --- subgroups ------------------------------------------------------------------------------------
+def fairness(params: Any, all_runs: list[DatasetRuns]) -> pd.DataFrame:
+    """Accuracy and F1 per gender (where known) and per length tercile of the test vlogs, mean
+    over seeds, with the gap (max - min) between a attribute's groups."""
+    rows = []
+    for runs in all_runs:
+        groups: dict[str, np.ndarray] = {}
+        if not all(g is None for g in runs.gender):
+            groups.update({f"gender={g}": runs.gender == g for g in sorted({g for g in runs.gender if g is not None})})
+        edges = np.quantile(runs.n_frames, [1 / 3, 2 / 3])
+        tercile = np.searchsorted(edges, runs.n_frames, side="right")
+        for t, name in enumerate(("short", "medium", "long")):
+            groups[f"length={name}"] = tercile == t
+        for model in params.models:
+            by_attr: dict[str, list[dict[str, float]]] = {}
+            for g, mask in groups.items():
+                if not mask.any():
+                    continue
+                per_seed = [label_metrics(runs.y[mask], (p[mask] >= 0.5).astype(int)) for p in runs.probs[model]]
+                acc, f1 = (float(np.mean([m[k] for m in per_seed])) for k in ("accuracy", "f1"))
+                attr = g.split("=")[0]
+                by_attr.setdefault(attr, []).append({"accuracy": acc, "f1": f1})
+                rows.append({"dataset": runs.name, "model": model, "attribute": attr, "group": g.split("=")[1],
+                             "n": int(mask.sum()), "accuracy": acc, "f1": f1})
+            for attr, vals in by_attr.items():
+                rows.append({"dataset": runs.name, "model": model, "attribute": attr, "group": "gap (max - min)",
+                             "n": np.nan, **{k: max(v[k] for v in vals) - min(v[k] for v in vals) for k in ("accuracy", "f1")}})
+    return pd.DataFrame(rows)
+
+
+def reliability_curves(all_runs: list[DatasetRuns]) -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
+    from sklearn.calibration import calibration_curve
+
+    from asym.metrics import ECE_BINS, expected_calibration_error
+
+    curves = []
+    for runs in all_runs:
+        for model in ("asym", *[m for m in runs.probs if m != "asym"])[:6]:
+            if model not in runs.probs:
+                continue
+            y = np.tile(runs.y, len(runs.probs[model]))
+            prob = runs.probs[model].ravel()
+            observed, predicted = calibration_curve(y, prob, n_bins=ECE_BINS, strategy="uniform")
+            curves.append((runs.name, model, predicted, observed, expected_calibration_error(y, prob)))
+    return curves
+
+
+# --- the step ---------------------------------------------------------------------------------------
+def make_report(params: Any) -> dict[str, Path]:
+    from asym import plots, tables
+
+    layout = Layout.of(params)
+    out = layout.report_outputs(params.models)
+    summary, all_runs = aggregate(params)
+    runs = pd.concat([r.units_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
+    with atomic_path(out["runs_csv"]) as tmp:
+        runs.to_csv(tmp, index=False)
+    with atomic_path(out["summary_csv"]) as tmp:
+        summary.to_csv(tmp, index=False)
+    write_json(out["summary_json"], {f"{r.dataset}/{r.model}/{k}": float(getattr(r, k))
+                                     for r in summary.itertuples() for k in METRICS if np.isfinite(getattr(r, k))})
+    fair = fairness(params, all_runs)
+    context = tables.Context.of(params, summary, all_runs)
+    for name in ("results", "comparison", "ablation"):
+        if f"{name}_md" in out:
+            tables.write_table(name, context, {k: Path(v) for k, v in out.items() if k.startswith(f"{name}_")})
+    tables.write_fairness(fair, context, {k: Path(v) for k, v in out.items() if k.startswith("fairness_")})
+    trained = summary[summary["kind"] != "floor"]
+    plots.plot_metric_bars(trained, ("accuracy", "precision", "recall", "f1"), summary[summary["kind"] == "floor"],
+                           Path(out["metrics_plot"]))
+    cells = []
+    for r in all_runs:
+        for model in params.models:
+            c = {k: 0 for k in ("tn", "fp", "fn", "tp")}
+            for seed in params.seeds:
+                m = read_json(Path(layout.run_file(r.name, model, seed, "metrics")))["test"]["confusion"]
+                c = {k: c[k] + m[k] for k in c}
+            cells.append((r.name, model, c))
+    plots.plot_confusion_grid(cells, Path(out["confusion_plot"]))
+    plots.plot_reliability(reliability_curves(all_runs), Path(out["reliability_plot"]))
+    return {k: Path(v) for k, v in out.items()}

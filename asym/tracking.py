@@ -1,15 +1,24 @@
-"""MLflow logging that parallel jobs can share.
+"""MLflow: every finished run logged from its files, exactly once, by one `track` step.
+
+Training jobs write files only; `asym track` then gives each (dataset, model, seed) exactly one
+FINISHED MLflow run, with its real start and end times, params, tags, per-epoch curves, test
+metrics, input dataset and artifacts, plus one `report` run with the tables. Runs are keyed by
+a job-key tag and fingerprinted by the content of their files: a rerun of the step changes
+nothing, a retrained seed replaces its run, and an unfinished predecessor (a live run of a
+killed job) is deleted. With `mlflow.live: true`, training jobs also log their curves while
+they run (for long GPU runs); `track` then completes that run instead of creating another.
 
 SQLite allows one writer at a time and MLflow surfaces "database is locked" as a failure, so
-every write goes through an inter-process file lock beside the store: concurrent training
-jobs queue for a moment instead of failing or losing a run. Per-epoch metrics are sent as one
-batch with their epoch as step.
+every write goes through an inter-process file lock beside the store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,18 +26,24 @@ from typing import Any
 
 from filelock import FileLock
 
+from asym.io import read_json, write_json
+from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
+JOB_KEY, UID, STAGE = "asym.job_key", "asym.uid", "asym.stage"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}   # opens on the training runs
+
 
 def tracking_uri(params: Any) -> str:
-    uri = str(params.raw["mlflow"]["tracking_uri"])
+    uri = params.mlflow.tracking_uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str((params.root / uri[len("sqlite:///"):]).resolve())
+        return "sqlite:///" + str(params.resolve(uri[len("sqlite:///"):]))
     return uri
 
 
-def _lock_path(params: Any) -> Path:
+def lock_path(params: Any) -> Path:
     uri = tracking_uri(params)
     if uri.startswith("sqlite:///"):
         return Path(uri[len("sqlite:///"):] + ".lock")
@@ -36,65 +51,234 @@ def _lock_path(params: Any) -> Path:
 
 
 @contextlib.contextmanager
-def _client(params: Any) -> Iterator[tuple[Any, str]]:
+def client(params: Any) -> Iterator[tuple[Any, str]]:
+    """A client and the experiment id, inside the store's write lock."""
     from mlflow.tracking import MlflowClient
 
-    lock = _lock_path(params)
+    lock = lock_path(params)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock), timeout=float(params.raw["mlflow"]["lock_timeout_s"])):
-        client = MlflowClient(tracking_uri=tracking_uri(params))
-        name = params.raw["mlflow"]["experiment"]
-        exp = client.get_experiment_by_name(name)
+    with FileLock(str(lock), timeout=params.mlflow.lock_timeout_s):
+        c = MlflowClient(tracking_uri=tracking_uri(params))
+        exp = c.get_experiment_by_name(params.mlflow.experiment)
         if exp is None:
-            root = params.root / params.raw["mlflow"]["artifact_root"]
+            root = params.resolve(params.mlflow.artifact_root)
             root.mkdir(parents=True, exist_ok=True)
-            exp_id = client.create_experiment(name, artifact_location=root.resolve().as_uri())
+            exp_id = c.create_experiment(params.mlflow.experiment, artifact_location=root.as_uri(), tags=EXPERIMENT_KIND)
         else:
             exp_id = exp.experiment_id
-        yield client, exp_id
+            if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+                for k, v in EXPERIMENT_KIND.items():
+                    c.set_experiment_tag(exp_id, k, v)
+        yield c, exp_id
 
 
-def _flat(prefix: str, d: Mapping[str, Any]) -> dict[str, str]:
+def flat(prefix: str, d: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in d.items():
         key = f"{prefix}.{k}" if prefix else str(k)
         if isinstance(v, Mapping):
-            out.update(_flat(key, v))
+            out.update(flat(key, v))
         else:
             out[key] = str(v)[:6000]
     return out
 
 
-def log_run(params: Any, run_name: str, tags: Mapping[str, str], run_params: Mapping[str, Any],
-            history: list[dict[str, float]] | None = None, metrics: Mapping[str, float] | None = None,
-            artifacts: list[Path] = ()) -> str:
-    """Create one finished run with params, per-epoch metrics (step = epoch) and artifacts."""
-    from mlflow.entities import Metric, Param
-
-    with _client(params) as (client, exp_id):
-        run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
-        rid = run.info.run_id
-        now = int(time.time() * 1000)
-        ps = [Param(k, v) for k, v in _flat("", run_params).items()]
-        ms = [Metric(k, float(v), now, int(row["epoch"])) for row in history or [] for k, v in row.items() if k != "epoch"]
-        ms += [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-        for i in range(0, len(ps), 100):
-            client.log_batch(rid, params=ps[i: i + 100])
-        for i in range(0, len(ms), 1000):
-            client.log_batch(rid, metrics=ms[i: i + 1000])
-        for path in artifacts:
-            client.log_artifact(rid, str(path))
-        client.set_terminated(rid)
-        return rid
+def file_digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:16]
 
 
-def add_to_runs(params: Any, updates: list[tuple[str, Mapping[str, float], list[Path]]]) -> None:
-    """Attach evaluation metrics and artifacts to existing training runs, in one locked session."""
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _runs_with_key(c: Any, exp_id: str, key: str) -> list[Any]:
+    return c.search_runs([exp_id], filter_string=f"tags.`{JOB_KEY}` = '{key}'", max_results=100)
+
+
+def _batches(c: Any, run_id: str, params: Mapping[str, str] = (), metrics: list[Any] = ()) -> None:
+    from mlflow.entities import Param
+
+    ps = [Param(k, v) for k, v in dict(params).items()]
+    for i in range(0, len(ps), 100):
+        c.log_batch(run_id, params=ps[i: i + 100])
+    metrics = list(metrics)
+    for i in range(0, len(metrics), 1000):
+        c.log_batch(run_id, metrics=metrics[i: i + 1000])
+
+
+def _history_metrics(history_csv: Path, stamp: int) -> list[Any]:
+    import pandas as pd
     from mlflow.entities import Metric
 
-    with _client(params) as (client, _):
-        now = int(time.time() * 1000)
-        for run_id, metrics, artifacts in updates:
-            client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-            for path in artifacts:
-                client.log_artifact(run_id, str(path))
+    hist = pd.read_csv(history_csv)
+    several = hist["partition"].nunique() > 1
+    out = []
+    for row in hist.to_dict("records"):
+        prefix = f"p{int(row['partition'])}." if several else ""
+        for k, v in row.items():
+            if k not in ("epoch", "partition") and v == v:
+                out.append(Metric(prefix + k, float(v), stamp, int(row["epoch"])))
+    return out
+
+
+def _dataset_input(params: Any, dataset: str, summary: dict[str, Any]) -> Any:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    parquet = Path(Layout.of(params).parquet(dataset))
+    profile = {"n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": summary["n_test"],
+               "protocol": summary.get("protocol")}
+    ds = Dataset(name=dataset, digest=file_digest(parquet), source_type="local", source=parquet.as_uri(),
+                 schema=json.dumps({"columns": ["sample_id", "subject_id", "label", "fold", "n_frames", "audio", "visual"]}),
+                 profile=json.dumps(profile))
+    return DatasetInput(dataset=ds, tags=[InputTag("mlflow.data.context", "training")])
+
+
+def _tags(params: Any, summary: dict[str, Any], key: str, commit: str | None) -> dict[str, str]:
+    tags = {JOB_KEY: key, STAGE: "train", "dataset": summary["dataset"], "model": summary["model"],
+            "seed": str(summary["seed"]), "scale": summary["scale"], "recipe": summary["recipe_name"],
+            "kind": summary["kind"], "protocol": str(summary.get("protocol")),
+            "mlflow.source.name": "asym train", "mlflow.source.type": "LOCAL", "mlflow.user": os.environ.get("USER", "asym")}
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | None) -> str:
+    """Ensure one FINISHED MLflow run mirrors this run folder; return its id."""
+    from mlflow.entities import Metric, RunStatus
+
+    summary = read_json(run_dir / TRAIN_FILES["summary"])
+    metrics = read_json(run_dir / EVAL_FILES["metrics"])
+    key = f"{summary['dataset']}/{summary['model']}/seed{summary['seed']}"
+    uid = file_digest(run_dir / TRAIN_FILES["summary"], run_dir / EVAL_FILES["metrics"])
+    train_uid = file_digest(run_dir / TRAIN_FILES["summary"])
+    live = None
+    for r in _runs_with_key(c, exp_id, key):
+        done = r.info.status == "FINISHED"
+        if done and r.data.tags.get(UID) == uid:
+            return r.info.run_id                                    # already mirrors these files
+        if done and r.data.tags.get("asym.train_uid") == train_uid and live is None and UID not in r.data.tags:
+            live = r                                                # a live run of this very training
+            continue
+        c.delete_run(r.info.run_id)                                 # stale or unfinished: replaced
+    start, end = int(summary["started_at"] * 1000), int(summary["finished_at"] * 1000)
+    if live is None:
+        run = c.create_run(exp_id, start_time=start, run_name=key, tags=_tags(params, summary, key, commit))
+        rid = run.info.run_id
+        _batches(c, rid, flat("", {"recipe": summary["recipe"], "model_config": summary["model_config"],
+                                   "n_params": summary["n_params"], "device": summary["device"],
+                                   "precision": summary["precision"], "epochs": summary["epochs"]}),
+                 _history_metrics(run_dir / TRAIN_FILES["history"], start))
+        c.log_inputs(rid, datasets=[_dataset_input(params, summary["dataset"], summary)])
+    else:
+        rid = live.info.run_id
+    stamp = end
+    evals = [Metric(f"test_{k}", float(v), stamp, 0) for k, v in metrics["test"].items() if isinstance(v, int | float)]
+    evals += [Metric(f"selected_valid_{k}", float(v), stamp, 0) for k, v in metrics["valid"].items()
+              if isinstance(v, int | float)]
+    _batches(c, rid, metrics=[m for m in evals if m.value == m.value])
+    for name in (*TRAIN_FILES.values(), *EVAL_FILES.values()):
+        if name != TRAIN_FILES["checkpoint"]:
+            c.log_artifact(rid, str(run_dir / name))
+    c.set_tag(rid, UID, uid)
+    c.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED), end_time=end)
+    return rid
+
+
+def track_report(c: Any, exp_id: str, params: Any, files: dict[str, Path], commit: str | None) -> str:
+    import pandas as pd
+    from mlflow.entities import Metric, RunStatus
+
+    summary_csv = files["summary_csv"]
+    uid = file_digest(*[p for p in files.values() if p.is_file()])
+    for r in _runs_with_key(c, exp_id, "report"):
+        if r.info.status == "FINISHED" and r.data.tags.get(UID) == uid:
+            return r.info.run_id
+        c.delete_run(r.info.run_id)
+    now = int(time.time() * 1000)
+    tags = {JOB_KEY: "report", STAGE: "report", "scale": params.scale, "mlflow.source.name": "asym report",
+            "mlflow.source.type": "LOCAL", **({"mlflow.source.git.commit": commit} if commit else {})}
+    run = c.create_run(exp_id, start_time=int(summary_csv.stat().st_mtime * 1000), run_name="report", tags=tags)
+    rid = run.info.run_id
+    summary = pd.read_csv(summary_csv)
+    macro = summary[summary["dataset"] == ("macro-avg" if "macro-avg" in set(summary["dataset"]) else params.datasets[0])]
+    ms = [Metric(f"{r['model']}.{k}", float(r[k]), now, 0) for r in macro.to_dict("records")
+          for k in ("accuracy", "precision", "recall", "f1", "f1_weighted", "auroc") if r[k] == r[k]]
+    _batches(c, rid, flat("", {"scale": params.scale, "seeds": params.seeds, "datasets": params.datasets,
+                               "models": params.models}), ms)
+    for path in files.values():
+        if path.is_file():
+            c.log_artifact(rid, str(path))
+    c.set_tag(rid, UID, uid)
+    c.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED), end_time=now)
+    return rid
+
+
+def track_all(params: Any) -> dict[str, str]:
+    """The `track` step: one run per (dataset, model, seed) and one report run."""
+    from tqdm import tqdm
+
+    layout = Layout.of(params)
+    commit = _git_commit(params.root)
+    record: dict[str, str] = {}
+    jobs = [(d, m, s) for d in params.datasets for m in params.models for s in params.seeds]
+    with client(params) as (c, exp_id):
+        for d, m, s in tqdm(jobs, desc="mlflow", unit="run", leave=False, disable=None):
+            record[f"{d}/{m}/seed{s}"] = track_run(c, exp_id, params, Path(layout.run_dir(d, m, s)), commit)
+        files = {k: Path(v) for k, v in layout.report_outputs(params.models).items()}
+        record["report"] = track_report(c, exp_id, params, files, commit)
+    write_json(layout.tracking_record(), record)
+    return record
+
+
+class LiveRun:
+    """`mlflow.live: true`: a training job's curves in MLflow while it runs. The run is tagged
+    with its job key and finished only after the seed's files are in place; a killed job
+    leaves it unfinished, and the next `track` replaces it."""
+
+    def __init__(self, params: Any, dataset: str, model: str) -> None:
+        self.params, self.dataset, self.model = params, dataset, model
+        self.run_ids: dict[int, str] = {}
+
+    def on_epoch(self, seed: int, partition: int, row: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        with client(self.params) as (c, exp_id):
+            if seed not in self.run_ids:
+                key = f"{self.dataset}/{self.model}/seed{seed}"
+                for r in _runs_with_key(c, exp_id, key):
+                    if r.info.status != "FINISHED":
+                        c.delete_run(r.info.run_id)               # a killed predecessor
+                run = c.create_run(exp_id, run_name=key, tags={JOB_KEY: key, STAGE: "train", "dataset": self.dataset,
+                                                               "model": self.model, "seed": str(seed)})
+                self.run_ids[seed] = run.info.run_id
+            now = int(time.time() * 1000)
+            prefix = f"p{partition}." if partition else ""
+            _batches(c, self.run_ids[seed], metrics=[Metric(prefix + k, float(v), now, int(row["epoch"]))
+                                                     for k, v in row.items() if k != "epoch"])
+
+    def finish(self, seed: int, run_dir: Path) -> None:
+        """After the seed's files are written: params, inputs, and FINISHED."""
+        from mlflow.entities import RunStatus
+
+        rid = self.run_ids.get(seed)
+        if rid is None:
+            return
+        summary = read_json(run_dir / TRAIN_FILES["summary"])
+        key = f"{self.dataset}/{self.model}/seed{seed}"
+        with client(self.params) as (c, _):
+            for k, v in _tags(self.params, summary, key, _git_commit(self.params.root)).items():
+                c.set_tag(rid, k, v)
+            c.set_tag(rid, "asym.train_uid", file_digest(run_dir / TRAIN_FILES["summary"]))
+            _batches(c, rid, flat("", {"recipe": summary["recipe"], "model_config": summary["model_config"],
+                                       "n_params": summary["n_params"], "device": summary["device"],
+                                       "precision": summary["precision"], "epochs": summary["epochs"]}))
+            c.log_inputs(rid, datasets=[_dataset_input(self.params, self.dataset, summary)])
+            c.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED), end_time=int(summary["finished_at"] * 1000))

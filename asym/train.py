@@ -1,15 +1,20 @@
-"""Train one (dataset, model, seed): best epoch chosen on validation only, then test predictions.
+"""Train one (dataset, model) for a list of seeds: the checkpoint is chosen on validation only.
 
-Outputs (all written atomically into the run folder): checkpoint.pt (tensors only),
-predictions.parquet (valid + test), history.csv, train.json; plus one MLflow run.
+One job trains every seed (and, under `kfold`, every partition) so that start-up is paid once;
+each seed keeps its own run folder (see asym.layout): checkpoint.pt (tensors only),
+predictions.parquet (valid + test, with gender and length), history.csv and train.json, all
+written atomically, train.json last. A seed whose folder is complete is not trained again.
+Everything the trainer does besides the model comes from the model's recipe in params.yaml.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +25,19 @@ from torch import nn
 from tqdm import tqdm
 
 from asym.data.parquet import FeatureTable, read_samples
-from asym.data.splits import read_split
-from asym.errors import DataError
-from asym.evaluate import binary_metrics, selection_score
-from asym.io import atomic_path, write_json
+from asym.data.splits import fold_tables, read_split
+from asym.errors import ConfigError
+from asym.io import atomic_path, read_json, write_json
+from asym.layout import TRAIN_FILES, Layout
+from asym.metrics import label_metrics, selection_score
 from asym.models import registry
+
+EpochObserver = Callable[[int, int, dict[str, float]], None]   # (seed, partition, history row)
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
-    """Seed every generator. On the CPU, our ops are deterministic at a fixed thread count; on
-    CUDA, deterministic kernels are requested too (importing that switch costs ~1 s, so only
-    there)."""
+    """Seed every generator. On the CPU our ops are deterministic at a fixed thread count; on
+    CUDA deterministic kernels are requested too (importing that switch costs ~1 s, so only there)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -58,6 +65,7 @@ class Normalizer:
     def fit(cls, table: FeatureTable) -> Normalizer:
         a = np.concatenate(table.audio).astype(np.float64)
         v = np.concatenate(table.visual).astype(np.float64)
+
         def safe(s: np.ndarray) -> np.ndarray:
             return np.where(s > 1e-8, s, 1.0)
         return cls(a.mean(0), safe(a.std(0)), v.mean(0), safe(v.std(0)))
@@ -70,19 +78,15 @@ class Normalizer:
     def __call__(self, a: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ((a - self.a_mean) / self.a_std).astype(np.float32), ((v - self.v_mean) / self.v_std).astype(np.float32)
 
-
-def load_fold_tables(data: Path, split: Path) -> dict[str, FeatureTable]:
-    table = read_samples(data)
-    folds = read_split(split)
-    fold_of = dict(zip(folds["sample_id"], folds["fold"], strict=True))
-    missing = [s for s in table.sample_id if s not in fold_of]
-    if missing or len(fold_of) != len(table):
-        raise DataError(split, f"split does not match {data}: {len(missing)} sample(s) without a fold, "
-                        f"{len(fold_of)} split rows for {len(table)} samples")
-    return {f: table.select([i for i, s in enumerate(table.sample_id) if fold_of[s] == f]) for f in ("train", "valid", "test")}
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.asarray(getattr(self, k))) for k in ("a_mean", "a_std", "v_mean", "v_std")}
 
 
-def collate(items: list[tuple[np.ndarray, np.ndarray, int]], device: torch.device) -> tuple[torch.Tensor, ...]:
+# --- data feeding --------------------------------------------------------------------------
+Item = tuple[np.ndarray, np.ndarray, int]
+
+
+def collate(items: list[Item], device: torch.device, pin: bool = False) -> tuple[torch.Tensor, ...]:
     lengths = torch.tensor([a.shape[0] for a, _, _ in items], dtype=torch.int64)
     t = int(lengths.max())
     audio = torch.zeros(len(items), t, items[0][0].shape[1])
@@ -91,11 +95,14 @@ def collate(items: list[tuple[np.ndarray, np.ndarray, int]], device: torch.devic
         audio[i, : a.shape[0]] = torch.from_numpy(a)
         visual[i, : v.shape[0]] = torch.from_numpy(v)
     labels = torch.tensor([y for _, _, y in items], dtype=torch.float32)
-    return audio.to(device), visual.to(device), lengths.to(device), labels.to(device)
+    tensors = (audio, visual, lengths, labels)
+    if pin and device.type == "cuda":
+        tensors = tuple(x.pin_memory() for x in tensors)
+    return tuple(x.to(device, non_blocking=pin) for x in tensors)
 
 
-def random_crop(a: np.ndarray, v: np.ndarray, rng: np.random.Generator, max_frames: int, min_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train-time augmentation after DepMamba: a random window, never shorter than min_frames."""
+def random_window(a: np.ndarray, v: np.ndarray, rng: np.random.Generator, max_frames: int, min_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random window, never shorter than min_frames (vlogs that short are kept whole)."""
     n = a.shape[0]
     if n <= min_frames:
         return a, v
@@ -104,11 +111,56 @@ def random_crop(a: np.ndarray, v: np.ndarray, rng: np.random.Generator, max_fram
     return a[start: start + length], v[start: start + length]
 
 
+def offline_crops(table: FeatureTable, rng: np.random.Generator, n_crops: int, min_frames: int) -> list[tuple[int, int, int]]:
+    """DepMamba's augmentation, drawn once before training: every training vlog whole, plus
+    `n_crops` draws of a sub-sequence of uniform random length in [0, T), each kept only if at
+    least `min_frames` long, starting uniformly in [1, T - length] as published. (index, start, end)."""
+    views = []
+    for i, a in enumerate(table.audio):
+        n = a.shape[0]
+        views.append((i, 0, n))
+        for _ in range(n_crops):
+            length = int(rng.random() * n)
+            if length < min_frames or length < 1:
+                continue
+            start = int(rng.integers(1, n - length + 1))
+            views.append((i, start, start + length))
+    return views
+
+
+class TrainFeed:
+    """What one epoch feeds the model, per the recipe's normalisation and cropping."""
+
+    def __init__(self, table: FeatureTable, norm: Normalizer, recipe: Any, dataset: str, rng: np.random.Generator) -> None:
+        self.table, self.norm, self.crop, self.rng = table, norm, recipe.crop, rng
+        self.batch_size = int(recipe.batch_size)
+        self.min_frames = recipe.crop.min_frames_for(dataset) if recipe.crop.kind != "none" else 0
+        if recipe.crop.kind == "offline":
+            self.views = offline_crops(table, rng, int(recipe.crop.n_crops), self.min_frames)
+        else:
+            self.views = [(i, 0, a.shape[0]) for i, a in enumerate(table.audio)]
+
+    def __len__(self) -> int:
+        return (len(self.views) + self.batch_size - 1) // self.batch_size
+
+    def batches(self) -> Iterator[list[Item]]:
+        order = self.rng.permutation(len(self.views))
+        for k in range(0, len(order), self.batch_size):
+            items = []
+            for j in order[k: k + self.batch_size]:
+                i, s, e = self.views[j]
+                a, v = self.table.audio[i][s:e], self.table.visual[i][s:e]
+                if self.crop.kind == "random_window":
+                    a, v = random_window(a, v, self.rng, int(self.crop.max_frames), self.min_frames)
+                items.append((*self.norm(a, v), int(self.table.label[i])))
+            yield items
+
+
 @torch.no_grad()
 def predict(model: nn.Module, table: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device) -> np.ndarray:
     model.eval()
     probs = []
-    order = np.argsort([a.shape[0] for a in table.audio])   # similar lengths together: less padding
+    order = np.argsort(table.n_frames, kind="stable")   # similar lengths together: less padding
     for i in range(0, len(order), batch_size):
         items = [(*norm(table.audio[j], table.visual[j]), 0) for j in order[i: i + batch_size]]
         audio, visual, lengths, _ = collate(items, device)
@@ -118,92 +170,251 @@ def predict(model: nn.Module, table: FeatureTable, norm: Normalizer, batch_size:
     return out
 
 
-def train_run(params: Any, dataset: str, model_name: str, seed: int, data: Path, split: Path, out: Path) -> dict[str, Any]:
-    cfg = params.train
-    torch.set_num_threads(int(cfg["threads"]))
-    device = pick_device(str(cfg["device"]))
-    seed_everything(seed, device)
-    folds = load_fold_tables(data, split)
-    train, valid, test = folds["train"], folds["valid"], folds["test"]
-    norm = Normalizer.fit(train) if cfg["normalize_features"] else Normalizer.identity(train)
-    meta = train.meta
-    model = registry.build(model_name, meta["audio_dim"], meta["visual_dim"], params=params, dataset=dataset).to(device)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-    epochs = int(cfg["epochs"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if cfg["scheduler"] == "cosine" else None
-    loss_fn = nn.BCEWithLogitsLoss()
-    rng = np.random.default_rng(seed)
-    bs = int(cfg["batch_size"])
-    history: list[dict[str, float]] = []
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    epoch_times = []
-    bar = tqdm(range(1, epochs + 1), desc=f"{dataset}/{model_name}/seed{seed}", unit="epoch", leave=False)
-    for epoch in bar:
+def validation_score(model: nn.Module, valid: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device,
+                     metric: str) -> tuple[float, dict[str, float]]:
+    """The checkpoint-selection score: computed on the validation fold, and only ever called with it."""
+    m = label_metrics(valid.label, predict(model, valid, norm, batch_size, device) >= 0.5)
+    return selection_score(m, metric), m
+
+
+# --- optimisation ------------------------------------------------------------------------------
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only: A_log, D (marked `_no_weight_decay`, as mamba-ssm's training code
+    does), norms and biases are exempt."""
+    decay, keep = [], []
+    for p in model.parameters():   # shared parameters are yielded once
+        if not p.requires_grad:
+            continue
+        (keep if getattr(p, "_no_weight_decay", False) or p.ndim < 2 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, recipe: Any, dataset: str) -> torch.optim.Optimizer:
+    groups = param_groups(model, float(recipe.weight_decay))
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=recipe.lr_for(dataset))
+
+
+def build_scheduler(opt: torch.optim.Optimizer, recipe: Any) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if recipe.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(recipe.epochs))
+    return None
+
+
+def build_loss(recipe: Any, train_labels: np.ndarray, device: torch.device) -> nn.Module:
+    if recipe.class_weighting == "balanced":
+        pos = max(1, int(np.sum(train_labels)))
+        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(train_labels) - pos) / pos, device=device))
+    return nn.BCEWithLogitsLoss()
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    precision: str
+    pin_memory: bool
+    bar: Any = None
+    warn_eta: Callable[[float], None] | None = None
+
+
+def train_epoch(model: nn.Module, feed: TrainFeed, opt: torch.optim.Optimizer, loss_fn: nn.Module,
+                grad_clip: float | None, rt: Runtime) -> float:
+    model.train()
+    losses = []
+    autocast = rt.precision == "bf16" and rt.device.type == "cuda"
+    for items in feed.batches():
         t0 = time.perf_counter()
-        model.train()
-        order = rng.permutation(len(train))
-        losses = []
-        for i in range(0, len(order), bs):
-            items = []
-            for j in order[i: i + bs]:
-                a, v = random_crop(train.audio[j], train.visual[j], rng, int(cfg["max_frames"]), int(cfg["min_crop_frames"]))
-                items.append((*norm(a, v), int(train.label[j])))
-            audio, visual, lengths, labels = collate(items, device)
-            loss = loss_fn(model(audio, visual, lengths), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.get("grad_clip"):
-                nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
-            opt.step()
-            losses.append(float(loss.detach()))
+        audio, visual, lengths, labels = collate(items, rt.device, rt.pin_memory)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(audio, visual, lengths)
+        loss = loss_fn(logits.float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+        opt.step()
+        losses.append(float(loss.detach()))
+        if rt.warn_eta is not None:
+            rt.warn_eta(time.perf_counter() - t0)
+        if rt.bar is not None:
+            rt.bar.update(1)
+    return float(np.mean(losses))
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    best_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, recipe: Any, dataset: str,
+        rng: np.random.Generator, rt: Runtime, on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
+    """The epoch loop; the best epoch by the validation selection score (first best on ties)."""
+    feed = TrainFeed(folds["train"], norm, recipe, dataset, rng)
+    opt = build_optimizer(model, recipe, dataset)
+    sched = build_scheduler(opt, recipe)
+    loss_fn = build_loss(recipe, folds["train"].label, rt.device)
+    best: FitResult | None = None
+    history = []
+    for epoch in range(1, int(recipe.epochs) + 1):
+        t0 = time.perf_counter()
+        loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
         if sched is not None:
             sched.step()
-        epoch_times.append(time.perf_counter() - t0)
-        val = binary_metrics(valid.label, predict(model, valid, norm, bs, device) >= 0.5)
-        score = selection_score(val, str(cfg["selection_metric"]))
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "epoch_time_s": epoch_times[-1],
-                        **{f"valid_{k}": v for k, v in val.items()}, "valid_selection": score})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_f1=f"{val['f1']:.3f}")
-        if best is None or score > best[0]:
-            best = (score, epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-    assert best is not None
-    model.load_state_dict(best[2])
-    rows = []
-    for fold, table in (("valid", valid), ("test", test)):
-        prob = predict(model, table, norm, bs, device)
-        rows.append(pd.DataFrame({"sample_id": table.sample_id, "subject_id": table.subject_id, "fold": fold,
-                                  "label": table.label.astype(np.int8), "prob": prob, "pred": (prob >= 0.5).astype(np.int8)}))
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "checkpoint.pt") as tmp:
-        torch.save({"state_dict": best[2], "best_epoch": torch.tensor(best[1]),
-                    "a_mean": torch.from_numpy(norm.a_mean), "a_std": torch.from_numpy(norm.a_std),
-                    "v_mean": torch.from_numpy(norm.v_mean), "v_std": torch.from_numpy(norm.v_std)}, tmp)
-    with atomic_path(out / "predictions.parquet") as tmp:
-        pd.concat(rows, ignore_index=True).to_parquet(tmp, index=False)
-    with atomic_path(out / "history.csv") as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
-    summary = {
-        "dataset": dataset, "model": model_name, "seed": seed, "device": str(device), "n_params": n_params,
-        "best_epoch": best[1], "best_valid_selection": best[0], "epochs": epochs,
-        "epoch_time_s": float(np.mean(epoch_times)), "train_time_s": float(np.sum(epoch_times)),
-        "n_train": len(train), "n_valid": len(valid), "n_test": len(test),
-        "train_positive_rate": float(np.mean(train.label)), "scale": params.scale,
-        "model_config": registry.resolve_config(model_name, params, dataset),
-    }
-    from asym import tracking
+        seconds = time.perf_counter() - t0
+        score, val = validation_score(model, folds["valid"], norm, int(recipe.batch_size), rt.device,
+                                      recipe.selection_metric)
+        row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
+               **{f"valid_{k}": v for k, v in val.items()}, "valid_selection": score}
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if best is None or score > best.best_score:
+            # A copy, never a view of the live weights: later epochs must not change "best".
+            best = FitResult(epoch, score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    if best is None:
+        raise ConfigError(f"recipe trains for {recipe.epochs} epochs: nothing to select")
+    best.history = history
+    return best
 
-    summary["mlflow_run_id"] = tracking.log_run(
-        params, run_name=f"{dataset}/{model_name}/seed{seed}",
-        tags={"dataset": dataset, "model": model_name, "seed": str(seed), "kind": registry.get(model_name).kind,
-              "asym.stage": "train"},
-        run_params={"dataset": dataset, "model": model_name, "seed": seed, "n_params": n_params,
-                    "train": cfg, "model_config": summary["model_config"]},
-        history=history, artifacts=[out / "history.csv", out / "predictions.parquet"])
-    write_json(out / "train.json", summary)
+
+# --- one job -----------------------------------------------------------------------------------
+def run_complete(out: Path) -> bool:
+    """train.json is written last: its presence with every other file means the seed is done."""
+    return all((out / name).is_file() for name in TRAIN_FILES.values())
+
+
+def _prediction_rows(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, partition: int,
+                     batch_size: int, device: torch.device) -> pd.DataFrame:
+    rows = []
+    for fold in ("valid", "test"):
+        t = folds[fold]
+        prob = predict(model, t, norm, batch_size, device)
+        rows.append(pd.DataFrame({
+            "sample_id": t.sample_id, "subject_id": t.subject_id, "partition": np.int16(partition), "fold": fold,
+            "label": t.label.astype(np.int8), "prob": prob, "pred": (prob >= 0.5).astype(np.int8),
+            "gender": t.gender if t.gender is not None else [None] * len(t), "n_frames": t.n_frames.astype(np.int32)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+class EtaWarning:
+    """At `scale: paper` without a GPU, warn once with the projected wall time per run."""
+
+    def __init__(self, steps_per_run: int, label: str, after: int = 3) -> None:
+        self.steps_per_run, self.label, self.after = steps_per_run, label, after
+        self.times: list[float] = []
+        self.done = False
+
+    def __call__(self, step_seconds: float) -> None:
+        if self.done:
+            return
+        self.times.append(step_seconds)
+        if len(self.times) >= self.after:
+            self.done = True
+            hours = float(np.median(self.times)) * self.steps_per_run / 3600
+            tqdm.write(f"asym train: warning: {self.label} runs at scale `paper` on the CPU; from its first "
+                       f"{self.after} steps one run will take about {hours:.1f} h. Paper scale needs a CUDA GPU "
+                       "(see benchmarks/train_step.py for the projected cost of the whole grid).", file=sys.stderr)
+
+
+def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], observer: EpochObserver | None = None,
+              on_seed_done: Callable[[int, Path], None] | None = None) -> list[dict[str, Any]]:
+    """Train `model_name` on `dataset` for every seed whose run folder is not complete."""
+    layout = Layout.of(params)
+    entry = registry.get(model_name)
+    recipe = params.recipe(entry.recipe)
+    data, split_path = Path(layout.parquet(dataset)), Path(layout.split_csv(dataset))
+    table = read_samples(data)
+    split = read_split(split_path, subjects_disjoint=params.protocol(dataset) != "depmamba")
+    partitions = fold_tables(table, split, split_path, data)
+    device = pick_device(params.train.device)
+    torch.set_num_threads(params.train.threads)
+    todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]
+    steps = sum(len(TrainFeed(p["train"], Normalizer.identity(p["train"]), recipe, dataset,
+                              np.random.default_rng(0))) for p in partitions) * int(recipe.epochs)
+    rt = Runtime(device, params.train.precision, params.train.pin_memory)
+    if params.scale == "paper" and device.type == "cpu":
+        rt.warn_eta = EtaWarning(steps, f"{dataset}/{model_name}")
+    summaries = []
+    with tqdm(total=steps * len(todo), desc=f"{dataset}/{model_name}", unit="step", leave=False,
+              disable=None) as bar:
+        rt.bar = bar
+        for seed in todo:
+            bar.set_postfix(seed=seed)
+            summaries.append(train_seed(params, dataset, model_name, seed, partitions, table, rt, observer))
+            if on_seed_done is not None:
+                on_seed_done(seed, Path(layout.run_dir(dataset, model_name, seed)))
+    return summaries
+
+
+def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions: list[dict[str, FeatureTable]],
+               table: FeatureTable, rt: Runtime, observer: EpochObserver | None = None) -> dict[str, Any]:
+    entry = registry.get(model_name)
+    recipe = params.recipe(entry.recipe)
+    out = Path(Layout.of(params).run_dir(dataset, model_name, seed))
+    started = time.time()
+    seed_everything(seed, rt.device)
+    rng = np.random.default_rng(seed)
+    meta = table.meta
+    results, predictions, norms = [], [], []
+    for p, folds in enumerate(partitions):
+        norm = Normalizer.fit(folds["train"]) if recipe.normalize == "zscore" else Normalizer.identity(folds["train"])
+        model = registry.build(model_name, meta["audio_dim"], meta["visual_dim"], params=params, dataset=dataset)
+        model = model.to(rt.device)
+        res = fit(model, folds, norm, recipe, dataset, rng, rt,
+                  on_epoch=None if observer is None else (lambda row, p=p: observer(seed, p, row)))
+        model.load_state_dict(res.best_state)
+        predictions.append(_prediction_rows(model, folds, norm, p, int(recipe.batch_size), rt.device))
+        results.append(res)
+        norms.append(norm)
+    n_params = sum(q.numel() for q in model.parameters() if q.requires_grad)
+    finished = time.time()
+    save_run(out, results, norms, predictions)
+    summary = {
+        "dataset": dataset, "model": model_name, "seed": seed, "kind": entry.kind, "scale": params.scale,
+        "protocol": params.protocol(dataset), "n_partitions": len(partitions), "device": str(rt.device),
+        "precision": rt.precision, "n_params": n_params,
+        "recipe_name": entry.recipe, "recipe": recipe.model_dump(mode="json"),
+        "model_config": registry.resolve_config(model_name, params, dataset),
+        "best_epoch": [r.best_epoch for r in results], "best_valid_selection": [r.best_score for r in results],
+        "epochs": int(recipe.epochs),
+        "epoch_time_s": float(np.mean([h["epoch_time_s"] for r in results for h in r.history])),
+        "train_time_s": finished - started, "started_at": started, "finished_at": finished,
+        "n_train": [len(f["train"]) for f in partitions], "n_valid": [len(f["valid"]) for f in partitions],
+        "n_test": [len(f["test"]) for f in partitions],
+        "train_positive_rate": [float(np.mean(f["train"].label)) for f in partitions],
+    }
+    write_json(out / TRAIN_FILES["summary"], summary)   # last: marks the seed complete
     return summary
+
+
+def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predictions: list[pd.DataFrame]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TRAIN_FILES["summary"]).unlink(missing_ok=True)   # an old summary must not vouch for new files
+    ckpt = {"partitions": [{"state_dict": r.best_state, "best_epoch": torch.tensor(r.best_epoch), **n.tensors()}
+                           for r, n in zip(results, norms, strict=True)]}
+    with atomic_path(out / TRAIN_FILES["checkpoint"]) as tmp:
+        torch.save(ckpt, tmp)
+    with atomic_path(out / TRAIN_FILES["predictions"]) as tmp:
+        pd.concat(predictions, ignore_index=True).to_parquet(tmp, index=False)
+    history = pd.concat([pd.DataFrame(r.history).assign(partition=p) for p, r in enumerate(results)], ignore_index=True)
+    with atomic_path(out / TRAIN_FILES["history"]) as tmp:
+        history[["partition", *[c for c in history.columns if c != "partition"]]].to_csv(tmp, index=False)
+
+
+def load_checkpoint(path: Path, partition: int = 0) -> tuple[dict[str, torch.Tensor], Normalizer, int]:
+    """The chosen weights, normaliser and epoch of one partition of a saved run."""
+    part = torch.load(path, weights_only=True)["partitions"][partition]
+    norm = Normalizer(*(part[k].numpy() for k in ("a_mean", "a_std", "v_mean", "v_std")))
+    return part["state_dict"], norm, int(part["best_epoch"])
 
 
 def env_threads(threads: int) -> None:
     """Numba reads its thread count at import: set it before anything imports numba."""
     os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, threads)))
+
+
+def read_summary(out: Path) -> dict[str, Any]:
+    return read_json(out / TRAIN_FILES["summary"])

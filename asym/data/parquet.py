@@ -67,6 +67,7 @@ class FeatureTable:
     audio: list[np.ndarray]
     visual: list[np.ndarray]
     meta: dict[str, Any]
+    gender: list[str | None] | None = None     # where the release has it (D-Vlog)
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -76,7 +77,12 @@ class FeatureTable:
         return FeatureTable(
             [self.sample_id[i] for i in idx], [self.subject_id[i] for i in idx], self.label[idx],
             [self.fold[i] for i in idx], [self.audio[i] for i in idx], [self.visual[i] for i in idx], self.meta,
+            None if self.gender is None else [self.gender[i] for i in idx],
         )
+
+    @property
+    def n_frames(self) -> np.ndarray:
+        return np.array([a.shape[0] for a in self.audio], dtype=np.int64)
 
 
 def _unpack(col: pa.ChunkedArray, width: int) -> list[np.ndarray]:
@@ -99,6 +105,7 @@ def read_samples(path: Path) -> FeatureTable:
         table["sample_id"].to_pylist(), table["subject_id"].to_pylist(),
         table["label"].to_numpy().astype(np.int64), table["fold"].to_pylist(),
         _unpack(table["audio"], meta["audio_dim"]), _unpack(table["visual"], meta["visual_dim"]), meta,
+        table["gender"].to_pylist() if "gender" in table.column_names else None,
     )
 
 

@@ -1,12 +1,26 @@
-"""Subject-independent folds and the leakage check that guards them.
+"""Split protocols, and the leakage check that guards every split at writing and at training.
 
-A split is subject-independent when no subject has vlogs in two folds. Releases without
-subject ids (D-Vlog, LMVD) count each vlog as its own subject unless a `sample,subject` CSV is
-given; the split record then says independence could not be verified, and reports repeat it.
+A split file has one row per (partition, sample): `sample_id, subject_id, label, partition,
+fold` with fold in train / valid / test. Hold-out protocols have one partition (0); `kfold` has
+k, each sample being in the test fold of exactly one. Protocols:
+
+- `official`: the release's own folds (D-Vlog);
+- `depmamba`: DepMamba's published LMVD split, shipped with the package (asym/reference/splits);
+- `stratified_group`: seeded, class-stratified, whole subjects per fold;
+- `kfold`: k stratified outer folds, grouped by subject; inside each, a validation part carved
+  (grouped, stratified) from the training folds selects the checkpoint, never the test fold;
+- `csv`: a user's `sample,fold` file.
+
+A split is subject-independent when no subject has vlogs in two folds of a partition. Releases
+without subject ids count each vlog as its own subject unless a `sample,subject` CSV is given;
+the split record then says independence could not be verified, and reports repeat it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +32,65 @@ from asym.data.sample import FOLDS
 from asym.data.validate import check_unique, read_table
 from asym.errors import DataError
 
+COLUMNS = ["sample_id", "subject_id", "label", "partition", "fold"]
+
 
 def official(table: FeatureTable, source: Path) -> list[str]:
     missing = [s for s, f in zip(table.sample_id, table.fold, strict=True) if f not in FOLDS]
     if missing:
-        raise DataError(source, f"split `official` needs a fold for every sample; {len(missing)} have none (e.g. {missing[:3]}). "
-                        "This release has no official split: use stratified_group or csv")
+        raise DataError(source, f"protocol `official` needs a fold for every sample; {len(missing)} have none "
+                        f"(e.g. {missing[:3]}). This release has no official split: use stratified_group, kfold or csv")
     return list(table.fold)
 
 
-def stratified_group(table: FeatureTable, ratios: list[float], seed: int) -> list[str]:
-    """Assign whole subjects to folds, per class, to hit `ratios` in vlogs (seeded, greedy).
+def _grouped_assign(subjects: list[str], labels: np.ndarray, ratios: list[float], seed: int,
+                    names: tuple[str, ...]) -> dict[str, str]:
+    """Whole subjects to parts, per class, to hit `ratios` in vlogs (seeded, greedy).
 
     A subject's class is the majority label of its vlogs; subjects are shuffled and placed
-    largest-first into the fold furthest below its target, so ratios hold with uneven groups.
+    largest-first into the part furthest below its target, so ratios hold with uneven groups.
     """
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"subject": table.subject_id, "label": table.label})
+    df = pd.DataFrame({"subject": subjects, "label": labels})
     groups = df.groupby("subject", sort=True)["label"].agg(["size", "mean"]).reset_index()
     groups["cls"] = (groups["mean"] >= 0.5).astype(int)
-    fold_of: dict[str, str] = {}
+    part_of: dict[str, str] = {}
     for cls in (0, 1):
         g = groups[groups["cls"] == cls].sample(frac=1.0, random_state=int(rng.integers(1 << 31)))
         g = g.sort_values("size", ascending=False, kind="stable")
-        total = g["size"].sum()
-        target = np.array(ratios) * total
-        filled = np.zeros(3)
+        target = np.array(ratios) * g["size"].sum()
+        filled = np.zeros(len(ratios))
         for subject, size in zip(g["subject"], g["size"], strict=True):
             k = int(np.argmax(target - filled))
-            fold_of[subject] = FOLDS[k]
+            part_of[subject] = names[k]
             filled[k] += size
+    return part_of
+
+
+def stratified_group(table: FeatureTable, ratios: list[float], seed: int) -> list[str]:
+    fold_of = _grouped_assign(table.subject_id, table.label, list(ratios), seed, FOLDS)
     return [fold_of[s] for s in table.subject_id]
+
+
+def kfold(table: FeatureTable, k: int, valid_fraction: float, seed: int) -> list[list[str]]:
+    """k partitions: outer test folds by StratifiedGroupKFold; validation carved from the rest."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_subjects = len(set(table.subject_id))
+    if n_subjects < k:
+        raise DataError(None, f"kfold with k={k} needs at least {k} subjects, the data has {n_subjects}")
+    outer = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    idx = np.arange(len(table))
+    partitions = []
+    for p, (rest, test) in enumerate(outer.split(idx, table.label, groups=table.subject_id)):
+        subjects = [table.subject_id[i] for i in rest]
+        part_of = _grouped_assign(subjects, table.label[rest], [1 - valid_fraction, valid_fraction], seed + 1 + p,
+                                  ("train", "valid"))
+        folds = ["test"] * len(table)
+        for i in rest:
+            folds[i] = part_of[table.subject_id[i]]
+        partitions.append(folds)
+    return partitions
 
 
 def from_csv(table: FeatureTable, path: Path) -> list[str]:
@@ -64,47 +106,145 @@ def from_csv(table: FeatureTable, path: Path) -> list[str]:
     return [mapping[s] for s in table.sample_id]
 
 
-def check_leakage(sample_ids: list[str], subject_ids: list[str], folds: list[str], where: str) -> None:
-    """Fail loudly if a sample or a subject appears in two folds."""
+# --- published splits shipped with the package ----------------------------------------------
+def published_split(name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A split shipped in asym/reference/splits, checked against its recorded sha256."""
+    folder = resources.files("asym.reference").joinpath("splits")
+    info = json.loads(folder.joinpath(f"lmvd_{name}.json").read_text(encoding="utf-8"))
+    path = Path(str(folder.joinpath(info["file"])))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != info["sha256"]:
+        raise DataError(path, f"checksum mismatch: sha256 {digest}, its provenance records {info['sha256']}")
+    df = read_table(path, info["columns"], exact=True)
+    check_unique(df["index"].tolist(), path)
+    return df, {**info, "path_in_package": str(path)}
+
+
+def depmamba(table: FeatureTable) -> list[str]:
+    df, info = published_split("depmamba")
+    where = info["path_in_package"]
+    fold_of = dict(zip(df["index"], df["fold"], strict=True))
+    label_of = dict(zip(df["index"], df["label"], strict=True))
+    missing = [s for s in table.sample_id if s not in fold_of]
+    if missing:
+        raise DataError(where, f"{len(missing)} vlog(s) of the data are not in DepMamba's split, e.g. {missing[:3]} "
+                        "(it covers LMVD's 1823 released vlogs, ids as in the release)")
+    absent = sorted(set(fold_of) - set(table.sample_id))
+    if absent:
+        raise DataError(where, f"{len(absent)} vlog(s) of DepMamba's split are not in the data, e.g. {absent[:3]}")
+    wrong = [s for s, y in zip(table.sample_id, table.label, strict=True) if int(label_of[s]) != int(y)]
+    if wrong:
+        raise DataError(where, f"{len(wrong)} vlog(s) have another label in DepMamba's split than in the data, e.g. {wrong[:3]}")
+    return [fold_of[s] for s in table.sample_id]
+
+
+# --- checks -----------------------------------------------------------------------------------
+def check_leakage(sample_ids: list[str], subject_ids: list[str], folds: list[str], where: str,
+                  subjects_disjoint: bool = True) -> list[str]:
+    """Fail loudly if, within one partition, a sample appears twice or a subject appears in two
+    folds. A published split that is not subject-independent (`depmamba`) is applied as
+    published: `subjects_disjoint=False` returns the subjects it leaks instead of failing."""
     seen_sample: dict[str, str] = {}
     seen_subject: dict[str, str] = {}
+    leaked: set[str] = set()
     for sample, subject, fold in zip(sample_ids, subject_ids, folds, strict=True):
+        if fold not in FOLDS:
+            raise DataError(where, f"unknown fold {fold!r} for sample {sample!r}, expected one of {list(FOLDS)}")
         if sample in seen_sample and seen_sample[sample] != fold:
             raise DataError(where, f"leakage: sample {sample!r} is in folds {seen_sample[sample]!r} and {fold!r}")
         if sample in seen_sample:
             raise DataError(where, f"duplicate sample {sample!r}")
         seen_sample[sample] = fold
         if subject in seen_subject and seen_subject[subject] != fold:
-            raise DataError(where, f"leakage: subject {subject!r} has samples in folds {seen_subject[subject]!r} and {fold!r}")
-        seen_subject[subject] = fold
+            if subjects_disjoint:
+                raise DataError(where, f"leakage: subject {subject!r} has samples in folds {seen_subject[subject]!r} and {fold!r}")
+            leaked.add(subject)
+        seen_subject.setdefault(subject, fold)
     empty = [f for f in FOLDS if f not in set(folds)]
     if empty:
         raise DataError(where, f"fold(s) {empty} are empty")
+    return sorted(leaked)
 
 
-def make_split(table: FeatureTable, ds: dict[str, Any], split_cfg: dict[str, Any], source: Path) -> pd.DataFrame:
-    kind = ds["split"]
-    if kind == "official":
-        folds = official(table, source)
-    elif kind == "stratified_group":
-        folds = stratified_group(table, list(split_cfg["ratios"]), int(split_cfg["seed"]))
+def make_split(table: FeatureTable, protocol: str, split_cfg: Any, source: Path, split_csv: Path | None = None) -> pd.DataFrame:
+    if protocol == "official":
+        partitions = [official(table, source)]
+    elif protocol == "depmamba":
+        partitions = [depmamba(table)]
+    elif protocol == "stratified_group":
+        partitions = [stratified_group(table, list(split_cfg.ratios), int(split_cfg.seed))]
+    elif protocol == "kfold":
+        partitions = kfold(table, split_cfg.kfold.k, split_cfg.kfold.valid_fraction, int(split_cfg.seed))
+    elif protocol == "csv":
+        if split_csv is None:
+            raise DataError(source, "protocol csv needs split_csv")
+        partitions = [from_csv(table, split_csv)]
     else:
-        folds = from_csv(table, Path(ds["split_csv"]))
-    check_leakage(table.sample_id, table.subject_id, folds, str(source))
-    return pd.DataFrame({"sample_id": table.sample_id, "subject_id": table.subject_id,
-                         "label": table.label, "fold": folds})
+        raise DataError(source, f"unknown split protocol {protocol!r}")
+    frames = []
+    for p, folds in enumerate(partitions):
+        check_leakage(table.sample_id, table.subject_id, folds, str(source), subjects_disjoint=protocol != "depmamba")
+        frames.append(pd.DataFrame({"sample_id": table.sample_id, "subject_id": table.subject_id,
+                                    "label": table.label, "partition": p, "fold": folds}))
+    return pd.concat(frames, ignore_index=True)
 
 
-def read_split(path: Path) -> pd.DataFrame:
+def read_split(path: Path, subjects_disjoint: bool = True) -> pd.DataFrame:
     df = read_table(Path(path), ["sample_id", "subject_id", "label", "fold"])
-    check_leakage(df["sample_id"].tolist(), df["subject_id"].tolist(), df["fold"].tolist(), str(path))
-    return df
+    if "partition" not in df.columns:
+        df["partition"] = "0"
+    if not df["partition"].str.fullmatch(r"\d+").all():
+        raise DataError(path, "column `partition` must hold non-negative integers")
+    df["partition"] = df["partition"].astype(int)
+    for p, part in df.groupby("partition", sort=True):
+        check_leakage(part["sample_id"].tolist(), part["subject_id"].tolist(), part["fold"].tolist(),
+                      f"{path} (partition {p})" if df["partition"].nunique() > 1 else str(path), subjects_disjoint)
+    return df[COLUMNS]
 
 
-def split_summary(split: pd.DataFrame, subjects_verified: bool) -> dict[str, Any]:
-    per = split.groupby(["fold", "label"]).size().unstack(fill_value=0)
+def fold_tables(table: FeatureTable, split: pd.DataFrame, split_path: Path, data_path: Path) -> list[dict[str, FeatureTable]]:
+    """Per partition, the train / valid / test tables. The split must describe exactly the
+    data's samples, with the data's labels and subjects: a split made for other data, or edited
+    by hand into a leak, is refused here, at training time, not only when it was written."""
+    index = {s: i for i, s in enumerate(table.sample_id)}
+    out = []
+    for p, part in split.groupby("partition", sort=True):
+        ids = part["sample_id"].tolist()
+        missing = [s for s in table.sample_id if s not in set(ids)]
+        extra = [s for s in ids if s not in index]
+        if missing or extra:
+            raise DataError(split_path, f"split does not match {data_path}: {len(missing)} sample(s) without a fold "
+                            f"(e.g. {missing[:3]}), {len(extra)} unknown sample(s) (e.g. {extra[:3]})")
+        rows = [index[s] for s in ids]
+        bad_label = [s for s, y, i in zip(ids, part["label"], rows, strict=True) if int(y) != int(table.label[i])]
+        bad_subject = [s for s, g, i in zip(ids, part["subject_id"], rows, strict=True) if g != table.subject_id[i]]
+        if bad_label or bad_subject:
+            raise DataError(split_path, f"split disagrees with {data_path}: label differs for {bad_label[:3]}, "
+                            f"subject differs for {bad_subject[:3]}")
+        fold_of = dict(zip(ids, part["fold"], strict=True))
+        out.append({f: table.select([i for i, s in enumerate(table.sample_id) if fold_of[s] == f]) for f in FOLDS})
+    return out
+
+
+def split_summary(split: pd.DataFrame, subjects_supplied: bool, protocol: str) -> dict[str, Any]:
+    """`subject_independent` is "true" (subjects known, none in two folds), "false" (subjects
+    known and leaked by a published split) or "unknown" (no subject ids)."""
+    leaked = sorted({s for _, part in split.groupby("partition")
+                     for s in check_leakage(part["sample_id"].tolist(), part["subject_id"].tolist(),
+                                            part["fold"].tolist(), "split", subjects_disjoint=False)})
+    independent = "unknown" if not subjects_supplied else ("false" if leaked else "true")
+    per_partition = {}
+    for p, part in split.groupby("partition", sort=True):
+        per = part.groupby(["fold", "label"]).size().unstack(fill_value=0)
+        per_partition[str(p)] = {f: {"depressed": int(per.loc[f].get(1, 0)), "normal": int(per.loc[f].get(0, 0))}
+                                 for f in per.index}
     return {
-        "subject_independent_verified": subjects_verified,
+        "protocol": protocol,
+        "subject_independent": independent,
+        "subject_independent_verified": independent == "true",
+        "n_leaked_subjects": len(leaked),
         "n_subjects": int(split["subject_id"].nunique()),
-        "per_fold": {f: {"depressed": int(per.loc[f].get(1, 0)), "normal": int(per.loc[f].get(0, 0))} for f in per.index},
+        "n_partitions": len(per_partition),
+        "per_fold": per_partition["0"],
+        "per_partition": per_partition,
     }

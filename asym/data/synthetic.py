@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from asym.data import dvlog, lmvd
 from asym.data.sample import FOLDS
+from asym.errors import ConfigError
 from asym.io import atomic_dir
 
 AU_R = ["01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45"]
@@ -214,4 +215,4 @@ def write_demo(fmt: str, out: Path, cfg: dict[str, Any], seed: int, layout: str 
     elif fmt == "lmvd":
         write_lmvd(out, cfg, seed, layout)
     else:
-        raise ValueError(f"unknown dataset format {fmt!r}")
+        raise ConfigError(f"unknown dataset format {fmt!r}; expected dvlog or lmvd")

@@ -8,8 +8,10 @@ Importing this module does not import torch, so the Snakefile can read it cheapl
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,15 +27,24 @@ class Entry:
     kind: str                      # "asym" | "ablation" | "baseline"
     description: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    recipe: str = "asym"           # params.yaml block under recipes.<scale>
+
+    def digest(self) -> str:
+        """A short fingerprint of what this entry means; a DVC stage's command carries it, so
+        editing one entry reruns that model's stages and no other."""
+        text = json.dumps({"target": self.target, "family": self.family, "recipe": self.recipe,
+                           "overrides": dict(self.overrides)}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 _ENTRIES: dict[str, Entry] = {}
 
 
-def register(name: str, target: str, family: str, kind: str, description: str, **overrides: Any) -> None:
+def register(name: str, target: str, family: str, kind: str, description: str, recipe: str = "asym",
+             **overrides: Any) -> None:
     if name in _ENTRIES:
         raise ConfigError(f"model {name!r} is registered twice")
-    _ENTRIES[name] = Entry(name, target, family, kind, description, overrides)
+    _ENTRIES[name] = Entry(name, target, family, kind, description, overrides, recipe)
 
 
 # --- ASYM and its ablations (each variant switches one thing off in the full model) --------
@@ -68,7 +79,7 @@ register("tamfn", "asym.models.baselines.tamfn:TAMFN", "tamfn", "baseline",
 register("mddformer", "asym.models.baselines.mddformer:MDDformer", "mddformer", "baseline",
          "LMVD's MDDformer (He et al., 2024)")
 register("depmamba", "asym.models.baselines.depmamba:DepMamba", "depmamba", "baseline",
-         "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025)")
+         "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025)", recipe="depmamba")
 
 
 def names(kind: str | None = None) -> list[str]:
@@ -82,13 +93,11 @@ def get(name: str) -> Entry:
         raise ConfigError(f"unknown model {name!r}; registered: {names()}") from None
 
 
-def resolve_config(name: str, params: Any = None, dataset: str | None = None, **overrides: Any) -> dict[str, Any]:
-    """The family block of params.yaml for the active scale, with the entry's and caller's overrides."""
-    from asym.config import deep_merge, load_params
-
+def resolve_config(name: str, params: Any, dataset: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The family block of params.yaml for the active scale, with the entry's and caller's
+    overrides (flat keys: an override replaces the family's value)."""
     entry = get(name)
-    params = params if params is not None else load_params()
-    return deep_merge(deep_merge(params.model_family(entry.family, dataset), dict(entry.overrides)), overrides)
+    return {**params.model_family(entry.family, dataset), **entry.overrides, **overrides}
 
 
 def model_class(name: str) -> type:
@@ -96,7 +105,7 @@ def model_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def build(name: str, audio_dim: int, visual_dim: int, params: Any = None, dataset: str | None = None,
+def build(name: str, audio_dim: int, visual_dim: int, params: Any, dataset: str | None = None,
           **overrides: Any):
     """Instantiate registry entry `name`: forward(audio, visual, lengths) -> logits (B,)."""
     cls = model_class(name)

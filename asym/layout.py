@@ -1,0 +1,186 @@
+"""Where every artefact lives, and what each DAG stage reads, writes and depends on.
+
+This is the one description of the artefact layout: the Snakemake rules (workflow/rules), the
+DVC stages (`asym dvc-yaml`) and the steps themselves all ask this module for paths, so a file
+name is spelt once. Path builders take plain strings, so the same call yields a concrete path
+(`run_file("dvlog", "asym", 0, ...)`), a Snakemake pattern (`"{dataset}"`) or a DVC template
+(`"${item.dataset}"`).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asym.models import registry
+
+PACKAGE = Path(__file__).resolve().parent
+
+# Per (dataset, model, seed) run folder.
+TRAIN_FILES = {"checkpoint": "checkpoint.pt", "predictions": "predictions.parquet",
+               "history": "history.csv", "summary": "train.json"}
+EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
+
+# reports/: tables (each as Markdown, CSV and LaTeX), aggregates and plots.
+TABLE_FORMATS = ("md", "csv", "tex")
+PLOTS = {"metrics_plot": "metrics.png", "confusion_plot": "confusion_matrices.png",
+         "reliability_plot": "reliability.png"}
+AGGREGATES = {"summary_csv": "summary.csv", "summary_json": "summary.json", "runs_csv": "runs.csv"}
+TRACKING_RECORD = "mlflow_runs.json"
+
+
+def report_tables(models: list[str]) -> list[str]:
+    """The tables a report over `models` writes: the ablation table only when ASYM and at least
+    one of its variants are trained, the comparison only when ASYM or a baseline is."""
+    kinds = {registry.get(m).kind for m in models}
+    tables = ["results"]
+    if kinds & {"asym", "baseline"}:
+        tables.append("comparison")
+    if {"asym", "ablation"} <= kinds:
+        tables.append("ablation")
+    tables.append("fairness")
+    return tables
+
+
+@dataclass(frozen=True)
+class Layout:
+    raw: str
+    processed: str
+    splits: str
+    runs: str
+    reports: str
+    logs: str
+
+    @classmethod
+    def of(cls, params: Any, absolute: bool = True) -> Layout:
+        """Absolute paths for the steps and Snakemake; as written in params.yaml for dvc.yaml."""
+        keys = ("raw", "processed", "splits", "runs", "reports", "logs")
+        if absolute:
+            return cls(**{k: str(params.path_of(k)) for k in keys})
+        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in keys})
+
+    # --- data ------------------------------------------------------------------------
+    def raw_dir(self, dataset: str) -> str:
+        return f"{self.raw}/{dataset}"
+
+    def provenance(self, dataset: str) -> str:
+        return f"{self.raw}/{dataset}.provenance.json"
+
+    def parquet(self, dataset: str) -> str:
+        return f"{self.processed}/{dataset}.parquet"
+
+    def card_json(self, dataset: str) -> str:
+        return f"{self.processed}/{dataset}.card.json"
+
+    def card_md(self, dataset: str) -> str:
+        return f"{self.processed}/{dataset}.card.md"
+
+    def split_csv(self, dataset: str) -> str:
+        return f"{self.splits}/{dataset}.csv"
+
+    def split_json(self, dataset: str) -> str:
+        return f"{self.splits}/{dataset}.json"
+
+    # --- runs ------------------------------------------------------------------------
+    def run_dir(self, dataset: str, model: str, seed: int | str) -> str:
+        return f"{self.runs}/{dataset}/{model}/seed{seed}"
+
+    def run_file(self, dataset: str, model: str, seed: int | str, key: str) -> str:
+        name = {**TRAIN_FILES, **EVAL_FILES}[key]
+        return f"{self.run_dir(dataset, model, seed)}/{name}"
+
+    def train_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
+        return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in TRAIN_FILES}
+
+    def eval_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
+        return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in EVAL_FILES}
+
+    # --- reports ---------------------------------------------------------------------
+    def report_file(self, name: str) -> str:
+        return f"{self.reports}/{name}"
+
+    def report_outputs(self, models: list[str]) -> dict[str, str]:
+        """Every file `asym report` writes, by name."""
+        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models) for fmt in TABLE_FORMATS}
+        out.update({k: self.report_file(v) for k, v in {**AGGREGATES, **PLOTS}.items()})
+        return out
+
+    def tracking_record(self) -> str:
+        return self.report_file(TRACKING_RECORD)
+
+    def log(self, *parts: str) -> str:
+        return "/".join([self.logs, *parts]) + ".log"
+
+
+# --- what each stage depends on ---------------------------------------------------------------
+def stage_params(params: Any, stage: str, dataset: str | None = None, model: str | None = None) -> list[str]:
+    """The dotted params.yaml keys a stage reads: editing any other key never reruns it."""
+    scale = params.scale
+    if stage == "fetch":
+        fmt = params.dataset(dataset).format
+        return [f"datasets.{dataset}", "synth.seed", f"synth.{fmt}"]
+    if stage == "convert":
+        fmt = params.dataset(dataset).format
+        return [f"datasets.{dataset}", *([f"readers.{fmt}"] if fmt in params.raw["readers"] else [])]
+    if stage == "split":
+        return ["scale", f"datasets.{dataset}", "split"]
+    if stage == "train":
+        entry = registry.get(model)
+        return ["scale", f"model.{scale}.{entry.family}", f"recipes.{scale}.{entry.recipe}", "train",
+                f"run.seeds.{scale}"]
+    if stage == "evaluate":
+        return []
+    if stage == "report":
+        return ["scale", "run", "report"]
+    if stage == "track":
+        return ["mlflow"]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+# The registry file is left out of the code a training stage depends on: an entry's own
+# content reaches the stage through its digest in the command line (see `asym dvc-yaml`), so
+# adding a model does not rerun every other one.
+_NOT_TRACKED = {"asym/models/registry.py", "asym/__init__.py", "asym/models/__init__.py"}
+STAGE_MODULES = {"fetch": ["asym.data.fetch"], "convert": ["asym.data.convert"], "split": ["asym.data.splits"],
+                 "train": ["asym.train"], "evaluate": ["asym.evaluate"], "report": ["asym.report"],
+                 "track": ["asym.tracking"]}
+
+
+def _module_file(module: str) -> Path | None:
+    rel = Path(*module.split("."))
+    for candidate in (PACKAGE.parent / rel.with_suffix(".py"), PACKAGE.parent / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """asym modules a file imports, anywhere in it (static: nothing is imported)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "asym")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "asym":
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)   # `from asym.x import module`
+    return found
+
+
+def code_deps(stage: str, model: str | None = None) -> list[str]:
+    """The package files a stage runs (repository-relative), by a static walk of asym imports."""
+    roots = list(STAGE_MODULES[stage])
+    if stage == "train" and model is not None:
+        roots.append(registry.get(model).target.split(":")[0])
+    seen: dict[str, Path] = {}
+    todo = roots
+    while todo:
+        module = todo.pop()
+        path = _module_file(module)
+        if path is None or module in seen:
+            continue
+        seen[module] = path
+        todo.extend(_imports(path))
+    files = {p.relative_to(PACKAGE.parent).as_posix() for p in seen.values()}
+    return sorted(files - _NOT_TRACKED)

@@ -1,0 +1,124 @@
+"""Classification metrics of one set of predictions, by scikit-learn's functions.
+
+Depressed is the positive class. Two conventions coexist in this literature and both are
+reported, under distinct names:
+
+- depressed-class precision / recall / F1 (`precision`, `recall`, `f1`): DepMamba, CAF-Mamba, ASYM;
+- weighted precision / recall / F1 (`*_weighted`, support-averaged over both classes): the
+  D-Vlog paper, TAMFN, the LMVD paper.
+
+Beside them: accuracy, balanced accuracy, MCC, AUROC and AUPRC from the predicted
+probabilities, and the expected calibration error (ECE, equal-width bins), the one metric
+scikit-learn lacks: it is built on `sklearn.calibration.calibration_curve`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+HEADLINE = ("accuracy", "precision", "recall", "f1")
+LABEL_METRICS = ("accuracy", "precision", "recall", "f1", "precision_weighted", "recall_weighted", "f1_weighted",
+                 "balanced_accuracy", "mcc")
+SCORE_METRICS = ("auroc", "auprc", "ece")
+METRICS = LABEL_METRICS + SCORE_METRICS
+CONVENTION = {
+    "accuracy": "accuracy", "precision": "depressed class", "recall": "depressed class", "f1": "depressed class",
+    "precision_weighted": "weighted", "recall_weighted": "weighted", "f1_weighted": "weighted",
+    "balanced_accuracy": "mean recall of both classes", "mcc": "Matthews correlation",
+    "auroc": "from probabilities", "auprc": "from probabilities (average precision)",
+    "ece": f"expected calibration error, {10} equal-width bins (lower is better)",
+}
+ECE_BINS = 10
+
+
+def _sklearn():
+    import sklearn
+    from sklearn import metrics
+
+    # The inputs are built here, never by a user: skip scikit-learn's per-call validation.
+    sklearn.set_config(skip_parameter_validation=True, assume_finite=True)
+    return metrics
+
+
+def confusion(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
+    m = _sklearn()
+    tn, fp, fn, tp = m.confusion_matrix(np.asarray(y, int), np.asarray(pred, int), labels=[0, 1]).ravel()
+    return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+
+
+def label_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Metrics of hard predictions; a class absent from the predictions scores 0, not NaN."""
+    m = _sklearn()
+    y, pred = np.asarray(y, int), np.asarray(pred, int)
+    out = {"accuracy": m.accuracy_score(y, pred)}
+    p, r, f, _ = m.precision_recall_fscore_support(y, pred, labels=[1], average=None, zero_division=0)
+    out.update(precision=p[0], recall=r[0], f1=f[0])
+    p, r, f, _ = m.precision_recall_fscore_support(y, pred, labels=[0, 1], average="weighted", zero_division=0)
+    out.update(precision_weighted=p, recall_weighted=r, f1_weighted=f)
+    # balanced_accuracy_score warns and ignores a class absent from y; recall_score macro does the same maths.
+    out["balanced_accuracy"] = m.recall_score(y, pred, labels=[0, 1], average="macro", zero_division=0)
+    out["mcc"] = m.matthews_corrcoef(y, pred)
+    return {k: float(v) for k, v in out.items()}
+
+
+def expected_calibration_error(y: np.ndarray, prob: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """sum over bins of (share of samples) x |observed rate - mean predicted probability|."""
+    from sklearn.calibration import calibration_curve
+
+    y, prob = np.asarray(y, int), np.asarray(prob, float)
+    if len(y) == 0:
+        return float("nan")
+    observed, predicted = calibration_curve(y, prob, n_bins=n_bins, strategy="uniform")
+    counts = np.bincount(ece_bin(prob, n_bins), minlength=n_bins)
+    share = counts[counts > 0] / len(y)
+    return float(np.sum(share * np.abs(observed - predicted)))
+
+
+def ece_bin(prob: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """The bin of each probability, exactly as calibration_curve(strategy='uniform') bins it."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.searchsorted(edges[1:-1], np.asarray(prob, float))
+
+
+def score_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """AUROC / AUPRC need both classes in y: NaN otherwise."""
+    m = _sklearn()
+    y, prob = np.asarray(y, int), np.asarray(prob, float)
+    both = len(np.unique(y)) == 2
+    return {"auroc": float(m.roc_auc_score(y, prob)) if both else float("nan"),
+            "auprc": float(m.average_precision_score(y, prob)) if both else float("nan"),
+            "ece": expected_calibration_error(y, prob)}
+
+
+def all_metrics(y: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    prob = np.asarray(prob, float)
+    return {**label_metrics(y, (prob >= threshold).astype(int)), **score_metrics(y, prob)}
+
+
+def selection_score(m: dict[str, float], metric: str) -> float:
+    """DepMamba picks the checkpoint with the best validation (acc + precision + recall + F1) / 4."""
+    return float(np.mean([m[k] for k in HEADLINE])) if metric == "mean4" else float(m[metric])
+
+
+def majority_floor(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+    """Always the training fold's majority class (its prior as the probability)."""
+    from sklearn.dummy import DummyClassifier
+
+    clf = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(y_train), 1)), y_train)
+    x = np.zeros((len(y_test), 1))
+    return {**label_metrics(y_test, clf.predict(x)), **score_metrics(y_test, clf.predict_proba(x)[:, -1])}
+
+
+def chance_floor(y_train: np.ndarray, y_test: np.ndarray, draws: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Expected metrics of a stratified random guess (predicts depressed with the training
+    fold's rate), averaged over `draws` guesses."""
+    from sklearn.dummy import DummyClassifier
+
+    x = np.zeros((len(y_test), 1))
+    rows = []
+    for k in range(draws):
+        clf = DummyClassifier(strategy="stratified", random_state=seed + k).fit(np.zeros((len(y_train), 1)), y_train)
+        rows.append(all_metrics(y_test, clf.predict_proba(x)[:, -1]))
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in METRICS}

@@ -1,0 +1,108 @@
+"""Every figure of the pipeline, saved atomically through one helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
+    """Write a figure under a temporary name and rename it into place, then free it."""
+    from asym.io import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _plt().close(fig)
+
+
+def draw_confusion(ax: Any, c: dict[str, int], ticks: tuple[str, str], fontsize: float = 10) -> None:
+    """Counts as a 2x2 heat map on `ax`: rows truth, columns prediction, normal first."""
+    cm = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=fontsize)
+    ax.set_xticks([0, 1], list(ticks), fontsize=fontsize - 1)
+    ax.set_yticks([0, 1], list(ticks), fontsize=fontsize - 1)
+
+
+def plot_confusion(c: dict[str, int], title: str, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(2.8, 2.6))
+    draw_confusion(ax, c, ("normal", "depressed"))
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("truth")
+    ax.set_title(title, fontsize=8)
+    save_figure(fig, path, dpi=100)
+
+
+def plot_confusion_grid(cells: list[tuple[str, str, dict[str, int]]], path: Path) -> None:
+    plt = _plt()
+    cols = min(6, len(cells))
+    rows = int(np.ceil(len(cells) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (ds, model, c) in zip(axes.ravel(), cells, strict=False):
+        ax.axis("on")
+        draw_confusion(ax, c, ("N", "D"), fontsize=8)
+        ax.set_title(f"{ds}\n{model}", fontsize=7)
+    fig.suptitle("Test confusion matrices summed over seeds (rows: truth, cols: prediction)", fontsize=9)
+    save_figure(fig, path)
+
+
+def plot_metric_bars(agg: Any, metrics: tuple[str, ...], floors: Any, path: Path) -> None:
+    """Per dataset, every model's test metrics (mean, 95% CI whiskers), floors as lines."""
+    plt = _plt()
+    datasets = list(dict.fromkeys(agg["dataset"]))
+    width = 0.8 / len(metrics)
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(max(6, 0.9 * agg["model"].nunique() + 2), 3.4 * len(datasets)),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, ds in zip(axes[:, 0], datasets, strict=True):
+        part = agg[agg["dataset"] == ds]
+        x = np.arange(len(part))
+        for i, k in enumerate(metrics):
+            lo = (part[k] - part[f"{k}_ci_low"]).clip(lower=0).fillna(0)
+            hi = (part[f"{k}_ci_high"] - part[k]).clip(lower=0).fillna(0)
+            ax.bar(x + (i - (len(metrics) - 1) / 2) * width, part[k], width, yerr=[lo, hi], capsize=2, label=k,
+                   color=colors[i % len(colors)])
+            floor = floors[(floors["dataset"] == ds) & (floors["model"] == "majority")]
+            if len(floor):
+                ax.axhline(float(floor[k].iloc[0]), color=colors[i % len(colors)], ls=":", lw=1)
+        ax.set_xticks(x, part["model"], rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{ds}: test metrics, mean over seeds, 95% bootstrap CI (dotted: majority floor)", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(ncol=len(metrics), fontsize=8, loc="lower right")
+    save_figure(fig, path)
+
+
+def plot_reliability(curves: list[tuple[str, str, np.ndarray, np.ndarray, float]], path: Path) -> None:
+    """Reliability diagrams: observed depressed rate against mean predicted probability."""
+    plt = _plt()
+    datasets = list(dict.fromkeys(c[0] for c in curves))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+        for d, model, predicted, observed, ece in curves:
+            if d == ds:
+                ax.plot(predicted, observed, marker="o", ms=3, lw=1, label=f"{model} (ECE {100 * ece:.1f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("mean predicted probability (depressed)")
+        ax.set_ylabel("observed depressed rate")
+        ax.set_title(f"{ds}: reliability, test vlogs of every seed", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
+    save_figure(fig, path)

@@ -1,0 +1,120 @@
+"""Uncertainty and significance: bootstrap CIs, paired bootstrap tests, Holm's adjustment.
+
+The resampling unit is the subject when subject ids exist (all of a subject's vlogs enter or
+leave a resample together), the vlog otherwise. One resample is drawn per dataset and shared
+by every seed and every model, so CIs of a seed-average and differences between models are
+paired. A resample is a row of integer weights over the test vlogs (how often each was drawn);
+every metric of every resample is evaluated at once from weighted counts. That is the one
+place metrics are computed outside scikit-learn, for speed (resamples x metrics x seeds x
+models), and tests check every resample against scikit-learn's functions with the same
+weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from asym.metrics import ECE_BINS, METRICS, ece_bin
+
+
+def resample_weights(units: list[str] | np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) weights: each row draws len(set(units)) units with replacement; every vlog
+    of a drawn unit gets that unit's count."""
+    codes, uniq = _codes(units)
+    draws = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
+    counts = np.zeros((n_boot, len(uniq)))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    return counts[:, codes]
+
+
+def _codes(units: list[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, codes = np.unique(np.asarray(units, dtype=str), return_inverse=True)
+    return codes, uniq
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, 0 where b == 0 (scikit-learn's zero_division=0)."""
+    out = np.zeros(np.broadcast(a, b).shape)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+def weighted_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric of asym.metrics for each row of weights W (n_boot, n)."""
+    y = np.asarray(y, int)
+    prob = np.asarray(prob, float)
+    pred = (prob >= 0.5).astype(int)
+    tp, fp = W @ ((y == 1) & (pred == 1)), W @ ((y == 0) & (pred == 1))
+    fn, tn = W @ ((y == 1) & (pred == 0)), W @ ((y == 0) & (pred == 0))
+    n = tp + fp + fn + tn
+    s1, s0 = tp + fn, tn + fp
+    p1, r1, f1 = _div(tp, tp + fp), _div(tp, s1), _div(2 * tp, 2 * tp + fp + fn)
+    p0, r0, f0 = _div(tn, tn + fn), _div(tn, s0), _div(2 * tn, 2 * tn + fn + fp)
+    mcc_den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    out = {
+        "accuracy": _div(tp + tn, n), "precision": p1, "recall": r1, "f1": f1,
+        "precision_weighted": _div(s1 * p1 + s0 * p0, n), "recall_weighted": _div(s1 * r1 + s0 * r0, n),
+        "f1_weighted": _div(s1 * f1 + s0 * f0, n), "balanced_accuracy": (r1 + r0) / 2,
+        "mcc": _div(tp * tn - fp * fn, mcc_den),
+    }
+    out.update(_ranking_metrics(y, prob, W))
+    bins = np.eye(ECE_BINS)[ece_bin(prob)]                          # (n, bins)
+    gap = W @ (bins * (y - prob)[:, None])                          # per bin: sum of (observed - predicted)
+    out["ece"] = _div(np.abs(gap).sum(1), n)
+    return out
+
+
+def _ranking_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    """AUROC (ties count one half) and average precision over distinct score thresholds."""
+    order = np.argsort(-prob, kind="stable")
+    _, group = np.unique(-prob[order], return_inverse=True)         # groups of equal scores, highest first
+    onehot = np.zeros((len(y), group.max() + 1 if len(y) else 0))
+    onehot[np.arange(len(y)), group] = 1.0
+    pos = W[:, order] @ (onehot * (y[order] == 1)[:, None])         # (n_boot, groups): weight of positives
+    neg = W[:, order] @ (onehot * (y[order] == 0)[:, None])
+    total_pos, total_neg = pos.sum(1), neg.sum(1)
+    neg_below = total_neg[:, None] - np.cumsum(neg, axis=1)         # negatives scored strictly lower
+    auroc = (pos * (neg_below + 0.5 * neg)).sum(1)
+    both = (total_pos > 0) & (total_neg > 0)
+    auroc = np.where(both, _div(auroc, total_pos * total_neg), np.nan)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    ap = (pos * _div(tp, tp + fp)).sum(1)                           # sum of (recall step) x precision
+    ap = np.where(both, _div(ap, total_pos), np.nan)
+    return {"auroc": auroc, "auprc": ap}
+
+
+def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    samples = samples[np.isfinite(samples)]
+    if len(samples) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(samples, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def seed_mean_resamples(y: np.ndarray, probs: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    """Per metric, the seed-averaged value on every resample: probs is (n_seeds, n)."""
+    per_seed = [weighted_metrics(y, p, W) for p in probs]
+    return {k: np.mean([m[k] for m in per_seed], axis=0) for k in METRICS}
+
+
+def bootstrap_p(deltas: np.ndarray) -> float:
+    """Two-sided p of "no difference" from a paired bootstrap distribution of differences."""
+    d = deltas[np.isfinite(deltas)]
+    if len(d) == 0:
+        return float("nan")
+    tail = min(np.sum(d <= 0), np.sum(d >= 0))
+    return float(min(1.0, 2 * (tail + 1) / (len(d) + 1)))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN entries stay NaN)."""
+    p = np.asarray(pvalues, float)
+    finite = np.flatnonzero(np.isfinite(p))
+    out = np.full(len(p), np.nan)
+    if len(finite) == 0:
+        return out.tolist()
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    adjusted = np.maximum.accumulate([(m - i) * p[j] for i, j in enumerate(order)])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()

@@ -1,0 +1,261 @@
+"""The report's tables, each written as Markdown, CSV (numbers) and LaTeX, with a caption that
+names every column's metric convention, each dataset's protocol and subject independence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from asym.io import atomic_path, write_text
+from asym.metrics import CONVENTION
+from asym.reference import published_results
+
+MACRO = "macro-avg"
+LOWER_IS_BETTER = {"ece"}
+RESULT_METRICS = ("accuracy", "precision", "recall", "f1", "f1_weighted", "balanced_accuracy", "mcc", "auroc",
+                  "auprc", "ece")
+LABELS = {"accuracy": "Acc", "precision": "P (dep.)", "recall": "R (dep.)", "f1": "F1 (dep.)",
+          "precision_weighted": "P (w.)", "recall_weighted": "R (w.)", "f1_weighted": "F1 (w.)",
+          "balanced_accuracy": "BAcc", "mcc": "MCC", "auroc": "AUROC", "auprc": "AUPRC", "ece": "ECE"}
+TITLES = {"results": "All models", "comparison": "Comparison with published methods",
+          "ablation": "ASYM ablations", "fairness": "Subgroups: gender and vlog length"}
+
+
+@dataclass
+class Context:
+    scale: str
+    summary: pd.DataFrame
+    datasets: list[str]
+    protocols: dict[str, str]
+    independence: dict[str, str]
+    alpha: float
+    seeds: list[int]
+
+    @classmethod
+    def of(cls, params: Any, summary: pd.DataFrame, all_runs: list[Any]) -> Context:
+        datasets = list(dict.fromkeys(summary["dataset"]))
+        return cls(params.scale, summary, datasets, {r.name: r.protocol for r in all_runs},
+                   {r.name: r.subject_independent for r in all_runs}, params.report.alpha, params.seeds)
+
+    def preface(self) -> list[str]:
+        lines = [f"Scale `{self.scale}`; seeds {self.seeds}. Test metrics in %: mean ± std over seeds "
+                 "(and outer folds under `kfold`); 95% CIs from a bootstrap of the test set (subjects when "
+                 "known, else vlogs), the same resample for every seed and model. Macro-avg = mean over datasets, "
+                 "per seed first.", "", "Columns: " + "; ".join(f"{LABELS[k]} = {CONVENTION[k]}" for k in LABELS) + ".",
+                 "Floors: `majority` always answers the training fold's majority class; `chance` guesses at "
+                 "random with the training fold's rate (expected values).", ""]
+        for ds in self.datasets:
+            if ds == MACRO:
+                continue
+            ind = self.independence[ds]
+            text = {"true": "verified subject-independent", "false": "NOT subject-independent (the published split "
+                    "puts vlogs of one subject in several folds)", "unknown": "subject independence could not be "
+                    "verified: no subject ids, each vlog counts as its own subject"}[ind]
+            lines.append(f"- **{ds}**: protocol `{self.protocols[ds]}`; {text}.")
+        return lines
+
+
+def _pct(v: float, digits: int = 2) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}"
+
+
+def _cell(row: pd.Series, k: str) -> str:
+    if k == "mcc":
+        mean, std = row[k], row.get(f"{k}_std", np.nan)
+        return "–" if not np.isfinite(mean) else (f"{mean:.3f}" + (f" ± {std:.3f}" if np.isfinite(std) else ""))
+    std = row.get(f"{k}_std", np.nan)
+    return _pct(row[k]) + (f" ± {_pct(std)}" if np.isfinite(std) else "")
+
+
+def _ci(row: pd.Series, k: str) -> str:
+    lo, hi = row.get(f"{k}_ci_low", np.nan), row.get(f"{k}_ci_high", np.nan)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "–"
+    if k == "mcc":
+        return f"[{lo:.3f}, {hi:.3f}]"
+    return f"[{_pct(lo)}, {_pct(hi)}]"
+
+
+def _bold_best(part: pd.DataFrame, cells: list[str], k: str) -> list[str]:
+    trained = part["kind"] != "floor"
+    if not trained.any():
+        return cells
+    values = part.loc[trained, k]
+    best = values.min() if k in LOWER_IS_BETTER else values.max()
+    return [f"**{c}**" if t and np.isclose(v, best) else c for c, v, t in zip(cells, part[k], trained, strict=True)]
+
+
+def _model_cell(row: pd.Series) -> str:
+    name = str(row["model"])
+    if row["kind"] == "floor":
+        return f"_{name}_"
+    return f"**{name}** ◀" if name == "asym" else name
+
+
+def _ordered(part: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([part[part["kind"] != "floor"], part[part["kind"] == "floor"]]).reset_index(drop=True)
+
+
+def _delta(row: pd.Series) -> str:
+    d = row.get("delta_f1_vs_asym", np.nan)
+    if not np.isfinite(d):
+        return "–"
+    return f"{100 * d:+.2f} [{100 * row['delta_f1_ci_low']:+.2f}, {100 * row['delta_f1_ci_high']:+.2f}]"
+
+
+def _p(row: pd.Series) -> str:
+    p = row.get("p_vs_asym", np.nan)
+    return "–" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+
+
+def results_view(part: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    out = pd.DataFrame({"model": [_model_cell(r) for _, r in part.iterrows()],
+                        "recipe": part["recipe"].fillna("–")})
+    for k in RESULT_METRICS:
+        out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
+    out["F1 (dep.) 95% CI"] = [_ci(r, "f1") for _, r in part.iterrows()]
+    out["params"] = [f"{n / 1e3:.1f}k" if np.isfinite(n) else "–" for n in part["n_params"].astype(float)]
+    out["s/epoch"] = [f"{t:.2f}" if np.isfinite(t) else "–" for t in part["epoch_time_s"].astype(float)]
+    numeric = ["model", "kind", "recipe", *[f"{k}{s}" for k in RESULT_METRICS for s in ("", "_std", "_ci_low", "_ci_high")],
+               "n_seeds", "n_params", "epoch_time_s"]
+    return out, numeric
+
+
+def _published(ds: str, protocols: dict[str, str]) -> pd.DataFrame:
+    """Published numbers usable beside ours: same dataset, same protocol (macro: both)."""
+    pub = published_results().assign(key=lambda d: d["method"].str.lower())
+    if ds != MACRO:
+        return pub[(pub["dataset"] == ds) & (pub["protocol"] == protocols[ds])]
+    ok = pub[pub.apply(lambda r: protocols.get(r["dataset"]) == r["protocol"], axis=1)]
+    rows = []
+    for (key, conv), g in ok.groupby(["key", "metric_convention"]):
+        if set(g["dataset"]) == set(protocols):
+            rows.append({"key": key, "metric_convention": conv, "method": g["method"].iloc[0],
+                         **{m: g[m].mean() if g[m].notna().all() else np.nan for m in ("accuracy", "f1")},
+                         "source": "; ".join(g["source"].unique())})
+    return pd.DataFrame(rows, columns=["key", "metric_convention", "method", "accuracy", "f1", "source"])
+
+
+def comparison_view(part: pd.DataFrame, ctx: Context, ds: str) -> tuple[pd.DataFrame, list[str]]:
+    metrics = ("accuracy", "precision", "recall", "f1", "f1_weighted")
+    out = pd.DataFrame({"model": [_model_cell(r) for _, r in part.iterrows()], "recipe": part["recipe"].fillna("–")})
+    for k in metrics:
+        out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
+    out["ΔF1 vs asym [95% CI]"] = [_delta(r) for _, r in part.iterrows()]
+    out["p (Holm)"] = [_p(r) for _, r in part.iterrows()]
+    numeric = ["model", "kind", "recipe", *[f"{k}{s}" for k in metrics for s in ("", "_std", "_ci_low", "_ci_high")],
+               "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym"]
+    if ctx.scale != "demo":   # demo numbers are about synthetic data: no published column at all
+        pub = _published(ds, ctx.protocols)
+        for label, metric, conv in (("published Acc", "accuracy", None), ("published F1 (dep.)", "f1", "depressed-class"),
+                                    ("published F1 (w.)", "f1", "weighted")):
+            cells = []
+            for m in part["model"]:
+                rows = pub[(pub["key"] == m) & ((pub["metric_convention"] == conv) if conv else True)]
+                vals = rows[metric].dropna()
+                cells.append(f"{vals.iloc[0]:.2f}" if len(vals) else "–")
+            out[label] = cells
+    return out, numeric
+
+
+def ablation_view(part: pd.DataFrame, ctx: Context) -> tuple[pd.DataFrame, list[str]]:
+    full = part[part["model"] == "asym"].iloc[0]
+    out = pd.DataFrame({"model": [_model_cell(r) for _, r in part.iterrows()]})
+    out["params (asym)"] = [("–" if r["kind"] == "floor" else f"{r['n_params'] / 1e3:.1f}k ({full['n_params'] / 1e3:.1f}k)")
+                            for _, r in part.iterrows()]
+    for k in ("accuracy", "f1", "f1_weighted"):
+        out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
+    out["ΔAcc"] = ["–" if m == "asym" else f"{100 * (v - full['accuracy']):+.2f}" for m, v in zip(part["model"], part["accuracy"], strict=True)]
+    out["ΔF1 vs asym [95% CI]"] = [_delta(r) for _, r in part.iterrows()]
+    out["p (Holm)"] = [_p(r) for _, r in part.iterrows()]
+    out["removal hurts?"] = [_hurts(r, ctx.alpha) for _, r in part.iterrows()]
+    numeric = ["model", "kind", "n_params", "accuracy", "accuracy_std", "f1", "f1_std", "f1_weighted", "f1_weighted_std",
+               "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym"]
+    return out, numeric
+
+
+def _hurts(row: pd.Series, alpha: float) -> str:
+    p, d = row.get("p_vs_asym", np.nan), row.get("delta_f1_vs_asym", np.nan)
+    if row["kind"] != "ablation" or not np.isfinite(p):
+        return ""
+    if p < alpha:
+        return "yes (significant)" if d < 0 else "no: significantly better"
+    return "not significant"
+
+
+CAPTIONS = {
+    "results": "Every trained model and the floors.",
+    "comparison": "ASYM against the baselines, trained here on the same folds; ΔF1 and its 95% CI from the paired "
+                  "bootstrap, p-values Holm-adjusted over the models of each dataset. A published number stands only "
+                  "beside a measured one of the same metric convention and protocol (never at `scale: demo`: demo "
+                  "numbers are about synthetic data); sources in asym/reference/published_results.csv.",
+    "ablation": "ASYM with one module (or part) removed or replaced. ‘removal hurts?’ answers the abstract's claim "
+                "that removing any module significantly degrades performance: yes when the paired-bootstrap ΔF1 is "
+                "negative with Holm-adjusted p below alpha. Parameter counts beside the full model's.",
+}
+
+
+def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
+    kinds = {"results": None, "comparison": ("asym", "baseline", "floor"), "ablation": ("asym", "ablation", "floor")}[name]
+    md = [f"# {TITLES[name]}", "", CAPTIONS[name], "", *ctx.preface(), ""]
+    tex, csv = [], []
+    for ds in ctx.datasets:
+        part = ctx.summary[ctx.summary["dataset"] == ds]
+        if kinds is not None:
+            part = part[part["kind"].isin(kinds)]
+        part = _ordered(part)
+        if name == "results":
+            view, numeric = results_view(part)
+        elif name == "comparison":
+            view, numeric = comparison_view(part, ctx, ds)
+        else:
+            view, numeric = ablation_view(part, ctx)
+        md += [f"## {ds}" + (f" (protocol `{ctx.protocols[ds]}`)" if ds in ctx.protocols else ""), "",
+               view.to_markdown(index=False, disable_numparse=True), ""]
+        tex.append(to_latex(view, f"{TITLES[name]} ({ds}). {CAPTIONS[name]}"))
+        csv.append(part[[c for c in numeric if c in part.columns]].assign(dataset=ds))
+    write_text(paths[f"{name}_md"], "\n".join(md))
+    write_text(paths[f"{name}_tex"], "\n".join(tex))
+    with atomic_path(paths[f"{name}_csv"]) as tmp:
+        pd.concat(csv, ignore_index=True).to_csv(tmp, index=False)
+
+
+def write_fairness(fair: pd.DataFrame, ctx: Context, paths: dict[str, Path]) -> None:
+    caption = ("Accuracy and depressed-class F1 (%) per subgroup of the test vlogs, mean over seeds; "
+               "length terciles are cut on each dataset's test vlogs; gap = best minus worst group.")
+    md = [f"# {TITLES['fairness']}", "", caption, ""]
+    tex = []
+    for ds in [d for d in ctx.datasets if d != MACRO]:
+        part = fair[fair["dataset"] == ds]
+        view = pd.DataFrame({"model": part["model"], "attribute": part["attribute"], "group": part["group"],
+                             "n": ["–" if not np.isfinite(n) else str(int(n)) for n in part["n"].astype(float)],
+                             "Acc": [_pct(v) for v in part["accuracy"]], "F1 (dep.)": [_pct(v) for v in part["f1"]]})
+        md += [f"## {ds}", "", view.to_markdown(index=False, disable_numparse=True), ""]
+        tex.append(to_latex(view, f"{TITLES['fairness']} ({ds}). {caption}"))
+    write_text(paths["fairness_md"], "\n".join(md))
+    write_text(paths["fairness_tex"], "\n".join(tex))
+    with atomic_path(paths["fairness_csv"]) as tmp:
+        fair.to_csv(tmp, index=False)
+
+
+def _tex(value: Any) -> str:
+    s = str(value).replace("◀", "").strip()
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        s = s.replace(a, b)
+    s = s.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("–", "--")
+    while s.count("**") >= 2:
+        s = s.replace("**", r"\textbf{", 1).replace("**", "}", 1)
+    return s
+
+
+def to_latex(view: pd.DataFrame, caption: str) -> str:
+    """pandas' Styler writes the LaTeX; cells are escaped and bold-marked here first."""
+    tex = view.map(_tex)
+    tex.columns = [_tex(c) for c in view.columns]
+    return tex.style.hide(axis="index").to_latex(
+        caption=_tex(caption), hrules=True, position="t", position_float="centering",
+        column_format="l" + "r" * (len(view.columns) - 1))
