@@ -20,8 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from asym.data.parquet import FeatureTable, read_samples
-from asym.data.splits import read_split
-from asym.errors import DataError
+from asym.data.sample import FOLDS
+from asym.data.splits import match_split, read_split
 from asym.evaluate import binary_metrics, selection_score
 from asym.io import atomic_path, write_json
 from asym.models import registry
@@ -72,14 +72,10 @@ class Normalizer:
 
 
 def load_fold_tables(data: Path, split: Path) -> dict[str, FeatureTable]:
+    """The three folds, refused unless the split is leak-free and describes exactly this data."""
     table = read_samples(data)
-    folds = read_split(split)
-    fold_of = dict(zip(folds["sample_id"], folds["fold"], strict=True))
-    missing = [s for s in table.sample_id if s not in fold_of]
-    if missing or len(fold_of) != len(table):
-        raise DataError(split, f"split does not match {data}: {len(missing)} sample(s) without a fold, "
-                        f"{len(fold_of)} split rows for {len(table)} samples")
-    return {f: table.select([i for i, s in enumerate(table.sample_id) if fold_of[s] == f]) for f in ("train", "valid", "test")}
+    folds = match_split(table, read_split(split), split, data)
+    return {f: table.select([i for i, g in enumerate(folds) if g == f]) for f in FOLDS}
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, int]], device: torch.device) -> tuple[torch.Tensor, ...]:

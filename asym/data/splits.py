@@ -97,8 +97,30 @@ def make_split(table: FeatureTable, ds: dict[str, Any], split_cfg: dict[str, Any
 
 def read_split(path: Path) -> pd.DataFrame:
     df = read_table(Path(path), ["sample_id", "subject_id", "label", "fold"])
+    bad = sorted(set(df["fold"]) - set(FOLDS))
+    if bad:
+        raise DataError(path, f"unknown fold(s) {bad}, expected {list(FOLDS)}")
     check_leakage(df["sample_id"].tolist(), df["subject_id"].tolist(), df["fold"].tolist(), str(path))
     return df
+
+
+def match_split(table: FeatureTable, split: pd.DataFrame, path: Path, data: Path) -> list[str]:
+    """The fold of each sample of `table`, once the split is known to describe exactly these
+    samples with these labels and subjects: a split made from other data (or before subject ids
+    were supplied) would make its own leakage check meaningless."""
+    rows = {r["sample_id"]: r for r in split.to_dict("records")}
+    missing = [s for s in table.sample_id if s not in rows]
+    extra = sorted(set(rows) - set(table.sample_id))
+    if missing or extra:
+        raise DataError(path, f"split does not match {data}: {len(missing)} sample(s) without a fold {missing[:3]}, "
+                        f"{len(extra)} split row(s) for samples not in the data {extra[:3]}")
+    for sample, subject, label in zip(table.sample_id, table.subject_id, table.label, strict=True):
+        row = rows[sample]
+        if row["subject_id"] != subject:
+            raise DataError(path, f"sample {sample!r} has subject {row['subject_id']!r} here but {subject!r} in {data}")
+        if row["label"] != str(int(label)):
+            raise DataError(path, f"sample {sample!r} has label {row['label']!r} here but {int(label)} in {data}")
+    return [rows[s]["fold"] for s in table.sample_id]
 
 
 def split_summary(split: pd.DataFrame, subjects_verified: bool) -> dict[str, Any]:
