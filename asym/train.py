@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from asym.data.parquet import FeatureTable, read_samples
-from asym.data.splits import fold_tables, read_split
+from asym.data.parquet import FeatureTable
+from asym.data.splits import load_partitions
 from asym.errors import ConfigError
 from asym.io import atomic_path, read_json, write_json
 from asym.layout import TRAIN_FILES, Layout
@@ -325,10 +325,8 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
     layout = Layout.of(params)
     entry = registry.get(model_name)
     recipe = params.recipe(entry.recipe)
-    data, split_path = Path(layout.parquet(dataset)), Path(layout.split_csv(dataset))
-    table = read_samples(data)
-    split = read_split(split_path, subjects_disjoint=params.protocol(dataset) != "depmamba")
-    partitions = fold_tables(table, split, split_path, data)
+    table, partitions = load_partitions(Path(layout.parquet(dataset)), Path(layout.split_csv(dataset)),
+                                        subjects_disjoint=params.protocol(dataset) != "depmamba")
     device = pick_device(params.train.device)
     torch.set_num_threads(params.train.threads)
     todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]

@@ -36,6 +36,12 @@ def convert(fmt: str, src: Path, out: Path, reader_cfg: dict[str, Any], subjects
             "subjects_supplied": subjects is not None, **(provenance or {})}
     table = write_samples(samples, out, meta)
     card = dataset_card(table, {**meta, "audio_dim": samples[0].audio.shape[1], "visual_dim": samples[0].visual.shape[1]})
-    write_json(out.with_suffix(".card.json"), card)
-    write_text(out.with_suffix(".card.md"), card_markdown(card))
+    card_json, card_md = out.with_suffix(".card.json"), out.with_suffix(".card.md")
+    try:
+        write_json(card_json, card)
+        write_text(card_md, card_markdown(card))
+    except BaseException:   # all three outputs or none: a table without its card is not a finished conversion
+        for path in (out, card_json, card_md):
+            path.unlink(missing_ok=True)
+        raise
     return card

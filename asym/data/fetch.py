@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -38,13 +39,25 @@ def _check_member(archive: Path, name: str) -> None:
         raise DataError(archive, f"refusing unsafe archive member {name!r} (absolute or `..` path)")
 
 
+def _check_zip_type(archive: Path, info: zipfile.ZipInfo) -> None:
+    """Zip entries made on Unix carry their file type in the high bits of `external_attr`; a
+    symlink would be unpacked as a file holding its target, so links and devices are refused."""
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise DataError(archive, f"refusing archive member {info.filename!r}: links and devices are not allowed")
+
+
 def safe_extract(archive: Path, dest: Path) -> None:
     name = archive.name.lower()
     if name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _check_member(archive, info.filename)
-            zf.extractall(dest)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    _check_member(archive, info.filename)
+                    _check_zip_type(archive, info)
+                zf.extractall(dest)
+        except zipfile.BadZipFile as exc:
+            raise DataError(archive, f"corrupt or truncated archive: {exc}") from None
         return
     if not name.endswith(ARCHIVE_SUFFIXES):
         raise DataError(archive, f"unknown archive type; expected one of {ARCHIVE_SUFFIXES}")

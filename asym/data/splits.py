@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asym.data.parquet import FeatureTable
+from asym.data.parquet import FeatureTable, read_samples
 from asym.data.sample import FOLDS
 from asym.data.validate import check_unique, read_table
 from asym.errors import DataError
@@ -191,6 +191,9 @@ def make_split(table: FeatureTable, protocol: str, split_cfg: Any, source: Path,
 
 def read_split(path: Path, subjects_disjoint: bool = True) -> pd.DataFrame:
     df = read_table(Path(path), ["sample_id", "subject_id", "label", "fold"])
+    bad = sorted(set(df["fold"]) - set(FOLDS))
+    if bad:
+        raise DataError(path, f"unknown fold(s) {bad}, expected {list(FOLDS)}")
     if "partition" not in df.columns:
         df["partition"] = "0"
     if not df["partition"].str.fullmatch(r"\d+").all():
@@ -204,26 +207,31 @@ def read_split(path: Path, subjects_disjoint: bool = True) -> pd.DataFrame:
 
 def fold_tables(table: FeatureTable, split: pd.DataFrame, split_path: Path, data_path: Path) -> list[dict[str, FeatureTable]]:
     """Per partition, the train / valid / test tables. The split must describe exactly the
-    data's samples, with the data's labels and subjects: a split made for other data, or edited
-    by hand into a leak, is refused here, at training time, not only when it was written."""
-    index = {s: i for i, s in enumerate(table.sample_id)}
+    data's samples, with the data's labels and subjects: a split made for other data (or before
+    subject ids were supplied), or edited by hand into a leak, is refused here, at training
+    time, not only when it was written."""
     out = []
-    for p, part in split.groupby("partition", sort=True):
-        ids = part["sample_id"].tolist()
-        missing = [s for s in table.sample_id if s not in set(ids)]
-        extra = [s for s in ids if s not in index]
+    for _, part in split.groupby("partition", sort=True):
+        rows = {r["sample_id"]: r for r in part.to_dict("records")}
+        missing = [s for s in table.sample_id if s not in rows]
+        extra = sorted(set(rows) - set(table.sample_id))
         if missing or extra:
             raise DataError(split_path, f"split does not match {data_path}: {len(missing)} sample(s) without a fold "
-                            f"(e.g. {missing[:3]}), {len(extra)} unknown sample(s) (e.g. {extra[:3]})")
-        rows = [index[s] for s in ids]
-        bad_label = [s for s, y, i in zip(ids, part["label"], rows, strict=True) if int(y) != int(table.label[i])]
-        bad_subject = [s for s, g, i in zip(ids, part["subject_id"], rows, strict=True) if g != table.subject_id[i]]
-        if bad_label or bad_subject:
-            raise DataError(split_path, f"split disagrees with {data_path}: label differs for {bad_label[:3]}, "
-                            f"subject differs for {bad_subject[:3]}")
-        fold_of = dict(zip(ids, part["fold"], strict=True))
-        out.append({f: table.select([i for i, s in enumerate(table.sample_id) if fold_of[s] == f]) for f in FOLDS})
+                            f"{missing[:3]}, {len(extra)} split row(s) for samples not in the data {extra[:3]}")
+        for sample, subject, label in zip(table.sample_id, table.subject_id, table.label, strict=True):
+            row = rows[sample]
+            if row["subject_id"] != subject:
+                raise DataError(split_path, f"sample {sample!r} has subject {row['subject_id']!r} here but {subject!r} in {data_path}")
+            if str(row["label"]) != str(int(label)):
+                raise DataError(split_path, f"sample {sample!r} has label {str(row['label'])!r} here but {int(label)} in {data_path}")
+        out.append({f: table.select([i for i, s in enumerate(table.sample_id) if rows[s]["fold"] == f]) for f in FOLDS})
     return out
+
+
+def load_partitions(data: Path, split_path: Path, subjects_disjoint: bool = True) -> tuple[FeatureTable, list[dict[str, FeatureTable]]]:
+    """The feature table and its folds per partition, once the split is checked against it."""
+    table = read_samples(data)
+    return table, fold_tables(table, read_split(split_path, subjects_disjoint), split_path, data)
 
 
 def split_summary(split: pd.DataFrame, subjects_supplied: bool, protocol: str) -> dict[str, Any]:

@@ -83,4 +83,7 @@ def read_subjects(path: Path | None) -> dict[str, str] | None:
         return None
     df = read_table(path, ["sample", "subject"])
     check_unique(df["sample"].tolist(), path, "sample")
+    blank = df.loc[df["subject"] == "", "sample"].tolist()
+    if blank:   # a blank cell would silently make the vlog its own subject
+        raise DataError(path, f"{len(blank)} sample(s) have an empty subject, e.g. {blank[:3]}")
     return dict(zip(df["sample"], df["subject"], strict=True))

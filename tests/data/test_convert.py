@@ -1,4 +1,4 @@
-"""Readers + Parquet, and every bad input named in the issue: clear error, nothing written."""
+"""Readers + Parquet, and bad input: a clear error naming the file, and nothing written."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from asym.data.lmvd import read_lmvd
 from asym.data.parquet import read_samples
 from asym.data.synthetic import write_lmvd
 from asym.errors import DataError
+from tests.data.source import assert_refused, read_csv_rows, write_csv_rows
 
 
 def test_dvlog_to_parquet_schema_and_card(dvlog_dir, params, tmp_path):
@@ -161,3 +162,63 @@ def test_not_a_release_folder(tmp_path, params):
         convert("lmvd", tmp_path / "empty", tmp_path / "o.parquet", params.raw["readers"])
     with pytest.raises(DataError, match="not a D-Vlog release"):
         convert("dvlog", tmp_path / "empty", tmp_path / "o.parquet", params.raw["readers"])
+
+
+SUBJECT_DEFECTS = ["missing_first", "missing_last", "duplicate", "duplicate_other_subject", "blank", "header", "no_file"]
+
+
+@pytest.mark.parametrize("defect", SUBJECT_DEFECTS)
+def test_bad_subjects_csv_is_refused(defect, tiny_lmvd, params, tmp_path):
+    subjects = tmp_path / "subjects.csv"
+    rows = read_csv_rows(tiny_lmvd / "subjects.csv")
+    ids = sorted(r["sample"] for r in rows)
+    assert len(rows) == len(ids) >= 3
+    expected = {
+        "missing_first": f"1 sample(s) have no subject, e.g. [{ids[0]!r}]",
+        "missing_last": f"1 sample(s) have no subject, e.g. [{ids[-1]!r}]",
+        "duplicate": f"duplicate sample {rows[-1]['sample']!r}",
+        "duplicate_other_subject": f"duplicate sample {rows[-1]['sample']!r}",
+        "blank": f"1 sample(s) have an empty subject, e.g. [{rows[-1]['sample']!r}]",
+        "header": "wrong header",
+        "no_file": "missing file",
+    }[defect]
+    if defect.startswith("missing"):
+        gone = ids[0] if defect == "missing_first" else ids[-1]
+        write_csv_rows(subjects, [r for r in rows if r["sample"] != gone])
+    elif defect == "duplicate":
+        write_csv_rows(subjects, [*rows, rows[-1]])
+    elif defect == "duplicate_other_subject":
+        write_csv_rows(subjects, [*rows, {**rows[-1], "subject": "P9999"}])
+    elif defect == "blank":
+        write_csv_rows(subjects, [*rows[:-1], {**rows[-1], "subject": ""}])
+    elif defect == "header":
+        write_csv_rows(subjects, [{"vlog": r["sample"], "person": r["subject"]} for r in rows])
+    assert_refused("lmvd", tiny_lmvd, params.raw["readers"], expected, subjects, tmp_path / "out", subjects=subjects)
+
+
+@pytest.mark.parametrize("card", [".card.json", ".card.md"])
+def test_a_failure_while_writing_the_card_leaves_nothing(card, tiny_dvlog, params, tmp_path, monkeypatch):
+    """The disk fills up half-way through a card. Had the process been killed there, no half
+    card may stand under its final name; as it is, the error leaves no card, no temporary file
+    and no table without its card."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "dvlog.parquet"
+    target = out.with_suffix(card).name
+    real_write_text = Path.write_text
+    at_failure: list[list[str]] = []
+
+    def write_half_then_fail(self: Path, data: str, *args, **kwargs) -> int:
+        if target in self.name:
+            real_write_text(self, data[: len(data) // 2], *args, **kwargs)
+            at_failure.append(sorted(p.name for p in out_dir.iterdir()))
+            raise OSError(28, "No space left on device")
+        return real_write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        convert("dvlog", tiny_dvlog, out, params.raw["readers"])
+    monkeypatch.undo()
+    assert len(at_failure) == 1, "the card was not written through Path.write_text"
+    assert target not in at_failure[0] and any(name.startswith(f".{target}.") for name in at_failure[0])
+    assert list(out_dir.iterdir()) == []

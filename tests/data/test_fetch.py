@@ -6,9 +6,11 @@ import functools
 import http.server
 import io
 import shutil
+import stat
 import tarfile
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +91,104 @@ def test_url_download_checks_sha256_and_unpacks(http_server, dvlog_dir, tmp_path
     assert not (tmp_path / "raw" / "bad").exists()
     with pytest.raises(DataError, match="no sha256"):
         fetch_dataset("dvlog", {**ds, "sha256": None}, params.raw["synth"], tmp_path / "raw" / "b2", tmp_path / "cache3")
+
+
+def _tar_with(tmp_path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    """A tar whose first member is harmless and whose second is `member`."""
+    tar_path = tmp_path / "bad.tar"
+    with tarfile.open(tar_path, "w") as tf:
+        ok = tarfile.TarInfo("data/ok.txt")
+        ok.size = 2
+        tf.addfile(ok, io.BytesIO(b"ok"))
+        tf.addfile(member, io.BytesIO(data) if data else None)
+    return tar_path
+
+
+def _special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.devmajor, info.devminor = 1, 3
+    return info
+
+
+TAR_MEMBERS = {
+    "hard_link_inside": _special("data/hard", tarfile.LNKTYPE, "data/ok.txt"),
+    "hard_link_outside": _special("data/hard", tarfile.LNKTYPE, "../../etc/passwd"),
+    "char_device": _special("data/null", tarfile.CHRTYPE),
+    "block_device": _special("data/sda", tarfile.BLKTYPE),
+    "fifo": _special("data/pipe", tarfile.FIFOTYPE),
+    "relative_symlink_escaping": _special("data/link", tarfile.SYMTYPE, "../../../outside.txt"),
+    "relative_symlink_inside": _special("data/link", tarfile.SYMTYPE, "ok.txt"),
+}
+
+
+def _assert_nothing_extracted(tmp_path: Path, dest: Path) -> None:
+    assert not dest.exists() or not any(dest.rglob("*"))
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("kind", TAR_MEMBERS)
+def test_tar_links_and_devices_are_refused(kind, tmp_path, params):
+    tar_path = _tar_with(tmp_path, TAR_MEMBERS[kind])
+    with pytest.raises(DataError, match="links and devices are not allowed") as err:
+        safe_extract(tar_path, tmp_path / "out")
+    assert err.value.path == str(tar_path)
+    _assert_nothing_extracted(tmp_path, tmp_path / "out")
+    out = tmp_path / "raw" / "dvlog"   # through fetch: no output folder, no temporary one
+    with pytest.raises(DataError):
+        fetch_dataset("dvlog", {"format": "dvlog", "source": str(tar_path)}, params.raw["synth"], out, tmp_path / "cache")
+    assert not (tmp_path / "raw").exists() or list((tmp_path / "raw").iterdir()) == []
+
+
+ZIP_NAMES = ["..\\evil.txt", "data\\..\\..\\evil.txt", "C:\\evil.txt", "C:evil.txt", "c:/evil.txt", "\\evil.txt"]
+
+
+@pytest.mark.parametrize("name", ZIP_NAMES)
+def test_zip_names_with_backslashes_or_drive_letters_are_refused(name, tmp_path):
+    zip_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("data/ok.txt", "ok")
+        zf.writestr(zipfile.ZipInfo(name), "x")     # ZipInfo keeps the name exactly as given
+    assert zipfile.ZipFile(zip_path).namelist()[1] == name
+    with pytest.raises(DataError, match="unsafe archive member") as err:
+        safe_extract(zip_path, tmp_path / "out")
+    assert err.value.path == str(zip_path)
+    _assert_nothing_extracted(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("mode", [stat.S_IFLNK | 0o777, stat.S_IFCHR | 0o666, stat.S_IFIFO | 0o644],
+                         ids=["symlink", "char_device", "fifo"])
+def test_zip_links_and_devices_are_refused(mode, tmp_path):
+    zip_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("data/ok.txt", "ok")
+        info = zipfile.ZipInfo("data/link")
+        info.create_system = 3                      # made on Unix: the file type is in external_attr
+        info.external_attr = mode << 16
+        zf.writestr(info, "../../outside.txt")
+    with pytest.raises(DataError, match="links and devices are not allowed") as err:
+        safe_extract(zip_path, tmp_path / "out")
+    assert err.value.path == str(zip_path)
+    _assert_nothing_extracted(tmp_path, tmp_path / "out")
+
+
+def test_zip_regular_files_and_folders_are_extracted(tmp_path):
+    zip_path = tmp_path / "good.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("data/", "")
+        info = zipfile.ZipInfo("data/ok.txt")
+        info.create_system = 3
+        info.external_attr = (stat.S_IFREG | 0o644) << 16
+        zf.writestr(info, "ok")
+        zf.writestr("data/plain.txt", "plain")      # permissions only, no file type recorded
+    safe_extract(zip_path, tmp_path / "out")
+    assert (tmp_path / "out" / "data" / "ok.txt").read_text() == "ok"
+    assert (tmp_path / "out" / "data" / "plain.txt").read_text() == "plain"
+
+
+def test_corrupt_zip_is_a_data_error(tmp_path):
+    zip_path = tmp_path / "cut.zip"
+    zip_path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match="corrupt or truncated archive"):
+        safe_extract(zip_path, tmp_path / "out")

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from asym.data.parquet import FeatureTable
-from asym.data.splits import check_leakage, make_split, stratified_group
+from asym.data.parquet import FeatureTable, write_samples
+from asym.data.sample import Sample
+from asym.data.splits import check_leakage, load_partitions, make_split, read_split, stratified_group
 from asym.errors import DataError
 
 
@@ -39,7 +41,7 @@ def test_leakage_check_fails_loudly_on_a_shared_subject():
 def test_official_split_needs_folds(tmp_path):
     t = table(4, ["a", "b", "c", "d"], [0, 1, 0, 1])
     with pytest.raises(DataError, match="no official split"):
-        make_split(t, {"split": "official"}, {}, tmp_path / "x.parquet")
+        make_split(t, "official", None, tmp_path / "x.parquet")
 
 
 def test_user_csv_split(tmp_path):
@@ -47,7 +49,88 @@ def test_user_csv_split(tmp_path):
     csv = tmp_path / "folds.csv"
     csv.write_text("sample,fold\ns000,train\ns001,valid\ns002,holdout\n")
     with pytest.raises(DataError, match="unknown fold"):
-        make_split(t, {"split": "csv", "split_csv": str(csv)}, {}, tmp_path / "x.parquet")
+        make_split(t, "csv", None, tmp_path / "x.parquet", csv)
     csv.write_text("sample,fold\ns000,train\ns001,valid\ns002,test\n")
-    df = make_split(t, {"split": "csv", "split_csv": str(csv)}, {}, tmp_path / "x.parquet")
+    df = make_split(t, "csv", None, tmp_path / "x.parquet", csv)
     assert df["fold"].tolist() == ["train", "valid", "test"]
+
+
+# ---- at training time: the split must be leak-free and describe exactly the data ---------------
+
+SUBJECT_OF = {f"s{i:02d}": f"P{i // 2}" for i in range(12)}                 # two vlogs per subject
+FOLD_OF_SUBJECT = {"P0": "train", "P1": "train", "P2": "train", "P3": "train", "P4": "valid", "P5": "test"}
+
+
+def _label(subject: str) -> int:
+    return int(subject[-1]) % 2
+
+
+@pytest.fixture(scope="module")
+def data_parquet(tmp_path_factory):
+    path = tmp_path_factory.mktemp("split") / "data.parquet"
+    rng = np.random.default_rng(0)
+    samples = [Sample(s, _label(p), rng.normal(size=(4, 3)), rng.normal(size=(4, 2)), subject_id=p) for s, p in SUBJECT_OF.items()]
+    write_samples(samples, path, {"dataset": "t"})
+    return path
+
+
+def _good_split() -> pd.DataFrame:
+    return pd.DataFrame({"sample_id": list(SUBJECT_OF), "subject_id": list(SUBJECT_OF.values()),
+                         "label": [_label(p) for p in SUBJECT_OF.values()],
+                         "fold": [FOLD_OF_SUBJECT[p] for p in SUBJECT_OF.values()]})
+
+
+def test_a_split_that_matches_the_data_gives_its_folds(data_parquet, tmp_path):
+    split = tmp_path / "split.csv"
+    _good_split().to_csv(split, index=False)
+    folds = load_partitions(data_parquet, split)[1][0]
+    for fold in ("train", "valid", "test"):
+        table = folds[fold]
+        assert table.sample_id == [s for s, p in SUBJECT_OF.items() if FOLD_OF_SUBJECT[p] == fold]
+        assert table.subject_id == [SUBJECT_OF[s] for s in table.sample_id]
+        assert table.label.tolist() == [_label(SUBJECT_OF[s]) for s in table.sample_id]
+
+
+def _with(df: pd.DataFrame, sample: str, **changes) -> pd.DataFrame:
+    df = df.copy()
+    for col, value in changes.items():
+        df.loc[df["sample_id"] == sample, col] = value
+    return df
+
+
+SPLIT_DEFECTS = {
+    "sample_missing": (lambda df: df[df["sample_id"] != "s05"], "1 sample(s) without a fold ['s05']"),
+    "extra_sample": (lambda df: pd.concat([df, pd.DataFrame([{"sample_id": "s99", "subject_id": "P9", "label": 0, "fold": "test"}])]),
+                     "1 split row(s) for samples not in the data ['s99']"),
+    "label_differs": (lambda df: _with(df, "s03", label=0), "sample 's03' has label '0' here but 1 in"),
+    "subject_differs": (lambda df: _with(df, "s01", subject_id="P9"), "sample 's01' has subject 'P9' here but 'P0' in"),
+    # a split made before subject ids were supplied: leak-free by its own ids, not by the data's
+    "made_without_subjects": (lambda df: _with(df.assign(subject_id=df["sample_id"]), "s01", fold="test"),
+                              "sample 's00' has subject 's00' here but 'P0' in"),
+    "duplicate_sample": (lambda df: pd.concat([df, df[df["sample_id"] == "s00"]]), "duplicate sample 's00'"),
+    "sample_in_two_folds": (lambda df: pd.concat([df, _with(df, "s00", fold="test")[lambda d: d["sample_id"] == "s00"]]),
+                            "leakage: sample 's00' is in folds 'train' and 'test'"),
+    "empty_fold": (lambda df: df.assign(fold=df["fold"].replace("valid", "train")), "fold(s) ['valid'] are empty"),
+    "subject_in_two_folds": (lambda df: _with(df, "s01", fold="test"),
+                             "leakage: subject 'P0' has samples in folds 'train' and 'test'"),
+    "unknown_fold": (lambda df: _with(df, "s11", fold="holdout"), "unknown fold(s) ['holdout']"),
+}
+
+
+@pytest.mark.parametrize("defect", SPLIT_DEFECTS)
+def test_training_refuses_a_split_that_leaks_or_disagrees_with_the_data(defect, data_parquet, tmp_path):
+    change, expected = SPLIT_DEFECTS[defect]
+    split = tmp_path / "split.csv"
+    change(_good_split()).to_csv(split, index=False)
+    with pytest.raises(DataError) as err:
+        load_partitions(data_parquet, split)
+    assert err.value.path == str(split)
+    assert expected in err.value.problem, err.value.problem
+
+
+def test_read_split_refuses_a_subject_in_two_folds(tmp_path):
+    split = tmp_path / "split.csv"
+    _with(_good_split(), "s09", fold="test").to_csv(split, index=False)   # P4: valid and test
+    with pytest.raises(DataError, match="leakage: subject 'P4' has samples in folds 'valid' and 'test'") as err:
+        read_split(split)
+    assert err.value.path == str(split)

@@ -1,0 +1,84 @@
+"""D-Vlog: the converted table equals the release files value for value, and every malformed
+file is refused, whichever modality or sample it is in."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from asym.data.convert import convert
+from tests.data.source import (
+    NPY_DEFECTS,
+    assert_matches_source,
+    assert_refused,
+    damage_npy,
+    dvlog_expected,
+    read_csv_rows,
+    set_cell,
+    write_csv_rows,
+)
+
+WIDTH = {"acoustic": 25, "visual": 136}
+
+
+def test_table_equals_the_release_value_for_value(dvlog_dir, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(dvlog_dir / "dvlog-dataset", root)
+    rows = read_csv_rows(root / "labels.csv")
+    write_csv_rows(root / "labels.csv", rows[::-1])   # row position no longer equals the index
+    expected = dvlog_expected(root)
+    assert {e["label"] for e in expected.values()} == {0, 1}
+    assert {e["fold"] for e in expected.values()} == {"train", "valid", "test"}
+    assert any(e["audio_rows"] > e["visual_rows"] for e in expected.values())
+    assert any(e["audio_rows"] < e["visual_rows"] for e in expected.values())
+    out = tmp_path / "dvlog.parquet"
+    convert("dvlog", root, out, params.raw["readers"])
+    assert_matches_source(out, expected)
+
+
+@pytest.mark.parametrize("defect", NPY_DEFECTS)
+@pytest.mark.parametrize("modality", ["acoustic", "visual"])
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_bad_feature_file_is_refused(position, modality, defect, tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    idx = read_csv_rows(root / "labels.csv")[position]["index"]
+    npy = root / idx / f"{idx}_{modality}.npy"
+    expected = damage_npy(npy, defect, WIDTH[modality])
+    assert_refused("dvlog", root, params.raw["readers"], expected, npy, tmp_path / "out")
+
+
+LABEL_DEFECTS = {
+    "unknown_fold": ("fold", "holdout", "unknown fold 'holdout'"),
+    "unknown_label": ("label", "Depression", "unknown label 'Depression'"),
+    "duration_text": ("duration", "12 min", "duration '12 min' is not a number"),
+    "duration_empty": ("duration", "", "duration '' is not a number"),
+}
+
+
+@pytest.mark.parametrize("defect", LABEL_DEFECTS)
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_bad_labels_row_is_refused(position, defect, tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    column, value, expected = LABEL_DEFECTS[defect]
+    set_cell(root / "labels.csv", position, column, value)
+    assert_refused("dvlog", root, params.raw["readers"], expected, root / "labels.csv", tmp_path / "out")
+
+
+def test_duplicate_last_row_is_refused(tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    rows = read_csv_rows(root / "labels.csv")
+    write_csv_rows(root / "labels.csv", [*rows, {**rows[-1], "fold": "test"}])
+    assert_refused("dvlog", root, params.raw["readers"], f"duplicate index {rows[-1]['index']!r}",
+                   root / "labels.csv", tmp_path / "out")
+
+
+def test_a_feature_folder_without_its_row_is_refused(tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    rows = read_csv_rows(root / "labels.csv")
+    write_csv_rows(root / "labels.csv", rows[:-1])
+    assert_refused("dvlog", root, params.raw["readers"], "have no row in labels.csv", root, tmp_path / "out")

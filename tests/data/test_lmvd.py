@@ -1,0 +1,239 @@
+"""LMVD, in every layout in use: the converted table equals the release files value for value
+(frame stride and its offset included), and every malformed file is refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asym.data.convert import convert
+from tests.data.source import (
+    NPY_DEFECTS,
+    assert_matches_source,
+    assert_refused,
+    damage_npy,
+    lmvd_authors_expected,
+    lmvd_derived_expected,
+    read_csv_rows,
+    set_cell,
+    write_csv_rows,
+)
+
+STANDARDISED_ATOL = 1e-6   # z-scored rows are recomputed here in float64 and compared in float32
+
+
+def _ids(root: Path) -> list[str]:
+    return sorted(p.name.removesuffix("_Depression.csv") for p in (root / "label").iterdir())
+
+
+def _subjects(root: Path) -> dict[str, str]:
+    return {r["sample"]: r["subject"] for r in read_csv_rows(root / "subjects.csv")}
+
+
+def _as_npy_video(root: Path, idx: str, rng: np.random.Generator) -> Path:
+    """Replace a vlog's OpenFace CSV by a (T, 171) .npy: landmarks then action units, ~5 rows/s."""
+    (root / "Video_feature" / f"{idx}.csv").unlink()
+    seconds = len(np.load(root / "Audio_feature" / f"{idx}.npy"))
+    npy = root / "Video_feature" / f"{idx}.npy"
+    np.save(npy, rng.normal(300, 40, (5 * seconds + int(rng.integers(-12, 13)), 171)))
+    return npy
+
+
+def test_authors_layout_with_openface_csv_equals_the_release(lmvd_dir, params, tmp_path):
+    subjects = _subjects(lmvd_dir)
+    expected = lmvd_authors_expected(lmvd_dir, subjects)
+    assert {e["label"] for e in expected.values()} == {0, 1}
+    assert len(set(subjects.values())) < len(subjects)                       # some subjects have several vlogs
+    assert any(e["audio_rows"] > e["visual_rows"] for e in expected.values())
+    assert any(e["audio_rows"] < e["visual_rows"] for e in expected.values())
+    first = pd.read_csv(lmvd_dir / "Video_feature" / "0001.csv", skipinitialspace=True)
+    assert first["frame"].iloc[0] == 1 and len(first) > 30 * expected["0001"]["visual_rows"] - 30
+    out = tmp_path / "lmvd.parquet"
+    convert("lmvd", lmvd_dir, out, params.raw["readers"], subjects_csv=lmvd_dir / "subjects.csv")
+    assert_matches_source(out, expected, visual_atol=STANDARDISED_ATOL)
+
+
+def test_authors_layout_with_npy_video_equals_the_release(lmvd_dir, params, tmp_path):
+    root = tmp_path / "lmvd"
+    for sub in ("Audio_feature", "label", "Video_feature"):
+        shutil.copytree(lmvd_dir / sub, root / sub)
+    rng = np.random.default_rng(0)
+    ids = _ids(root)
+    for idx in ids[1::2]:          # a mixed release: every other vlog as .npy
+        _as_npy_video(root, idx, rng)
+    expected = lmvd_authors_expected(root)
+    assert any(e["audio_rows"] > e["visual_rows"] for e in expected.values())
+    assert any(e["audio_rows"] < e["visual_rows"] for e in expected.values())
+    out = tmp_path / "lmvd.parquet"
+    convert("lmvd", root, out, params.raw["readers"])
+    assert_matches_source(out, expected, visual_atol=STANDARDISED_ATOL)
+
+
+def test_derived_layout_equals_the_release(tiny_derived, params, tmp_path):
+    root = tmp_path / "derived"
+    shutil.copytree(tiny_derived, root)
+    rows = read_csv_rows(root / "labels.csv")
+    folds = ["train", "valid", "test"]
+    rows = [{**r, "fold": folds[k % 3]} for k, r in enumerate(rows)][::-1]   # folds given, rows out of order
+    write_csv_rows(root / "labels.csv", rows)
+    expected = lmvd_derived_expected(root)
+    assert {e["label"] for e in expected.values()} == {0, 1}
+    out = tmp_path / "derived.parquet"
+    card = convert("lmvd", root, out, params.raw["readers"])
+    assert card["layout"] == "derived"
+    assert_matches_source(out, expected)
+
+
+# ---- the authors' layout, broken one file at a time -------------------------------------------
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "lmvd"
+    shutil.copytree(src, root)
+    return root
+
+
+@pytest.mark.parametrize("defect", NPY_DEFECTS)
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_bad_audio_file_is_refused(position, defect, tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    npy = root / "Audio_feature" / f"{_ids(root)[position]}.npy"
+    expected = damage_npy(npy, defect, 128)
+    assert_refused("lmvd", root, params.raw["readers"], expected, npy, tmp_path / "out")
+
+
+def _kept_line(lines: list[str], last: bool) -> int:
+    """Line number (header = 0) of the first or last video frame the reader keeps."""
+    frames = [int(line.split(",")[0]) for line in lines[1:]]
+    kept = [k + 1 for k, f in enumerate(frames) if (f - 1) % 30 == 0]
+    return kept[-1] if last else kept[0]
+
+
+def _set_openface(lines: list[str], line: int, column: str, value: str) -> None:
+    header = [c.strip() for c in lines[0].split(",")]
+    cells = lines[line].split(",")
+    cells[header.index(column)] = f" {value}"
+    lines[line] = ",".join(cells)
+
+
+OPENFACE_DEFECTS = {
+    "header": "wrong header: missing OpenFace columns ['x_3']",
+    "nan": "NaN/Inf",
+    "text": "NaN/Inf",
+    "frame_text": "non-numeric value in column `frame`",
+    "missing": "missing video feature file",
+}
+
+
+@pytest.mark.parametrize("defect", OPENFACE_DEFECTS)
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_bad_openface_csv_is_refused(position, defect, tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    csv = root / "Video_feature" / f"{_ids(root)[position]}.csv"
+    lines = csv.read_text().splitlines()
+    line = _kept_line(lines, last=position == -1)
+    if defect == "header":
+        assert lines[0].count(" x_3,") == 1
+        lines[0] = lines[0].replace(" x_3,", " x3,")
+    elif defect == "nan":
+        _set_openface(lines, line, "x_0", "nan")
+    elif defect == "text":
+        _set_openface(lines, line, "y_67", "n/a face")
+    elif defect == "frame_text":
+        _set_openface(lines, line, "frame", "frame")
+    csv.write_text("\n".join(lines) + "\n")
+    if defect == "missing":
+        csv.unlink()
+    assert_refused("lmvd", root, params.raw["readers"], OPENFACE_DEFECTS[defect], csv, tmp_path / "out")
+
+
+@pytest.mark.parametrize("defect", NPY_DEFECTS)
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_bad_npy_video_file_is_refused(position, defect, tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    npy = _as_npy_video(root, _ids(root)[position], np.random.default_rng(1))
+    expected = damage_npy(npy, defect, 171)
+    culprit = npy.with_suffix(".csv") if defect == "missing" else npy
+    assert_refused("lmvd", root, params.raw["readers"], expected, culprit, tmp_path / "out")
+
+
+@pytest.mark.parametrize("cell", ["2", "depressed", ""])
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_bad_label_cell_is_refused(position, cell, tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    label = root / "label" / f"{_ids(root)[position]}_Depression.csv"
+    label.write_text(f"{cell}\n")
+    assert_refused("lmvd", root, params.raw["readers"], f"unknown label {cell!r}", label, tmp_path / "out")
+
+
+@pytest.mark.parametrize("folder,name", [("Audio_feature", "9999.npy"), ("Video_feature", "9999.csv"),
+                                         ("Video_feature", "9999.npy")])
+def test_feature_file_without_a_label_is_refused(folder, name, tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    like = root / "Audio_feature" / "0001.npy" if name.endswith(".npy") else root / "Video_feature" / "0001.csv"
+    shutil.copy(like, root / folder / name)
+    assert_refused("lmvd", root, params.raw["readers"], f"have no entry in the labels: ['{name}']",
+                   root / folder, tmp_path / "out")
+
+
+# ---- the derived layout, broken one file at a time --------------------------------------------
+
+def _derived_rows(root: Path) -> list[dict[str, str]]:
+    return read_csv_rows(root / "labels.csv")
+
+
+@pytest.mark.parametrize("defect", NPY_DEFECTS)
+@pytest.mark.parametrize("modality", ["audio", "visual"])
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_derived_bad_feature_file_is_refused(position, modality, defect, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    idx = _derived_rows(root)[position]["index"]
+    npy = root / "audio" / f"{idx}.npy" if modality == "audio" else root / "visual" / f"{idx}_visual.npy"
+    expected = damage_npy(npy, defect, 128 if modality == "audio" else 136)
+    assert_refused("lmvd", root, params.raw["readers"], expected, npy, tmp_path / "out")
+
+
+DERIVED_LABEL_DEFECTS = {
+    "unknown_label": ("label", "2", "unknown label '2'"),
+    "unknown_fold": ("fold", "holdout", "unknown fold 'holdout'"),
+    "empty_index": ("index", "", "empty index"),
+}
+
+
+@pytest.mark.parametrize("defect", DERIVED_LABEL_DEFECTS)
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_derived_bad_labels_row_is_refused(position, defect, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    column, value, expected = DERIVED_LABEL_DEFECTS[defect]
+    set_cell(root / "labels.csv", position, column, value)
+    assert_refused("lmvd", root, params.raw["readers"], expected, root / "labels.csv", tmp_path / "out")
+
+
+def test_derived_wrong_header_and_duplicate_are_refused(tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    labels = root / "labels.csv"
+    original = labels.read_text()
+    labels.write_text(original.replace("index,label,fold", "id,label,fold", 1))
+    assert_refused("lmvd", root, params.raw["readers"], "wrong header: missing columns ['index']", labels, tmp_path / "out")
+    labels.write_text(original)
+    rows = _derived_rows(root)
+    write_csv_rows(labels, [*rows, rows[-1]])
+    assert_refused("lmvd", root, params.raw["readers"], f"duplicate index {rows[-1]['index']!r}", labels, tmp_path / "out")
+
+
+@pytest.mark.parametrize("modality", ["audio", "visual"])
+def test_derived_missing_and_extra_files_are_refused(modality, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    rows = _derived_rows(root)
+    folder = root / modality
+    name = (lambda i: f"{i}.npy") if modality == "audio" else (lambda i: f"{i}_visual.npy")
+    shutil.copy(folder / name(rows[0]["index"]), folder / name("9999"))
+    assert_refused("lmvd", root, params.raw["readers"], f"have no entry in the labels: [{name('9999')!r}]",
+                   folder, tmp_path / "out")
+    (folder / name("9999")).unlink()
+    last = folder / name(rows[-1]["index"])
+    last.unlink()
+    assert_refused("lmvd", root, params.raw["readers"], "missing", last, tmp_path / "out")
