@@ -141,9 +141,22 @@ def cmd_track(args: argparse.Namespace) -> None:
 def cmd_models(args: argparse.Namespace) -> None:
     from asym.models import registry
 
+    if args.details:
+        print_details(registry.details(_params(args)), registry.names(args.kind))
+        return
     for name in registry.names(args.kind):
         e = registry.get(name)
-        print(f"{name:28s} {e.kind:9s} {e.recipe:9s} {e.description}")
+        print(f"{name:26s} {e.kind:9s} {e.recipe:9s} {e.description}")
+
+
+def print_details(rows: list[dict], chosen: list[str]) -> None:
+    """Parameter counts per scale and dataset, with each count relative to ASYM's."""
+    counts = [k for k in rows[0] if "/" in k]
+    full = next(r for r in rows if r["model"] == "asym")
+    print(f"{'model':26s} {'kind':9s} {'recipe':9s}" + "".join(f"{k:>22s}" for k in counts))
+    for r in (r for r in rows if r["model"] in chosen):
+        cells = "".join(f"{r[k]:>14,d} ({r[k] / full[k]:4.2f})" for k in counts)
+        print(f"{r['model']:26s} {r['kind']:9s} {r['recipe']:9s}{cells}")
 
 
 def cmd_dvc_yaml(args: argparse.Namespace) -> None:
@@ -210,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="list the model registry")
     s.add_argument("--kind", choices=["asym", "ablation", "baseline"])
+    s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("dvc-yaml", help="write dvc.yaml from asym.layout, the registry and params.yaml")

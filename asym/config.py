@@ -271,6 +271,12 @@ class Params:
     def scale(self) -> str:
         return self.data.scale
 
+    scales: tuple[str, ...] = SCALES
+
+    def at_scale(self, scale: str) -> Params:
+        """The same file read at another scale (e.g. paper-scale widths from a demo config)."""
+        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale})
+
     @property
     def root(self) -> Path:
         return self.path.resolve().parent

@@ -1,23 +1,43 @@
 """ASYM: Attentive Synergy Mamba (Hua, Li, Wen, Zhou; Front. Psychiatry 17:1704005, 2026).
 
-Three modules on per-frame audio and visual features:
+Only the abstract is public. What each part rests on:
 
-1. Cross-Modal Interactive Mamba (CMIM): per modality a projection, a residual normalised
-   1-D CNN and Bi-Mamba blocks; then bidirectional cross-attention (audio queries visual,
-   visual queries audio) with key-padding masks, residual and LayerNorm.
-2. Multi-Scale Gated Parallel Fusion (MSGPF): two parallel paths over the CMIM outputs:
-   (a) multi-scale temporal convolutions (several kernel sizes) over the joint sequence,
-   (b) cross-modal integration (a projection of [a, v, a*v]); a gate computed from the pooled
-   paths weighs them per sample (softmax over the two paths).
-3. Multimodal Enhanced Mamba (MEM): Bi-Mamba blocks refine the fused sequence; masked mean
-   pooling over valid frames; a linear classifier to one logit.
+From the abstract:
+- Cross-Modal Interactive Mamba (CMIM): each modality is "interactively enhanced" by a CNN and
+  Bi-Mamba blocks; cross-modal information is then extracted by cross-attention (audio attends
+  to visual, visual to audio).
+- Multi-Scale Gated Parallel Fusion (MSGPF): a multi-scale path and a cross-modal path, combined
+  by dynamic (input-dependent) weighting.
+- Multimodal Enhanced Mamba (MEM): Bi-Mamba blocks refine the fused sequence, then pooling and a
+  classifier to depressed / normal.
 
-Only the abstract is public. Where it is silent we follow DepMamba (Ye et al., ICASSP 2025),
-the public code ASYM descends from: 1x1 projection to d_model, Conv(k=3) + norm + ReLU +
-dropout with a residual, Bi-Mamba "v2" (separate backward A / conv / x_proj / dt_proj),
-expand / d_conv / d_state as in its configs, masked mean pooling and one output logit. We
-use LayerNorm where DepMamba uses BatchNorm, so a sample's output never depends on its batch.
-The flags below switch each module off for the ablation variants (see the registry).
+From DepMamba (Ye et al., ICASSP 2025; github Jiaxin-Ye/DepMamba), the public code ASYM descends
+from, where the abstract is silent:
+- the interaction inside CMIM: the audio and visual Bi-Mambas of each block share their
+  state-transition matrices A (one for the forward scan, one for the backward scan), the same
+  Parameter objects, as DepMamba's collaborative SSM (CoSSM) does; their in_proj, convolutions,
+  x_proj, dt_proj, D and out_proj stay per modality (`use_mamba_interaction`);
+- a bias-free projection of each modality to d_model (its 1x1 convolutions);
+- the CNN layer: Conv1d(k=3) + norm + ReLU + dropout with a residual;
+- Bi-Mamba "v2" (separate backward conv / x_proj / dt_proj / A / D, directions averaged, one
+  out_proj), and the Mamba layer's residual x + LayerNorm(mamba(x)) without dropout;
+- expand 4, d_conv 4 and d_state per dataset (12 D-Vlog, 16 LMVD); masked mean pooling over
+  valid frames; one output logit for BCEWithLogitsLoss.
+
+Ours (each an assumption, marked `# assumed` in params.yaml where it is a number):
+- LayerNorm in the CNN where DepMamba uses BatchNorm, so a sample's output does not depend on
+  its batch in training either;
+- cross-attention as nn.MultiheadAttention with residual + LayerNorm per stream;
+- MSGPF's inside: parallel Conv1d of several kernel sizes + GELU, concatenated and projected
+  (multi-scale path); a projection of [a, v, a*v] (cross-modal path); a softmax gate over the two
+  paths computed from their pooled features; residual + LayerNorm around the fusion;
+- MEM at the joint width (2 x d_model); dropout before the classifier;
+- every width, depth, kernel size and head count (params.yaml);
+- exact padding: the backward scan reverses each sample's valid frames only.
+
+The flags below switch each part off for the ablation variants (see the registry). With
+Transformer layers in place of Bi-Mamba, sinusoidal positions are added once to the projected
+inputs, since attention alone is blind to order.
 """
 
 from __future__ import annotations
@@ -25,13 +45,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asym.models.blocks import SequenceBlock
-from asym.models.common import (
+from asym.errors import ConfigError
+from asym.models.layers import (
     Classifier,
     ConvBlock,
+    SequenceBlock,
     key_padding,
     length_mask,
     masked_mean,
+    sinusoidal_positions,
     zero_padding,
 )
 
@@ -43,12 +65,16 @@ class ModalityEncoder(nn.Module):
 
     def __init__(self, in_dim: int, d_model: int, kernel: int, blocks: int, enhance: bool, seq_kwargs: dict) -> None:
         super().__init__()
-        self.proj = nn.Linear(in_dim, d_model)
+        self.proj = nn.Linear(in_dim, d_model, bias=False)
+        self.positions = seq_kwargs["kind"] == "transformer"
         self.cnn = ConvBlock(d_model, kernel, seq_kwargs["dropout"]) if enhance else None
         self.blocks = nn.ModuleList(SequenceBlock(dim=d_model, **seq_kwargs) for _ in range(blocks if enhance else 0))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = zero_padding(self.proj(x), mask)
+        h = self.proj(x)
+        if self.positions:
+            h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device)
+        h = zero_padding(h, mask)
         if self.cnn is not None:
             h = self.cnn(h, mask)
         for block in self.blocks:
@@ -119,11 +145,12 @@ class ASYM(nn.Module):
                  msgpf_kernels: list[int], mem_blocks: int, d_state: int, d_conv: int, expand: int, dropout: float,
                  ffn: int, sequence_block: str = "bimamba", modalities: list[str] | tuple[str, ...] = MODALITIES,
                  use_cmim: bool = True, use_crossattn: bool = True, use_msgpf: bool = True,
-                 use_multiscale: bool = True, use_gate: bool = True, use_mem: bool = True) -> None:
+                 use_multiscale: bool = True, use_gate: bool = True, use_mem: bool = True,
+                 use_mamba_interaction: bool = True) -> None:
         super().__init__()
         unknown = set(modalities) - set(MODALITIES)
         if unknown or not modalities:
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}")
+            raise ConfigError(f"ASYM: modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
         self.modalities = [m for m in MODALITIES if m in modalities]
         seq = {"kind": sequence_block, "d_state": d_state, "d_conv": d_conv, "expand": expand, "heads": heads,
                "ffn": ffn, "dropout": dropout}
@@ -131,6 +158,10 @@ class ASYM(nn.Module):
         self.encoders = nn.ModuleDict({m: ModalityEncoder(dims[m], d_model, cnn_kernel, cmim_blocks, use_cmim, seq)
                                        for m in self.modalities})
         two = len(self.modalities) == 2
+        if two and use_mamba_interaction:   # CoSSM-style: audio and visual blocks scan with one A
+            audio, visual = (self.encoders[m].blocks for m in self.modalities)
+            for blk_v, blk_a in zip(visual, audio, strict=True):
+                blk_v.share_state_matrices(blk_a)
         self.cross_attention = CrossAttention(d_model, heads, dropout) if (two and use_cmim and use_crossattn) else None
         self.fusion = GatedParallelFusion(d_model, len(self.modalities), msgpf_kernels, use_multiscale, use_gate, dropout) \
             if use_msgpf else None

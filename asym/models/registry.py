@@ -2,8 +2,10 @@
 
 Snakemake, DVC (via `asym dvc-yaml`), the tests and the reports all list models from here.
 An entry names its implementation, the params.yaml family block it reads
-(model.<scale>.<family>) and the keys it overrides; a variant is one more entry.
-Importing this module does not import torch, so the Snakefile can read it cheaply.
+(model.<scale>.<family>), the training recipe it is trained with, and the keys it overrides;
+a variant is one more entry. A model has one spelling: its registry name, with `-` read as
+`_`, is its params.yaml family and its module under baselines/ (ASYM's variants all read the
+`asym` family). Importing this module does not import torch, so the Snakefile can read it cheaply.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def register(name: str, target: str, family: str, kind: str, description: str, r
 # --- ASYM and its ablations (each variant switches one thing off in the full model) --------
 _ASYM = "asym.models.asym:ASYM"
 register("asym", _ASYM, "asym", "asym", "ASYM: CMIM + MSGPF + MEM (full model)")
+register("asym-no-mamba-interaction", _ASYM, "asym", "ablation",
+         "CMIM's audio and visual Bi-Mambas without shared state matrices A (independent streams until "
+         "cross-attention)", use_mamba_interaction=False)
 register("asym-no-cmim", _ASYM, "asym", "ablation", "Without Cross-Modal Interactive Mamba (projection only)",
          use_cmim=False)
 register("asym-no-crossattn", _ASYM, "asym", "ablation", "CMIM without its cross-attention", use_crossattn=False)
@@ -59,8 +64,12 @@ register("asym-no-gate", _ASYM, "asym", "ablation", "MSGPF paths mixed with fixe
 register("asym-no-mem", _ASYM, "asym", "ablation", "Without Multimodal Enhanced Mamba", use_mem=False)
 register("asym-audio-only", _ASYM, "asym", "ablation", "Audio stream only", modalities=["audio"])
 register("asym-visual-only", _ASYM, "asym", "ablation", "Visual stream only", modalities=["visual"])
-register("asym-unidirectional", _ASYM, "asym", "ablation", "Mamba instead of Bi-Mamba", sequence_block="mamba")
-register("asym-transformer", _ASYM, "asym", "ablation", "Transformer encoder layers instead of Bi-Mamba",
+register("asym-unidirectional", _ASYM, "asym", "ablation",
+         "Forward-only Mamba instead of Bi-Mamba, at the full model's parameter count: each block's inner width "
+         "grows until it holds the parameters of the Bi-Mamba it replaces (d_state and d_conv unchanged, so only "
+         "the backward scan is taken away)", sequence_block="mamba-matched")
+register("asym-transformer", _ASYM, "asym", "ablation",
+         "Transformer encoder layers instead of Bi-Mamba, sinusoidal positions added to the projected inputs",
          sequence_block="transformer")
 
 # --- baselines ---------------------------------------------------------------------------
@@ -79,7 +88,8 @@ register("tamfn", "asym.models.baselines.tamfn:TAMFN", "tamfn", "baseline",
 register("mddformer", "asym.models.baselines.mddformer:MDDformer", "mddformer", "baseline",
          "LMVD's MDDformer (He et al., 2024)")
 register("depmamba", "asym.models.baselines.depmamba:DepMamba", "depmamba", "baseline",
-         "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025)", recipe="depmamba")
+         "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025), as its public code builds it",
+         recipe="depmamba")
 
 
 def names(kind: str | None = None) -> list[str]:
@@ -115,3 +125,27 @@ def build(name: str, audio_dim: int, visual_dim: int, params: Any, dataset: str 
     if unknown:
         raise ConfigError(f"model {name!r} ({cls.__name__}) does not take {unknown}; it takes {sorted(accepted)}")
     return cls(audio_dim=audio_dim, visual_dim=visual_dim, **cfg)
+
+
+def input_widths() -> dict[str, tuple[int, int]]:
+    """(audio, visual) feature widths of each release format."""
+    from asym.data import dvlog, lmvd
+
+    return {"dvlog": (dvlog.AUDIO_DIM, dvlog.VISUAL_DIM), "lmvd": (lmvd.AUDIO_DIM, lmvd.VISUAL_DIM)}
+
+
+def parameter_count(name: str, params: Any, scale: str, dataset: str) -> int:
+    """Parameters of `name` at `scale` on `dataset`'s input widths, shared ones counted once."""
+    model = build(name, *input_widths()[dataset], params=params.at_scale(scale), dataset=dataset)
+    return sum(p.numel() for p in model.parameters())
+
+
+def details(params: Any) -> list[dict[str, Any]]:
+    """One row per model: kind, recipe and parameter count at each scale on each dataset's widths."""
+    rows = []
+    for name in names():
+        e = get(name)
+        counts = {f"{scale}/{ds}": parameter_count(name, params, scale, ds) for scale in params.scales
+                  for ds in input_widths()}
+        rows.append({"model": name, "kind": e.kind, "recipe": e.recipe, **counts})
+    return rows

@@ -4,12 +4,16 @@ Mamba: in_proj -> depthwise causal conv (width d_conv) -> SiLU -> x_proj (dt, B,
 dt_proj + softplus -> selective scan with D skip and SiLU(z) gate -> out_proj.
 Initialisation as in mamba-ssm: dt log-uniform in [dt_min, dt_max] stored through an
 inverse softplus in dt_proj's bias; A = -[1..d_state] per channel (S4D-real) stored as
-log(-A); D = 1. A_log and D are float32 and exempt from weight decay by the trainer's choice.
+log(-A); D = 1. A_log and D are float32 and carry mamba-ssm's `_no_weight_decay` mark, which
+`asym.models.layers.param_groups` honours (decaying A towards zero would slow every mode).
 
 BiMamba ("v2", as DepMamba): a second conv / x_proj / dt_proj / A / D runs on the
 time-reversed sequence; both outputs are averaged before one shared out_proj. The reversal is
 per sample over its valid frames only, so padding stays at the end in both directions, both
 scans are causal over valid frames, and a sample's output does not depend on its batch.
+
+Collaborative blocks (DepMamba's CoSSM, ASYM's CMIM): `share_state_matrices` makes two blocks
+use one A per direction, the same Parameter objects; everything else stays per block.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def _causal_conv1d_fn():
 class _ScanBranch(nn.Module):
     """Everything direction-specific in a Mamba block: conv, x_proj, dt_proj, A, D."""
 
+    NO_WEIGHT_DECAY = ("A_log", "D")   # by name too: copy.deepcopy drops attributes set on a Parameter
+
     def __init__(self, d_inner: int, d_state: int, d_conv: int, dt_rank: int, dt_min: float, dt_max: float,
                  dt_init_floor: float, dt_scale: float) -> None:
         super().__init__()
@@ -60,6 +66,8 @@ class _ScanBranch(nn.Module):
         A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)
         self.A_log = nn.Parameter(torch.log(A))
         self.D = nn.Parameter(torch.ones(d_inner))
+        for name in self.NO_WEIGHT_DECAY:
+            getattr(self, name)._no_weight_decay = True
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x, z: (B, d_inner, T) -> gated scan output (B, d_inner, T)."""
@@ -81,9 +89,10 @@ class _ScanBranch(nn.Module):
 class Mamba(nn.Module):
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 dt_init_floor: float = 1e-4, dt_scale: float = 1.0, bidirectional: bool = False) -> None:
+                 dt_init_floor: float = 1e-4, dt_scale: float = 1.0, bidirectional: bool = False,
+                 d_inner: int | None = None) -> None:
         super().__init__()
-        self.d_inner = expand * d_model
+        self.d_inner = d_inner or expand * d_model   # an explicit inner width overrides expand
         dt_rank = dt_rank or math.ceil(d_model / 16)
         self.bidirectional = bidirectional
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
@@ -103,7 +112,43 @@ class Mamba(nn.Module):
             y = 0.5 * (y + reverse_valid(yb, lengths))
         return self.out_proj(y)
 
+    def share_state_matrices(self, other: Mamba) -> None:
+        """Use `other`'s state matrices A (forward, and backward when both blocks have one).
+
+        The Parameter objects become one, so `model.parameters()` holds each shared A once and
+        both blocks' gradients reach it. This is all that DepMamba's collaborative Bi-Mamba
+        shares: in_proj, conv, x_proj, dt_proj, D and out_proj stay per modality.
+        """
+        pairs = [(self.fwd, other.fwd)]
+        if self.bwd is not None and other.bwd is not None:
+            pairs.append((self.bwd, other.bwd))
+        for mine, theirs in pairs:
+            if mine.A_log.shape != theirs.A_log.shape:
+                raise ValueError(f"cannot share state matrices of shapes {tuple(mine.A_log.shape)} "
+                                 f"and {tuple(theirs.A_log.shape)}")
+            mine.A_log = theirs.A_log
+
 
 class BiMamba(Mamba):
     def __init__(self, d_model: int, **kwargs) -> None:
         super().__init__(d_model, bidirectional=True, **kwargs)
+
+
+def parameter_count(d_model: int, d_state: int, d_conv: int, d_inner: int, dt_rank: int | None = None,
+                    bidirectional: bool = False) -> int:
+    """Parameters of a Mamba block, without building it (in_proj, out_proj, one or two branches)."""
+    dt_rank = dt_rank or math.ceil(d_model / 16)
+    branch = d_inner * (d_conv + 1) + d_inner * (dt_rank + 2 * d_state) + dt_rank * d_inner + d_inner \
+        + d_inner * d_state + d_inner
+    return 3 * d_model * d_inner + branch * (2 if bidirectional else 1)
+
+
+def matched_inner_width(d_model: int, d_state: int, d_conv: int, expand: int) -> int:
+    """Inner width at which a unidirectional Mamba has the parameters of a Bi-Mamba of `expand`.
+
+    Bi-Mamba's second branch (conv, x_proj, dt_proj, A, D) is spent instead on a wider single
+    direction; d_state, d_conv and dt_rank stay as they are, so the scan's dynamics match.
+    """
+    target = parameter_count(d_model, d_state, d_conv, expand * d_model, bidirectional=True)
+    per_channel = parameter_count(d_model, d_state, d_conv, 1)   # the count is linear in d_inner
+    return round(target / per_channel)

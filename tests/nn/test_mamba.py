@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
-from asym.nn.mamba import BiMamba, Mamba, reverse_valid
+from asym.nn.mamba import BiMamba, Mamba, matched_inner_width, parameter_count, reverse_valid
 
 
 def test_reverse_valid_reverses_only_valid_frames():
@@ -71,3 +72,42 @@ def test_initialisation_follows_mamba():
     dt = torch.nn.functional.softplus(m.fwd.dt_proj.bias)
     assert dt.min() >= 1e-4 and dt.max() <= 0.1 + 1e-6
     assert torch.equal(m.fwd.D, torch.ones(64))
+
+
+def test_sharing_state_matrices_makes_one_parameter_and_keeps_the_rest_apart():
+    torch.manual_seed(4)
+    a, v = BiMamba(8, d_state=4), BiMamba(8, d_state=4)
+    v.share_state_matrices(a)
+    assert v.fwd.A_log is a.fwd.A_log and v.bwd.A_log is a.bwd.A_log
+    assert v.fwd.D is not a.fwd.D and v.in_proj.weight is not a.in_proj.weight
+    pair = torch.nn.ModuleList([a, v])
+    assert sum(p.numel() for p in pair.parameters()) == 2 * sum(p.numel() for p in a.parameters()) - 2 * 8 * 2 * 4
+    lengths = torch.tensor([10, 6])
+    v(torch.randn(2, 10, 8), lengths).sum().backward()          # the visual stream alone trains the shared A
+    assert a.fwd.A_log.grad.abs().sum() > 0 and a.bwd.A_log.grad.abs().sum() > 0 and a.fwd.D.grad is None
+    with pytest.raises(ValueError, match="cannot share"):
+        BiMamba(8, d_state=6).share_state_matrices(a)
+    uni = Mamba(8, d_state=4)
+    uni.share_state_matrices(a)                                  # a forward-only block shares its one A
+    assert uni.fwd.A_log is a.fwd.A_log and uni.bwd is None
+
+
+@pytest.mark.parametrize("d_model,d_state,d_conv,expand", [(32, 8, 4, 1), (256, 12, 4, 4), (512, 16, 4, 4)])
+def test_parameter_count_and_the_matched_inner_width(d_model, d_state, d_conv, expand):
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    bi = BiMamba(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
+    assert count(bi) == parameter_count(d_model, d_state, d_conv, expand * d_model, bidirectional=True)
+    width = matched_inner_width(d_model, d_state, d_conv, expand)
+    uni = Mamba(d_model, d_state=d_state, d_conv=d_conv, d_inner=width)
+    assert uni.d_inner == width > expand * d_model
+    assert count(uni) == parameter_count(d_model, d_state, d_conv, width)
+    assert abs(count(uni) - count(bi)) <= parameter_count(d_model, d_state, d_conv, 1) / 2   # nearest width
+
+
+def test_state_matrices_and_skips_are_marked_exempt_from_weight_decay():
+    m = BiMamba(8, d_state=4)
+    for branch in (m.fwd, m.bwd):
+        assert branch.A_log._no_weight_decay and branch.D._no_weight_decay
+        assert not hasattr(branch.x_proj.weight, "_no_weight_decay")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from asym.models.common import Classifier
+from asym.models.layers import Classifier
 
 
 class _Encoder(nn.Module):

@@ -1,12 +1,30 @@
 """DepMamba (Ye, Zhang, Shan, "DepMamba: Progressive Fusion Mamba for Multimodal Depression
-Detection", ICASSP 2025; arXiv 2409.15936), per the published description and settings.
+Detection", ICASSP 2025; arXiv 2409.15936), block by block as its public code builds it
+(github Jiaxin-Ye/DepMamba, commit 6e96fd2: models/DepMamba.py, models/mamba/mm_bimamba.py).
 
-Per modality a 1x1 projection to d_model; per stage a residual CNN layer (Conv k=3 + norm +
-ReLU + dropout) and a *collaborative* Bi-Mamba layer: the audio and visual streams' Bi-Mamba
-blocks share their state-transition matrices A (forward and backward), each with residual +
-LayerNorm. The streams are then concatenated and refined by a CNN + Bi-Mamba "EnSSM" layer;
-masked mean over valid frames; one linear logit. LayerNorm replaces BatchNorm in the CNN so
-predictions do not depend on the batch (see asym.models.common.ConvBlock).
+- Per modality a bias-free 1x1 projection to `input_size` (Xavier-uniform initialised).
+- CoSSM, one stage per entry of `output_sizes`: per modality a CNN layer, Conv1d(k=3, no bias,
+  Xavier-uniform) + BatchNorm + ReLU + dropout, plus a residual (a bias-free 1x1 projection when
+  the width changes); then the collaborative Bi-Mamba: an audio and a visual Bi-Mamba "v2" whose
+  forward and backward state matrices A are shared (the same Parameter objects); each stream's
+  residual is x + LayerNorm(mamba(x)) (eps 1e-6), with no dropout.
+- EnSSM on the concatenated streams (2 x output_sizes[-1]): the same CNN layer, then a Bi-Mamba
+  layer x + LayerNorm(bimamba(x)).
+- Masked mean over valid frames, then Linear(2 x output_sizes[-1], 1), no dropout.
+Dropout acts in the CNN layers only, as in the official code.
+
+Where we differ, and why:
+- BatchNorm statistics are taken over valid frames only (layers.MaskedBatchNorm1d). The
+  official BatchNorm also counts the zero padding of each batch, so its statistics (and the
+  running ones used at test time) depend on how long the other vlogs in the batch are.
+- Padding stays exact: padded frames are zeroed after every layer, and the backward scan
+  reverses each sample's valid frames (the official code flips the whole padded batch, so the
+  backward scan of a short vlog starts on padding). Valid frames come from lengths; the
+  official mask is `features.sum(-1) != 0`, which drops real all-zero frames.
+- The official MMMambaEncoderLayer builds an `a_downsample` Conv1d(k=16) + BatchNorm that its
+  forward never calls (1.05 M parameters at width 256); we leave it out, so our parameter count
+  is that much lower than a count of the official model's parameters.
+- Its config's `d_ffn`, `num_layers` and `activation` reach no layer; we take none of them.
 """
 
 from __future__ import annotations
@@ -14,27 +32,43 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asym.models.blocks import SequenceBlock
-from asym.models.common import Classifier, ConvBlock, length_mask, masked_mean, zero_padding
+from asym.models.layers import (
+    Classifier,
+    ConvBlock,
+    SequenceBlock,
+    length_mask,
+    masked_mean,
+    zero_padding,
+)
+
+
+def _cnn(dim: int, out_dim: int, kernel: int, dropout: float) -> ConvBlock:
+    block = ConvBlock(dim, kernel, dropout, out_dim=out_dim, batch_norm=True)
+    nn.init.xavier_uniform_(block.conv.weight)
+    return block
 
 
 class DepMamba(nn.Module):
-    def __init__(self, audio_dim: int, visual_dim: int, d_model: int, d_state: int, d_conv: int, expand: int,
-                 cnn_kernel: int, stages: int, dropout: float) -> None:
+    def __init__(self, audio_dim: int, visual_dim: int, input_size: int, output_sizes: list[int], d_state: int,
+                 d_conv: int, expand: int, cnn_kernel: int, dropout: float) -> None:
         super().__init__()
         seq = {"kind": "bimamba", "d_state": d_state, "d_conv": d_conv, "expand": expand, "heads": 1, "ffn": 1,
-               "dropout": dropout}
-        self.proj_a, self.proj_v = nn.Linear(audio_dim, d_model), nn.Linear(visual_dim, d_model)
-        self.cnn_a = nn.ModuleList(ConvBlock(d_model, cnn_kernel, dropout) for _ in range(stages))
-        self.cnn_v = nn.ModuleList(ConvBlock(d_model, cnn_kernel, dropout) for _ in range(stages))
-        self.ssm_a = nn.ModuleList(SequenceBlock(dim=d_model, **seq) for _ in range(stages))
-        self.ssm_v = nn.ModuleList(SequenceBlock(dim=d_model, **seq) for _ in range(stages))
-        for blk_a, blk_v in zip(self.ssm_a, self.ssm_v, strict=True):   # collaborative: one A per direction
-            blk_v.block.fwd.A_log = blk_a.block.fwd.A_log
-            blk_v.block.bwd.A_log = blk_a.block.bwd.A_log
-        self.en_cnn = ConvBlock(2 * d_model, cnn_kernel, dropout)
-        self.en_ssm = SequenceBlock(dim=2 * d_model, **seq)
-        self.head = Classifier(2 * d_model, dropout)
+               "dropout": 0.0}
+        self.proj_a = nn.Linear(audio_dim, input_size, bias=False)
+        self.proj_v = nn.Linear(visual_dim, input_size, bias=False)
+        for proj in (self.proj_a, self.proj_v):
+            nn.init.xavier_uniform_(proj.weight)
+        widths = [input_size, *output_sizes]
+        self.cnn_a = nn.ModuleList(_cnn(i, o, cnn_kernel, dropout) for i, o in zip(widths, widths[1:], strict=False))
+        self.cnn_v = nn.ModuleList(_cnn(i, o, cnn_kernel, dropout) for i, o in zip(widths, widths[1:], strict=False))
+        self.ssm_a = nn.ModuleList(SequenceBlock(dim=o, **seq) for o in output_sizes)
+        self.ssm_v = nn.ModuleList(SequenceBlock(dim=o, **seq) for o in output_sizes)
+        for blk_v, blk_a in zip(self.ssm_v, self.ssm_a, strict=True):   # collaborative: one A per direction
+            blk_v.share_state_matrices(blk_a)
+        joint = 2 * output_sizes[-1]
+        self.en_cnn = _cnn(joint, joint, cnn_kernel, dropout)
+        self.en_ssm = SequenceBlock(dim=joint, **seq)
+        self.head = Classifier(joint, dropout=0.0)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = length_mask(lengths, audio.shape[1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asym.models.common import (
+from asym.models.layers import (
     Classifier,
     CrossModalBlock,
     TransformerStack,

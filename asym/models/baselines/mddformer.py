@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from asym.models.baselines.depression_detector import DepressionDetector
-from asym.models.baselines.tamfn import TCN
+from asym.models.layers import TCN
 
 
 class MDDformer(DepressionDetector):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asym.models.common import Classifier, length_mask, masked_mean
+from asym.models.layers import Classifier, length_mask, masked_mean
 
 
 class MeanMLP(nn.Module):

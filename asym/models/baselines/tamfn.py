@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asym.models.common import Classifier, ConvBlock, length_mask, zero_padding
+from asym.models.layers import TCN, Classifier, length_mask
 
 
 class TimeAwarePooling(nn.Module):
@@ -28,19 +28,6 @@ class TimeAwarePooling(nn.Module):
         rel = t / lengths.to(x.dtype).clamp_min(1)[:, None, None]
         scores = self.score(x + self.time(rel)).squeeze(-1).masked_fill(~mask, float("-inf"))
         return (torch.softmax(scores, dim=1).unsqueeze(-1) * x).sum(1)
-
-
-class TCN(nn.Module):
-    def __init__(self, in_dim: int, dim: int, kernel: int, levels: int, dropout: float) -> None:
-        super().__init__()
-        self.proj = nn.Linear(in_dim, dim)
-        self.blocks = nn.ModuleList(ConvBlock(dim, kernel, dropout, dilation=2**i) for i in range(levels))
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = zero_padding(self.proj(x), mask)
-        for block in self.blocks:
-            h = block(h, mask)
-        return h
 
 
 class TAMFN(nn.Module):
