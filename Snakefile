@@ -1,7 +1,9 @@
-# The asym DAG: fetch -> convert -> split -> train -> evaluate -> report.
-# A table of contents only; every rule is one `asym` command (see workflow/rules/).
+# The asym DAG: fetch -> convert -> split -> train -> evaluate -> report -> track (MLflow).
+# A table of contents only; every rule is one `asym` command (see workflow/rules/), every path
+# comes from asym/layout.py.
 #   snakemake --cores 8 all                      # params.yaml
 #   snakemake --cores 8 all --config params=my.yaml
+#   snakemake --report reports/report.html       # the self-contained HTML report
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -13,3 +15,4 @@ rule all:
     default_target: True
     input:
         rules.report.output,
+        rules.track.output,

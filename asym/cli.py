@@ -113,10 +113,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from asym.evaluate import evaluate_all, evaluate_run
 
-    if args.run:
-        payloads = [evaluate_run(Path(args.run))]
-    else:
-        payloads = evaluate_all(_params(args))
+    payloads = [evaluate_run(Path(args.run))] if args.run else evaluate_all(_params(args))
     for m in payloads:
         t = m["test"]
         print(f"{m['dataset']}/{m['model']}/seed{m['seed']}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")

@@ -184,3 +184,29 @@ def code_deps(stage: str, model: str | None = None) -> list[str]:
         todo.extend(_imports(path))
     files = {p.relative_to(PACKAGE.parent).as_posix() for p in seen.values()}
     return sorted(files - _NOT_TRACKED)
+
+
+def stage_data_deps(params: Any, stage: str, dataset: str | None = None, absolute: bool = False) -> list[str]:
+    """Files besides the DAG's own that a stage reads: a user's subjects or split CSV, and the
+    package's published split and published results."""
+    def user(path: Any) -> str:
+        return str(params.resolve(path)) if absolute else Path(path).as_posix()
+
+    def package(rel: str) -> str:
+        return str(PACKAGE.parent / rel) if absolute else rel
+
+    out: list[str] = []
+    if stage == "convert":
+        ds = params.dataset(dataset)
+        raw = params.resolve(params.paths.raw) / dataset
+        if ds.subjects is not None and raw not in params.resolve(ds.subjects).parents:
+            out.append(user(ds.subjects))      # a subjects CSV inside the fetched folder is covered by it
+    elif stage == "split":
+        protocol, ds = params.protocol(dataset), params.dataset(dataset)
+        if protocol == "depmamba":
+            out += [package("asym/reference/splits/lmvd_depmamba.csv"), package("asym/reference/splits/lmvd_depmamba.json")]
+        if protocol == "csv" and ds.split_csv is not None:
+            out.append(user(ds.split_csv))
+    elif stage == "report":
+        out.append(package("asym/reference/published_results.csv"))
+    return out

@@ -14,6 +14,7 @@ scikit-learn lacks: it is built on `sklearn.calibration.calibration_curve`.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,13 @@ def confusion(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
 
 def label_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Metrics of hard predictions; a class absent from the predictions scores 0, not NaN."""
+    with warnings.catch_warnings():
+        # MCC of a subgroup holding one class is 0 by scikit-learn's definition: no need to warn.
+        warnings.filterwarnings("ignore", message="A single label was found")
+        return _label_metrics(y, pred)
+
+
+def _label_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     m = _sklearn()
     y, pred = np.asarray(y, int), np.asarray(pred, int)
     out = {"accuracy": m.accuracy_score(y, pred)}

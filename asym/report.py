@@ -19,7 +19,7 @@ from asym.data.splits import read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_json
 from asym.layout import Layout
-from asym.metrics import METRICS, chance_floor, label_metrics, majority_floor
+from asym.metrics import METRICS, chance_floor, confusion, label_metrics, majority_floor
 from asym.models import registry
 from asym.stats import bootstrap_p, holm, percentile_ci, resample_weights, seed_mean_resamples
 
@@ -267,11 +267,8 @@ def make_report(params: Any) -> dict[str, Path]:
     cells = []
     for r in all_runs:
         for model in params.models:
-            c = {k: 0 for k in ("tn", "fp", "fn", "tp")}
-            for seed in params.seeds:
-                m = read_json(Path(layout.run_file(r.name, model, seed, "metrics")))["test"]["confusion"]
-                c = {k: c[k] + m[k] for k in c}
-            cells.append((r.name, model, c))
+            counts = [confusion(r.y, (prob >= 0.5).astype(int)) for prob in r.probs[model]]
+            cells.append((r.name, model, {k: sum(c[k] for c in counts) for k in counts[0]}))
     plots.plot_confusion_grid(cells, Path(out["confusion_plot"]))
     plots.plot_reliability(reliability_curves(all_runs), Path(out["reliability_plot"]))
     return {k: Path(v) for k, v in out.items()}

@@ -92,12 +92,14 @@ def _bold_best(part: pd.DataFrame, cells: list[str], k: str) -> list[str]:
 def _model_cell(row: pd.Series) -> str:
     name = str(row["model"])
     if row["kind"] == "floor":
-        return f"_{name}_"
+        return f"{name} (floor)"
     return f"**{name}** ◀" if name == "asym" else name
 
 
 def _ordered(part: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([part[part["kind"] != "floor"], part[part["kind"] == "floor"]]).reset_index(drop=True)
+    """ASYM first, then the other models in registry order, then the floors."""
+    return pd.concat([part[part["model"] == "asym"], part[(part["kind"] != "floor") & (part["model"] != "asym")],
+                      part[part["kind"] == "floor"]]).reset_index(drop=True)
 
 
 def _delta(row: pd.Series) -> str:
@@ -169,7 +171,8 @@ def ablation_view(part: pd.DataFrame, ctx: Context) -> tuple[pd.DataFrame, list[
                             for _, r in part.iterrows()]
     for k in ("accuracy", "f1", "f1_weighted"):
         out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
-    out["ΔAcc"] = ["–" if m == "asym" else f"{100 * (v - full['accuracy']):+.2f}" for m, v in zip(part["model"], part["accuracy"], strict=True)]
+    out["ΔAcc"] = ["–" if r["model"] == "asym" or r["kind"] == "floor" else f"{100 * (r['accuracy'] - full['accuracy']):+.2f}"
+                   for _, r in part.iterrows()]
     out["ΔF1 vs asym [95% CI]"] = [_delta(r) for _, r in part.iterrows()]
     out["p (Holm)"] = [_p(r) for _, r in part.iterrows()]
     out["removal hurts?"] = [_hurts(r, ctx.alpha) for _, r in part.iterrows()]

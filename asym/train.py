@@ -31,6 +31,7 @@ from asym.io import atomic_path, read_json, write_json
 from asym.layout import TRAIN_FILES, Layout
 from asym.metrics import label_metrics, selection_score
 from asym.models import registry
+from asym.models.layers import param_groups
 
 EpochObserver = Callable[[int, int, dict[str, float]], None]   # (seed, partition, history row)
 
@@ -178,17 +179,6 @@ def validation_score(model: nn.Module, valid: FeatureTable, norm: Normalizer, ba
 
 
 # --- optimisation ------------------------------------------------------------------------------
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices only: A_log, D (marked `_no_weight_decay`, as mamba-ssm's training code
-    does), norms and biases are exempt."""
-    decay, keep = [], []
-    for p in model.parameters():   # shared parameters are yielded once
-        if not p.requires_grad:
-            continue
-        (keep if getattr(p, "_no_weight_decay", False) or p.ndim < 2 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
-
-
 def build_optimizer(model: nn.Module, recipe: Any, dataset: str) -> torch.optim.Optimizer:
     groups = param_groups(model, float(recipe.weight_decay))
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam

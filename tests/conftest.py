@@ -71,8 +71,8 @@ def params():
 @pytest.fixture(scope="session")
 def small_synth(params):
     """Demo generator settings shrunk for unit tests (same layouts, fewer and shorter vlogs)."""
-    dv = {**params.raw["synth"]["dvlog"], "n_samples": 24, "seconds": [12, 20]}
-    lm = {**params.raw["synth"]["lmvd"], "n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}
+    dv = {**params.synth.dvlog.model_dump(), "n_samples": 24, "seconds": [12, 20]}
+    lm = {**params.synth.lmvd.model_dump(), "n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}
     return {"dvlog": dv, "lmvd": lm}
 
 

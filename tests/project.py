@@ -11,16 +11,34 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_project(dest: Path, models: list[str], seeds: list[int], epochs: int, synth: dict[str, Any] | None = None) -> Path:
+def small_params(models: list[str], seeds: list[int], epochs: int, synth: dict[str, Any] | None = None,
+                 bootstrap: int = 200, **sections: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml with fewer models, seeds, epochs and resamples (demo scale)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["run"]["models"] = models
+    raw["run"]["seeds"]["demo"] = seeds
+    for recipe in raw["recipes"]["demo"].values():
+        recipe["epochs"] = epochs
+    raw["report"].update(bootstrap=bootstrap, chance_draws=20)
+    for name, over in (synth or {}).items():
+        raw["synth"][name].update(over)
+    for key, over in sections.items():
+        raw[key].update(over)
+    return raw
+
+
+def make_project(dest: Path, models: list[str], seeds: list[int], epochs: int, synth: dict[str, Any] | None = None,
+                 dvc: bool = False, **sections: dict[str, Any]) -> Path:
+    """The workflow files and a small params.yaml in `dest`; with `dvc`, also the DVC
+    configuration and the package folder, which dvc.yaml's code dependencies name."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
     shutil.copytree(ROOT / "workflow", dest / "workflow")
     (dest / "profiles").symlink_to("workflow/profiles")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["run"].update(models=models, seeds=seeds)
-    raw["train"]["demo"]["epochs"] = epochs
-    raw["report"]["bootstrap"] = 200
-    for name, over in (synth or {}).items():
-        raw["synth"][name].update(over)
+    raw = small_params(models, seeds, epochs, synth, **sections)
     (dest / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    if dvc:
+        shutil.copytree(ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "tmp*"))
+        shutil.copy(ROOT / ".dvcignore", dest / ".dvcignore")
+        shutil.copytree(ROOT / "asym", dest / "asym", ignore=shutil.ignore_patterns("__pycache__"))
     return dest

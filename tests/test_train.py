@@ -1,55 +1,282 @@
-"""Training: same seed on the CPU gives identical metrics; selection uses validation only."""
+"""Honesty of training: selection on validation only, checkpoints that are the chosen epoch,
+train-fold statistics, the recipe in the loop, and determinism across processes."""
 
 from __future__ import annotations
 
-import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+import yaml
+from torch import nn
 
+import asym.train as train_mod
 from asym.config import load_params
 from asym.data.convert import convert
 from asym.data.parquet import read_samples
-from asym.data.splits import make_split
+from asym.data.splits import load_partitions, make_split
 from asym.data.synthetic import write_dvlog
-from asym.train import train_run
-from tests.project import make_project
+from asym.io import read_json
+from asym.layout import Layout
+from asym.models import registry
+from asym.models.registry import Entry
+from tests.project import ROOT, small_params
+
+LONG = 18   # frames: EpochFlip's threshold
+
+
+class EpochFlip(nn.Module):
+    """A model whose validation and test behaviour differ by construction: after an odd number
+    of epochs it calls long vlogs depressed, after an even number short ones. The epoch count is
+    a buffer, so it is part of the weights a checkpoint saves."""
+
+    def __init__(self, audio_dim: int, visual_dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        long = (lengths > LONG).float()
+        depressed = long if int(self.epoch) % 2 == 1 else 1 - long
+        return 8 * (2 * depressed - 1) + 0 * self.bias
+
+
+def _project(root: Path, models: list[str], epochs: int, **sections) -> object:
+    raw = small_params(models, [0], epochs, **sections)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = load_params(root / "params.yaml")
+    lay = Layout.of(p)
+    write_dvlog(Path(lay.raw_dir("dvlog")), {**p.synth.dvlog.model_dump(), "n_samples": 60, "seconds": [12, 24]}, seed=4)
+    convert("dvlog", Path(lay.raw_dir("dvlog")), Path(lay.parquet("dvlog")), p.readers)
+    Path(lay.splits).mkdir(parents=True, exist_ok=True)
+    return p
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("train"), ["mean-mlp", "asym"], [0], epochs=3)
-    p = load_params(root / "params.yaml")
-    write_dvlog(root / "raw", {**p.raw["synth"]["dvlog"], "n_samples": 60, "seconds": [12, 24]}, seed=4)
-    data = root / "dvlog.parquet"
-    convert("dvlog", root / "raw", data, p.raw["readers"])
-    split = make_split(read_samples(data), p.dataset("dvlog"), p.raw["split"], data)
-    split.to_csv(root / "split.csv", index=False)
-    return p, data, root / "split.csv", root
+def official(tmp_path_factory):
+    p = _project(tmp_path_factory.mktemp("official"), ["mean-mlp", "asym", "depmamba"], epochs=3)
+    lay = Layout.of(p)
+    data = Path(lay.parquet("dvlog"))
+    make_split(read_samples(data), "official", p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
+    return p
+
+
+@pytest.fixture(scope="module")
+def flip_project(tmp_path_factory):
+    """Valid vlogs are depressed exactly when long, test vlogs exactly when short: selecting on
+    validation picks an odd epoch, selecting on test would pick an even one."""
+    p = _project(tmp_path_factory.mktemp("flip"), ["mean-mlp"], epochs=4)
+    lay = Layout.of(p)
+    table = read_samples(Path(lay.parquet("dvlog")))
+    long = table.n_frames > LONG
+    valid_like = (table.label == 1) == long
+    folds, n_valid, n_test = [], 0, 0
+    for v in valid_like:
+        if v and n_valid < 12:
+            folds.append("valid")
+            n_valid += 1
+        elif not v and n_test < 12:
+            folds.append("test")
+            n_test += 1
+        else:
+            folds.append("train")
+    pd.DataFrame({"sample_id": table.sample_id, "subject_id": table.subject_id, "label": table.label,
+                  "partition": 0, "fold": folds}).to_csv(lay.split_csv("dvlog"), index=False)
+    return p
+
+
+@pytest.fixture
+def epoch_flip(monkeypatch):
+    monkeypatch.setitem(registry._ENTRIES, "epoch-flip",
+                        Entry("epoch-flip", "tests.test_train:EpochFlip", "mean_mlp", "baseline", "test model"))
+    original = train_mod.train_epoch
+
+    def counting(model, *args, **kwargs):
+        loss = original(model, *args, **kwargs)
+        model.epoch += 1
+        return loss
+    monkeypatch.setattr(train_mod, "train_epoch", counting)
+
+
+def _score_on(p, fold: str, state: dict, norm) -> float:
+    _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
+    model = EpochFlip(0, 0, 1, 0.0)
+    model.load_state_dict(state)
+    return train_mod.validation_score(model, parts[0][fold], norm, 16, torch.device("cpu"), "mean4")[0]
+
+
+def test_the_checkpoint_is_chosen_on_validation_never_on_test(flip_project, epoch_flip):
+    p = flip_project
+    [summary] = train_mod.train_job(p, "dvlog", "epoch-flip", [0])
+    out = Path(Layout.of(p).run_dir("dvlog", "epoch-flip", 0))
+    state, norm, best_epoch = train_mod.load_checkpoint(out / "checkpoint.pt")
+    assert summary["best_epoch"] == [best_epoch] == [1]
+    hist = pd.read_csv(out / "history.csv")
+    # the saved weights are the chosen epoch's: recomputing the selection score gives the best in the history
+    recomputed = _score_on(p, "valid", state, norm)
+    assert recomputed == pytest.approx(hist["valid_selection"].max())
+    assert (recomputed >= hist["valid_selection"] - 1e-12).all()
+    # selecting on test would have chosen another epoch
+    test_scores = {e: _score_on(p, "test", {**state, "epoch": torch.tensor(e)}, norm) for e in hist["epoch"]}
+    assert max(test_scores, key=test_scores.get) != best_epoch
 
 
 @pytest.mark.parametrize("model", ["mean-mlp", "asym"])
-def test_same_seed_gives_identical_results(prepared, model):
-    p, data, split, root = prepared
-    runs = [train_run(p, "dvlog", model, 0, data, split, root / f"run{k}-{model}") for k in range(2)]
-    preds = [pd.read_parquet(root / f"run{k}-{model}" / "predictions.parquet") for k in range(2)]
-    pd.testing.assert_frame_equal(preds[0], preds[1])
-    assert runs[0]["best_epoch"] == runs[1]["best_epoch"]
-    hist = [pd.read_csv(root / f"run{k}-{model}" / "history.csv").drop(columns=["epoch_time_s"]) for k in range(2)]
-    pd.testing.assert_frame_equal(hist[0], hist[1])
-
-
-def test_outputs_and_checkpoint_selection(prepared):
-    import torch
-
-    p, data, split, root = prepared
-    out = root / "sel"
-    s = train_run(p, "dvlog", "mean-mlp", 1, data, split, out)
+def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, model):
+    p = official
+    train_mod.train_job(p, "dvlog", model, [0])
+    out = Path(Layout.of(p).run_dir("dvlog", model, 0))
+    state, norm, best_epoch = train_mod.load_checkpoint(out / "checkpoint.pt")
+    _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
+    net = registry.build(model, 25, 136, params=p, dataset="dvlog")
+    net.load_state_dict(state)
+    score, _ = train_mod.validation_score(net, parts[0]["valid"], norm, 16, torch.device("cpu"), "mean4")
     hist = pd.read_csv(out / "history.csv")
-    assert s["best_epoch"] == int(hist.loc[hist["valid_selection"].idxmax(), "epoch"])   # first best on validation
+    assert score == pytest.approx(hist["valid_selection"].max(), abs=1e-12)
+    assert best_epoch == int(hist.loc[hist["valid_selection"].idxmax(), "epoch"])   # first best
     preds = pd.read_parquet(out / "predictions.parquet")
     assert set(preds["fold"]) == {"valid", "test"} and preds["prob"].between(0, 1).all()
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert int(ckpt["best_epoch"]) == s["best_epoch"]
-    assert json.loads((out / "train.json").read_text())["mlflow_run_id"] == s["mlflow_run_id"]
+    assert {"gender", "n_frames", "subject_id"} <= set(preds.columns)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_the_normaliser_sees_training_vlogs_only(official, monkeypatch, tmp_path):
+    p = official
+    seen: list[list[str]] = []
+    fit = train_mod.Normalizer.fit.__func__
+
+    def spy(cls, table):
+        seen.append(list(table.sample_id))
+        return fit(cls, table)
+    monkeypatch.setattr(train_mod.Normalizer, "fit", classmethod(spy))
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    split = pd.read_csv(Layout.of(p).split_csv("dvlog"), dtype={"sample_id": str})
+    assert seen == [split.loc[split["fold"] == "train", "sample_id"].tolist()]
+
+
+def _elsewhere(tmp_path: Path):
+    """A Layout whose run folders are fresh, so a test trains instead of finding a complete seed."""
+    class Elsewhere(Layout):
+        @classmethod
+        def of(cls, params, absolute=True):
+            lay = Layout.of(params, absolute)
+            return Layout(**{**lay.__dict__, "runs": str(tmp_path / "runs")})
+    return Elsewhere
+
+
+def test_kfold_selects_inside_the_training_folds(tmp_path, monkeypatch):
+    p = _project(tmp_path, ["mean-mlp"], epochs=2, split={"kfold": {"k": 3, "valid_fraction": 0.2}})
+    lay = Layout.of(p)
+    data = Path(lay.parquet("dvlog"))
+    split = make_split(read_samples(data), "kfold", p.split, data)
+    split.to_csv(lay.split_csv("dvlog"), index=False)
+    seen: list[set[str]] = []
+    original = train_mod.validation_score
+
+    def spy(model, valid, *args, **kwargs):
+        seen.append(set(valid.sample_id))
+        return original(model, valid, *args, **kwargs)
+    monkeypatch.setattr(train_mod, "validation_score", spy)
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    assert len(seen) == 3 * 2                                   # every partition, every epoch
+    split["sample_id"] = split["sample_id"].astype(str)
+    for q in range(3):
+        part = split[split["partition"] == q]
+        valid, test = set(part.loc[part["fold"] == "valid", "sample_id"]), set(part.loc[part["fold"] == "test", "sample_id"])
+        for ids in seen[2 * q: 2 * q + 2]:
+            assert ids == valid and not ids & test
+    tests = [set(split[(split["partition"] == q) & (split["fold"] == "test")]["sample_id"]) for q in range(3)]
+    assert set.union(*tests) == set(split["sample_id"]) and sum(map(len, tests)) == len(set(split["sample_id"]))
+    preds = pd.read_parquet(Path(lay.run_dir("dvlog", "mean-mlp", 0)) / "predictions.parquet")
+    assert sorted(preds.loc[preds["fold"] == "test", "sample_id"]) == sorted(set(split["sample_id"]))
+
+
+def test_depmamba_trains_with_its_official_recipe(official, monkeypatch, tmp_path):
+    p = official
+    seen: dict[str, object] = {"clipped": 0, "fit": 0}
+    build_opt = train_mod.build_optimizer
+
+    def spy_opt(model, recipe, dataset):
+        seen["optimizer"] = build_opt(model, recipe, dataset)
+        return seen["optimizer"]
+    monkeypatch.setattr(train_mod, "build_optimizer", spy_opt)
+    monkeypatch.setattr(train_mod.nn.utils, "clip_grad_norm_", lambda *a, **k: seen.__setitem__("clipped", 1))
+    monkeypatch.setattr(train_mod.Normalizer, "fit", classmethod(lambda cls, t: seen.__setitem__("fit", 1)))
+    monkeypatch.setattr(train_mod, "build_scheduler", lambda opt, recipe: seen.setdefault("scheduler", recipe.scheduler) and None)
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
+    [summary] = train_mod.train_job(p, "dvlog", "depmamba", [0])
+    opt = seen["optimizer"]
+    assert type(opt) is torch.optim.Adam
+    assert all(g["weight_decay"] == 0.0 and g["lr"] == pytest.approx(p.recipe("depmamba").lr_for("dvlog")) for g in opt.param_groups)
+    assert seen["scheduler"] == "none" and seen["clipped"] == 0 and seen["fit"] == 0   # no clipping, raw features
+    assert summary["recipe_name"] == "depmamba"
+    assert summary["recipe"]["normalize"] == "none" and summary["recipe"]["crop"]["kind"] == "offline"
+    assert summary["recipe"]["grad_clip"] is None and summary["recipe"]["optimizer"] == "adam"
+
+
+def test_asym_recipe_exempts_a_log_d_norms_and_biases_from_weight_decay(official):
+    p = official
+    model = registry.build("asym", 25, 136, params=p, dataset="dvlog")
+    opt = train_mod.build_optimizer(model, p.recipe("asym"), "dvlog")
+    assert type(opt) is torch.optim.AdamW
+    decayed, exempt = opt.param_groups
+    assert decayed["weight_decay"] == p.recipe("asym").weight_decay and exempt["weight_decay"] == 0.0
+    names = {id(q): n for n, q in model.named_parameters()}
+    exempt_names = {names[id(q)] for q in exempt["params"]}
+    assert all(n.endswith(("A_log", "D", "bias")) or "norm" in n for n in exempt_names)
+    assert any(n.endswith("A_log") for n in exempt_names) and any(n.endswith(".D") for n in exempt_names)
+    assert all(q.ndim >= 2 for q in decayed["params"])
+    assert len(decayed["params"]) + len(exempt["params"]) == len(list(model.parameters()))
+
+
+def test_offline_crops_follow_the_published_augmentation():
+    from asym.data.parquet import FeatureTable
+
+    z = [np.zeros((n, 2), np.float32) for n in (3000, 300)]
+    t = FeatureTable(["a", "b"], ["a", "b"], np.array([1, 0]), [None, None], z, z, {})
+    views = train_mod.offline_crops(t, np.random.default_rng(0), n_crops=5, min_frames=500)
+    whole = [(0, 0, 3000), (1, 0, 300)]
+    assert [v for v in views if v in whole] == whole                  # every vlog whole, once
+    crops = [v for v in views if v not in whole]
+    assert crops and len(crops) <= 5                                  # the 300-frame vlog is too short to crop
+    assert all(i == 0 and e - s >= 500 and s >= 1 and e <= 3000 for i, s, e in crops)
+
+
+def test_a_complete_seed_is_not_trained_again(official):
+    p = official
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    assert train_mod.train_job(p, "dvlog", "mean-mlp", [0]) == []
+
+
+def test_two_processes_with_two_threads_give_identical_runs(tmp_path):
+    """Determinism through the real CLI, in two separate processes, with threads > 1."""
+    raw = small_params(["asym"], [0], 2, train={"threads": 2})
+    data = tmp_path / "shared"
+    runs = []
+    for k in range(2):
+        root = tmp_path / f"p{k}"
+        root.mkdir()
+        (root / "params.yaml").write_text(yaml.safe_dump(raw))
+        p = load_params(root / "params.yaml")
+        lay = Layout.of(p)
+        if k == 0:
+            write_dvlog(data, {**p.synth.dvlog.model_dump(), "n_samples": 48, "seconds": [12, 20]}, seed=9)
+        convert("dvlog", data, Path(lay.parquet("dvlog")), p.readers)
+        Path(lay.splits).mkdir(parents=True)
+        make_split(read_samples(Path(lay.parquet("dvlog"))), "official", p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "-m", "asym", "--params", str(root / "params.yaml"), "train",
+                               "--dataset", "dvlog", "--model", "asym"], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(Path(lay.run_dir("dvlog", "asym", 0)))
+    a, b = (pd.read_parquet(r / "predictions.parquet") for r in runs)
+    pd.testing.assert_frame_equal(a, b)
+    ha, hb = (pd.read_csv(r / "history.csv").drop(columns=["epoch_time_s"]) for r in runs)
+    pd.testing.assert_frame_equal(ha, hb)
+    assert read_json(runs[0] / "train.json")["best_epoch"] == read_json(runs[1] / "train.json")["best_epoch"]

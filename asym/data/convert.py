@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from asym.config import ReadersConfig
 from asym.data.dvlog import read_dvlog
 from asym.data.lmvd import detect_layout, read_lmvd
 from asym.data.parquet import card_markdown, dataset_card, write_samples
@@ -13,7 +14,7 @@ from asym.errors import DataError
 from asym.io import write_json, write_text
 
 
-def convert(fmt: str, src: Path, out: Path, reader_cfg: dict[str, Any], subjects_csv: Path | None = None,
+def convert(fmt: str, src: Path, out: Path, readers: ReadersConfig, subjects_csv: Path | None = None,
             provenance: dict[str, Any] | None = None, dataset: str | None = None) -> dict[str, Any]:
     src = Path(src)
     if not src.is_dir():
@@ -22,7 +23,7 @@ def convert(fmt: str, src: Path, out: Path, reader_cfg: dict[str, Any], subjects
         samples, layout = list(read_dvlog(src)), "release"
     elif fmt == "lmvd":
         layout = detect_layout(src)
-        samples = list(read_lmvd(src, reader_cfg.get("lmvd", {})))
+        samples = list(read_lmvd(src, readers.lmvd))
     else:
         raise DataError(src, f"unknown format {fmt!r}")
     subjects = read_subjects(subjects_csv)

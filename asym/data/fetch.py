@@ -13,11 +13,13 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pooch
 
+from asym.config import DatasetConfig, SynthConfig
 from asym.data.synthetic import write_demo
 from asym.errors import DataError
 from asym.io import atomic_dir
@@ -91,24 +93,27 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def fetch_dataset(name: str, ds: dict[str, Any], synth: dict[str, Any], out: Path, cache: Path) -> dict[str, Any]:
-    """Materialise `out` for dataset `name`; returns provenance for the dataset card."""
-    source = str(ds["source"])
+def fetch_dataset(name: str, ds: DatasetConfig, synth: SynthConfig, out: Path, cache: Path,
+                  resolve: Callable[[str], Path] = Path) -> dict[str, Any]:
+    """Materialise `out` for dataset `name`; returns provenance for the dataset card. A local
+    source path is resolved by `resolve` (relative to the params file)."""
+    source = ds.source
     if source == "demo":
-        write_demo(ds["format"], out, synth[ds["format"]], seed=int(synth["seed"]) + (0 if ds["format"] == "dvlog" else 1))
+        write_demo(ds.format, out, getattr(synth, ds.format).model_dump(),
+                   seed=synth.seed + (0 if ds.format == "dvlog" else 1))
         return {"source": "demo", "synthetic": True}
     if source.startswith(("http://", "https://")):
-        archive = _download(source, ds.get("sha256"), cache)
+        archive = _download(source, ds.sha256, cache)
     else:
-        archive = Path(source).expanduser()
+        archive = resolve(source)
         if not archive.exists():
             raise DataError(archive, "dataset source not found")
         if archive.is_dir():
             with atomic_dir(out) as tmp:
                 shutil.copytree(archive, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
             return {"source": str(archive), "synthetic": False}
-        if ds.get("sha256") and sha256_of(archive) != ds["sha256"]:
+        if ds.sha256 and sha256_of(archive) != ds.sha256:
             raise DataError(archive, "sha256 does not match params.yaml")
     with atomic_dir(out) as tmp:
         safe_extract(archive, tmp)
-    return {"source": source, "synthetic": False}
+    return {"source": source, "synthetic": False, **({"sha256": ds.sha256} if ds.sha256 else {})}

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from asym.config import LmvdReaderConfig
 from asym.data.sample import FOLDS, Sample, align
 from asym.data.validate import check_matrix, check_no_extra, check_unique, load_features, read_table
 from asym.errors import DataError
@@ -52,7 +52,7 @@ def standardise_rows(x: np.ndarray) -> np.ndarray:
     return (x - mean) / np.where(std > 0, std, 1.0)
 
 
-def read_lmvd(path: Path, reader: dict[str, Any]) -> Iterator[Sample]:
+def read_lmvd(path: Path, reader: LmvdReaderConfig) -> Iterator[Sample]:
     root = Path(path)
     layout = detect_layout(root)
     yield from (_read_authors(root, reader) if layout == "authors" else _read_derived(root))
@@ -85,14 +85,14 @@ def _read_openface_csv(path: Path, stride: int) -> np.ndarray:
     return check_matrix(values, path, VISUAL_DIM, "landmarks")
 
 
-def _read_authors(root: Path, reader: dict[str, Any]) -> Iterator[Sample]:
+def _read_authors(root: Path, reader: LmvdReaderConfig) -> Iterator[Sample]:
     label_dir, audio_dir, video_dir = root / "label", root / "Audio_feature", root / "Video_feature"
     ids = sorted(p.name[: -len("_Depression.csv")] for p in label_dir.glob("*_Depression.csv"))
     if not ids:
         raise DataError(label_dir, "no <index>_Depression.csv label files")
     check_no_extra(audio_dir, {f"{i}.npy" for i in ids}, "*.npy", "audio")
     check_no_extra(video_dir, {f"{i}.csv" for i in ids} | {f"{i}.npy" for i in ids}, "*.*", "video")
-    cap = reader.get("max_audio_rows")
+    cap = reader.max_audio_rows
     for idx in ids:
         label = _read_label_cell(label_dir / f"{idx}_Depression.csv")
         audio = load_features(audio_dir / f"{idx}.npy", AUDIO_DIM, "VGGish audio features")
@@ -100,13 +100,13 @@ def _read_authors(root: Path, reader: dict[str, Any]) -> Iterator[Sample]:
             audio = audio[: int(cap)]
         csv_path, npy_path = video_dir / f"{idx}.csv", video_dir / f"{idx}.npy"
         if csv_path.is_file():
-            visual = _read_openface_csv(csv_path, int(reader["video_csv_frame_stride"]))
+            visual = _read_openface_csv(csv_path, reader.video_csv_frame_stride)
         elif npy_path.is_file():
             visual = load_features(npy_path, OPENFACE_NPY_DIM, "OpenFace video features")
-            visual = visual[:: int(reader["video_npy_row_stride"]), :VISUAL_DIM]
+            visual = visual[:: reader.video_npy_row_stride, :VISUAL_DIM]
         else:
             raise DataError(csv_path, "missing video feature file (neither .csv nor .npy)")
-        if reader.get("standardise_landmark_rows", True):
+        if reader.standardise_landmark_rows:
             visual = standardise_rows(visual)
         audio, visual = align(audio, visual)
         yield Sample(idx, label, audio, visual)

@@ -82,7 +82,7 @@ def kfold(table: FeatureTable, k: int, valid_fraction: float, seed: int) -> list
     outer = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     idx = np.arange(len(table))
     partitions = []
-    for p, (rest, test) in enumerate(outer.split(idx, table.label, groups=table.subject_id)):
+    for p, (rest, _test) in enumerate(outer.split(idx, table.label, groups=table.subject_id)):
         subjects = [table.subject_id[i] for i in rest]
         part_of = _grouped_assign(subjects, table.label[rest], [1 - valid_fraction, valid_fraction], seed + 1 + p,
                                   ("train", "valid"))

@@ -21,7 +21,7 @@ from tests.data.source import assert_refused, read_csv_rows, write_csv_rows
 
 def test_dvlog_to_parquet_schema_and_card(dvlog_dir, params, tmp_path):
     out = tmp_path / "dvlog.parquet"
-    card = convert("dvlog", dvlog_dir, out, params.raw["readers"], dataset="dvlog")
+    card = convert("dvlog", dvlog_dir, out, params.readers, dataset="dvlog")
     schema = pq.read_schema(out)
     assert str(schema.field("label").type) == "int8" and str(schema.field("n_frames").type) == "int32"
     assert str(schema.field("sample_id").type) == "string" and "gender" in schema.names and "duration" in schema.names
@@ -34,7 +34,7 @@ def test_dvlog_to_parquet_schema_and_card(dvlog_dir, params, tmp_path):
 
 
 def test_lmvd_reader_keeps_one_frame_per_second_and_standardises_rows(lmvd_dir, params):
-    samples = list(read_lmvd(lmvd_dir, params.raw["readers"]["lmvd"]))
+    samples = list(read_lmvd(lmvd_dir, params.readers.lmvd))
     s = samples[0]
     audio = np.load(lmvd_dir / "Audio_feature" / f"{s.sample_id}.npy")
     assert abs(s.n_frames - audio.shape[0]) <= 3
@@ -52,13 +52,13 @@ def test_lmvd_npy_video_variant_and_subjects(tmp_path, small_synth, params, lmvd
     np.save(csv.with_suffix(".npy"), np.concatenate([landmarks, np.zeros((len(landmarks), 35))], 1))
     csv.unlink()
     out = tmp_path / "l.parquet"
-    card = convert("lmvd", root, out, params.raw["readers"], subjects_csv=root / "subjects.csv")
+    card = convert("lmvd", root, out, params.readers, subjects_csv=root / "subjects.csv")
     assert card["subjects_supplied"] and card["n_subjects"] < card["n_samples"]
 
 
 def test_derived_lmvd_layout_is_detected(tmp_path, small_synth, params):
     write_lmvd(tmp_path / "d", small_synth["lmvd"], seed=2, layout="derived")
-    card = convert("lmvd", tmp_path / "d", tmp_path / "d.parquet", params.raw["readers"])
+    card = convert("lmvd", tmp_path / "d", tmp_path / "d.parquet", params.readers)
     assert card["layout"] == "derived" and card["n_samples"] == small_synth["lmvd"]["n_samples"]
 
 
@@ -125,7 +125,7 @@ def test_bad_input_is_refused_with_the_file_named_and_nothing_written(kind, dvlo
     expected, culprit = _corrupt(kind, root)
     out = tmp_path / "out" / "dvlog.parquet"
     with pytest.raises(DataError) as err:
-        convert("dvlog", root, out, params.raw["readers"])
+        convert("dvlog", root, out, params.readers)
     assert expected in str(err.value)
     assert Path(err.value.path) == culprit
     assert not out.parent.exists() or not list(out.parent.iterdir())
@@ -149,19 +149,19 @@ def test_lmvd_unknown_label_cell_and_unlabelled_audio(lmvd_dir, tmp_path, params
     shutil.copytree(lmvd_dir, root)
     (root / "label" / "0002_Depression.csv").write_text("maybe\n")
     with pytest.raises(DataError, match="0002_Depression.csv.*unknown label"):
-        convert("lmvd", root, tmp_path / "o.parquet", params.raw["readers"])
+        convert("lmvd", root, tmp_path / "o.parquet", params.readers)
     (root / "label" / "0002_Depression.csv").write_text("1\n")
     np.save(root / "Audio_feature" / "9999.npy", np.zeros((3, 128)))
     with pytest.raises(DataError, match="no entry in the labels"):
-        convert("lmvd", root, tmp_path / "o.parquet", params.raw["readers"])
+        convert("lmvd", root, tmp_path / "o.parquet", params.readers)
 
 
 def test_not_a_release_folder(tmp_path, params):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="not an LMVD release"):
-        convert("lmvd", tmp_path / "empty", tmp_path / "o.parquet", params.raw["readers"])
+        convert("lmvd", tmp_path / "empty", tmp_path / "o.parquet", params.readers)
     with pytest.raises(DataError, match="not a D-Vlog release"):
-        convert("dvlog", tmp_path / "empty", tmp_path / "o.parquet", params.raw["readers"])
+        convert("dvlog", tmp_path / "empty", tmp_path / "o.parquet", params.readers)
 
 
 SUBJECT_DEFECTS = ["missing_first", "missing_last", "duplicate", "duplicate_other_subject", "blank", "header", "no_file"]
@@ -193,7 +193,7 @@ def test_bad_subjects_csv_is_refused(defect, tiny_lmvd, params, tmp_path):
         write_csv_rows(subjects, [*rows[:-1], {**rows[-1], "subject": ""}])
     elif defect == "header":
         write_csv_rows(subjects, [{"vlog": r["sample"], "person": r["subject"]} for r in rows])
-    assert_refused("lmvd", tiny_lmvd, params.raw["readers"], expected, subjects, tmp_path / "out", subjects=subjects)
+    assert_refused("lmvd", tiny_lmvd, params.readers, expected, subjects, tmp_path / "out", subjects=subjects)
 
 
 @pytest.mark.parametrize("card", [".card.json", ".card.md"])
@@ -217,7 +217,7 @@ def test_a_failure_while_writing_the_card_leaves_nothing(card, tiny_dvlog, param
 
     monkeypatch.setattr(Path, "write_text", write_half_then_fail)
     with pytest.raises(OSError, match="No space left"):
-        convert("dvlog", tiny_dvlog, out, params.raw["readers"])
+        convert("dvlog", tiny_dvlog, out, params.readers)
     monkeypatch.undo()
     assert len(at_failure) == 1, "the card was not written through Path.write_text"
     assert target not in at_failure[0] and any(name.startswith(f".{target}.") for name in at_failure[0])

@@ -33,7 +33,7 @@ def test_table_equals_the_release_value_for_value(dvlog_dir, params, tmp_path):
     assert any(e["audio_rows"] > e["visual_rows"] for e in expected.values())
     assert any(e["audio_rows"] < e["visual_rows"] for e in expected.values())
     out = tmp_path / "dvlog.parquet"
-    convert("dvlog", root, out, params.raw["readers"])
+    convert("dvlog", root, out, params.readers)
     assert_matches_source(out, expected)
 
 
@@ -46,7 +46,7 @@ def test_bad_feature_file_is_refused(position, modality, defect, tiny_dvlog, par
     idx = read_csv_rows(root / "labels.csv")[position]["index"]
     npy = root / idx / f"{idx}_{modality}.npy"
     expected = damage_npy(npy, defect, WIDTH[modality])
-    assert_refused("dvlog", root, params.raw["readers"], expected, npy, tmp_path / "out")
+    assert_refused("dvlog", root, params.readers, expected, npy, tmp_path / "out")
 
 
 LABEL_DEFECTS = {
@@ -64,7 +64,7 @@ def test_bad_labels_row_is_refused(position, defect, tiny_dvlog, params, tmp_pat
     shutil.copytree(tiny_dvlog, root)
     column, value, expected = LABEL_DEFECTS[defect]
     set_cell(root / "labels.csv", position, column, value)
-    assert_refused("dvlog", root, params.raw["readers"], expected, root / "labels.csv", tmp_path / "out")
+    assert_refused("dvlog", root, params.readers, expected, root / "labels.csv", tmp_path / "out")
 
 
 def test_duplicate_last_row_is_refused(tiny_dvlog, params, tmp_path):
@@ -72,7 +72,7 @@ def test_duplicate_last_row_is_refused(tiny_dvlog, params, tmp_path):
     shutil.copytree(tiny_dvlog, root)
     rows = read_csv_rows(root / "labels.csv")
     write_csv_rows(root / "labels.csv", [*rows, {**rows[-1], "fold": "test"}])
-    assert_refused("dvlog", root, params.raw["readers"], f"duplicate index {rows[-1]['index']!r}",
+    assert_refused("dvlog", root, params.readers, f"duplicate index {rows[-1]['index']!r}",
                    root / "labels.csv", tmp_path / "out")
 
 
@@ -81,4 +81,4 @@ def test_a_feature_folder_without_its_row_is_refused(tiny_dvlog, params, tmp_pat
     shutil.copytree(tiny_dvlog, root)
     rows = read_csv_rows(root / "labels.csv")
     write_csv_rows(root / "labels.csv", rows[:-1])
-    assert_refused("dvlog", root, params.raw["readers"], "have no row in labels.csv", root, tmp_path / "out")
+    assert_refused("dvlog", root, params.readers, "have no row in labels.csv", root, tmp_path / "out")

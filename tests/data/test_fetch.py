@@ -14,8 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from asym.config import DatasetConfig
 from asym.data.fetch import fetch_dataset, safe_extract, sha256_of
 from asym.errors import DataError
+
+
+def dvlog_source(source: str, sha256: str | None = None) -> DatasetConfig:
+    return DatasetConfig(format="dvlog", source=source, sha256=sha256, protocol={"demo": "official", "paper": "official"})
 
 
 def _archive(src, dest):
@@ -24,16 +29,16 @@ def _archive(src, dest):
 
 
 def test_local_folder_and_archive(dvlog_dir, tmp_path, params):
-    synth = params.raw["synth"]
+    synth = params.synth
     out = tmp_path / "raw" / "dvlog"
-    prov = fetch_dataset("dvlog", {"format": "dvlog", "source": str(dvlog_dir)}, synth, out, tmp_path / "cache")
+    prov = fetch_dataset("dvlog", dvlog_source(str(dvlog_dir)), synth, out, tmp_path / "cache")
     assert (out / "dvlog-dataset" / "labels.csv").is_file() and not prov["synthetic"]
     archive = _archive(dvlog_dir / "dvlog-dataset", tmp_path / "dvlog")
     out2 = tmp_path / "raw" / "dvlog2"
-    fetch_dataset("dvlog", {"format": "dvlog", "source": str(archive), "sha256": sha256_of(archive)}, synth, out2, tmp_path / "c")
+    fetch_dataset("dvlog", dvlog_source(str(archive), sha256_of(archive)), synth, out2, tmp_path / "c")
     assert (out2 / "dvlog-dataset" / "labels.csv").read_text() == (dvlog_dir / "dvlog-dataset" / "labels.csv").read_text()
     with pytest.raises(DataError, match="sha256 does not match"):
-        fetch_dataset("dvlog", {"format": "dvlog", "source": str(archive), "sha256": "0" * 64}, synth, tmp_path / "x", tmp_path / "c")
+        fetch_dataset("dvlog", dvlog_source(str(archive), "0" * 64), synth, tmp_path / "x", tmp_path / "c")
     assert not (tmp_path / "x").exists()
 
 
@@ -82,15 +87,15 @@ def test_url_download_checks_sha256_and_unpacks(http_server, dvlog_dir, tmp_path
     root, base = http_server
     archive = _archive(dvlog_dir / "dvlog-dataset", root / "dvlog")
     good = sha256_of(archive)
-    ds = {"format": "dvlog", "source": f"{base}/dvlog.tar.gz", "sha256": good}
+    ds = dvlog_source(f"{base}/dvlog.tar.gz", good)
     out = tmp_path / "raw" / "dvlog"
-    prov = fetch_dataset("dvlog", ds, params.raw["synth"], out, tmp_path / "cache")
+    prov = fetch_dataset("dvlog", ds, params.synth, out, tmp_path / "cache")
     assert prov["source"].startswith("http://127.0.0.1") and (out / "dvlog-dataset" / "labels.csv").is_file()
     with pytest.raises(DataError, match="sha256"):
-        fetch_dataset("dvlog", {**ds, "sha256": "f" * 64}, params.raw["synth"], tmp_path / "raw" / "bad", tmp_path / "cache2")
+        fetch_dataset("dvlog", ds.model_copy(update={"sha256": "f" * 64}), params.synth, tmp_path / "raw" / "bad", tmp_path / "cache2")
     assert not (tmp_path / "raw" / "bad").exists()
     with pytest.raises(DataError, match="no sha256"):
-        fetch_dataset("dvlog", {**ds, "sha256": None}, params.raw["synth"], tmp_path / "raw" / "b2", tmp_path / "cache3")
+        fetch_dataset("dvlog", ds.model_copy(update={"sha256": None}), params.synth, tmp_path / "raw" / "b2", tmp_path / "cache3")
 
 
 def _tar_with(tmp_path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
@@ -137,7 +142,7 @@ def test_tar_links_and_devices_are_refused(kind, tmp_path, params):
     _assert_nothing_extracted(tmp_path, tmp_path / "out")
     out = tmp_path / "raw" / "dvlog"   # through fetch: no output folder, no temporary one
     with pytest.raises(DataError):
-        fetch_dataset("dvlog", {"format": "dvlog", "source": str(tar_path)}, params.raw["synth"], out, tmp_path / "cache")
+        fetch_dataset("dvlog", dvlog_source(str(tar_path)), params.synth, out, tmp_path / "cache")
     assert not (tmp_path / "raw").exists() or list((tmp_path / "raw").iterdir()) == []
 
 

@@ -53,7 +53,7 @@ def test_authors_layout_with_openface_csv_equals_the_release(lmvd_dir, params, t
     first = pd.read_csv(lmvd_dir / "Video_feature" / "0001.csv", skipinitialspace=True)
     assert first["frame"].iloc[0] == 1 and len(first) > 30 * expected["0001"]["visual_rows"] - 30
     out = tmp_path / "lmvd.parquet"
-    convert("lmvd", lmvd_dir, out, params.raw["readers"], subjects_csv=lmvd_dir / "subjects.csv")
+    convert("lmvd", lmvd_dir, out, params.readers, subjects_csv=lmvd_dir / "subjects.csv")
     assert_matches_source(out, expected, visual_atol=STANDARDISED_ATOL)
 
 
@@ -69,7 +69,7 @@ def test_authors_layout_with_npy_video_equals_the_release(lmvd_dir, params, tmp_
     assert any(e["audio_rows"] > e["visual_rows"] for e in expected.values())
     assert any(e["audio_rows"] < e["visual_rows"] for e in expected.values())
     out = tmp_path / "lmvd.parquet"
-    convert("lmvd", root, out, params.raw["readers"])
+    convert("lmvd", root, out, params.readers)
     assert_matches_source(out, expected, visual_atol=STANDARDISED_ATOL)
 
 
@@ -83,7 +83,7 @@ def test_derived_layout_equals_the_release(tiny_derived, params, tmp_path):
     expected = lmvd_derived_expected(root)
     assert {e["label"] for e in expected.values()} == {0, 1}
     out = tmp_path / "derived.parquet"
-    card = convert("lmvd", root, out, params.raw["readers"])
+    card = convert("lmvd", root, out, params.readers)
     assert card["layout"] == "derived"
     assert_matches_source(out, expected)
 
@@ -102,7 +102,7 @@ def test_bad_audio_file_is_refused(position, defect, tiny_lmvd, params, tmp_path
     root = _copy(tiny_lmvd, tmp_path)
     npy = root / "Audio_feature" / f"{_ids(root)[position]}.npy"
     expected = damage_npy(npy, defect, 128)
-    assert_refused("lmvd", root, params.raw["readers"], expected, npy, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, expected, npy, tmp_path / "out")
 
 
 def _kept_line(lines: list[str], last: bool) -> int:
@@ -147,7 +147,7 @@ def test_bad_openface_csv_is_refused(position, defect, tiny_lmvd, params, tmp_pa
     csv.write_text("\n".join(lines) + "\n")
     if defect == "missing":
         csv.unlink()
-    assert_refused("lmvd", root, params.raw["readers"], OPENFACE_DEFECTS[defect], csv, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, OPENFACE_DEFECTS[defect], csv, tmp_path / "out")
 
 
 @pytest.mark.parametrize("defect", NPY_DEFECTS)
@@ -157,7 +157,7 @@ def test_bad_npy_video_file_is_refused(position, defect, tiny_lmvd, params, tmp_
     npy = _as_npy_video(root, _ids(root)[position], np.random.default_rng(1))
     expected = damage_npy(npy, defect, 171)
     culprit = npy.with_suffix(".csv") if defect == "missing" else npy
-    assert_refused("lmvd", root, params.raw["readers"], expected, culprit, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, expected, culprit, tmp_path / "out")
 
 
 @pytest.mark.parametrize("cell", ["2", "depressed", ""])
@@ -166,7 +166,7 @@ def test_bad_label_cell_is_refused(position, cell, tiny_lmvd, params, tmp_path):
     root = _copy(tiny_lmvd, tmp_path)
     label = root / "label" / f"{_ids(root)[position]}_Depression.csv"
     label.write_text(f"{cell}\n")
-    assert_refused("lmvd", root, params.raw["readers"], f"unknown label {cell!r}", label, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, f"unknown label {cell!r}", label, tmp_path / "out")
 
 
 @pytest.mark.parametrize("folder,name", [("Audio_feature", "9999.npy"), ("Video_feature", "9999.csv"),
@@ -175,7 +175,7 @@ def test_feature_file_without_a_label_is_refused(folder, name, tiny_lmvd, params
     root = _copy(tiny_lmvd, tmp_path)
     like = root / "Audio_feature" / "0001.npy" if name.endswith(".npy") else root / "Video_feature" / "0001.csv"
     shutil.copy(like, root / folder / name)
-    assert_refused("lmvd", root, params.raw["readers"], f"have no entry in the labels: ['{name}']",
+    assert_refused("lmvd", root, params.readers, f"have no entry in the labels: ['{name}']",
                    root / folder, tmp_path / "out")
 
 
@@ -193,7 +193,7 @@ def test_derived_bad_feature_file_is_refused(position, modality, defect, tiny_de
     idx = _derived_rows(root)[position]["index"]
     npy = root / "audio" / f"{idx}.npy" if modality == "audio" else root / "visual" / f"{idx}_visual.npy"
     expected = damage_npy(npy, defect, 128 if modality == "audio" else 136)
-    assert_refused("lmvd", root, params.raw["readers"], expected, npy, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, expected, npy, tmp_path / "out")
 
 
 DERIVED_LABEL_DEFECTS = {
@@ -209,7 +209,7 @@ def test_derived_bad_labels_row_is_refused(position, defect, tiny_derived, param
     root = _copy(tiny_derived, tmp_path)
     column, value, expected = DERIVED_LABEL_DEFECTS[defect]
     set_cell(root / "labels.csv", position, column, value)
-    assert_refused("lmvd", root, params.raw["readers"], expected, root / "labels.csv", tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, expected, root / "labels.csv", tmp_path / "out")
 
 
 def test_derived_wrong_header_and_duplicate_are_refused(tiny_derived, params, tmp_path):
@@ -217,11 +217,11 @@ def test_derived_wrong_header_and_duplicate_are_refused(tiny_derived, params, tm
     labels = root / "labels.csv"
     original = labels.read_text()
     labels.write_text(original.replace("index,label,fold", "id,label,fold", 1))
-    assert_refused("lmvd", root, params.raw["readers"], "wrong header: missing columns ['index']", labels, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, "wrong header: missing columns ['index']", labels, tmp_path / "out")
     labels.write_text(original)
     rows = _derived_rows(root)
     write_csv_rows(labels, [*rows, rows[-1]])
-    assert_refused("lmvd", root, params.raw["readers"], f"duplicate index {rows[-1]['index']!r}", labels, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, f"duplicate index {rows[-1]['index']!r}", labels, tmp_path / "out")
 
 
 @pytest.mark.parametrize("modality", ["audio", "visual"])
@@ -231,9 +231,9 @@ def test_derived_missing_and_extra_files_are_refused(modality, tiny_derived, par
     folder = root / modality
     name = (lambda i: f"{i}.npy") if modality == "audio" else (lambda i: f"{i}_visual.npy")
     shutil.copy(folder / name(rows[0]["index"]), folder / name("9999"))
-    assert_refused("lmvd", root, params.raw["readers"], f"have no entry in the labels: [{name('9999')!r}]",
+    assert_refused("lmvd", root, params.readers, f"have no entry in the labels: [{name('9999')!r}]",
                    folder, tmp_path / "out")
     (folder / name("9999")).unlink()
     last = folder / name(rows[-1]["index"])
     last.unlink()
-    assert_refused("lmvd", root, params.raw["readers"], "missing", last, tmp_path / "out")
+    assert_refused("lmvd", root, params.readers, "missing", last, tmp_path / "out")

@@ -70,7 +70,7 @@ def test_a_failure_during_the_write_keeps_the_previous_table(tmp_path, monkeypat
 def test_a_failed_conversion_leaves_no_table_card_or_temporary_file(failing_writer, tiny_dvlog, params, tmp_path):
     out_dir = tmp_path / "out"
     with pytest.raises(OSError, match="No space left"):
-        convert("dvlog", tiny_dvlog, out_dir / "dvlog.parquet", params.raw["readers"])
+        convert("dvlog", tiny_dvlog, out_dir / "dvlog.parquet", params.readers)
     assert failing_writer and "dvlog.parquet" not in failing_writer[0]
     assert list(out_dir.iterdir()) == []
 

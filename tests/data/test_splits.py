@@ -6,7 +6,13 @@ import pytest
 
 from asym.data.parquet import FeatureTable, write_samples
 from asym.data.sample import Sample
-from asym.data.splits import check_leakage, load_partitions, make_split, read_split, stratified_group
+from asym.data.splits import (
+    check_leakage,
+    load_partitions,
+    make_split,
+    read_split,
+    stratified_group,
+)
 from asym.errors import DataError
 
 

@@ -28,7 +28,7 @@ def test_dvlog_layout_matches_the_release(dvlog_dir, small_synth):
 
 
 def test_dvlog_class_balance_and_folds_follow_the_release(tmp_path, params):
-    write_dvlog(tmp_path / "d", {**params.raw["synth"]["dvlog"], "n_samples": 300}, seed=3)
+    write_dvlog(tmp_path / "d", {**params.synth.dvlog.model_dump(), "n_samples": 300}, seed=3)
     labels = pd.read_csv(tmp_path / "d" / "dvlog-dataset" / "labels.csv", dtype=str)
     assert abs((labels["label"] == "depression").mean() - 555 / 961) < 0.02
     fold_share = labels["fold"].value_counts(normalize=True)

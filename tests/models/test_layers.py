@@ -10,8 +10,9 @@ from asym.config import load_params
 from asym.models import registry
 from asym.models.layers import ConvBlock, MaskedBatchNorm1d, length_mask, param_groups
 from asym.nn.mamba import Mamba
+from tests.project import ROOT
 
-PARAMS = load_params()
+PARAMS = load_params(ROOT / "params.yaml")
 
 
 def _valid_frames(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,9 @@ from asym.data.synthetic import write_dvlog
 from asym.models import registry
 from asym.models.layers import MaskedBatchNorm1d, length_mask, sinusoidal_positions, zero_padding
 from asym.nn.mamba import BiMamba, Mamba
+from tests.project import ROOT
 
-PARAMS = load_params()
+PARAMS = load_params(ROOT / "params.yaml")
 NAMES = registry.names()
 WIDTHS = registry.input_widths()          # dvlog (25, 136), lmvd (128, 136)
 
@@ -71,7 +72,7 @@ def test_logits_do_not_depend_on_the_rest_of_the_batch(name, dataset):
 @pytest.fixture(scope="module")
 def demo16(tmp_path_factory):
     out = tmp_path_factory.mktemp("overfit") / "d"
-    write_dvlog(out, {**PARAMS.raw["synth"]["dvlog"], "n_samples": 16, "seconds": [14, 24]}, seed=5)
+    write_dvlog(out, {**PARAMS.synth.dvlog.model_dump(), "n_samples": 16, "seconds": [14, 24]}, seed=5)
     samples = list(read_dvlog(out))
     a = [s.audio for s in samples]
     v = [s.visual for s in samples]

@@ -1,23 +1,19 @@
-# Helpers shared by the rules: params.yaml is validated before anything runs, and the model
-# list comes from the registry (asym/models/registry.py), the one list of models.
+# Shared by the rules: params.yaml is validated against its schema before anything runs, the
+# model list comes from the registry (asym/models/registry.py) and every path from asym/layout.py.
 import json
 import re
 import shlex
 import sys
 
 from asym.config import load_params
+from asym.layout import Layout, code_deps, stage_data_deps, stage_params
 from asym.models import registry
 
 PARAMS_FILE = config.get("params", "params.yaml")
 P = load_params(PARAMS_FILE)
+L = Layout.of(P)
 ASYM = f"{shlex.quote(sys.executable)} -m asym --params {shlex.quote(PARAMS_FILE)}"
-
-RAW = str(P.path_of("raw"))
-PROCESSED = str(P.path_of("processed"))
-SPLITS = str(P.path_of("splits"))
-RUNS = str(P.path_of("runs"))
-REPORTS = str(P.path_of("reports"))
-LOGS = str(P.root / "logs")
+PACKAGE_ROOT = str(registry.__file__).rsplit("/asym/", 1)[0]
 
 
 def _alternatives(values):
@@ -27,17 +23,29 @@ def _alternatives(values):
 wildcard_constraints:
     dataset=_alternatives(P.datasets),
     model=_alternatives(registry.names()),
-    seed=r"\d+",
 
 
-def settings(*keys):
-    """A rule's slice of params.yaml; Snakemake reruns a job when its slice changes."""
+def settings(stage):
+    """A rule's slice of params.yaml (asym.layout.stage_params): Snakemake's params trigger
+    reruns a job when, and only when, its own slice changes."""
     def get(wildcards):
-        node = {"scale": P.scale}
-        for key in keys:
-            value = P.raw
-            for part in key.format(**dict(wildcards.items())).split("."):
-                value = value[part]
-            node[key] = value
-        return json.dumps(node, sort_keys=True)
+        w = dict(wildcards.items())
+        keys = stage_params(P, stage, w.get("dataset"), w.get("model"))
+        return json.dumps({k: P.slice(k) for k in keys}, sort_keys=True)
     return get
+
+
+def code(stage):
+    """The package files a rule runs, as inputs: editing them reruns exactly the jobs that run them."""
+    def get(wildcards):
+        return [f"{PACKAGE_ROOT}/{f}" for f in code_deps(stage, dict(wildcards.items()).get("model"))]
+    return get
+
+
+def data_deps(stage):
+    def get(wildcards):
+        return stage_data_deps(P, stage, dict(wildcards.items()).get("dataset"), absolute=True)
+    return get
+
+
+RUNS = [(d, m, s) for d in P.datasets for m in P.models for s in P.seeds]

@@ -1,48 +1,52 @@
 rule fetch:
     output:
-        raw=directory(f"{RAW}/{{dataset}}"),
-        provenance=f"{RAW}/{{dataset}}.provenance.json",
+        raw=directory(L.raw_dir("{dataset}")),
+        provenance=L.provenance("{dataset}"),
+    input:
+        code=code("fetch"),
     params:
-        settings=settings("datasets.{dataset}", "synth"),
+        settings=settings("fetch"),
     log:
-        f"{LOGS}/fetch/{{dataset}}.log",
+        L.log("fetch", "{dataset}"),
     message:
         "Fetching the {wildcards.dataset} release"
     shell:
-        "{ASYM} fetch --dataset {wildcards.dataset} --output {output.raw} > {log} 2>&1"
+        "{ASYM} fetch --dataset {wildcards.dataset} > {log} 2>&1"
 
 
 rule convert:
     input:
         raw=rules.fetch.output.raw,
         provenance=rules.fetch.output.provenance,
+        data=data_deps("convert"),
+        code=code("convert"),
     output:
-        parquet=f"{PROCESSED}/{{dataset}}.parquet",
-        card=f"{PROCESSED}/{{dataset}}.card.json",
-        card_md=f"{PROCESSED}/{{dataset}}.card.md",
+        parquet=L.parquet("{dataset}"),
+        card=L.card_json("{dataset}"),
+        card_md=L.card_md("{dataset}"),
     params:
-        fmt=lambda w: P.dataset(w.dataset)["format"],
-        settings=settings("datasets.{dataset}", "readers"),
+        settings=settings("convert"),
     log:
-        f"{LOGS}/convert/{{dataset}}.log",
+        L.log("convert", "{dataset}"),
     message:
         "Validating {wildcards.dataset} and writing Parquet"
     shell:
-        "{ASYM} convert --format {params.fmt} --dataset {wildcards.dataset} "
-        "--input {input.raw} --output {output.parquet} > {log} 2>&1"
+        "{ASYM} convert --dataset {wildcards.dataset} > {log} 2>&1"
 
 
 rule split:
     input:
         parquet=rules.convert.output.parquet,
+        data=data_deps("split"),
+        code=code("split"),
     output:
-        csv=f"{SPLITS}/{{dataset}}.csv",
-        summary=f"{SPLITS}/{{dataset}}.json",
+        csv=L.split_csv("{dataset}"),
+        summary=L.split_json("{dataset}"),
     params:
-        settings=settings("datasets.{dataset}", "split"),
+        settings=settings("split"),
     log:
-        f"{LOGS}/split/{{dataset}}.log",
+        L.log("split", "{dataset}"),
     message:
-        "Subject-independent split of {wildcards.dataset}"
+        "Splitting {wildcards.dataset} by its protocol"
     shell:
-        "{ASYM} split --dataset {wildcards.dataset} --input {input.parquet} --output {output.csv} > {log} 2>&1"
+        "{ASYM} split --dataset {wildcards.dataset} > {log} 2>&1"

@@ -1,20 +1,46 @@
+REPORT = L.report_outputs(P.models)
+CAPTIONS = "../report"   # relative to this file
+
+
+def _captioned(name, path):
+    """Snakemake's HTML report (`snakemake --report`) shows these outputs with their caption."""
+    caption = f"{CAPTIONS}/{name.rsplit('_', 1)[0]}.rst"
+    return report(path, caption=caption, category="Tables" if name.endswith("_md") else "Figures") \
+        if name.endswith("_md") or name.endswith("_plot") else path
+
+
 rule report:
     input:
-        metrics=expand(f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/metrics.json",
-                       dataset=P.datasets, model=P.models, seed=P.seeds),
-        splits=expand(f"{SPLITS}/{{dataset}}.json", dataset=P.datasets),
+        metrics=rules.evaluate.output.metrics,
+        predictions=[L.run_file(d, m, s, "predictions") for d, m, s in RUNS],
+        summaries=[L.run_file(d, m, s, "summary") for d, m, s in RUNS],
+        splits=[L.split_json(d) for d in P.datasets] + [L.split_csv(d) for d in P.datasets],
+        data=data_deps("report"),
+        code=code("report"),
     output:
-        results=f"{REPORTS}/results.md",
-        comparison=f"{REPORTS}/comparison.md",
-        summary=f"{REPORTS}/summary.json",
-        csv=f"{REPORTS}/summary.csv",
-        metrics_plot=f"{REPORTS}/metrics.png",
-        confusion_plot=f"{REPORTS}/confusion_matrices.png",
+        **{name: _captioned(name, path) for name, path in REPORT.items()},
     params:
-        settings=settings("run", "report"),
+        settings=settings("report"),
     log:
-        f"{LOGS}/report.log",
+        L.log("report"),
     message:
         "Aggregating every run into the report tables and plots"
     shell:
         "{ASYM} report > {log} 2>&1"
+
+
+rule track:
+    input:
+        runs=[L.run_file(d, m, s, k) for d, m, s in RUNS for k in ("predictions", "history", "summary", "metrics", "confusion")],
+        report=list(REPORT.values()),
+        code=code("track"),
+    output:
+        record=L.tracking_record(),
+    params:
+        settings=settings("track"),
+    log:
+        L.log("track"),
+    message:
+        "Logging every finished run and the report to MLflow"
+    shell:
+        "{ASYM} track > {log} 2>&1"

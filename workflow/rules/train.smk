@@ -2,38 +2,34 @@ rule train:
     input:
         data=rules.convert.output.parquet,
         split=rules.split.output.csv,
+        code=code("train"),
     output:
-        checkpoint=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/checkpoint.pt",
-        predictions=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/predictions.parquet",
-        history=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/history.csv",
-        summary=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/train.json",
+        **L.train_outputs("{dataset}", "{model}", P.seeds),
     params:
-        run_dir=lambda w: f"{RUNS}/{w.dataset}/{w.model}/seed{w.seed}",
-        settings=settings("train", "model"),
-    threads: int(P.train["threads"])
+        settings=settings("train"),
+        entry=lambda w: registry.get(w.model).digest(),
+    threads: P.train.threads
     resources:
-        gpu=1 if P.train["device"] == "cuda" else 0,
+        gpu=1 if P.train.device == "cuda" else 0,
     log:
-        f"{LOGS}/train/{{dataset}}/{{model}}/seed{{seed}}.log",
+        L.log("train", "{dataset}", "{model}"),
     message:
-        "Training {wildcards.model} on {wildcards.dataset} (seed {wildcards.seed})"
+        "Training {wildcards.model} on {wildcards.dataset} (seeds {P.seeds})"
     shell:
-        "{ASYM} train --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
-        "--data {input.data} --split {input.split} --output {params.run_dir} > {log} 2>&1"
+        "{ASYM} train --dataset {wildcards.dataset} --model {wildcards.model} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        predictions=rules.train.output.predictions,
-        summary=rules.train.output.summary,
+        predictions=[L.run_file(d, m, s, "predictions") for d, m, s in RUNS],
+        summaries=[L.run_file(d, m, s, "summary") for d, m, s in RUNS],
+        code=code("evaluate"),
     output:
-        metrics=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/metrics.json",
-        confusion=f"{RUNS}/{{dataset}}/{{model}}/seed{{seed}}/confusion.png",
-    params:
-        run_dir=lambda w: f"{RUNS}/{w.dataset}/{w.model}/seed{w.seed}",
+        metrics=[L.run_file(d, m, s, "metrics") for d, m, s in RUNS],
+        confusion=[L.run_file(d, m, s, "confusion") for d, m, s in RUNS],
     log:
-        f"{LOGS}/evaluate/{{dataset}}/{{model}}/seed{{seed}}.log",
+        L.log("evaluate"),
     message:
-        "Evaluating {wildcards.model} on {wildcards.dataset} (seed {wildcards.seed})"
+        "Evaluating every run from its saved predictions"
     shell:
-        "{ASYM} evaluate --run {params.run_dir} --output {output.metrics} > {log} 2>&1"
+        "{ASYM} evaluate > {log} 2>&1"

@@ -1,0 +1,106 @@
+"""The bootstrap, paired tests and Holm's adjustment against known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from asym.metrics import METRICS, all_metrics
+from asym.stats import (
+    bootstrap_p,
+    holm,
+    percentile_ci,
+    resample_weights,
+    seed_mean_resamples,
+    weighted_metrics,
+)
+
+
+def test_every_resample_equals_scikit_learn_with_the_same_weights():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        n = 30
+        y, prob = rng.integers(0, 2, n), np.round(rng.random(n), 1)   # rounded: ties
+        W = rng.integers(0, 4, (6, n)).astype(float)
+        out = weighted_metrics(y, prob, W)
+        pred = (prob >= 0.5).astype(int)
+        for b, w in enumerate(W):
+            ref = {"accuracy": sk.accuracy_score(y, pred, sample_weight=w),
+                   "precision": sk.precision_score(y, pred, sample_weight=w, zero_division=0),
+                   "recall": sk.recall_score(y, pred, sample_weight=w, zero_division=0),
+                   "f1": sk.f1_score(y, pred, sample_weight=w, zero_division=0),
+                   "f1_weighted": sk.f1_score(y, pred, sample_weight=w, average="weighted", zero_division=0),
+                   "precision_weighted": sk.precision_score(y, pred, sample_weight=w, average="weighted", zero_division=0),
+                   "recall_weighted": sk.recall_score(y, pred, sample_weight=w, average="weighted", zero_division=0),
+                   "balanced_accuracy": sk.balanced_accuracy_score(y, pred, sample_weight=w),
+                   "mcc": sk.matthews_corrcoef(y, pred, sample_weight=w),
+                   "auroc": sk.roc_auc_score(y, prob, sample_weight=w),
+                   "auprc": sk.average_precision_score(y, prob, sample_weight=w)}
+            for k, v in ref.items():
+                assert out[k][b] == pytest.approx(v, abs=1e-10), k
+        ones = weighted_metrics(y, prob, np.ones((1, n)))
+        point = all_metrics(y, prob)
+        for k in METRICS:
+            assert ones[k][0] == pytest.approx(point[k], abs=1e-10), k   # ECE included
+
+
+def test_resampling_unit_is_the_subject_when_given():
+    units = np.array(["a"] * 5 + ["b", "c", "d", "e"])
+    W = resample_weights(units, 500, np.random.default_rng(1))
+    assert W.shape == (500, 9)
+    assert (W[:, :5] == W[:, [0]]).all()                    # a subject's vlogs enter together
+    assert np.allclose(W[:, [0, 5, 6, 7, 8]].sum(1), 5)     # 5 subjects drawn per resample
+    assert np.allclose(W[:, [0, 5, 6, 7, 8]].mean(), 1, atol=0.05)
+
+
+def test_accuracy_ci_matches_the_normal_approximation_in_large_samples():
+    rng = np.random.default_rng(2)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    prob = np.where(rng.random(n) < 0.7, y, 1 - y).astype(float)   # 70% correct
+    W = resample_weights(np.arange(n).astype(str), 2000, np.random.default_rng(3))
+    acc = weighted_metrics(y, prob, W)["accuracy"]
+    p = np.mean((prob >= 0.5) == y)
+    se = np.sqrt(p * (1 - p) / n)
+    lo, hi = percentile_ci(acc)
+    assert lo == pytest.approx(p - 1.96 * se, abs=0.25 * se)
+    assert hi == pytest.approx(p + 1.96 * se, abs=0.25 * se)
+    assert acc.std() == pytest.approx(se, rel=0.1)
+
+
+def test_subject_ci_is_wider_than_the_vlog_ci_when_one_subject_has_many_vlogs():
+    rng = np.random.default_rng(4)
+    # one subject with 40 vlogs, all misclassified; 40 other subjects with one vlog each, mostly right
+    y = np.r_[np.ones(40, int), rng.integers(0, 2, 40)]
+    prob = np.r_[np.zeros(40), np.where(rng.random(40) < 0.9, y[40:], 1 - y[40:])].astype(float)
+    subjects = np.r_[["big"] * 40, [f"s{i}" for i in range(40)]]
+    vlogs = np.array([f"v{i}" for i in range(80)])
+    by_subject = weighted_metrics(y, prob, resample_weights(subjects, 2000, np.random.default_rng(5)))["accuracy"]
+    by_vlog = weighted_metrics(y, prob, resample_weights(vlogs, 2000, np.random.default_rng(5)))["accuracy"]
+    w_subject, w_vlog = np.subtract(*percentile_ci(by_subject)[::-1]), np.subtract(*percentile_ci(by_vlog)[::-1])
+    assert w_subject > 2 * w_vlog
+
+
+def test_the_same_resample_serves_every_seed():
+    y = np.array([1, 0, 1, 0, 1, 1])
+    probs = np.array([[.9, .1, .8, .3, .2, .7], [.6, .4, .2, .1, .9, .8]])
+    W = resample_weights(np.arange(6).astype(str), 50, np.random.default_rng(0))
+    res = seed_mean_resamples(y, probs, W)
+    each = [weighted_metrics(y, p, W)["f1"] for p in probs]
+    assert np.allclose(res["f1"], (each[0] + each[1]) / 2)
+
+
+def test_holm_against_a_hand_worked_family():
+    # sorted p: .01 (x4), .02 (x3), .03 (x2), .5 (x1) -> .04, .06, .06 (monotone), .5
+    assert holm([0.03, 0.01, 0.5, 0.02]) == pytest.approx([0.06, 0.04, 0.5, 0.06])
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+    out = holm([np.nan, 0.01])
+    assert np.isnan(out[0]) and out[1] == pytest.approx(0.01)
+
+
+def test_bootstrap_p_is_small_for_a_clear_difference_and_large_for_none():
+    rng = np.random.default_rng(0)
+    assert bootstrap_p(rng.normal(1.0, 0.1, 999)) == pytest.approx(2 / 1000)
+    assert bootstrap_p(rng.normal(0.0, 0.1, 999)) > 0.5
+    assert 0 <= bootstrap_p(np.r_[np.ones(10), -np.ones(10)]) <= 1
