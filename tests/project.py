@@ -42,3 +42,27 @@ def make_project(dest: Path, models: list[str], seeds: list[int], epochs: int, s
         shutil.copy(ROOT / ".dvcignore", dest / ".dvcignore")
         shutil.copytree(ROOT / "asym", dest / "asym", ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+def prepared(root: Path, models: list[str], epochs: int, n_samples: int = 60, **sections: dict[str, Any]) -> Any:
+    """A params file in `root` with the D-Vlog demo converted and split (official folds):
+    what a test needs to train without running the DAG."""
+    from asym.config import load_params
+    from asym.data.convert import convert
+    from asym.data.parquet import read_samples
+    from asym.data.splits import make_split
+    from asym.data.synthetic import write_dvlog
+    from asym.layout import Layout
+
+    raw = small_params(models, [0], epochs, **sections)
+    raw["run"]["datasets"] = ["dvlog"]
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = load_params(root / "params.yaml")
+    lay = Layout.of(p)
+    write_dvlog(Path(lay.raw_dir("dvlog")), {**p.synth.dvlog.model_dump(), "n_samples": n_samples, "seconds": [12, 24]},
+                seed=4)
+    convert("dvlog", Path(lay.raw_dir("dvlog")), Path(lay.parquet("dvlog")), p.readers)
+    Path(lay.splits).mkdir(parents=True, exist_ok=True)
+    data = Path(lay.parquet("dvlog"))
+    make_split(read_samples(data), "official", p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
+    return p

@@ -1,4 +1,10 @@
+"""params.yaml: a typed schema that refuses bad keys before anything runs."""
+
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -6,40 +12,72 @@ import yaml
 from asym.config import load_params
 from asym.errors import ConfigError
 from asym.models import registry
+from tests.project import ROOT
+
+
+def _write(tmp_path, raw):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def test_default_params_are_valid_and_scale_switches_in_one_place(params, tmp_path):
-    assert params.scale == "demo" and params.models == registry.names()
+    assert params.scale == "demo" and params.models == registry.names() and params.seeds == [0, 1, 2]
     raw = yaml.safe_load(params.path.read_text())
     raw["scale"] = "paper"
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
-    paper = load_params(tmp_path / "p.yaml")
-    assert paper.train["epochs"] == 120 and paper.train["lr"] == 1e-4
-    assert paper.model_family("depmamba", "dvlog")["d_state"] == 12
-    assert paper.model_family("depmamba", "lmvd")["d_state"] == 16
+    paper = load_params(_write(tmp_path, raw))
+    assert paper.seeds == [0, 1, 2, 3, 4]
+    assert paper.recipe("asym").epochs == 120 and paper.recipe("depmamba").lr_for("dvlog") == 1e-4
+    assert paper.recipe("depmamba").crop.min_frames_for("dvlog") == 500
+    assert paper.recipe("depmamba").crop.min_frames_for("lmvd") == 400
+    assert paper.protocol("lmvd") == "depmamba" and params.protocol("lmvd") == "stratified_group"
     assert registry.resolve_config("asym-no-gate", paper, "dvlog")["use_gate"] is False
+    assert params.at_scale("paper").recipe("asym").epochs == 120
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda r: r.update(scale="huge"), "scale must be one of"),
-    (lambda r: r["run"].update(models=["asym", "nope"]), "unknown models"),
-    (lambda r: r["datasets"]["dvlog"].update(split="random"), "split must be one of"),
-    (lambda r: r["split"].update(ratios=[0.5, 0.5, 0.5]), "ratios"),
-    (lambda r: r.pop("train"), "missing top-level keys"),
+def test_paths_are_resolved_against_the_params_file(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p = load_params(_write(tmp_path, raw))
+    assert p.path_of("runs") == tmp_path / "runs" and p.resolve("/abs/x") == Path("/abs/x")
+
+
+@pytest.mark.parametrize("change,key", [
+    (lambda r: r.update(scale="huge"), "scale"),
+    (lambda r: r["run"].update(models=["asym", "nope"]), "unknown models ['nope']"),
+    (lambda r: r["datasets"]["dvlog"].update(protocl="official"), "datasets.dvlog.protocl: unknown key"),
+    (lambda r: r["datasets"]["dvlog"]["protocol"].update(demo="random"), "datasets.dvlog.protocol.demo"),
+    (lambda r: r["recipes"]["demo"]["asym"].update(epochs="many"), "recipes.demo.asym.epochs"),
+    (lambda r: r["recipes"]["demo"]["asym"].update(learning_rate=0.1), "recipes.demo.asym.learning_rate: unknown key"),
+    (lambda r: r["train"].update(threads=0), "train.threads"),
+    (lambda r: r["split"].update(ratios=[0.5, 0.5, 0.5]), "split.ratios"),
+    (lambda r: r.pop("train"), "train: Field required"),
+    (lambda r: r.update(extra_block={}), "extra_block: unknown key"),
+    (lambda r: r["recipes"]["demo"].pop("depmamba"), "no recipe 'depmamba'"),
+    (lambda r: r["recipes"]["demo"]["asym"]["crop"].pop("max_frames"), "needs ['max_frames']"),
 ])
-def test_invalid_params_are_refused(params, tmp_path, change, message):
+def test_invalid_params_are_refused_with_the_key_named(params, tmp_path, change, key):
     raw = yaml.safe_load(params.path.read_text())
     change(raw)
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=message):
-        _ = load_params(tmp_path / "p.yaml").models
+    with pytest.raises(ConfigError) as err:
+        load_params(_write(tmp_path, raw))
+    assert key in str(err.value)
 
 
-def test_dvc_yaml_is_generated_from_the_registry(params):
+def test_the_cli_refuses_a_typo_before_anything_runs(params, tmp_path):
+    raw = yaml.safe_load(params.path.read_text())
+    raw["mlflow"]["tracking_url"] = raw["mlflow"].pop("tracking_uri")
+    path = _write(tmp_path, raw)
+    proc = subprocess.run([sys.executable, "-m", "asym", "--params", str(path), "fetch", "--dataset", "dvlog"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "mlflow.tracking_url: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "data").exists()
+
+
+def test_dvc_yaml_is_generated_from_the_registry_and_the_layout(params):
     from asym.dvc_yaml import render
 
     committed = (params.root / "dvc.yaml").read_text()
     assert committed == render(params), "dvc.yaml is stale: run `asym dvc-yaml`"
     stages = yaml.safe_load(committed)["stages"]
-    assert stages["train"]["matrix"]["model"] == registry.names()
-    assert set(stages) == {"fetch", "convert", "split", "train", "evaluate", "report"}
+    assert {s.split("-", 2)[2] for s in stages if s.startswith("train-dvlog-")} == set(registry.names())
+    assert {"evaluate", "report", "track"} <= set(stages)

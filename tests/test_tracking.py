@@ -1,37 +1,149 @@
-"""Concurrent writers share one SQLite MLflow store without losing a run or failing."""
+"""MLflow: one FINISHED run per (dataset, model, seed) whatever happened before, real times,
+inputs and tags; and a store that concurrent writers share through its lock."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from tests.project import make_project
+import pytest
+from mlflow.tracking import MlflowClient
+
+from asym import tracking
+from asym.evaluate import evaluate_run
+from asym.io import read_json
+from asym.layout import Layout
+from asym.train import train_job
+from tests.project import ROOT, prepared
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    p = prepared(tmp_path_factory.mktemp("track"), ["mean-mlp"], epochs=2)
+    train_job(p, "dvlog", "mean-mlp", [0])
+    run = Path(Layout.of(p).run_dir("dvlog", "mean-mlp", 0))
+    evaluate_run(run)
+    return p, run
+
+
+def _client(p) -> tuple[MlflowClient, str]:
+    c = MlflowClient(tracking_uri=tracking.tracking_uri(p))
+    return c, c.get_experiment_by_name(p.mlflow.experiment).experiment_id
+
+
+def _runs(p, key: str) -> list:
+    c, exp = _client(p)
+    return c.search_runs([exp], filter_string=f"tags.`asym.job_key` = '{key}'")
+
+
+def test_a_run_is_logged_once_with_its_real_times_inputs_and_tags(trained):
+    p, run = trained
+    with tracking.client(p) as (c, exp):
+        first = tracking.track_run(c, exp, p, run, "abc123")
+        again = tracking.track_run(c, exp, p, run, "abc123")
+    assert first == again
+    [r] = _runs(p, "dvlog/mean-mlp/seed0")
+    summary, metrics = read_json(run / "train.json"), read_json(run / "metrics.json")
+    assert r.info.status == "FINISHED" and r.info.run_name == "dvlog/mean-mlp/seed0"
+    assert r.info.start_time == int(summary["started_at"] * 1000) and r.info.end_time == int(summary["finished_at"] * 1000)
+    assert r.info.end_time - r.info.start_time > 200                       # the training, not the logging
+    tags = r.data.tags
+    assert {tags[k] for k in ("dataset", "model", "seed", "scale", "recipe")} == {"dvlog", "mean-mlp", "0", "demo", "asym"}
+    assert tags["mlflow.source.git.commit"] == "abc123" and tags["mlflow.source.name"] == "asym train"
+    assert r.data.metrics["test_f1"] == pytest.approx(metrics["test"]["f1"])
+    assert r.data.params["recipe.optimizer"] == "adamw"
+    [inp] = r.inputs.dataset_inputs
+    assert inp.dataset.name == "dvlog" and inp.dataset.digest == tracking.file_digest(Path(Layout.of(p).parquet("dvlog")))
+    assert json.loads(inp.dataset.profile)["n_test"] == summary["n_test"]
+    c, exp = _client(p)
+    assert c.get_experiment(exp).tags["mlflow.experimentKind"] == "custom_model_development"
+    history = c.get_metric_history(r.info.run_id, "valid_f1")
+    assert sorted(m.step for m in history) == [1, 2]
+    names = {a.path for a in c.list_artifacts(r.info.run_id)}
+    assert {"metrics.json", "confusion.png", "predictions.parquet", "history.csv", "train.json"} <= names
+
+
+def test_a_retrained_seed_replaces_its_run_and_unfinished_ones_are_removed(trained, tmp_path):
+    p, run = trained
+    with tracking.client(p) as (c, exp):
+        tracking.track_run(c, exp, p, run, None)
+        # a killed live run of the same job: RUNNING, never finished
+        c.create_run(exp, run_name="dvlog/mean-mlp/seed0", tags={tracking.JOB_KEY: "dvlog/mean-mlp/seed0"})
+    summary = read_json(run / "train.json")
+    (run / "train.json").write_text(json.dumps({**summary, "finished_at": summary["finished_at"] + 1}))
+    try:
+        with tracking.client(p) as (c, exp):
+            rid = tracking.track_run(c, exp, p, run, None)
+        runs = _runs(p, "dvlog/mean-mlp/seed0")
+        assert [r.info.run_id for r in runs] == [rid] and runs[0].info.status == "FINISHED"
+    finally:
+        (run / "train.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def test_live_logging_is_completed_not_duplicated(trained):
+    p, run = trained
+    live = tracking.LiveRun(p, "dvlog", "mean-mlp")
+    live.on_epoch(7, 0, {"epoch": 1, "train_loss": 0.5, "valid_f1": 0.4})
+    key = "dvlog/mean-mlp/seed7"
+    [r] = _runs(p, key)
+    assert r.info.status == "RUNNING"
+    seed7 = run.parent / "seed7"
+    seed7.mkdir(exist_ok=True)
+    for name in ("train.json", "metrics.json", "history.csv", "predictions.parquet", "confusion.png", "checkpoint.pt"):
+        text = (run / name).read_bytes()
+        (seed7 / name).write_bytes(text.replace(b'"seed": 0', b'"seed": 7') if name == "train.json" else text)
+    live.finish(7, seed7)
+    with tracking.client(p) as (c, exp):
+        rid = tracking.track_run(c, exp, p, seed7, None)
+    [r] = _runs(p, key)
+    assert r.info.run_id == rid == live.run_ids[7] and r.info.status == "FINISHED"
+    assert "test_f1" in r.data.metrics and r.data.metrics["valid_f1"] == pytest.approx(0.4)
+
 
 WRITER = textwrap.dedent("""
-    import sys
+    import json, os, sys, time
     from asym.config import load_params
     from asym import tracking
     p = load_params(sys.argv[1])
+    k, n, barrier = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    open(os.path.join(barrier, k), "w").close()
+    while len(os.listdir(barrier)) < n:
+        time.sleep(0.005)
+    start = time.time()
     for i in range(4):
-        tracking.log_run(p, run_name=f"w{sys.argv[2]}-{i}", tags={"writer": sys.argv[2]},
-                         run_params={"i": i}, history=[{"epoch": e, "loss": 1.0 / e} for e in range(1, 6)])
-""")
+        with tracking.client(p) as (c, exp):
+            run = c.create_run(exp, run_name=f"w{k}-{i}", tags={"writer": k})
+            tracking._batches(c, run.info.run_id, {"i": str(i)},
+                              [tracking.Metric("loss", 1.0 / e, 0, e) for e in range(1, 6)])
+            c.set_terminated(run.info.run_id)
+    print(json.dumps({"start": start, "end": time.time()}))
+""").replace("tracking.Metric", "__import__('mlflow.entities', fromlist=['Metric']).Metric")
 
 
-def test_parallel_jobs_never_lose_a_run(tmp_path):
+def test_concurrent_writers_on_a_fresh_store_all_succeed(tmp_path):
+    """Writers released together from a barrier onto a store that does not exist yet: without
+    the lock they race to create its schema and experiment and some fail."""
+    from tests.project import make_project
+
     root = make_project(tmp_path / "p", ["mean-mlp"], [0], epochs=1)
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(root / "params.yaml"), str(k)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    n = 4
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(root / "params.yaml"), str(k), str(n), str(barrier)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for k in range(n)]
+    spans = []
     for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-2000:]
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("asym")
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    assert sorted(r.info.run_name for r in runs) == sorted(f"w{k}-{i}" for k in range(4) for i in range(4))
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        spans.append(json.loads(out.strip().splitlines()[-1]))
+    assert max(s["start"] for s in spans) < min(s["end"] for s in spans)   # they really overlapped
+    c = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = c.get_experiment_by_name("asym")
+    runs = c.search_runs([exp.experiment_id], max_results=100)
+    assert sorted(r.info.run_name for r in runs) == sorted(f"w{k}-{i}" for k in range(n) for i in range(4))
     assert all(r.info.status == "FINISHED" for r in runs)
-    history = client.get_metric_history(runs[0].info.run_id, "loss")
+    history = c.get_metric_history(runs[0].info.run_id, "loss")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3, 4, 5]
