@@ -10,6 +10,7 @@ name is spelt once. Path builders take plain strings, so the same call yields a 
 from __future__ import annotations
 
 import ast
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ def report_tables(models: list[str]) -> list[str]:
     return tables
 
 
+KEYS = ("raw", "processed", "splits", "runs", "reports", "logs")
+
+
 @dataclass(frozen=True)
 class Layout:
     raw: str
@@ -55,11 +59,17 @@ class Layout:
 
     @classmethod
     def of(cls, params: Any, absolute: bool = True) -> Layout:
-        """Absolute paths for the steps and Snakemake; as written in params.yaml for dvc.yaml."""
-        keys = ("raw", "processed", "splits", "runs", "reports", "logs")
+        """Absolute paths for the steps; as written in params.yaml for dvc.yaml (which sits
+        beside it)."""
         if absolute:
-            return cls(**{k: str(params.path_of(k)) for k in keys})
-        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in keys})
+            return cls(**{k: str(params.path_of(k)) for k in KEYS})
+        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS})
+
+    @classmethod
+    def from_cwd(cls, params: Any) -> Layout:
+        """Paths relative to the working directory, for Snakemake: its records of a job's params
+        and code are keyed by path, so a project folder can be moved or copied whole."""
+        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS})
 
     # --- data ------------------------------------------------------------------------
     def raw_dir(self, dataset: str) -> str:

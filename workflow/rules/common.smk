@@ -11,7 +11,7 @@ from asym.models import registry
 
 PARAMS_FILE = config.get("params", "params.yaml")
 P = load_params(PARAMS_FILE)
-L = Layout.of(P)
+L = Layout.from_cwd(P)
 ASYM = f"{shlex.quote(sys.executable)} -m asym --params {shlex.quote(PARAMS_FILE)}"
 PACKAGE_ROOT = str(registry.__file__).rsplit("/asym/", 1)[0]
 

@@ -1,0 +1,54 @@
+"""What the end-to-end tests share: a tiny project whose data stages have run once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.project import make_project
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true",
+       "GIT_AUTHOR_NAME": "asym-test", "GIT_AUTHOR_EMAIL": "test@localhost",
+       "GIT_COMMITTER_NAME": "asym-test", "GIT_COMMITTER_EMAIL": "test@localhost"}
+TINY = {"models": ["mean-mlp", "bilstm"], "seeds": [0, 1], "epochs": 8}
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def snakemake(root: Path, *args: str, check: bool = True) -> str:
+    proc = run([str(BIN / "snakemake"), "--cores", "2", *args], root, check=check)
+    return proc.stdout + proc.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table."""
+    counts: dict[str, int] = {}
+    for line in text.split("Job stats:")[-1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session")
+def data_stages(tmp_path_factory) -> Path:
+    """fetch, convert and split of the tiny config, run once by Snakemake for every test here."""
+    root = make_project(tmp_path_factory.mktemp("data-stages"), **TINY)
+    snakemake(root, "all", "--until", "split")
+    return root
+
+
+def copy_data_stages(src: Path, dest: Path) -> None:
+    shutil.copytree(src / "data", dest / "data", symlinks=True)
