@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from asym.config import Params, load_params
+from asym.config import load_params
 from asym.data.dvlog import read_dvlog
 from asym.data.synthetic import write_dvlog
 from asym.models import registry
@@ -212,7 +212,7 @@ def test_depmamba_is_built_as_its_public_code_builds_it():
                                zero_padding(x + blk.norm(blk.block(x, lengths)), length_mask(lengths, 12)))
     # official parameter count at paper scale on D-Vlog, from its config (d_state 12, widths 256 / 512),
     # less the `a_downsample` Conv1d(256, 256, 16) + BatchNorm(256) that its forward never calls
-    paper = Params(raw={**PARAMS.raw, "scale": "paper"}, path=PARAMS.path)
+    paper = PARAMS.at_scale("paper")
     official_total, unused_downsample = 7_714_305, 256 * 256 * 16 + 256 + 2 * 256
     assert n_params(registry.build("depmamba", 25, 136, params=paper, dataset="dvlog")) == official_total - unused_downsample
 
