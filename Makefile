@@ -1,6 +1,8 @@
 # Two commands set everything up on a fresh machine:
-#   make run    create .venv if missing, install, run the whole DAG on the embedded demo
+#   make run    create .venv if missing, install, run the whole DAG on the embedded demo (a run
+#               killed half-way resumes: rerun `make run`)
 #   make test   the same set-up, then the test suite (what CI runs)
+# Also: make test-fast (everything not marked slow), make mutants, make bench, make gpu-check.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +11,7 @@ ORACLE := .cache/oracle
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint dvc mlflow-ui bench clean-outputs install oracle
+.PHONY: run test test-fast lint dvc mlflow-ui bench clean-outputs install oracle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,17 +32,28 @@ oracle: $(STAMP)
 	  echo "mamba-ssm source not available: oracle tests will be skipped"
 
 run: $(STAMP)
+	@$(BIN)/python workflow/scripts/stale_lock.py .
 	$(BIN)/snakemake --cores $(CORES) all
+	@$(BIN)/snakemake --quiet all --report reports/report.html >/dev/null 2>&1 || \
+	  echo "(the HTML report could not be written: run snakemake --report reports/report.html)"
+	@echo
+	@echo "Tables:      reports/results.md, comparison.md, ablation.md, fairness.md (+ .csv, .tex); summary.csv"
+	@echo "Figures:     reports/metrics.png, confusion_matrices.png, reliability.png"
+	@echo "HTML report: reports/report.html"
+	@echo "MLflow UI:   make mlflow-ui   (then open http://127.0.0.1:5000)"
 
 test: $(STAMP) oracle
-	$(BIN)/ruff check asym tests benchmarks
-	$(BIN)/python -m pytest -ra
+	$(BIN)/ruff check asym tests benchmarks workflow/scripts
+	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup
+
+test-fast: $(STAMP) oracle
+	$(BIN)/ruff check asym tests benchmarks workflow/scripts
+	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check asym tests benchmarks
+	$(BIN)/ruff check asym tests benchmarks workflow/scripts
 
 dvc: $(STAMP)
-	@test -d .dvc || $(BIN)/dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
 	$(BIN)/dvc repro
 
 mlflow-ui: $(STAMP)
@@ -51,4 +64,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 
 clean-outputs:
-	rm -rf data runs logs reports/*.md reports/*.csv reports/*.tex reports/*.png reports/*.json mlflow.db mlflow.db.lock mlartifacts .snakemake
+	rm -rf data runs logs reports/*.md reports/*.csv reports/*.tex reports/*.png reports/*.json reports/*.html mlflow.db mlflow.db.lock mlartifacts .snakemake
+	@git checkout -- reports/README.md 2>/dev/null || true

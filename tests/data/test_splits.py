@@ -140,3 +140,58 @@ def test_read_split_refuses_a_subject_in_two_folds(tmp_path):
     with pytest.raises(DataError, match="leakage: subject 'P4' has samples in folds 'valid' and 'test'") as err:
         read_split(split)
     assert err.value.path == str(split)
+
+
+# ---- protocols ---------------------------------------------------------------------------------
+
+def test_depmamba_split_matches_its_checksum_and_gives_1458_182_183():
+    import hashlib
+    import json
+    from importlib import resources
+
+    from asym.data.splits import published_split
+
+    folder = resources.files("asym.reference").joinpath("splits")
+    info = json.loads(folder.joinpath("lmvd_depmamba.json").read_text())
+    data = folder.joinpath("lmvd_depmamba.csv").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == info["sha256"]
+    assert info["repository"].endswith("Jiaxin-Ye/DepMamba") and len(info["commit"]) == 40
+    df, _ = published_split("depmamba")
+    assert df["fold"].value_counts().to_dict() == {"train": 1458, "valid": 182, "test": 183}
+    assert len(df) == 1823 and "0831" in set(df["index"])             # ids keep their leading zeros
+    assert df[df["fold"] == "test"]["label"].value_counts().to_dict() == {"0": 92, "1": 91}
+
+
+def test_depmamba_protocol_applies_the_published_folds_and_refuses_other_data(tmp_path):
+    from asym.data.splits import published_split
+
+    df, _ = published_split("depmamba")
+    t = FeatureTable(df["index"].tolist(), df["index"].tolist(), df["label"].astype(int).to_numpy(),
+                     [None] * len(df), [np.zeros((3, 2), np.float32)] * len(df), [np.zeros((3, 2), np.float32)] * len(df), {})
+    split = make_split(t, "depmamba", None, tmp_path / "lmvd.parquet")
+    assert split["fold"].tolist() == df["fold"].tolist()
+    wrong = FeatureTable(t.sample_id, t.subject_id, 1 - t.label, t.fold, t.audio, t.visual, {})
+    with pytest.raises(DataError, match="another label in DepMamba's split"):
+        make_split(wrong, "depmamba", None, tmp_path / "lmvd.parquet")
+    demo = FeatureTable(["9999"], ["9999"], np.array([1]), [None], t.audio[:1], t.visual[:1], {})
+    with pytest.raises(DataError, match="not in DepMamba's split"):
+        make_split(demo, "depmamba", None, tmp_path / "lmvd.parquet")
+
+
+def test_kfold_puts_every_subject_in_exactly_one_test_fold():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(3)
+    subjects = [f"p{rng.integers(0, 60)}" for _ in range(150)]
+    label_of = {s: int(rng.random() < 0.5) for s in set(subjects)}
+    t = table(150, subjects, [label_of[s] for s in subjects])
+    cfg = SimpleNamespace(seed=5, ratios=(0.8, 0.1, 0.1), kfold=SimpleNamespace(k=5, valid_fraction=0.15))
+    split = make_split(t, "kfold", cfg, "x.parquet")
+    assert sorted(split["partition"].unique()) == [0, 1, 2, 3, 4]
+    tests = split[split["fold"] == "test"]
+    assert sorted(tests["sample_id"]) == sorted(t.sample_id)          # each vlog tested exactly once
+    assert tests.groupby("subject_id")["partition"].nunique().max() == 1
+    for _, part in split.groupby("partition"):
+        check_leakage(part["sample_id"].tolist(), part["subject_id"].tolist(), part["fold"].tolist(), "x")
+        share = (part["fold"] == "valid").sum() / (part["fold"] != "test").sum()
+        assert 0.08 < share < 0.25

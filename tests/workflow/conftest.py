@@ -52,3 +52,13 @@ def data_stages(tmp_path_factory) -> Path:
 
 def copy_data_stages(src: Path, dest: Path) -> None:
     shutil.copytree(src / "data", dest / "data", symlinks=True)
+
+
+@pytest.fixture(scope="session")
+def snakemake_project(data_stages, tmp_path_factory) -> Path:
+    """The tiny config run to the end by `snakemake --cores 2 all`, uninterrupted."""
+    root = tmp_path_factory.mktemp("snake") / "p"
+    shutil.copytree(data_stages, root, symlinks=True)       # with Snakemake's records of the data stages
+    out = snakemake(root, "all")
+    assert job_counts(out).get("fetch") is None, "the shared data stages were run again"
+    return root

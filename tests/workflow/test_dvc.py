@@ -14,7 +14,7 @@ import yaml
 from tests.project import ROOT, small_params
 from tests.workflow.conftest import BIN, TINY, copy_data_stages, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 DVC = str(BIN / "dvc")
 
 

@@ -27,7 +27,7 @@ from tests.workflow.slurm_profile import load as profile
 
 # The first test also starts the cluster and makes both runs; each wait below has a shorter timeout
 # of its own that fails with the logs.
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(2400)]
 
 BIN = Path(sys.executable).parent
 MODELS, SEEDS, EPOCHS = ["mean-mlp", "bilstm"], [0], 2

@@ -19,16 +19,12 @@ from asym.dvc_yaml import render
 from asym.metrics import majority_floor
 from tests.workflow.conftest import BIN, ENV, job_counts, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 
 
 @pytest.fixture(scope="module")
-def project(data_stages, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("snake") / "p"
-    shutil.copytree(data_stages, root, symlinks=True)       # with Snakemake's records of the data stages
-    out = snakemake(root, "all")
-    assert job_counts(out).get("fetch") is None, "the shared data stages were run again"
-    return root
+def project(snakemake_project) -> Path:
+    return snakemake_project
 
 
 def test_tables_plots_and_the_planted_signal_is_learned(project):
