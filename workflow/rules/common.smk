@@ -3,6 +3,7 @@
 import json
 import re
 import shlex
+import shutil
 import sys
 
 from asym.config import load_params
@@ -49,3 +50,5 @@ def data_deps(stage):
 
 
 RUNS = [(d, m, s) for d in P.datasets for m in P.models for s in P.seeds]
+# Whether training jobs will hold a GPU (without importing torch into the DAG's start-up).
+USES_GPU = P.train.device == "cuda" or (P.train.device == "auto" and shutil.which("nvidia-smi") is not None)

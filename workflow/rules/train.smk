@@ -10,7 +10,8 @@ rule train:
         entry=lambda w: registry.get(w.model).digest(),
     threads: P.train.threads
     resources:
-        gpu=1 if P.train.device == "cuda" else 0,
+        # One slot of the GPU per training job: the gpu profile shares a GPU among several jobs.
+        gpu_slots=1 if USES_GPU else 0,
     log:
         L.log("train", "{dataset}", "{model}"),
     message:
