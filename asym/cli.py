@@ -38,7 +38,7 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     from asym.data.fetch import fetch_dataset
     from asym.io import write_json
 
-    p, layout = _params(args), None
+    p = _params(args)
     layout = _layout(p)
     out = Path(layout.raw_dir(args.dataset))
     prov = fetch_dataset(args.dataset, p.dataset(args.dataset), p.synth, out, p.root / ".cache" / "downloads", p.resolve)

@@ -153,6 +153,7 @@ class TrainConfig(Strict):
     threads: int = Field(ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
     pin_memory: bool = True
+    eval_batch_size: int = Field(default=64, ge=1)
 
 
 class CropConfig(Strict):

@@ -133,7 +133,7 @@ def stage_params(params: Any, stage: str, dataset: str | None = None, model: str
         return [f"datasets.{dataset}", "synth.seed", f"synth.{fmt}"]
     if stage == "convert":
         fmt = params.dataset(dataset).format
-        return [f"datasets.{dataset}", *([f"readers.{fmt}"] if fmt in params.raw["readers"] else [])]
+        return [f"datasets.{dataset}", *([f"readers.{fmt}"] if hasattr(params.readers, fmt) else [])]
     if stage == "split":
         return ["scale", f"datasets.{dataset}", "split"]
     if stage == "train":

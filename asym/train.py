@@ -203,6 +203,7 @@ class Runtime:
     device: torch.device
     precision: str
     pin_memory: bool
+    eval_batch_size: int = 64
     bar: Any = None
     warn_eta: Callable[[float], None] | None = None
 
@@ -254,7 +255,7 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, reci
         if sched is not None:
             sched.step()
         seconds = time.perf_counter() - t0
-        score, val = validation_score(model, folds["valid"], norm, int(recipe.batch_size), rt.device,
+        score, val = validation_score(model, folds["valid"], norm, rt.eval_batch_size, rt.device,
                                       recipe.selection_metric)
         row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
                **{f"valid_{k}": v for k, v in val.items()}, "valid_selection": score}
@@ -322,7 +323,7 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
     todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]
     steps = sum(len(TrainFeed(p["train"], Normalizer.identity(p["train"]), recipe, dataset,
                               np.random.default_rng(0))) for p in partitions) * int(recipe.epochs)
-    rt = Runtime(device, params.train.precision, params.train.pin_memory)
+    rt = Runtime(device, params.train.precision, params.train.pin_memory, params.train.eval_batch_size)
     if params.scale == "paper" and device.type == "cpu":
         rt.warn_eta = EtaWarning(steps, f"{dataset}/{model_name}")
     summaries = []
@@ -354,7 +355,7 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         res = fit(model, folds, norm, recipe, dataset, rng, rt,
                   on_epoch=None if observer is None else (lambda row, p=p: observer(seed, p, row)))
         model.load_state_dict(res.best_state)
-        predictions.append(_prediction_rows(model, folds, norm, p, int(recipe.batch_size), rt.device))
+        predictions.append(_prediction_rows(model, folds, norm, p, rt.eval_batch_size, rt.device))
         results.append(res)
         norms.append(norm)
     n_params = sum(q.numel() for q in model.parameters() if q.requires_grad)

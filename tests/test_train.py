@@ -107,7 +107,7 @@ def _score_on(p, fold: str, state: dict, norm) -> float:
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
     model = EpochFlip(0, 0, 1, 0.0)
     model.load_state_dict(state)
-    return train_mod.validation_score(model, parts[0][fold], norm, 16, torch.device("cpu"), "mean4")[0]
+    return train_mod.validation_score(model, parts[0][fold], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")[0]
 
 
 def test_the_checkpoint_is_chosen_on_validation_never_on_test(flip_project, epoch_flip):
@@ -135,7 +135,7 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
     net = registry.build(model, 25, 136, params=p, dataset="dvlog")
     net.load_state_dict(state)
-    score, _ = train_mod.validation_score(net, parts[0]["valid"], norm, 16, torch.device("cpu"), "mean4")
+    score, _ = train_mod.validation_score(net, parts[0]["valid"], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")
     hist = pd.read_csv(out / "history.csv")
     assert score == pytest.approx(hist["valid_selection"].max(), abs=1e-12)
     assert best_epoch == int(hist.loc[hist["valid_selection"].idxmax(), "epoch"])   # first best
