@@ -2,9 +2,10 @@
 
 What a person sees is checked, not what the REST API returns: the run names in the runs table, the
 report run, a metric column they add, each training run's Duration against the training's own
-clock, its input dataset and its source. MLflow 3's UI opens an experiment on its GenAI overview
-(the choice between "GenAI" and "Model training" is the browser's, not the experiment's), so the
-test goes on through the runs link the README gives when it lands there.
+clock, its input dataset and its source. MLflow 3.17's UI opens an experiment on its GenAI overview
+whatever the experiment's kind (the choice between "GenAI" and "Model training" is the browser's),
+so where a fresh browser lands, the test switches to "Model training" as the README says and
+checks that the choice is remembered.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -23,7 +25,19 @@ from typing import Any
 
 import pytest
 import yaml
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
+from asym.config import load_params
+from asym.layout import Layout
+from asym.tracking import file_digest
 from tests.project import ROOT, small_params
 from tests.workflow import headless_chromium
 from tests.workflow.conftest import BIN, ENV, TINY, job_counts, run, snakemake
@@ -33,7 +47,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 MODELS, SEEDS, EPOCHS = TINY["models"], [0], 3
 WAIT_S = 90            # one wait in the browser: the first page loads MLflow's whole bundle
 SERVER_START_S = 120
-RUNS_VIEW = "?workflowType=machine_learning"     # the experiment's runs, whatever the browser chose before
 SCREENSHOT, FAILURE_SCREENSHOT = "mlflow-ui.png", "mlflow-ui-failure.png"
 WINDOW = (1600, 720)
 METRICS = ("test_f1", "test_auroc")
@@ -55,8 +68,6 @@ def project(data_stages, tmp_path_factory) -> Path:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -69,8 +80,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 @pytest.fixture(scope="module")
 def server(project, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """`mlflow ui` on a free loopback port over the project's store; stopped by its process group."""
-    logs = tmp_path_factory.mktemp("mlflow-ui")
-    log = logs / "server.log"
+    log = tmp_path_factory.mktemp("mlflow-ui") / "server.log"
     port = _free_port()
     # One worker: the machine has two cores, and a page's requests need no more.
     cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",
@@ -91,7 +101,7 @@ def server(project, tmp_path_factory) -> Iterator[dict[str, Any]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"mlflow ui not serving after {SERVER_START_S} s ({exc}):\n{_tail(log)}")
                 time.sleep(1)
-        yield {"base": base, "experiment_id": experiment["experiment_id"], "log": log, "logs": logs}
+        yield {"base": base, "experiment_id": experiment["experiment_id"], "log": log}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -118,15 +128,13 @@ DURATION = re.compile(r"^([\d.]+)(ms|s|min|h|d)$")
 SECONDS = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def wait_for(driver: Any, what: str, condition: Callable[[Any], Any], timeout_s: float = WAIT_S) -> Any:
-    """WebDriverWait on `condition`; a timeout names what was awaited."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
+def wait_for(driver: Any, what: str, condition: Callable[[Any], Any], timeout_s: float = WAIT_S,
+             detail: Callable[[Any], str] = lambda d: "") -> Any:
+    """WebDriverWait on `condition`; a timeout names what was awaited (and `detail` of what was seen)."""
     try:
         return WebDriverWait(driver, timeout_s, poll_frequency=0.25).until(condition)
     except TimeoutException:
-        raise AssertionError(f"waited {timeout_s} s for {what}; at {driver.current_url}") from None
+        raise AssertionError(f"waited {timeout_s} s for {what}; {detail(driver)} at {driver.current_url}") from None
 
 
 def view_of(url: str, experiment_id: str) -> str | None:
@@ -137,8 +145,6 @@ def view_of(url: str, experiment_id: str) -> str | None:
 
 def shown_runs(driver: Any) -> dict[str, str]:
     """Run name -> run id, for every run name visible in the runs table."""
-    from selenium.webdriver.common.by import By
-
     out = {}
     for a in driver.find_elements(By.CSS_SELECTOR, f'[col-id="{RUN_NAME_COL}"] a[href*="/runs/"]'):
         if a.is_displayed() and a.text.strip():
@@ -148,15 +154,11 @@ def shown_runs(driver: Any) -> dict[str, str]:
 
 def cell(driver: Any, run_id: str, col_id: str) -> str:
     """The text a row shows in a column (the grid splits a row between pinned and scrolling parts)."""
-    from selenium.webdriver.common.by import By
-
     cells = driver.find_elements(By.CSS_SELECTOR, f'[role="row"][row-id="{run_id}"] [col-id="{col_id}"]')
     return " ".join(c.text.strip() for c in cells if c.is_displayed())
 
 
 def header_texts(driver: Any) -> list[str]:
-    from selenium.webdriver.common.by import By
-
     return [h.text.strip() for h in driver.find_elements(By.CSS_SELECTOR, ".ag-header-cell") if h.is_displayed()]
 
 
@@ -169,9 +171,6 @@ def seconds(duration: str) -> float:
 
 def add_column(driver: Any, name: str) -> None:
     """Columns -> search -> tick, as a person adds a metric column."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
     driver.find_element(By.CSS_SELECTOR, 'button[data-testid="column-selection-dropdown"][aria-haspopup="dialog"]').click()
     search = wait_for(driver, "the column search box", lambda d: next(
         (e for e in d.find_elements(By.CSS_SELECTOR, '[role="dialog"] input[placeholder="Search columns"]')
@@ -185,10 +184,27 @@ def add_column(driver: Any, name: str) -> None:
     wait_for(driver, f"a {name} column", lambda d: name in header_texts(d), 20)
 
 
+def choose_model_training(driver: Any) -> None:
+    """The sidebar's GenAI / Model training switch, clicked as a person does (past the hint a first
+    visit shows over the GenAI overview)."""
+    def click(d: Any) -> bool:
+        try:
+            for hint in d.find_elements(By.XPATH, '//button[normalize-space(.)="Got it"]'):
+                if hint.is_displayed():
+                    hint.click()
+            switch = [e for e in d.find_elements(By.XPATH, '//*[@role="button"][normalize-space(.)="Model training"]')
+                      if e.is_displayed()]
+            if switch:
+                switch[0].click()
+            return bool(switch)
+        except (ElementClickInterceptedException, ElementNotInteractableException, StaleElementReferenceException):
+            return False
+
+    wait_for(driver, 'the "Model training" switch to take a click', click, 30)
+
+
 def close_assistant(driver: Any) -> None:
     """The assistant panel opens by itself on a first visit and hides half the table."""
-    from selenium.webdriver.common.by import By
-
     for button in driver.find_elements(By.CSS_SELECTOR, '[data-component-id="mlflow.assistant.chat_panel.close"]'):
         if button.is_displayed():
             button.click()
@@ -197,7 +213,7 @@ def close_assistant(driver: Any) -> None:
 def page_report(driver: Any, server_log: Path) -> str:
     """What a failure message carries: the page's text, the browser console and the server log."""
     try:
-        text = driver.find_element("tag name", "body").text[:3000]
+        text = driver.find_element(By.TAG_NAME, "body").text[:3000]
         console = "\n".join(str(e) for e in driver.get_log("browser")[-20:])
     except Exception as exc:                 # the browser itself may be what failed
         text, console = f"(page unreadable: {exc})", ""
@@ -210,20 +226,27 @@ def test_mlflow_ui_shows_the_training_runs_in_chromium(project, server, chromium
     record = json.loads((project / "reports" / "mlflow_runs.json").read_text())   # run name -> id, from `track`
     training = [f"{d}/{m}/seed{s}" for d in ("dvlog", "lmvd") for m in MODELS for s in SEEDS]
     assert sorted(record) == sorted([*training, "report"])
+    layout = Layout.of(load_params(project / "params.yaml"))
     exp_id = server["experiment_id"]
     experiment_url = f"{server['base']}/#/experiments/{exp_id}"
     shot = project / "reports" / SCREENSHOT
     with headless_chromium.browser(tmp_path / "profile", tmp_path / "chromedriver.log", *WINDOW) as driver:
         try:
-            # A person opens the experiment; where the app routes a fresh browser is kept for the report.
+            # A person opens the experiment; if a fresh browser lands elsewhere (MLflow 3.17: the GenAI
+            # overview), they switch to "Model training" once, as the README says, and it stays so.
             driver.get(experiment_url)
             landing = wait_for(driver, "the experiment page to route", lambda d: view_of(d.current_url, exp_id))
+            print(f"a fresh browser lands on the experiment's {landing!r} view")
             if landing != "runs":
-                print(f"a fresh browser lands on the experiment's {landing!r} view; opening {RUNS_VIEW}")
-                driver.get(experiment_url + RUNS_VIEW)
-            wait_for(driver, "the runs view", lambda d: view_of(d.current_url, exp_id) == "runs")
-            shown = wait_for(driver, f"every run in the runs table: {sorted(record)}",
-                             lambda d: r if set(record) <= set(r := shown_runs(d)) else None)
+                choose_model_training(driver)
+                wait_for(driver, "the runs view", lambda d: view_of(d.current_url, exp_id) == "runs")
+                driver.get("about:blank")
+                driver.get(experiment_url)
+                again = wait_for(driver, "the experiment page to route", lambda d: view_of(d.current_url, exp_id))
+                assert again == "runs", f"the Model training choice was not remembered: {again!r} view"
+            shown = wait_for(driver, "every run in the runs table",
+                             lambda d: r if set(record) <= set(r := shown_runs(d)) else None,
+                             detail=lambda d: f"missing {sorted(set(record) - set(shown_runs(d)))};")
             assert {name: shown[name] for name in record} == record, "the table's links are not track's runs"
             assert set(shown) == set(record), f"runs the pipeline did not make: {set(shown) - set(record)}"
 
@@ -233,7 +256,7 @@ def test_mlflow_ui_shows_the_training_runs_in_chromium(project, server, chromium
             metric_cols = {}
             for name in METRICS:
                 metric_cols[name] = next(c.get_attribute("col-id") for c in driver.find_elements(
-                    "css selector", '.ag-header-cell[col-id]') if c.text.strip() == name)
+                    By.CSS_SELECTOR, ".ag-header-cell[col-id]") if c.text.strip() == name)
 
             for name in training:
                 rid, (dataset, model, seed) = record[name], name.split("/")
@@ -245,14 +268,30 @@ def test_mlflow_ui_shows_the_training_runs_in_chromium(project, server, chromium
                 assert took > 1.0, f"{name}: a training of {took:.2f} s cannot tell real times from logging times"
                 shown_s = seconds(cell(driver, rid, "duration"))
                 assert abs(shown_s - took) <= 0.05 + 0.01 * took, f"{name}: Duration {shown_s} s, trained {took:.2f} s"
+                # Dataset: the Parquet file the run read, by its digest, as training input.
                 ds = cell(driver, rid, "attributes.`Dataset`")
-                assert ds.startswith(f"{dataset} (") and "Training" in ds, f"{name}: Dataset column {ds!r}"
+                digest = file_digest(Path(layout.parquet(dataset)))
+                assert ds.startswith(f"{dataset} ({digest})") and "Training" in ds, f"{name}: Dataset column {ds!r}"
                 assert cell(driver, rid, "attributes.`Source`") == "asym train", f"{name}: Source column"
                 f1 = cell(driver, rid, metric_cols["test_f1"])
                 assert float(f1) == pytest.approx(metrics["test"]["f1"], abs=5e-3), f"{name}: test_f1 {f1!r}"
             assert cell(driver, record["report"], "attributes.`Source`") == "asym report"
 
             driver.save_screenshot(str(shot))
+
+            # A run's dataset drawer: its fold sizes and the Parquet file's columns as a schema table.
+            name = training[0]
+            train = json.loads((project / "runs" / name / "train.json").read_text())
+            driver.find_element(By.CSS_SELECTOR, f'[role="row"][row-id="{record[name]}"] '
+                                                 '[col-id="attributes.`Dataset`"] button').click()
+            drawer = wait_for(driver, f"the dataset drawer of {name}", lambda d: next(
+                (e for e in d.find_elements(By.CSS_SELECTOR, '[role="dialog"]') if e.is_displayed() and "Digest" in e.text),
+                None), 20)
+            text = drawer.text
+            sizes = re.search(r"n test: \[([\d, ]+)\]", text)
+            assert sizes and [int(n) for n in sizes.group(1).split(",")] == train["n_test"], f"fold sizes: {text}"
+            assert "Unrecognized Schema Format" not in text, text
+            assert all(col in text.split() for col in ("sample_id", "label", "fold", "audio", "visual")), text
         except Exception as exc:
             failed = ROOT / "reports" / FAILURE_SCREENSHOT
             failed.parent.mkdir(exist_ok=True)
