@@ -112,8 +112,9 @@ def server(project, tmp_path_factory) -> Iterator[dict[str, Any]]:
                 proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> None:
+    """Debian's chromium and chromedriver, installed where missing; a skip only without root or apt."""
     reason = headless_chromium.unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -222,7 +223,7 @@ def page_report(driver: Any, server_log: Path) -> str:
 
 # --- the test ---------------------------------------------------------------------------------
 
-def test_mlflow_ui_shows_the_training_runs_in_chromium(project, server, chromium, tmp_path):
+def test_mlflow_ui_shows_the_training_runs_in_chromium(chromium, project, server, tmp_path):
     record = json.loads((project / "reports" / "mlflow_runs.json").read_text())   # run name -> id, from `track`
     training = [f"{d}/{m}/seed{s}" for d in ("dvlog", "lmvd") for m in MODELS for s in SEEDS]
     assert sorted(record) == sorted([*training, "report"])
@@ -290,7 +291,7 @@ def test_mlflow_ui_shows_the_training_runs_in_chromium(project, server, chromium
             text = drawer.text
             sizes = re.search(r"n test: \[([\d, ]+)\]", text)
             assert sizes and [int(n) for n in sizes.group(1).split(",")] == train["n_test"], f"fold sizes: {text}"
-            assert "Unrecognized Schema Format" not in text, text
+            assert "Unrecognized Schema Format" not in text, f"the dataset's schema is not shown as a table:\n{text}"
             assert all(col in text.split() for col in ("sample_id", "label", "fold", "audio", "visual")), text
         except Exception as exc:
             failed = ROOT / "reports" / FAILURE_SCREENSHOT
