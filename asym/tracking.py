@@ -128,6 +128,14 @@ def _history_metrics(history_csv: Path, stamp: int) -> list[Any]:
     return out
 
 
+def _parquet_schema(parquet: Path) -> str:
+    """The file's own columns and Arrow types, under the key MLflow's UI reads as a column schema
+    (it shows the types as written: "int8", "list<element: fixed_size_list<element: float>[25]>")."""
+    import pyarrow.parquet as pq
+
+    return json.dumps({"mlflow_colspec": [{"name": f.name, "type": str(f.type)} for f in pq.read_schema(parquet)]})
+
+
 def _dataset_input(params: Any, dataset: str, summary: dict[str, Any]) -> Any:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
@@ -135,8 +143,7 @@ def _dataset_input(params: Any, dataset: str, summary: dict[str, Any]) -> Any:
     profile = {"n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": summary["n_test"],
                "protocol": summary.get("protocol")}
     ds = Dataset(name=dataset, digest=file_digest(parquet), source_type="local", source=parquet.as_uri(),
-                 schema=json.dumps({"columns": ["sample_id", "subject_id", "label", "fold", "n_frames", "audio", "visual"]}),
-                 profile=json.dumps(profile))
+                 schema=_parquet_schema(parquet), profile=json.dumps(profile))
     return DatasetInput(dataset=ds, tags=[InputTag("mlflow.data.context", "training")])
 
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -59,6 +60,11 @@ def test_a_run_is_logged_once_with_its_real_times_inputs_and_tags(trained):
     [inp] = r.inputs.dataset_inputs
     assert inp.dataset.name == "dvlog" and inp.dataset.digest == tracking.file_digest(Path(Layout.of(p).parquet("dvlog")))
     assert json.loads(inp.dataset.profile)["n_test"] == summary["n_test"]
+    # the schema in the form MLflow's UI shows as a table (other forms show "Unrecognized Schema Format")
+    colspec = json.loads(inp.dataset.schema)["mlflow_colspec"]
+    arrow = pq.read_schema(Layout.of(p).parquet("dvlog"))
+    assert [(c["name"], c["type"]) for c in colspec] == [(f.name, str(f.type)) for f in arrow]
+    assert {"sample_id", "label", "fold", "audio", "visual"} <= {c["name"] for c in colspec}
     c, exp = _client(p)
     assert c.get_experiment(exp).tags["mlflow.experimentKind"] == "custom_model_development"
     history = c.get_metric_history(r.info.run_id, "valid_f1")

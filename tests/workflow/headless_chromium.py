@@ -1,0 +1,75 @@
+"""Debian's Chromium and chromedriver, driven by selenium, for tests that look at a page as a person does.
+
+Nothing is downloaded at run time: the browser and its driver are Debian's packages (installed
+with apt-get, as root, where they are missing), and selenium is handed the driver's path, so its
+own driver manager never runs. This module imports nothing outside the standard library at load
+time, so `.ci/run` can read APT_PACKAGES with the system Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+APT_PACKAGES = ("chromium", "chromium-driver")
+BROWSER, DRIVER = "chromium", "chromedriver"
+# Headless as root in a container, on a machine whose network is closed: without the background
+# networking, component update and sync switches Chromium keeps opening connections that are refused.
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage")
+
+
+def missing_binaries() -> list[str]:
+    return [b for b in (BROWSER, DRIVER) if shutil.which(b) is None]
+
+
+def unavailable_reason() -> str | None:
+    """Why no browser can be had here (it is missing, and no root or no apt-get to install it), or None."""
+    missing = missing_binaries()
+    if not missing:
+        return None
+    if os.geteuid() != 0:
+        return f"no root to apt-get install {', '.join(APT_PACKAGES)} (missing: {', '.join(missing)})"
+    if shutil.which("apt-get") is None:
+        return f"no apt-get to install Debian's {', '.join(APT_PACKAGES)} (missing: {', '.join(missing)})"
+    return None
+
+
+def install(timeout_s: int = 900) -> None:
+    """apt-get install the packages (refreshing the package lists once if the first try fails)."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=timeout_s)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0 or missing_binaries():
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}), missing {missing_binaries()}:\n"
+                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+@contextlib.contextmanager
+def browser(profile_dir: Path, driver_log: Path, width: int = 1600, height: int = 900,
+            page_load_timeout_s: int = 60) -> Iterator[Any]:
+    """A selenium WebDriver on a fresh headless Chromium profile in `profile_dir`; always quit."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which(BROWSER) or BROWSER
+    for flag in (*FLAGS, f"--user-data-dir={profile_dir}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=shutil.which(DRIVER), log_output=str(driver_log))
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        driver.set_page_load_timeout(page_load_timeout_s)
+        yield driver
+    finally:
+        driver.quit()
