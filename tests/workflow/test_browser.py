@@ -42,7 +42,7 @@ from tests.project import ROOT, small_params
 from tests.workflow import headless_chromium
 from tests.workflow.conftest import BIN, ENV, TINY, job_counts, run, snakemake
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 
 MODELS, SEEDS, EPOCHS = TINY["models"], [0], 3
 WAIT_S = 90            # one wait in the browser: the first page loads MLflow's whole bundle
