@@ -1,6 +1,6 @@
 """Wall time of the default pipeline, per stage and in total, in a fresh copy of the workflow.
 
-    python benchmarks/pipeline.py [--cores 2] [--params params.yaml] [--keep DIR]
+    python benchmarks/pipeline.py [--cores 2] [--params params.yaml] [--keep DIR] [--json FILE]
 
 Each stage is run to completion with `snakemake --until <stage>` before the next, so its time
 is that stage's alone (process start-up included); the total is their sum.
@@ -9,6 +9,7 @@ is that stage's alone (process start-up included); the total is their sum.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["fetch", "convert", "split", "train", "evaluate", "report"]
+STAGES = ["fetch", "convert", "split", "train", "evaluate", "report", "track"]
 
 
 def main() -> None:
@@ -25,6 +26,7 @@ def main() -> None:
     ap.add_argument("--cores", default="2")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--keep", help="run in this folder and keep it")
+    ap.add_argument("--json", help="also write the stage times here")
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="asym-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -42,6 +44,8 @@ def main() -> None:
         times[stage] = time.perf_counter() - t0
         print(f"{stage:10s} {times[stage]:8.1f} s", flush=True)
     print(f"{'total':10s} {sum(times.values()):8.1f} s  ({sum(times.values()) / 60:.1f} min on {args.cores} cores)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cores": args.cores, "seconds": times, "total_s": sum(times.values())}, indent=2))
     if not args.keep:
         shutil.rmtree(work)
 
