@@ -43,6 +43,8 @@ _LN2_HI64, _LN2_LO64 = 0.6931471803691238, 1.9082149292705877e-10
 _LOG2E32, _LN2_HI32, _LN2_LO32 = F32(_LOG2E), F32(0.693359375), F32(-2.12194440e-4)
 _LO32, _HI32, _HALF32, _ONE32 = F32(-87.0), F32(88.0), F32(0.5), F32(1.0)
 _Q1, _Q2, _Q3, _Q4, _Q5, _Q6, _Q7 = (F32(1 / math.factorial(i)) for i in range(1, 8))
+_ZERO32, _TWO32, _TWENTY32 = F32(0.0), F32(2.0), F32(20.0)
+_S3, _S5, _S7, _S9, _S11, _S13, _S15 = (F32(1 / k) for k in range(3, 16, 2))
 
 
 @intrinsic
@@ -138,30 +140,62 @@ def _sigmoid64(v: float) -> float:
     return 1.0 / (1.0 + _exp64(-v))
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always", fastmath=EXACT)
+def _softplus32(v):
+    """float32 softplus to a few ulp: the same identity as `_softplus64`, 8 series terms."""
+    s = _exp32(-abs(v))
+    s = s / (_TWO32 + s)
+    q = s * s
+    p = _ONE32 + q * (_S3 + q * (_S5 + q * (_S7 + q * (_S9 + q * (_S11 + q * (_S13 + q * _S15))))))
+    sp = max(v, _ZERO32) + _TWO32 * s * p
+    return v if v > _TWENTY32 else sp
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always", fastmath=EXACT)
+def _sigmoid32(v):
+    return _ONE32 / (_ONE32 + _exp32(-v))
+
+
 @nb.njit(cache=True, error_model="numpy", fastmath=EXACT)
-def _steps(delta, u, t0, m, db, softplus, grad, dt, x, dsp):
-    """One chunk's step sizes dt (softplus(delta + bias), rounded to the inputs' precision),
-    inputs x = dt * u and, for the backward pass (grad), d softplus / d delta."""
+def _steps(delta, u, t0, m, db, softplus, grad, fast, dt, x, dsp):
+    """One chunk's step sizes dt = softplus(delta + bias) in the inputs' precision (float32
+    arithmetic for float32 inputs: fast), inputs x = dt * u and, for the backward pass (grad),
+    d softplus / d delta."""
+    if not softplus:
+        for j in range(m):
+            dt[j] = delta[t0 + j] + db
+    elif fast:
+        for j in range(m):
+            dt[j] = _softplus32(F32(delta[t0 + j] + db))
+    else:
+        for j in range(m):
+            dt[j] = _softplus64(delta[t0 + j] + db)
     for j in range(m):
-        v = delta[t0 + j] + db
-        if softplus:
-            dt[j] = _softplus64(v)
-        else:
-            dt[j] = v
         x[j] = dt[j] * np.float64(u[t0 + j])
     if softplus and grad:
-        for j in range(m):
-            dsp[j] = _sigmoid64(delta[t0 + j] + db)
+        if fast:
+            for j in range(m):
+                dsp[j] = _sigmoid32(F32(delta[t0 + j] + db))
+        else:
+            for j in range(m):
+                dsp[j] = _sigmoid64(delta[t0 + j] + db)
 
 
 @nb.njit(cache=True, error_model="numpy", fastmath=EXACT)
-def _gates(z, t0, m, gate, dgate):
-    """SiLU(z) and its derivative for one chunk."""
-    for j in range(m):
-        zz = np.float64(z[t0 + j])
-        sg = _sigmoid64(zz)
-        gate[j] = zz * sg
-        dgate[j] = sg * (1.0 + zz * (1.0 - sg))
+def _gates(z, t0, m, fast, gate, dgate):
+    """SiLU(z) and its derivative for one chunk (float32 arithmetic for float32 inputs)."""
+    if fast:
+        for j in range(m):
+            zz = F32(z[t0 + j])
+            sg = _sigmoid32(zz)
+            gate[j] = zz * sg
+            dgate[j] = sg * (_ONE32 + zz * (_ONE32 - sg))
+    else:
+        for j in range(m):
+            zz = np.float64(z[t0 + j])
+            sg = _sigmoid64(zz)
+            gate[j] = zz * sg
+            dgate[j] = sg * (1.0 + zz * (1.0 - sg))
 
 
 @nb.njit(cache=True, error_model="numpy", fastmath=EXACT)
@@ -305,9 +339,9 @@ def scan_fwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, 
             t0 = c * chunk
             m = min(L, t0 + chunk) - t0
             ckpt[b, d, c] = hc
-            _steps(delta[b, d], u[b, d], t0, m, db, softplus, False, dt, x, dsp)
+            _steps(delta[b, d], u[b, d], t0, m, db, softplus, False, fast, dt, x, dsp)
             if has_z:
-                _gates(z[b, d], t0, m, gate, dgate)
+                _gates(z[b, d], t0, m, fast, gate, dgate)
             _decays(dt, A[d], m, fast, a)
             _forward_chunk(a, x, Bm[b, g, t0:t0 + m], Cm[b, g, t0:t0 + m], u[b, d], gate, dd, t0, m, hc, out[b, d])
         last[b, d] = hc
@@ -364,9 +398,9 @@ def scan_bwd(u, delta, A, Bm, Cm, Bf, Cf, D, z, bias, softplus, has_d, has_z, ha
                     _prefetch_rows(t0 - chunk, chunk, delta[b, d], u[b, d], dout[b, d], du[b, d])
                     _prefetch_rows(t0 - chunk, chunk, ddelta[b, d], z[b, d] if has_z else u[b, d],
                                    dz[b, d] if has_z else du[b, d], ddelta[b, d])
-                _steps(delta[b, d], u[b, d], t0, m, db, softplus, True, dt, x, dsp)
+                _steps(delta[b, d], u[b, d], t0, m, db, softplus, True, fast, dt, x, dsp)
                 if has_z:
-                    _gates(z[b, d], t0, m, gate, dgate)
+                    _gates(z[b, d], t0, m, fast, gate, dgate)
                 _decays(dt, A[d], m, fast, a)
                 hc[:] = ckpt[b, d, c]
                 _recompute_chunk(a, x, Bc, Cc, m, rev, hc, hr, y)
