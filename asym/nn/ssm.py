@@ -148,7 +148,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         fn = _mamba_ssm_fn()
         if fn is None:
             raise RuntimeError("backend 'cuda' requested but mamba-ssm's kernel does not import")
-        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        return fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                  return_last_state=return_last_state)
     if chosen == "cpu":
         return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
