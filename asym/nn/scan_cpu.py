@@ -2,25 +2,30 @@
 
 The state h (d_state numbers per channel) lives in small per-thread buffers; nothing of shape
 (batch, d_inner, L, d_state) is ever stored. The forward pass keeps the state only at chunk
-starts (every `CHUNK` steps); the backward pass walks chunks in reverse, recomputes the states
-inside one chunk from its checkpoint, and runs the adjoint recurrence
+starts (every `CHUNK` steps, the default of `selective_scan_cpu`); the backward pass walks
+chunks in reverse, recomputes the states inside one chunk from its checkpoint, and runs the
+adjoint recurrence
 
     g_t = dy_t * C_t + exp(dt_{t+1} A) * g_{t+1}
 
 so memory is linear in L with a small constant. Layout: B and C are passed as
 (batch, groups, L, d_state) so every loop over the state is contiguous.
 
-Every step of a chunk is split into passes that LLVM turns into SIMD code:
+Each chunk is processed in passes that LLVM turns into SIMD code:
 - per-step scalars (softplus of dt, the SiLU gate of z, their derivatives) for the whole chunk,
-  with branch-free exp / log1p (`_exp64`, `_log1p64`), since libm's scalar calls cannot be
-  vectorised and used to cost as much as the rest of the kernel together;
+  with branch-free exp / log1p, in the inputs' precision (float32 for float32 inputs, about as
+  accurate as PyTorch's own), since libm's scalar calls cannot be vectorised and used to cost
+  as much as the rest of the kernel;
 - the decays exp(dt_t A) of the whole chunk, in the inputs' precision as mamba-ssm's kernel
-  computes them (`_exp32`, correctly rounded to about one ulp, for float32 inputs);
+  computes them (`_exp32`: within about one ulp);
 - the recurrences, whose only serial dependence is on the state itself.
-The state, the adjoint and every gradient sum accumulate in float64.
+The state, the adjoint and every gradient sum accumulate in float64 (at AVX-512 widths a float64
+FMA costs two float32 lane-operations, less than a compensated float32 sum would).
 The scalar and decay passes are compiled without reassociation so the range reduction in the
 exp functions stays exact; the recurrences are compiled with it, so their sums over the state
-vectorise.
+vectorise. The backward pass keeps the rows it walks backwards in time newest first, and
+prefetches the next chunk of each input row, because LLVM's alias checks and the hardware
+prefetchers both handle downward walks poorly.
 """
 
 from __future__ import annotations
