@@ -92,7 +92,7 @@ class _CpuScan(torch.autograd.Function):
         n_b, n_d, L = u.shape
         G, N = Bm.shape[1], A.shape[1]
         go = np.ascontiguousarray(dout.detach().cpu().numpy().astype(u.dtype, copy=False))
-        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.zeros_like(u) if has_z else np.zeros((1, 1, 1), u.dtype)
+        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.empty_like(u) if has_z else np.zeros((1, 1, 1), u.dtype)
         parts = _channel_parts(n_b * G, n_d // G)
         dA = np.empty((n_b, n_d, N))
         dB = np.zeros((parts, n_b, G, L, N))
