@@ -19,6 +19,7 @@ use one A per direction, the same Parameter objects; everything else stays per b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,12 @@ def _causal_conv1d_fn():
     except Exception:
         return None
     return causal_conv1d_fn
+
+
+def _fused_kernels(x: torch.Tensor) -> tuple[Callable | None, str]:
+    """(causal_conv1d's fused conv + SiLU, or None for PyTorch's, and the selective-scan backend)
+    for tensors like x: the CUDA kernels serve CUDA tensors when they import."""
+    return (_causal_conv1d_fn() if x.is_cuda else None), "auto"
 
 
 class _ScanBranch(nn.Module):
@@ -72,7 +79,7 @@ class _ScanBranch(nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x, z: (B, d_inner, T) -> gated scan output (B, d_inner, T)."""
         T = x.shape[-1]
-        conv = _causal_conv1d_fn() if x.is_cuda else None
+        conv, backend = _fused_kernels(x)
         if conv is not None:
             x = conv(x.contiguous(), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         else:
@@ -83,7 +90,7 @@ class _ScanBranch(nn.Module):
         A = -torch.exp(self.A_log.float())
         return selective_scan(x.contiguous(), dt.contiguous(), A, B.transpose(1, 2).contiguous(),
                               C.transpose(1, 2).contiguous(), self.D.float(), z.contiguous(),
-                              delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+                              delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=backend)
 
 
 class Mamba(nn.Module):

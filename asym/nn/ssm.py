@@ -43,6 +43,15 @@ def _np(t: torch.Tensor | None, dtype: np.dtype, ndim: int = 1) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
 
 
+def _channel_parts(tasks: int, channels: int) -> int:
+    """Into how many parts the backward pass splits each group's channels: enough for every
+    Numba thread to have work when batch * groups is small (each part then keeps its own dB / dC
+    partial sums, of shape (batch, groups, L, d_state), to be added at the end)."""
+    import numba
+
+    return max(1, min(channels, -(-2 * numba.get_num_threads() // tasks)))
+
+
 class _CpuScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk):
@@ -83,14 +92,18 @@ class _CpuScan(torch.autograd.Function):
         n_b, n_d, L = u.shape
         G, N = Bm.shape[1], A.shape[1]
         go = np.ascontiguousarray(dout.detach().cpu().numpy().astype(u.dtype, copy=False))
-        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.zeros_like(u) if has_z else np.zeros((1, 1, 1), u.dtype)
-        dA = np.zeros((n_b, n_d, N))
-        dB = np.zeros((n_b, G, L, N))
-        dC = np.zeros((n_b, G, L, N))
+        du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.empty_like(u) if has_z else np.zeros((1, 1, 1), u.dtype)
+        parts = _channel_parts(n_b * G, n_d // G)
+        dA = np.empty((n_b, n_d, N))
+        dB = np.zeros((parts, n_b, G, L, N))
+        dC = np.zeros((parts, n_b, G, L, N))
         dD = np.zeros((n_b, n_d))
         dbias = np.zeros((n_b, n_d))
-        scan_cpu.scan_bwd(u, delta, A, Bm, Cm, D, z, bias, softplus, has_d, has_z, has_bias, chunk, fast, ctx.ckpt, go,
-                          du, ddelta, dA, dB, dC, dD, dz, dbias)
+        Bf, Cf = Bm[:, :, ::-1].copy(), Cm[:, :, ::-1].copy()
+        scan_cpu.scan_bwd(u, delta, A, Bm, Cm, Bf, Cf, D, z, bias, softplus, has_d, has_z, has_bias, chunk, fast,
+                          ctx.ckpt, go, du, ddelta, dA, dB, dC, dD, dz, dbias)
+        dB, dC = (dB[0], dC[0]) if parts == 1 else (dB.sum(0), dC.sum(0))
+        dB, dC = dB[:, :, ::-1].copy(), dC[:, :, ::-1].copy()
         t = ctx.dtypes
 
         def back(arr: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -108,9 +121,12 @@ class _CpuScan(torch.autograd.Function):
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False, chunk: int = 64):
+                       return_last_state=False, chunk: int | None = None):
+    """The fused CPU kernel; `chunk` (steps between saved states) defaults to scan_cpu.CHUNK."""
     if A.is_complex():
         raise NotImplementedError("complex A is not supported (Mamba's S4D-real init is real)")
+    if chunk is None:
+        from asym.nn.scan_cpu import CHUNK as chunk
     out, last = _CpuScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
     return (out, last) if return_last_state else out
 
@@ -132,7 +148,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         fn = _mamba_ssm_fn()
         if fn is None:
             raise RuntimeError("backend 'cuda' requested but mamba-ssm's kernel does not import")
-        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        return fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                  return_last_state=return_last_state)
     if chosen == "cpu":
         return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

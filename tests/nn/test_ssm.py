@@ -135,13 +135,23 @@ def test_auto_backend_on_cpu_is_the_fused_kernel():
 @pytest.mark.skipif(torch.cuda.is_available() and not cuda_kernel_available(),
                     reason="mamba-ssm's CUDA kernel is not installed (pip install .[cuda])")
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
-def test_cuda_kernel_matches_torch_backend():
-    inp = with_grad({k: (v.cuda() if v is not None else None) for k, v in make_inputs(11, 2, 16, 8, 1024).items()})
-    ref_in = with_grad({k: (v.detach() if v is not None else None) for k, v in inp.items()})
-    out = selective_scan(**inp, delta_softplus=True, backend="cuda")
-    ref = selective_scan(**ref_in, delta_softplus=True, backend="torch")
-    assert rel_err(out, ref) < 1e-4
-    w = torch.randn_like(out)
-    ours, theirs = grads(out, inp, w), grads(ref, ref_in, w)
-    for key in theirs:
-        assert rel_err(ours[key], theirs[key]) < 1e-3, key
+@pytest.mark.parametrize("groups", [None, 2])
+def test_cuda_kernel_matches_torch_path_and_cpu_kernel(groups):
+    """mamba-ssm's kernel and our PyTorch path on the GPU, each against our CPU kernel (float64
+    accumulation): forward output, last state and the gradient of every input."""
+    base = make_inputs(11, 2, 16, 8, 1024, groups)
+    w = torch.randn(2, 16, 1024, generator=torch.Generator().manual_seed(3))
+    runs = {}
+    for name, device, backend in (("cuda kernel", "cuda", "cuda"), ("torch path", "cuda", "torch"),
+                                  ("cpu kernel", "cpu", "cpu")):
+        inp = with_grad({k: (v.to(device) if v is not None else None) for k, v in base.items()})
+        out, last = selective_scan(**inp, delta_softplus=True, return_last_state=True, backend=backend)
+        g = grads(out, inp, w.to(device))
+        runs[name] = (out.cpu(), last.cpu(), {k: v.cpu() for k, v in g.items()})
+    ref_out, ref_last, ref_g = runs.pop("cpu kernel")
+    for name, (out, last, g) in runs.items():
+        assert rel_err(out, ref_out) < 1e-4, name
+        assert rel_err(last, ref_last) < 1e-4, name
+        assert g.keys() == ref_g.keys()
+        for key in ref_g:
+            assert rel_err(g[key], ref_g[key]) < 1e-3, (name, key)
