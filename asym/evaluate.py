@@ -32,15 +32,17 @@ def evaluate_predictions(pred_path: Path) -> dict[str, Any]:
     return out
 
 
-def evaluate_run(run: Path) -> dict[str, Any]:
+def evaluate_run(run: Path, plot: Any = None) -> dict[str, Any]:
+    """metrics.json and confusion.png of one run folder; `plot` draws (a ConfusionPlotter)."""
     from asym.plots import plot_confusion
 
+    plot = plot or plot_confusion
     info = read_json(run / TRAIN_FILES["summary"])
     metrics = evaluate_predictions(run / TRAIN_FILES["predictions"])
     payload = {"dataset": info["dataset"], "model": info["model"], "seed": info["seed"],
                "protocol": info.get("protocol"), **metrics}
-    plot_confusion(metrics["test"]["confusion"], f"{info['dataset']}/{info['model']}/seed{info['seed']} (test)",
-                   run / EVAL_FILES["confusion"])
+    plot(metrics["test"]["confusion"], f"{info['dataset']}/{info['model']}/seed{info['seed']} (test)",
+         run / EVAL_FILES["confusion"])
     write_json(run / EVAL_FILES["metrics"], payload)
     return payload
 
@@ -48,6 +50,12 @@ def evaluate_run(run: Path) -> dict[str, Any]:
 def evaluate_all(params: Any) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
+    from asym.plots import ConfusionPlotter
+
     layout = Layout.of(params)
     runs = [Path(layout.run_dir(d, m, s)) for d in params.datasets for m in params.models for s in params.seeds]
-    return [evaluate_run(r) for r in tqdm(runs, desc="evaluate", unit="run", leave=False, disable=None)]
+    plotter = ConfusionPlotter()
+    try:
+        return [evaluate_run(r, plotter) for r in tqdm(runs, desc="evaluate", unit="run", leave=False, disable=None)]
+    finally:
+        plotter.close()

@@ -37,14 +37,36 @@ def draw_confusion(ax: Any, c: dict[str, int], ticks: tuple[str, str], fontsize:
     ax.set_yticks([0, 1], list(ticks), fontsize=fontsize - 1)
 
 
+class ConfusionPlotter:
+    """Per-run confusion matrices with one figure redrawn for each: a run folder per seed, model
+    and dataset makes figure creation the cost worth saving."""
+
+    def __init__(self) -> None:
+        plt = _plt()
+        self.fig, self.ax = plt.subplots(figsize=(2.8, 2.6))
+
+    def __call__(self, c: dict[str, int], title: str, path: Path) -> None:
+        from asym.io import atomic_path
+
+        self.ax.clear()
+        draw_confusion(self.ax, c, ("normal", "depressed"))
+        self.ax.set_xlabel("prediction")
+        self.ax.set_ylabel("truth")
+        self.ax.set_title(title, fontsize=8)
+        self.fig.tight_layout()
+        with atomic_path(path) as tmp:
+            self.fig.savefig(tmp, format="png", dpi=100)
+
+    def close(self) -> None:
+        _plt().close(self.fig)
+
+
 def plot_confusion(c: dict[str, int], title: str, path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(2.8, 2.6))
-    draw_confusion(ax, c, ("normal", "depressed"))
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("truth")
-    ax.set_title(title, fontsize=8)
-    save_figure(fig, path, dpi=100)
+    plotter = ConfusionPlotter()
+    try:
+        plotter(c, title, path)
+    finally:
+        plotter.close()
 
 
 def plot_confusion_grid(cells: list[tuple[str, str, dict[str, int]]], path: Path) -> None:

@@ -15,6 +15,7 @@ every write goes through an inter-process file lock beside the store.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -90,6 +91,12 @@ def file_digest(*paths: Path) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=16)
+def _table_facts(path: Path, mtime_ns: int, size: int) -> tuple[str, str]:
+    """Digest and schema of a dataset's Parquet, read once per version of the file."""
+    return file_digest(path), _parquet_schema(path)
+
+
 def _git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
@@ -100,6 +107,19 @@ def _git_commit(root: Path) -> str | None:
 
 def _runs_with_key(c: Any, exp_id: str, key: str) -> list[Any]:
     return c.search_runs([exp_id], filter_string=f"tags.`{JOB_KEY}` = '{key}'", max_results=100)
+
+
+def _runs_by_key(c: Any, exp_id: str) -> dict[str, list[Any]]:
+    """Every run of the experiment that carries a job key, grouped by it."""
+    out: dict[str, list[Any]] = {}
+    token = None
+    while True:
+        page = c.search_runs([exp_id], filter_string=f"tags.`{JOB_KEY}` != ''", max_results=1000, page_token=token)
+        for r in page:
+            out.setdefault(r.data.tags[JOB_KEY], []).append(r)
+        token = page.token
+        if not token:
+            return out
 
 
 def _batches(c: Any, run_id: str, params: Mapping[str, str] = (), metrics: list[Any] = ()) -> None:
@@ -142,8 +162,10 @@ def _dataset_input(params: Any, dataset: str, summary: dict[str, Any]) -> Any:
     parquet = Path(Layout.of(params).parquet(dataset))
     profile = {"n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": summary["n_test"],
                "protocol": summary.get("protocol")}
-    ds = Dataset(name=dataset, digest=file_digest(parquet), source_type="local", source=parquet.as_uri(),
-                 schema=_parquet_schema(parquet), profile=json.dumps(profile))
+    stat = parquet.stat()
+    digest, schema = _table_facts(parquet, stat.st_mtime_ns, stat.st_size)
+    ds = Dataset(name=dataset, digest=digest, source_type="local", source=parquet.as_uri(), schema=schema,
+                 profile=json.dumps(profile))
     return DatasetInput(dataset=ds, tags=[InputTag("mlflow.data.context", "training")])
 
 
@@ -157,8 +179,10 @@ def _tags(params: Any, summary: dict[str, Any], key: str, commit: str | None) ->
     return tags
 
 
-def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | None) -> str:
-    """Ensure one FINISHED MLflow run mirrors this run folder; return its id."""
+def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | None,
+              existing: list[Any] | None = None) -> str:
+    """Ensure one FINISHED MLflow run mirrors this run folder; return its id. `existing`: the
+    runs already under this job key, when the caller has searched for them."""
     from mlflow.entities import Metric, RunStatus
 
     summary = read_json(run_dir / TRAIN_FILES["summary"])
@@ -167,7 +191,7 @@ def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | Non
     uid = file_digest(run_dir / TRAIN_FILES["summary"], run_dir / EVAL_FILES["metrics"])
     train_uid = file_digest(run_dir / TRAIN_FILES["summary"])
     live = None
-    for r in _runs_with_key(c, exp_id, key):
+    for r in _runs_with_key(c, exp_id, key) if existing is None else existing:
         done = r.info.status == "FINISHED"
         if done and r.data.tags.get(UID) == uid:
             return r.info.run_id                                    # already mirrors these files
@@ -237,8 +261,10 @@ def track_all(params: Any) -> dict[str, str]:
     record: dict[str, str] = {}
     jobs = [(d, m, s) for d in params.datasets for m in params.models for s in params.seeds]
     with client(params) as (c, exp_id):
+        by_key = _runs_by_key(c, exp_id)                  # one search, not one per run
         for d, m, s in tqdm(jobs, desc="mlflow", unit="run", leave=False, disable=None):
-            record[f"{d}/{m}/seed{s}"] = track_run(c, exp_id, params, Path(layout.run_dir(d, m, s)), commit)
+            key = f"{d}/{m}/seed{s}"
+            record[key] = track_run(c, exp_id, params, Path(layout.run_dir(d, m, s)), commit, by_key.get(key, []))
         files = {k: Path(v) for k, v in layout.report_outputs(params.models).items()}
         record["report"] = track_report(c, exp_id, params, files, commit)
     write_json(layout.tracking_record(), record)
