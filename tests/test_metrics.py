@@ -128,8 +128,23 @@ def test_ece_of_no_vlog_one_vlog_and_other_bin_counts():
     assert expected_calibration_error(y, prob) == pytest.approx((0.25 + 0.65 + 0.05) / 3)   # 10 bins: all apart
 
 
-def test_a_subgroup_of_one_class_scores_without_a_warning():
+def test_a_subgroup_of_one_class_or_no_positive_prediction_scores_without_a_warning():
+    from asym.stats import weighted_metrics
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        m = label_metrics(np.ones(3, int), np.ones(3, int))
-    assert m["mcc"] == 0.0 and m["accuracy"] == 1.0
+        one_class = label_metrics(np.ones(3, int), np.ones(3, int))
+        none_predicted = label_metrics(np.array([1, 0, 1]), np.zeros(3, int))
+    assert one_class["mcc"] == 0.0 and one_class["accuracy"] == 1.0
+    # the absent class's recall is 0 (never NaN, never dropped), as in the bootstrap's counts
+    assert one_class["balanced_accuracy"] == 0.5
+    assert weighted_metrics(np.ones(3, int), np.ones(3), np.ones((1, 3)))["balanced_accuracy"][0] == 0.5
+    assert none_predicted["precision"] == 0.0 and none_predicted["f1"] == 0.0
+    assert none_predicted["precision_weighted"] == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_ranking_metrics_of_one_class_are_nan(label):
+    m = all_metrics(np.full(3, label), np.array([0.2, 0.6, 0.9]))
+    assert np.isnan(m["auroc"]) and np.isnan(m["auprc"])
+    assert m["accuracy"] == pytest.approx(2 / 3 if label else 1 / 3) and np.isfinite(m["ece"])

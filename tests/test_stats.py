@@ -104,3 +104,24 @@ def test_bootstrap_p_is_small_for_a_clear_difference_and_large_for_none():
     assert bootstrap_p(rng.normal(1.0, 0.1, 999)) == pytest.approx(2 / 1000)
     assert bootstrap_p(rng.normal(0.0, 0.1, 999)) > 0.5
     assert 0 <= bootstrap_p(np.r_[np.ones(10), -np.ones(10)]) <= 1
+
+
+def test_bootstrap_p_counts_zero_differences_on_both_sides():
+    # one resample of no difference among nine that favour one side: tail 1 of 10 -> 2 * 2 / 11
+    assert bootstrap_p(np.r_[0.0, np.ones(9)]) == pytest.approx(4 / 11)
+    assert bootstrap_p(np.r_[0.0, -np.ones(9)]) == pytest.approx(4 / 11)
+    assert bootstrap_p(np.r_[np.nan, np.ones(9)]) == pytest.approx(2 / 10)     # NaN resamples left out
+
+
+def test_bootstrap_p_of_one_resample_and_of_none():
+    assert bootstrap_p(np.array([0.5])) == 1.0
+    assert np.isnan(bootstrap_p(np.array([]))) and np.isnan(bootstrap_p(np.array([np.nan, np.nan])))
+
+
+def test_percentile_ci_has_the_exact_percentiles_and_degenerate_cases():
+    grid = np.arange(1001) / 1000
+    assert percentile_ci(grid) == pytest.approx((0.025, 0.975), abs=1e-12)
+    assert percentile_ci(grid, level=0.9) == pytest.approx((0.05, 0.95), abs=1e-12)
+    assert percentile_ci(np.r_[grid, np.nan]) == pytest.approx((0.025, 0.975), abs=1e-12)   # NaN resamples left out
+    assert percentile_ci(np.array([0.3])) == (0.3, 0.3)
+    assert all(np.isnan(percentile_ci(np.array([np.nan]))))
