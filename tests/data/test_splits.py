@@ -140,3 +140,80 @@ def test_read_split_refuses_a_subject_in_two_folds(tmp_path):
     with pytest.raises(DataError, match="leakage: subject 'P4' has samples in folds 'valid' and 'test'") as err:
         read_split(split)
     assert err.value.path == str(split)
+
+
+# ---- each protocol's folds and its refusals, with the file to blame --------------------------
+
+def test_official_keeps_the_release_folds_and_names_the_release_when_one_is_missing(tmp_path):
+    folds = ["train", "valid", "test", "train"]
+    t = table(4, ["a", "b", "c", "d"], [0, 1, 0, 1], folds)
+    assert make_split(t, "official", None, tmp_path / "x.parquet")["fold"].tolist() == folds
+    t = table(5, list("abcde"), [0, 1, 0, 1, 0], [*folds, None])
+    with pytest.raises(DataError, match=r"1 have none \(e.g. \['s004'\]\)") as err:
+        make_split(t, "official", None, tmp_path / "x.parquet")
+    assert err.value.path == str(tmp_path / "x.parquet")
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    ("s000,train\ns001,valid\ns002,test\ns000,test\n", "duplicate sample 's000'"),
+    ("s000,train\ns001,valid\ns002,holdout\n", "unknown fold(s) ['holdout']"),
+    ("s000,train\ns001,valid\n", "1 sample(s) have no fold, e.g. ['s002']"),
+])
+def test_user_csv_split_errors_name_the_csv(rows, expected, tmp_path):
+    t = table(3, ["a", "b", "c"], [0, 1, 0])
+    csv = tmp_path / "folds.csv"
+    csv.write_text("sample,fold\n" + rows)
+    with pytest.raises(DataError) as err:
+        make_split(t, "csv", None, tmp_path / "x.parquet", csv)
+    assert err.value.path == str(csv) and expected in err.value.problem
+
+
+def test_csv_protocol_without_a_file_and_an_unknown_protocol_are_refused(tmp_path):
+    t = table(3, ["a", "b", "c"], [0, 1, 0], ["train", "valid", "test"])
+    for protocol, expected in (("csv", "protocol csv needs split_csv"), ("random", "unknown split protocol 'random'")):
+        with pytest.raises(DataError) as err:
+            make_split(t, protocol, None, tmp_path / "x.parquet")
+        assert err.value.path == str(tmp_path / "x.parquet") and expected in err.value.problem
+
+
+def test_leakage_check_returns_the_leaked_subjects_of_a_published_split():
+    ids, subjects = ["a", "b", "c", "d"], ["p1", "p2", "p1", "p3"]
+    assert check_leakage(ids, subjects, ["train", "valid", "test", "test"], "x", subjects_disjoint=False) == ["p1"]
+    assert check_leakage(ids, subjects, ["train", "valid", "train", "test"], "x") == []
+    with pytest.raises(DataError, match="unknown fold 'dev' for sample 'b'") as err:
+        check_leakage(ids, subjects, ["train", "dev", "test", "test"], "split.csv")
+    assert err.value.path == "split.csv"
+    with pytest.raises(ValueError):
+        check_leakage(ids, subjects[:3], ["train", "valid", "test", "test"], "x")     # misaligned columns
+
+
+def _depmamba_table():
+    from asym.data.splits import published_split
+
+    df, _ = published_split("depmamba")
+    ids, z = list(df["index"]), [np.zeros((3, 2), np.float32)] * len(df)
+    return df, FeatureTable(ids, ids, df["label"].astype(int).to_numpy().copy(), [None] * len(df), z, z, {})
+
+
+def test_depmamba_applies_the_published_split_as_published(tmp_path):
+    df, t = _depmamba_table()
+    split = make_split(t, "depmamba", None, tmp_path / "x.parquet")
+    assert split["fold"].tolist() == df["fold"].tolist()
+    assert split["fold"].value_counts().to_dict() == {"train": 1458, "valid": 182, "test": 183}
+
+
+@pytest.mark.parametrize("defect", ["label", "missing", "absent"])
+def test_depmamba_refuses_data_that_is_not_lmvd_as_released(defect, tmp_path):
+    df, t = _depmamba_table()
+    if defect == "label":
+        t.label[5] = 1 - t.label[5]
+        expected = f"1 vlog(s) have another label in DepMamba's split than in the data, e.g. ['{t.sample_id[5]}']"
+    elif defect == "missing":
+        t.sample_id[0] = "9999"
+        expected = "1 vlog(s) of the data are not in DepMamba's split, e.g. ['9999']"
+    else:
+        t = t.select(range(1, len(t)))
+        expected = f"1 vlog(s) of DepMamba's split are not in the data, e.g. ['{df['index'][0]}']"
+    with pytest.raises(DataError) as err:
+        make_split(t, "depmamba", None, tmp_path / "x.parquet")
+    assert expected in err.value.problem and err.value.path.endswith("lmvd_depmamba.csv")
