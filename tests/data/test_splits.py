@@ -217,3 +217,115 @@ def test_depmamba_refuses_data_that_is_not_lmvd_as_released(defect, tmp_path):
     with pytest.raises(DataError) as err:
         make_split(t, "depmamba", None, tmp_path / "x.parquet")
     assert expected in err.value.problem and err.value.path.endswith("lmvd_depmamba.csv")
+
+
+def _cfg(k: int = 3, valid_fraction: float = 0.25, seed: int = 0, ratios=(0.6, 0.2, 0.2)):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(kfold=SimpleNamespace(k=k, valid_fraction=valid_fraction), seed=seed, ratios=list(ratios))
+
+
+def _subjects_table(n_subjects: int = 15, per_subject: int = 2) -> FeatureTable:
+    subjects = [f"p{i:02d}" for i in range(n_subjects) for _ in range(per_subject)]
+    labels = [int(s[-1]) % 2 for s in subjects]
+    t = table(len(subjects), subjects, labels)
+    return t
+
+
+def test_kfold_tests_every_sample_once_and_carves_validation_from_the_rest(tmp_path):
+    from asym.data.splits import COLUMNS
+
+    t = _subjects_table()
+    split = make_split(t, "kfold", _cfg(), tmp_path / "x.parquet")
+    assert list(split.columns) == COLUMNS and split.index.tolist() == list(range(3 * len(t)))
+    assert sorted(split["partition"].unique()) == [0, 1, 2]
+    tests = split[split["fold"] == "test"]
+    assert sorted(tests["sample_id"]) == sorted(t.sample_id)                    # each vlog tested once
+    for _, part in split.groupby("partition"):
+        rest = part[part["fold"] != "test"]
+        assert rest["fold"].eq("valid").mean() == pytest.approx(0.25, abs=0.1)
+        for col in ("subject_id", "label"):
+            assert part[col].tolist() == (t.subject_id if col == "subject_id" else t.label.tolist())
+    again = make_split(t, "kfold", _cfg(), tmp_path / "x.parquet")
+    pd.testing.assert_frame_equal(split, again)
+    assert not split.equals(make_split(t, "kfold", _cfg(seed=1), tmp_path / "x.parquet"))
+    valid = [set(part.loc[part["fold"] == "valid", "sample_id"]) for _, part in split.groupby("partition")]
+    assert valid[0] != valid[1]
+
+
+def test_kfold_needs_k_subjects(tmp_path):
+    t = _subjects_table(n_subjects=2)
+    with pytest.raises(DataError, match="kfold with k=3 needs at least 3 subjects, the data has 2"):
+        make_split(t, "kfold", _cfg(), tmp_path / "x.parquet")
+
+
+def test_stratified_group_takes_its_ratios_and_seed_from_the_config(tmp_path):
+    t = _subjects_table(n_subjects=40)
+    a = make_split(t, "stratified_group", _cfg(ratios=(0.5, 0.25, 0.25)), tmp_path / "x.parquet")
+    assert a["fold"].value_counts(normalize=True).to_dict() == pytest.approx({"train": 0.5, "valid": 0.25, "test": 0.25}, abs=0.05)
+    assert a["fold"].tolist() == stratified_group(t, [0.5, 0.25, 0.25], seed=0)
+    b = make_split(t, "stratified_group", _cfg(seed=7), tmp_path / "x.parquet")
+    assert b["fold"].tolist() == stratified_group(t, [0.6, 0.2, 0.2], seed=7)
+
+
+def test_grouped_assignment_is_pinned():
+    """The seeded assignment is part of the protocol: a change to its order, class rule or
+    tie-breaking must show up here as a changed split, not as silently different numbers."""
+    from asym.data.splits import _grouped_assign
+
+    subjects = [f"p{i}" for i in [0, 0, 0, 1, 2, 2, 3, 4, 4, 4, 4, 5, 6, 6, 7, 8, 9, 9]]
+    labels = np.array([1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 1])
+    assert _grouped_assign(subjects, labels, [0.6, 0.2, 0.2], 0, ("train", "valid", "test")) == {
+        "p0": "train", "p1": "train", "p2": "valid", "p3": "test", "p4": "train",
+        "p5": "train", "p6": "train", "p7": "valid", "p8": "valid", "p9": "test"}
+
+
+def test_read_split_of_several_partitions_names_the_partition(tmp_path):
+    split = tmp_path / "split.csv"
+    good = _good_split()
+    two = pd.concat([good.assign(partition=1), good.assign(partition=0)])
+    two.to_csv(split, index=False)
+    df = read_split(split)
+    assert df["partition"].tolist() == [1] * 12 + [0] * 12 and df["partition"].dtype.kind == "i"
+    leaky = pd.concat([good.assign(partition=0), _with(good, "s09", fold="test").assign(partition=1)])
+    leaky.to_csv(split, index=False)
+    with pytest.raises(DataError) as err:
+        read_split(split)
+    assert err.value.path == f"{split} (partition 1)"
+    assert read_split(split, subjects_disjoint=False)["partition"].nunique() == 2
+    two.assign(partition="first").to_csv(split, index=False)
+    with pytest.raises(DataError, match="column `partition` must hold non-negative integers") as err:
+        read_split(split)
+    assert err.value.path == str(split)
+
+
+def test_load_partitions_gives_each_partition_in_order_and_accepts_a_published_leak(data_parquet, tmp_path):
+    split = tmp_path / "split.csv"
+    good = _good_split()
+    other = good.assign(fold=good["fold"].map({"train": "train", "valid": "test", "test": "valid"}))
+    pd.concat([other.assign(partition=1), good.assign(partition=0)]).to_csv(split, index=False)
+    table, parts = load_partitions(data_parquet, split)
+    assert len(table) == 12 and len(parts) == 2
+    assert parts[0]["test"].sample_id == ["s10", "s11"] and parts[1]["test"].sample_id == ["s08", "s09"]
+    _with(good, "s09", fold="test").to_csv(split, index=False)          # P4 in valid and test
+    with pytest.raises(DataError):
+        load_partitions(data_parquet, split)
+    _, parts = load_partitions(data_parquet, split, subjects_disjoint=False)
+    assert parts[0]["test"].sample_id == ["s09", "s10", "s11"]
+
+
+def test_split_summary_counts_and_independence():
+    from asym.data.splits import split_summary
+
+    good = _good_split().assign(partition=0, label=lambda d: d["label"].astype(int))
+    s = split_summary(good, subjects_supplied=True, protocol="official")
+    assert s["subject_independent"] == "true" and s["subject_independent_verified"] is True
+    assert s["n_leaked_subjects"] == 0 and s["n_subjects"] == 6 and s["n_partitions"] == 1
+    assert s["per_fold"] == {"test": {"depressed": 2, "normal": 0}, "train": {"depressed": 4, "normal": 4},
+                             "valid": {"depressed": 0, "normal": 2}}
+    leaky = _with(good, "s09", fold="test")
+    s = split_summary(leaky, subjects_supplied=True, protocol="depmamba")
+    assert s["subject_independent"] == "false" and s["n_leaked_subjects"] == 1 and not s["subject_independent_verified"]
+    s = split_summary(pd.concat([good, leaky.assign(partition=1)]), subjects_supplied=False, protocol="kfold")
+    assert s["subject_independent"] == "unknown" and s["n_partitions"] == 2 and s["protocol"] == "kfold"
+    assert s["per_partition"]["1"]["test"] == {"depressed": 2, "normal": 1}
