@@ -140,3 +140,98 @@ def test_published_numbers_stand_only_beside_the_same_protocol_at_paper_scale(tm
     macro = _published(MACRO, {"dvlog": "official", "lmvd": "depmamba"})
     asym = macro[macro["key"] == "asym"].iloc[0]
     assert asym["f1"] == pytest.approx((77.13 + 74.90) / 2) and asym["accuracy"] == pytest.approx((70.91 + 74.68) / 2)
+
+
+def test_the_resampling_unit_is_the_subject_when_subjects_are_known(tmp_path):
+    from asym.report import load_dataset_runs
+
+    (tmp_path / "known").mkdir()
+    (tmp_path / "unknown").mkdir()
+    known = _write_runs(tmp_path / "known", F1, subjects_supplied=True)
+    runs = load_dataset_runs(known, "dvlog")
+    assert runs.subject_independent == "true" and runs.protocol == "official"
+    assert runs.units.tolist() == [f"p{i // 2}" for i in range(40)] and runs.ids[0] == "dvlog000"
+    assert runs.probs["asym"].shape == (3, 40) and runs.y.tolist() == [1] * 20 + [0] * 20
+    assert runs.units_metrics["partition"].tolist() == [0] * 9
+    summary, _ = aggregate(known)
+    assert set(summary.loc[(summary["kind"] != "floor") & (summary["dataset"] != MACRO), "bootstrap_unit"]) == {"subject"}
+    unknown = _write_runs(tmp_path / "unknown", F1)
+    runs = load_dataset_runs(unknown, "dvlog")
+    assert runs.subject_independent == "unknown" and runs.units.tolist() == runs.ids.tolist()
+    summary, _ = aggregate(unknown)
+    assert set(summary.loc[(summary["kind"] != "floor") & (summary["dataset"] != MACRO), "bootstrap_unit"]) == {"vlog"}
+
+
+def test_runs_on_other_test_vlogs_or_no_runs_are_refused(tmp_path):
+    from asym.errors import DataError
+    from asym.report import load_dataset_runs
+
+    p = _write_runs(tmp_path, F1)
+    lay = Layout.of(p)
+    pred_path = Path(lay.run_dir("lmvd", "mean-mlp", 2)) / "predictions.parquet"
+    pred = pd.read_parquet(pred_path)
+    pred.assign(sample_id=pred["sample_id"].str.replace("lmvd039", "lmvd999")).to_parquet(pred_path)
+    with pytest.raises(DataError, match="its test vlogs differ from those of the other runs of lmvd") as err:
+        load_dataset_runs(p, "lmvd")
+    assert err.value.path == lay.run_dir("lmvd", "mean-mlp", 2)
+
+    class NoModels:
+        def __getattr__(self, name):
+            return [] if name == "models" else getattr(p, name)
+    empty = NoModels()
+    with pytest.raises(DataError, match="no runs of dvlog to report") as err:
+        load_dataset_runs(empty, "dvlog")
+    assert err.value.path == str(lay.runs)
+
+
+def test_floors_accept_a_published_split_that_leaks_subjects(tmp_path):
+    p = _write_runs(tmp_path, F1, subjects_supplied=True)
+    path = Layout.of(p).split_csv("dvlog")
+    split = pd.read_csv(path, dtype=str)
+    split.loc[split["fold"] == "train", "subject_id"] = "p0"        # p0 also has test vlogs
+    split.to_csv(path, index=False)
+    summary, _ = aggregate(p)
+    assert summary.set_index(["dataset", "model"]).loc[("dvlog", "majority"), "accuracy"] == pytest.approx(0.5)
+
+
+def _fairness_runs(n_frames, gender, probs):
+    from asym.report import DatasetRuns
+
+    n = len(n_frames)
+    y = np.array([1, 0] * n)[:n]
+    return DatasetRuns("d", "official", "true", np.array([f"v{i}" for i in range(n)]), y, np.arange(n).astype(str),
+                       np.array(gender, dtype=object), np.array(n_frames), {"m": np.array(probs, float)})
+
+
+def test_fairness_groups_by_gender_and_length_tercile():
+    from types import SimpleNamespace
+
+    from asym.metrics import label_metrics
+    from asym.report import fairness
+
+    # lengths 1..7: the tercile edges fall on 3 and 5, which belong to the upper group
+    probs = [[0.9, 0.5, 0.2, 0.1, 0.8, 0.7, 0.6], [0.6, 0.1, 0.9, 0.4, 0.2, 0.3, 0.5]]
+    runs = _fairness_runs(list(range(1, 8)), ["f", "m", "f", None, "m", "f", "m"], probs)
+    out = fairness(SimpleNamespace(models=["m"]), [runs]).set_index(["attribute", "group"])
+    groups = {("gender", "f"): [0, 2, 5], ("gender", "m"): [1, 4, 6],
+              ("length", "short"): [0, 1], ("length", "medium"): [2, 3], ("length", "long"): [4, 5, 6]}
+    for key, idx in groups.items():
+        per_seed = [label_metrics(runs.y[idx], (np.array(p)[idx] >= 0.5).astype(int)) for p in probs]
+        assert out.loc[key, "n"] == len(idx), key
+        for k in ("accuracy", "f1"):
+            assert out.loc[key, k] == pytest.approx(np.mean([m[k] for m in per_seed])), (key, k)
+    for attr, names in (("gender", ["f", "m"]), ("length", ["short", "medium", "long"])):
+        vals = out.loc[[(attr, g) for g in names], "accuracy"]
+        assert out.loc[(attr, "gap (max - min)"), "accuracy"] == pytest.approx(vals.max() - vals.min())
+    assert len(out) == 2 + 1 + 3 + 1
+
+
+def test_fairness_skips_empty_groups_and_unknown_gender():
+    from types import SimpleNamespace
+
+    from asym.report import fairness
+
+    runs = _fairness_runs([5] * 4, [None] * 4, [[0.9, 0.1, 0.9, 0.1]])        # one length: every vlog "long"
+    out = fairness(SimpleNamespace(models=["m"]), [runs])
+    assert out["group"].tolist() == ["long", "gap (max - min)"] and out["n"].iloc[0] == 4
+    assert out["accuracy"].iloc[0] == 1.0 and out["accuracy"].iloc[1] == 0.0
