@@ -22,8 +22,9 @@ F1 = {"dvlog": {"asym": [0.60, 0.70, 0.80], "asym-no-mem": [0.50, 0.55, 0.60], "
       "lmvd": {"asym": [0.50, 0.50, 0.80], "asym-no-mem": [0.45, 0.65, 0.55], "mean-mlp": [0.30, 0.20, 0.10]}}
 
 
-def _write_runs(root: Path, f1: dict, n_test: int = 40, partitions: int = 1, subjects_supplied: bool = False) -> object:
-    raw = small_params(MODELS, [0, 1, 2], epochs=1, bootstrap=300)
+def _write_runs(root: Path, f1: dict, n_test: int = 40, partitions: int = 1, subjects_supplied: bool = False,
+                n_seeds: int = 3) -> object:
+    raw = small_params(MODELS, list(range(n_seeds)), epochs=1, bootstrap=300)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     p = load_params(root / "params.yaml")
     lay = Layout.of(p)
@@ -235,3 +236,49 @@ def test_fairness_skips_empty_groups_and_unknown_gender():
     out = fairness(SimpleNamespace(models=["m"]), [runs])
     assert out["group"].tolist() == ["long", "gap (max - min)"] and out["n"].iloc[0] == 4
     assert out["accuracy"].iloc[0] == 1.0 and out["accuracy"].iloc[1] == 0.0
+
+
+def test_summary_rows_describe_their_runs(tmp_path):
+    p = _write_runs(tmp_path, F1, subjects_supplied=True)
+    summary, _ = aggregate(p)
+    row = summary.set_index(["dataset", "model"])
+    for ds in ("dvlog", "lmvd"):
+        for model in ("asym", "majority"):
+            r = row.loc[(ds, model)]
+            assert r["protocol"] == "official" and r["subject_independent"] == "true" and r["n_test"] == 40
+        r = row.loc[(ds, "mean-mlp")]
+        assert r["kind"] == "baseline" and r["recipe"] == "asym" and r["n_params"] == 1000
+        assert r["epoch_time_s"] == pytest.approx(0.1) and r["n_units"] == 3
+    macro = row.loc[(MACRO, "asym")]
+    assert macro["protocol"] == "dvlog: official; lmvd: official" and macro["subject_independent"] == "true"
+    again, _ = aggregate(p)                                      # seeded resamples: the same CIs
+    pd.testing.assert_frame_equal(summary, again)
+
+
+def test_one_seed_has_no_spread_and_two_seeds_have_one(tmp_path):
+    one = {ds: {m: v[:1] for m, v in models.items()} for ds, models in F1.items()}
+    (tmp_path / "one").mkdir()
+    row = aggregate(_write_runs(tmp_path / "one", one, n_seeds=1))[0].set_index(["dataset", "model"])
+    assert row.loc[("dvlog", "asym"), "f1"] == pytest.approx(0.60) and row.loc[("dvlog", "asym"), "f1_std"] == 0.0
+    assert row.loc[("dvlog", "asym"), "n_params"] == 1000 and row.loc[("dvlog", "asym"), "recipe"] == "asym"
+    two = {ds: {m: v[:2] for m, v in models.items()} for ds, models in F1.items()}
+    (tmp_path / "two").mkdir()
+    row = aggregate(_write_runs(tmp_path / "two", two, n_seeds=2))[0].set_index(["dataset", "model"])
+    assert row.loc[("dvlog", "mean-mlp"), "f1_std"] == pytest.approx(0.0)
+    assert row.loc[("dvlog", "asym"), "f1_std"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
+
+
+def test_floors_use_the_training_labels_for_the_guess_and_the_test_labels_for_the_score(tmp_path):
+    from asym.report import floors
+
+    p = _write_runs(tmp_path, F1)
+    # training fold mostly depressed, test fold mostly normal: always "depressed" scores 1/4
+    pd.DataFrame({"sample_id": [f"v{i}" for i in range(9)], "subject_id": [f"v{i}" for i in range(9)],
+                  "label": [1, 1, 1, 0, 0, 1, 0, 0, 0], "partition": 0,
+                  "fold": ["train"] * 4 + ["valid"] + ["test"] * 4}).to_csv(Layout.of(p).split_csv("dvlog"), index=False)
+    out = floors(p, "dvlog")
+    assert out["majority"]["accuracy"] == pytest.approx(0.25) and out["majority"]["recall"] == 1.0
+    assert out["chance"]["recall"] == pytest.approx(0.75, abs=0.15)
+    from asym.metrics import chance_floor
+    expected = chance_floor(np.array([1, 1, 1, 0]), np.array([1, 0, 0, 0]), draws=20, seed=p.report.ci_seed)
+    assert out["chance"] == pytest.approx(expected, nan_ok=True)
