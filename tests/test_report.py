@@ -23,8 +23,10 @@ F1 = {"dvlog": {"asym": [0.60, 0.70, 0.80], "asym-no-mem": [0.50, 0.55, 0.60], "
 
 
 def _write_runs(root: Path, f1: dict, n_test: int = 40, partitions: int = 1, subjects_supplied: bool = False,
-                n_seeds: int = 3) -> object:
+                n_seeds: int = 3, datasets: list[str] | None = None) -> object:
     raw = small_params(MODELS, list(range(n_seeds)), epochs=1, bootstrap=300)
+    if datasets:
+        raw["run"]["datasets"] = datasets
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     p = load_params(root / "params.yaml")
     lay = Layout.of(p)
@@ -282,3 +284,40 @@ def test_floors_use_the_training_labels_for_the_guess_and_the_test_labels_for_th
     from asym.metrics import chance_floor
     expected = chance_floor(np.array([1, 1, 1, 0]), np.array([1, 0, 0, 0]), draws=20, seed=p.report.ci_seed)
     assert out["chance"] == pytest.approx(expected, nan_ok=True)
+
+
+SUMMARY_COLUMNS = {"dataset", "model", "kind", "recipe", "protocol", "subject_independent", "n_seeds", "n_units",
+                   "n_test", "bootstrap_unit", "n_params", "epoch_time_s",
+                   *(f"{k}{s}" for k in METRICS for s in ("", "_std", "_ci_low", "_ci_high")),
+                   "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym"}
+
+
+def test_the_macro_average_against_its_definition(tmp_path):
+    from asym.report import load_dataset_runs
+    from asym.stats import percentile_ci, resample_weights, seed_mean_resamples
+
+    p = _write_runs(tmp_path, F1)
+    summary, _ = aggregate(p)
+    assert set(summary.columns) == SUMMARY_COLUMNS
+    row = summary.set_index(["dataset", "model"])
+    # CIs: each dataset's seeded resamples, averaged over datasets resample by resample
+    per_ds = []
+    for d, ds in enumerate(p.datasets):
+        runs = load_dataset_runs(p, ds)
+        W = resample_weights(runs.units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, d]))
+        per_ds.append(seed_mean_resamples(runs.y, runs.probs["mean-mlp"], W)["f1"])
+        assert (row.loc[(ds, "mean-mlp"), "f1_ci_low"], row.loc[(ds, "mean-mlp"), "f1_ci_high"]) == \
+            pytest.approx(percentile_ci(per_ds[-1]))
+    macro = row.loc[(MACRO, "mean-mlp")]
+    assert (macro["f1_ci_low"], macro["f1_ci_high"]) == pytest.approx(percentile_ci(np.mean(per_ds, axis=0)))
+    assert macro["n_units"] == 3 and macro["n_params"] == 1000 and macro["recipe"] == "asym"
+    assert macro["epoch_time_s"] == pytest.approx(0.1) and macro["kind"] == "baseline"
+    for floor in ("majority", "chance"):
+        expected = np.mean([row.loc[(ds, floor), "accuracy"] for ds in p.datasets])
+        assert row.loc[(MACRO, floor), "accuracy"] == pytest.approx(expected)
+        assert np.isnan(row.loc[(MACRO, floor), "f1_std"]) and np.isnan(row.loc[("dvlog", floor), "f1_ci_low"])
+
+
+def test_one_dataset_has_no_macro_average(tmp_path):
+    summary, _ = aggregate(_write_runs(tmp_path, F1, datasets=["lmvd"]))
+    assert set(summary["dataset"]) == {"lmvd"} and set(summary.columns) == SUMMARY_COLUMNS
