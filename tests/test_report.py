@@ -321,3 +321,35 @@ def test_the_macro_average_against_its_definition(tmp_path):
 def test_one_dataset_has_no_macro_average(tmp_path):
     summary, _ = aggregate(_write_runs(tmp_path, F1, datasets=["lmvd"]))
     assert set(summary["dataset"]) == {"lmvd"} and set(summary.columns) == SUMMARY_COLUMNS
+
+
+def test_paired_tests_against_their_definition(tmp_path):
+    from asym.report import load_dataset_runs
+    from asym.stats import bootstrap_p, holm, percentile_ci, resample_weights, seed_mean_resamples
+
+    p = _write_runs(tmp_path, F1)
+    row = aggregate(p)[0].set_index(["dataset", "model"])
+    f1 = {}
+    for d, ds in enumerate(p.datasets):
+        runs = load_dataset_runs(p, ds)
+        W = resample_weights(runs.units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, d]))
+        f1[ds] = {m: seed_mean_resamples(runs.y, runs.probs[m], W)["f1"] for m in MODELS}
+    f1[MACRO] = {m: (f1["dvlog"][m] + f1["lmvd"][m]) / 2 for m in MODELS}
+    for ds in ("dvlog", "lmvd", MACRO):
+        raw = []
+        for m in MODELS[1:]:
+            delta = f1[ds][m] - f1[ds]["asym"]
+            r = row.loc[(ds, m)]
+            assert (r["delta_f1_ci_low"], r["delta_f1_ci_high"]) == pytest.approx(percentile_ci(delta))
+            assert r["p_raw_vs_asym"] == pytest.approx(bootstrap_p(delta))
+            assert r["delta_f1_vs_asym"] == pytest.approx(r["f1"] - row.loc[(ds, "asym"), "f1"])
+            raw.append(bootstrap_p(delta))
+        assert [row.loc[(ds, m), "p_vs_asym"] for m in MODELS[1:]] == pytest.approx(holm(raw))
+
+
+def test_combined_subject_independence():
+    from asym.report import _combine
+
+    assert _combine(["true", "true"]) == "true"
+    assert _combine(["true", "false"]) == "false" and _combine(["unknown", "false"]) == "false"
+    assert _combine(["true", "unknown"]) == "unknown" and _combine(["unknown"]) == "unknown"
