@@ -237,3 +237,61 @@ def test_derived_missing_and_extra_files_are_refused(modality, tiny_derived, par
     last = folder / name(rows[-1]["index"])
     last.unlink()
     assert_refused("lmvd", root, params.readers, "missing", last, tmp_path / "out")
+
+
+def test_landmark_rows_are_z_scored_and_a_still_row_is_left_at_zero():
+    from asym.data.lmvd import standardise_rows
+
+    x = np.array([[1.0, 2.0, 3.0, 6.0], [5.0, 5.0, 5.0, 5.0], [0.0, 0.5, 0.0, 0.5]])
+    z = standardise_rows(x)
+    np.testing.assert_allclose(z[0], (x[0] - 3.0) / np.std(x[0]))
+    np.testing.assert_allclose(z[1], 0.0)                        # constant row: no division by zero
+    np.testing.assert_allclose(z[2], [-1.0, 1.0, -1.0, 1.0])     # std 0.25 scaled up, not left alone
+
+
+def test_openface_csv_errors_name_the_file_and_the_columns(tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    csv = root / "Video_feature" / f"{_ids(root)[1]}.csv"
+    lines = csv.read_text().splitlines()
+    original = list(lines)
+    for k in range(7):
+        lines[0] = lines[0].replace(f" x_{k},", f" xx{k},")
+    csv.write_text("\n".join(lines) + "\n")
+    assert_refused("lmvd", root, params.readers,
+                   "missing OpenFace columns ['x_0', 'x_1', 'x_2', 'x_3', 'x_4', 'x_5']...", csv, tmp_path / "out")
+    lines[0] = original[0]
+    for k in range(6):
+        lines[0] = lines[0].replace(f" x_{k},", f" xx{k},")
+    csv.write_text("\n".join(lines) + "\n")
+    assert_refused("lmvd", root, params.readers,
+                   "missing OpenFace columns ['x_0', 'x_1', 'x_2', 'x_3', 'x_4', 'x_5']", csv, tmp_path / "out")
+    with pytest.raises(Exception) as err:
+        convert("lmvd", root, tmp_path / "out" / "d.parquet", params.readers)
+    assert str(err.value).endswith("'x_5']")
+    csv.write_bytes(b"\xff\xfe\x00garbage\x00\n")
+    assert_refused("lmvd", root, params.readers, "unreadable OpenFace CSV", csv, tmp_path / "out")
+    _set_openface(original, _kept_line(original, last=False), "x_0", "nan")
+    csv.write_text("\n".join(original) + "\n")
+    assert_refused("lmvd", root, params.readers, "landmarks has NaN/Inf", csv, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("position", "line"), [(0, 2), (-1, 5)], ids=["first", "last"])
+def test_derived_bad_row_is_named_by_its_line(position, line, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    assert len(_derived_rows(root)) == 4
+    set_cell(root / "labels.csv", position, "fold", "holdout")
+    assert_refused("lmvd", root, params.readers, f"line {line}: unknown fold", root / "labels.csv", tmp_path / "out")
+
+
+@pytest.mark.parametrize("modality", ["audio", "visual"])
+def test_derived_errors_name_the_modality(modality, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    rows = _derived_rows(root)
+    folder = root / modality
+    name = (lambda i: f"{i}.npy") if modality == "audio" else (lambda i: f"{i}_visual.npy")
+    shutil.copy(folder / name(rows[0]["index"]), folder / name("9999"))
+    assert_refused("lmvd", root, params.readers, f"1 {modality} file(s) have no entry", folder, tmp_path / "out")
+    (folder / name("9999")).unlink()
+    npy = folder / name(rows[1]["index"])
+    expected = damage_npy(npy, "narrow", 128 if modality == "audio" else 136)
+    assert_refused("lmvd", root, params.readers, f"{modality} features {expected}", npy, tmp_path / "out")
