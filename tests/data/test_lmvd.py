@@ -295,3 +295,69 @@ def test_derived_errors_name_the_modality(modality, tiny_derived, params, tmp_pa
     npy = folder / name(rows[1]["index"])
     expected = damage_npy(npy, "narrow", 128 if modality == "audio" else 136)
     assert_refused("lmvd", root, params.readers, f"{modality} features {expected}", npy, tmp_path / "out")
+
+
+def test_a_capped_audio_stream_keeps_its_first_rows(tiny_lmvd, params, tmp_path):
+    from asym.data.lmvd import read_lmvd
+
+    root = _copy(tiny_lmvd, tmp_path)
+    capped = params.readers.lmvd.model_copy(update={"max_audio_rows": 3})
+    samples = {s.sample_id: s for s in read_lmvd(root, capped)}
+    for idx, s in samples.items():
+        source = np.load(root / "Audio_feature" / f"{idx}.npy")
+        assert 1 <= s.audio.shape[0] <= 3                               # then aligned with the video
+        np.testing.assert_array_equal(s.audio, source[: s.audio.shape[0]].astype(s.audio.dtype))
+    assert max(s.audio.shape[0] for s in read_lmvd(root, params.readers.lmvd)) > 3
+
+
+def test_label_cells_as_written_by_spreadsheets(tiny_lmvd, params, tmp_path):
+    from asym.data.lmvd import read_lmvd
+
+    root = _copy(tiny_lmvd, tmp_path)
+    first, second = _ids(root)[:2]
+    (root / "label" / f"{first}_Depression.csv").write_text("\ufeff1\n", encoding="utf-8")    # byte-order mark
+    (root / "label" / f"{second}_Depression.csv").write_text("0,\n")                         # trailing comma
+    labels = {s.sample_id: s.label for s in read_lmvd(root, params.readers.lmvd)}
+    assert labels[first] == 1 and labels[second] == 0
+    (root / "label" / f"{second}_Depression.csv").write_text("0 1\n")
+    assert_refused("lmvd", root, params.readers, "unknown label '0 1'", root / "label" / f"{second}_Depression.csv",
+                   tmp_path / "out")
+
+
+def test_half_a_layout_is_not_a_release(tiny_lmvd, tiny_derived, params, tmp_path):
+    for folder in ("label", "Video_feature", "Audio_feature"):
+        root = _copy(tiny_lmvd, tmp_path / folder)
+        shutil.rmtree(root / folder)
+        assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    for part in ("audio", "visual"):
+        root = _copy(tiny_derived, tmp_path / part)
+        shutil.rmtree(root / part)
+        assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    root = _copy(tiny_derived, tmp_path / "labels")
+    (root / "labels.csv").unlink()
+    assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    root = _copy(tiny_lmvd, tmp_path / "no-labels")
+    for p in (root / "label").iterdir():
+        p.unlink()
+    assert_refused("lmvd", root, params.readers, "no <index>_Depression.csv label files", root / "label",
+                   tmp_path / "out")
+
+
+def test_authors_errors_name_the_stream(tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    idx = _ids(root)[1]
+    shutil.copy(root / "Audio_feature" / f"{idx}.npy", root / "Audio_feature" / "9999.npy")
+    assert_refused("lmvd", root, params.readers, "1 audio file(s) have no entry", root / "Audio_feature",
+                   tmp_path / "out")
+    (root / "Audio_feature" / "9999.npy").unlink()
+    shutil.copy(root / "Video_feature" / f"{idx}.csv", root / "Video_feature" / "9999.csv")
+    assert_refused("lmvd", root, params.readers, "1 video file(s) have no entry", root / "Video_feature",
+                   tmp_path / "out")
+    (root / "Video_feature" / "9999.csv").unlink()
+    audio = root / "Audio_feature" / f"{idx}.npy"
+    expected = damage_npy(audio, "narrow", 128)
+    assert_refused("lmvd", root, params.readers, f"VGGish audio features {expected}", audio, tmp_path / "out")
+    shutil.copy(root / "Audio_feature" / f"{_ids(root)[0]}.npy", audio)
+    npy = _as_npy_video(root, idx, np.random.default_rng(2))
+    expected = damage_npy(npy, "narrow", 171)
+    assert_refused("lmvd", root, params.readers, f"OpenFace video features {expected}", npy, tmp_path / "out")
