@@ -271,3 +271,31 @@ def test_blank_subjects_are_counted_and_three_shown(tmp_path):
     csv.write_text("sample,subject\n0831,P1\n0832, P1 \n")
     assert read_subjects(csv) == {"0831": "P1", "0832": "P1"}
     assert read_subjects(None) is None
+
+
+def test_conversion_refusals_name_the_folder(params, tmp_path):
+    with pytest.raises(DataError) as err:
+        convert("dvlog", tmp_path / "nowhere", tmp_path / "o.parquet", params.readers)
+    assert (err.value.path, err.value.problem) == (str(tmp_path / "nowhere"), "dataset folder not found")
+    with pytest.raises(DataError) as err:
+        convert("daic", tmp_path, tmp_path / "o.parquet", params.readers)
+    assert (err.value.path, err.value.problem) == (str(tmp_path), "unknown format 'daic'")
+
+
+def test_the_card_records_the_layout(tiny_dvlog, tiny_derived, params, tmp_path):
+    assert convert("dvlog", tiny_dvlog, tmp_path / "d.parquet", params.readers)["layout"] == "release"
+    assert convert("lmvd", tiny_derived, tmp_path / "l.parquet", params.readers)["layout"] == "derived"
+    assert read_samples(tmp_path / "d.parquet").meta["layout"] == "release"
+
+
+def test_many_samples_without_a_subject_are_counted_and_three_shown(tiny_lmvd, params, tmp_path):
+    subjects = tmp_path / "subjects.csv"
+    rows = sorted(read_csv_rows(tiny_lmvd / "subjects.csv"), key=lambda r: r["sample"])
+    assert len(rows) == 4
+    write_csv_rows(subjects, [{"sample": "other", "subject": "P0"}])
+    ids = [r["sample"] for r in rows]
+    assert_refused("lmvd", tiny_lmvd, params.readers, f"4 sample(s) have no subject, e.g. {ids[:3]}", subjects,
+                   tmp_path / "out", subjects=subjects)
+    with pytest.raises(DataError) as err:
+        convert("lmvd", tiny_lmvd, tmp_path / "o.parquet", params.readers, subjects_csv=subjects)
+    assert err.value.problem.endswith(f"{ids[:3]}")
