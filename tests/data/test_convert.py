@@ -299,3 +299,24 @@ def test_many_samples_without_a_subject_are_counted_and_three_shown(tiny_lmvd, p
     with pytest.raises(DataError) as err:
         convert("lmvd", tiny_lmvd, tmp_path / "o.parquet", params.readers, subjects_csv=subjects)
     assert err.value.problem.endswith(f"{ids[:3]}")
+
+
+def test_the_card_names_its_dataset_source_and_widths(tiny_dvlog, params, tmp_path):
+    import json
+
+    card = convert("dvlog", tiny_dvlog, tmp_path / "d.parquet", params.readers, dataset="dvlog-real")
+    assert (card["dataset"], card["format"], card["source"]) == ("dvlog-real", "dvlog", str(tiny_dvlog))
+    assert (card["audio_dim"], card["visual_dim"], card["n_samples"]) == (25, 136, 4)
+    assert json.loads((tmp_path / "d.card.json").read_text()) == card
+    assert convert("dvlog", tiny_dvlog, tmp_path / "e.parquet", params.readers)["dataset"] == "dvlog"
+
+
+def test_a_release_of_one_vlog_converts(tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    rows = read_csv_rows(root / "labels.csv")
+    write_csv_rows(root / "labels.csv", rows[:1])
+    for r in rows[1:]:
+        shutil.rmtree(root / r["index"])
+    card = convert("dvlog", root, tmp_path / "one.parquet", params.readers)
+    assert (card["n_samples"], card["audio_dim"], card["visual_dim"]) == (1, 25, 136)
