@@ -97,10 +97,11 @@ def test_the_schema_holds_whatever_the_release_leaves_out(tmp_path):
     import pyarrow as pa
 
     path = tmp_path / "t.parquet"
-    lone = [Sample("0001", 0, np.zeros((2, 2)), np.zeros((2, 3)))]             # no fold, one sample
-    write_samples(lone, path, {"dataset": "t"})
+    lone = [Sample("0001", 0, np.zeros((2, 2)), np.zeros((2, 3)), extra={"gender": None, "duration": None})]
+    write_samples(lone, path, {"dataset": "t"})                                 # one sample, no fold, no gender
     schema = pq.read_schema(path)
     assert schema.field("fold").type == pa.string() and schema.field("sample_id").type == pa.string()
+    assert schema.field("gender").type == pa.string() and schema.field("duration").type == pa.float64()
     write_samples(_mixed_samples(), path, {"dataset": "t"})
     schema = pq.read_schema(path)
     expected = {"sample_id": pa.string(), "subject_id": pa.string(), "label": pa.int8(), "fold": pa.string(),
@@ -159,3 +160,7 @@ def test_the_dataset_card_counts_the_same_from_the_file_and_from_memory(tmp_path
         assert (card["n_samples"], card["n_subjects"], card["n_depressed"], card["n_normal"]) == (3, 3, 2, 1)
         assert card["frames"] == {"min": 2, "median": 3.0, "mean": pytest.approx(10 / 3), "max": 5, "total": 10}
         assert card["dataset"] == "t"
+
+    write_samples(_samples(5, 0), path, {"dataset": "t"})
+    card = dataset_card(read_samples(path), {"dataset": "t"})
+    assert card["per_fold"] == {"train": {"depressed": 2, "normal": 3}}
