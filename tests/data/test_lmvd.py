@@ -336,6 +336,13 @@ def test_half_a_layout_is_not_a_release(tiny_lmvd, tiny_derived, params, tmp_pat
     root = _copy(tiny_derived, tmp_path / "labels")
     (root / "labels.csv").unlink()
     assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    from asym.data.lmvd import detect_layout
+    from asym.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        detect_layout(root)
+    assert err.value.problem == ("not an LMVD release: expected Audio_feature/, Video_feature/ and label/ (authors' "
+                                 "layout) or labels.csv, audio/ and visual/ (derived layout)")
     root = _copy(tiny_lmvd, tmp_path / "no-labels")
     for p in (root / "label").iterdir():
         p.unlink()
