@@ -192,7 +192,7 @@ def _depmamba_table():
 
     df, _ = published_split("depmamba")
     ids, z = list(df["index"]), [np.zeros((3, 2), np.float32)] * len(df)
-    return df, FeatureTable(ids, ids, df["label"].astype(int).to_numpy().copy(), [None] * len(df), z, z, {})
+    return df, FeatureTable(ids, list(ids), df["label"].astype(int).to_numpy().copy(), [None] * len(df), z, z, {})
 
 
 def test_depmamba_applies_the_published_split_as_published(tmp_path):
@@ -329,3 +329,118 @@ def test_split_summary_counts_and_independence():
     s = split_summary(pd.concat([good, leaky.assign(partition=1)]), subjects_supplied=False, protocol="kfold")
     assert s["subject_independent"] == "unknown" and s["n_partitions"] == 2 and s["protocol"] == "kfold"
     assert s["per_partition"]["1"]["test"] == {"depressed": 2, "normal": 1}
+
+
+def test_seeded_protocols_are_pinned():
+    """kfold's validation carve and stratified_group's class balance, for fixed seeds."""
+    from asym.data.splits import _grouped_assign
+
+    t = _subjects_table()
+    split = make_split(t, "kfold", _cfg(), "x.parquet")
+    assert sorted(split[(split["partition"] == 0) & (split["fold"] == "valid")]["sample_id"]) == \
+        ["s024", "s025", "s026", "s027"]
+    t = _subjects_table(n_subjects=40)
+    folds = stratified_group(t, [0.5, 0.25, 0.25], seed=0)
+    counts = pd.Series(list(zip(folds, t.label.tolist(), strict=True))).value_counts().to_dict()
+    assert counts == {("train", 0): 20, ("train", 1): 20, ("valid", 0): 10, ("valid", 1): 10,
+                      ("test", 0): 10, ("test", 1): 10}
+    # subjects listed out of order: the assignment does not depend on the order of the rows
+    subjects = [f"p{i}" for i in [3, 3, 0, 0, 0, 9, 9, 1, 2, 2, 4, 4, 4, 4, 5, 6, 6, 7, 8]]
+    labels = np.array([1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0])
+    assert _grouped_assign(subjects, labels, [0.6, 0.2, 0.2], 0, ("train", "valid", "test")) == {
+        "p0": "train", "p1": "valid", "p2": "valid", "p3": "test", "p4": "train",
+        "p5": "valid", "p6": "train", "p7": "test", "p8": "test", "p9": "train"}
+
+
+def test_kfold_with_exactly_k_subjects(tmp_path):
+    subjects = [f"p{i}" for i in range(3) for _ in range(4)]
+    t = table(12, subjects, [0, 1, 1, 1] * 3)                       # every subject mostly depressed
+    split = make_split(t, "kfold", _cfg(valid_fraction=0.5), "x.parquet")
+    assert split["partition"].nunique() == 3
+
+
+def test_make_split_guards_every_protocol_but_the_published_one(tmp_path):
+    t = table(4, ["a", "a", "b", "c"], [0, 0, 1, 1])
+    csv = tmp_path / "folds.csv"
+    csv.write_text("sample,fold\ns000,train\ns001,test\ns002,valid\ns003,test\n")      # subject a in two folds
+    with pytest.raises(DataError, match="leakage: subject 'a'") as err:
+        make_split(t, "csv", None, tmp_path / "x.parquet", csv)
+    assert err.value.path == str(tmp_path / "x.parquet")
+    df, d = _depmamba_table()
+    other = int(np.flatnonzero(df["fold"] != df["fold"][0])[0])
+    d.subject_id[0] = d.subject_id[other] = "same person"          # one person in two folds
+    split = make_split(d, "depmamba", None, tmp_path / "x.parquet")          # applied as published
+    assert len(split) == len(df)
+
+
+def test_refusals_list_three_examples_at_most(data_parquet, tmp_path):
+    t = table(6, list("abcdef"), [0, 1, 0, 1, 0, 1], ["train", "valid", None, None, None, None])
+    with pytest.raises(DataError, match=r"4 have none \(e.g. \['s002', 's003', 's004'\]\)\."):
+        make_split(t, "official", None, tmp_path / "x.parquet")
+    csv = tmp_path / "folds.csv"
+    csv.write_text("sample,fold\ns000,train\ns001,valid\n")
+    with pytest.raises(DataError, match=r"4 sample\(s\) have no fold, e.g. \['s002', 's003', 's004'\]$"):
+        make_split(t, "csv", None, tmp_path / "x.parquet", csv)
+    split = tmp_path / "split.csv"
+    good = _good_split()
+    extra = pd.DataFrame({"sample_id": [f"x{i}" for i in range(4)], "subject_id": "P9", "label": 0, "fold": "test"})
+    pd.concat([good[good["sample_id"] < "s04"], good[good["sample_id"] >= "s08"], extra]).to_csv(split, index=False)
+    with pytest.raises(DataError) as err:
+        load_partitions(data_parquet, split)
+    assert err.value.problem == (f"split does not match {data_parquet}: 4 sample(s) without a fold "
+                                 "['s04', 's05', 's06'], 4 split row(s) for samples not in the data ['x0', 'x1', 'x2']")
+    df, d = _depmamba_table()
+    for i in range(4):
+        d.sample_id[i] = f"99{i}"
+    with pytest.raises(DataError) as err:
+        make_split(d, "depmamba", None, tmp_path / "x.parquet")
+    assert err.value.problem == ("4 vlog(s) of the data are not in DepMamba's split, e.g. ['990', '991', '992'] "
+                                 "(it covers LMVD's 1823 released vlogs, ids as in the release)")
+    df, d = _depmamba_table()
+    d.label[:4] = 1 - d.label[:4]
+    with pytest.raises(DataError) as err:
+        make_split(d, "depmamba", None, tmp_path / "x.parquet")
+    assert err.value.problem.endswith(f"e.g. {d.sample_id[:3]}")
+
+
+def test_a_published_split_whose_checksum_differs_is_refused(monkeypatch):
+    import asym.data.splits as splits
+
+    class Wrong:
+        def __init__(self, data: bytes) -> None:
+            pass
+
+        def hexdigest(self) -> str:
+            return "0" * 64
+    monkeypatch.setattr(splits.hashlib, "sha256", Wrong)
+    with pytest.raises(DataError) as err:
+        splits.published_split("depmamba")
+    assert err.value.path.endswith("lmvd_depmamba.csv")
+    assert err.value.problem == ("checksum mismatch: sha256 " + "0" * 64 + ", its provenance records "
+                                 "af513d30f2245dfaf521e24a6c8e1be72b39f3a6e80b1d9c60a0416df36628b1")
+
+
+def test_split_summary_of_a_partition_with_one_class():
+    from asym.data.splits import split_summary
+
+    good = _good_split().assign(partition=0)
+    for label, key, other in ((0, "normal", "depressed"), (1, "depressed", "normal")):
+        s = split_summary(good.assign(label=label), subjects_supplied=True, protocol="official")
+        assert all(c[other] == 0 and c[key] > 0 for c in s["per_fold"].values())
+
+
+def test_the_first_partition_that_leaks_is_named(tmp_path):
+    split = tmp_path / "split.csv"
+    leaky = _with(_good_split(), "s09", fold="test")
+    pd.concat([leaky.assign(partition=1), leaky.assign(partition=0)]).to_csv(split, index=False)
+    with pytest.raises(DataError) as err:
+        read_split(split)
+    assert err.value.path == f"{split} (partition 0)"
+
+
+def test_a_split_for_other_data_names_the_data(data_parquet, tmp_path):
+    split = tmp_path / "split.csv"
+    _with(_good_split(), "s03", label=0).to_csv(split, index=False)
+    with pytest.raises(DataError) as err:
+        load_partitions(data_parquet, split)
+    assert err.value.problem.endswith(f"but 1 in {data_parquet}")
