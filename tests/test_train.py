@@ -335,3 +335,14 @@ def test_a_checkpoint_holding_more_than_tensors_is_refused(tmp_path):
                                 "note": Path("anything pickled")}]}, path)
     with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
         train_mod.load_checkpoint(path)
+
+
+def test_a_seed_left_incomplete_is_trained_again_over_its_folder(official, monkeypatch, tmp_path):
+    p = official
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
+    out = Path(train_mod.Layout.of(p).run_dir("dvlog", "mean-mlp", 0))
+    out.mkdir(parents=True)
+    (out / "history.csv").write_text("stale\n")                     # a crash after the first file
+    [summary] = train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    assert train_mod.run_complete(out) and summary["seed"] == 0
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]
