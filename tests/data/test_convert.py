@@ -320,3 +320,16 @@ def test_a_release_of_one_vlog_converts(tiny_dvlog, params, tmp_path):
         shutil.rmtree(root / r["index"])
     card = convert("dvlog", root, tmp_path / "one.parquet", params.readers)
     assert (card["n_samples"], card["audio_dim"], card["visual_dim"]) == (1, 25, 136)
+
+
+def test_an_unreadable_or_absent_csv_is_named(tmp_path):
+    from asym.data.validate import read_table
+
+    empty = tmp_path / "labels.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="unreadable CSV") as err:
+        read_table(empty, ["index"])
+    assert err.value.path == str(empty)
+    with pytest.raises(DataError) as err:
+        read_table(tmp_path / "none.csv", ["index"])
+    assert (err.value.path, err.value.problem) == (str(tmp_path / "none.csv"), "missing file")
