@@ -353,3 +353,16 @@ def test_combined_subject_independence():
     assert _combine(["true", "true"]) == "true"
     assert _combine(["true", "false"]) == "false" and _combine(["unknown", "false"]) == "false"
     assert _combine(["true", "unknown"]) == "unknown" and _combine(["unknown"]) == "unknown"
+
+
+def test_fairness_rows_name_their_dataset_and_model_and_use_known_genders():
+    from types import SimpleNamespace
+
+    from asym.report import fairness
+
+    runs = _fairness_runs([1, 2, 3, 4, 5, 6], ["f", "m", "f", "m", "f", "m"], [[0.9, 0.1, 0.9, 0.1, 0.2, 0.8]])
+    out = fairness(SimpleNamespace(models=["m"]), [runs])
+    assert set(out.columns) == {"dataset", "model", "attribute", "group", "n", "accuracy", "f1"}
+    assert set(out["dataset"]) == {"d"} and set(out["model"]) == {"m"}
+    assert set(out.loc[out["attribute"] == "gender", "group"]) == {"f", "m", "gap (max - min)"}
+    assert out.loc[out["group"] == "gap (max - min)", "n"].isna().all()
