@@ -11,7 +11,7 @@ ORACLE := .cache/oracle
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast lint dvc mlflow-ui bench clean-outputs install oracle gpu-check
+.PHONY: run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scan.py
 	$(BIN)/python benchmarks/pipeline.py
 
+# Mutation testing of the modules whose bugs change results, with the fast tests: the kill rate per
+# module and the surviving mutants. A figure, like `bench`; not part of `make test`.
+mutants: $(STAMP)
+	$(BIN)/python benchmarks/mutants.py $(MODULES)
+
 clean-outputs:
-	rm -rf data runs logs reports/*.md reports/*.csv reports/*.tex reports/*.png reports/*.json reports/*.html mlflow.db mlflow.db.lock mlartifacts .snakemake
+	rm -rf data runs logs reports/*.md reports/*.csv reports/*.tex reports/*.png reports/*.json reports/*.html mlflow.db mlflow.db.lock mlartifacts .snakemake mutants
 	@git checkout -- reports/README.md 2>/dev/null || true

@@ -114,7 +114,7 @@ def majority_floor(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
     """Always the training fold's majority class (its prior as the probability)."""
     from sklearn.dummy import DummyClassifier
 
-    clf = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(y_train), 1)), y_train)
+    clf = DummyClassifier(strategy="prior").fit(np.zeros((len(y_train), 1)), y_train)
     x = np.zeros((len(y_test), 1))
     return {**label_metrics(y_test, clf.predict(x)), **score_metrics(y_test, clf.predict_proba(x)[:, -1])}
 

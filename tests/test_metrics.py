@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn import metrics as sk
@@ -85,3 +87,64 @@ def test_floors_on_d_vlog_official_test_fold():
 def test_selection_score_is_the_mean_of_the_four_headline_metrics():
     m = {"accuracy": 1.0, "precision": 0.5, "recall": 0.5, "f1": 0.0, "mcc": 0.3}
     assert selection_score(m, "mean4") == 0.5 and selection_score(m, "mcc") == 0.3
+
+
+def test_confusion_counts_a_class_absent_from_both_labels_and_predictions():
+    # labels=[0, 1] keeps the 2 x 2 layout when a subgroup holds one class only
+    assert confusion(np.zeros(4, int), np.zeros(4, int)) == {"tn": 4, "fp": 0, "fn": 0, "tp": 0}
+    assert confusion(np.ones(3, int), np.ones(3, int)) == {"tn": 0, "fp": 0, "fn": 0, "tp": 3}
+
+
+def test_majority_floor_predicts_the_majority_with_the_training_prior_as_probability():
+    y_train = np.r_[np.ones(6, int), np.zeros(4, int)]          # prior of depressed: 0.6
+    y_test = np.array([1, 1, 0, 0, 0])
+    maj = majority_floor(y_train, y_test)
+    assert maj["recall"] == 1.0 and maj["accuracy"] == pytest.approx(2 / 5)
+    # one bin holds every vlog at p = 0.6, whose observed rate is 0.4
+    assert maj["ece"] == pytest.approx(0.2)
+    assert maj["auroc"] == 0.5 and maj["auprc"] == pytest.approx(2 / 5)
+    normal = majority_floor(1 - y_train, y_test)                # majority normal: prior 0.4
+    assert normal["recall"] == 0.0 and normal["accuracy"] == pytest.approx(3 / 5)
+    assert normal["ece"] == pytest.approx(0.0)
+
+
+def test_chance_floor_is_seeded():
+    y_train = np.r_[np.ones(6, int), np.zeros(4, int)]
+    y_test = np.array([1, 1, 0, 0, 0, 1, 0])
+    a = chance_floor(y_train, y_test, draws=6, seed=3)
+    assert a == chance_floor(y_train, y_test, draws=6, seed=3)
+    assert a != chance_floor(y_train, y_test, draws=6, seed=4)
+    assert chance_floor(y_train, y_test, draws=6) == chance_floor(y_train, y_test, draws=6, seed=0)
+    # draws differ from one another: the average of 6 is not any single draw
+    assert a != chance_floor(y_train, y_test, draws=1, seed=3)
+
+
+def test_ece_of_no_vlog_one_vlog_and_other_bin_counts():
+    assert np.isnan(expected_calibration_error(np.array([], int), np.array([])))
+    assert expected_calibration_error(np.array([1]), np.array([0.7])) == pytest.approx(0.3)
+    # 5 bins: 0.25 and 0.35 share [0.2, 0.4) (observed 0.5, predicted 0.3); 0.95 is alone
+    y, prob = np.array([0, 1, 1]), np.array([0.25, 0.35, 0.95])
+    assert expected_calibration_error(y, prob, n_bins=5) == pytest.approx((2 * 0.2 + 0.05) / 3)
+    assert expected_calibration_error(y, prob) == pytest.approx((0.25 + 0.65 + 0.05) / 3)   # 10 bins: all apart
+
+
+def test_a_subgroup_of_one_class_or_no_positive_prediction_scores_without_a_warning():
+    from asym.stats import weighted_metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one_class = label_metrics(np.ones(3, int), np.ones(3, int))
+        none_predicted = label_metrics(np.array([1, 0, 1]), np.zeros(3, int))
+    assert one_class["mcc"] == 0.0 and one_class["accuracy"] == 1.0
+    # the absent class's recall is 0 (never NaN, never dropped), as in the bootstrap's counts
+    assert one_class["balanced_accuracy"] == 0.5
+    assert weighted_metrics(np.ones(3, int), np.ones(3), np.ones((1, 3)))["balanced_accuracy"][0] == 0.5
+    assert none_predicted["precision"] == 0.0 and none_predicted["f1"] == 0.0
+    assert none_predicted["precision_weighted"] == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_ranking_metrics_of_one_class_are_nan(label):
+    m = all_metrics(np.full(3, label), np.array([0.2, 0.6, 0.9]))
+    assert np.isnan(m["auroc"]) and np.isnan(m["auprc"])
+    assert m["accuracy"] == pytest.approx(2 / 3 if label else 1 / 3) and np.isfinite(m["ece"])

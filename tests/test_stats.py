@@ -104,3 +104,47 @@ def test_bootstrap_p_is_small_for_a_clear_difference_and_large_for_none():
     assert bootstrap_p(rng.normal(1.0, 0.1, 999)) == pytest.approx(2 / 1000)
     assert bootstrap_p(rng.normal(0.0, 0.1, 999)) > 0.5
     assert 0 <= bootstrap_p(np.r_[np.ones(10), -np.ones(10)]) <= 1
+
+
+def test_bootstrap_p_counts_zero_differences_on_both_sides():
+    # one resample of no difference among nine that favour one side: tail 1 of 10 -> 2 * 2 / 11
+    assert bootstrap_p(np.r_[0.0, np.ones(9)]) == pytest.approx(4 / 11)
+    assert bootstrap_p(np.r_[0.0, -np.ones(9)]) == pytest.approx(4 / 11)
+    assert bootstrap_p(np.r_[np.nan, np.ones(9)]) == pytest.approx(2 / 10)     # NaN resamples left out
+
+
+def test_bootstrap_p_of_one_resample_and_of_none():
+    assert bootstrap_p(np.array([0.5])) == 1.0
+    assert np.isnan(bootstrap_p(np.array([]))) and np.isnan(bootstrap_p(np.array([np.nan, np.nan])))
+
+
+def test_percentile_ci_has_the_exact_percentiles_and_degenerate_cases():
+    grid = np.arange(1001) / 1000
+    assert percentile_ci(grid) == pytest.approx((0.025, 0.975), abs=1e-12)
+    assert percentile_ci(grid, level=0.9) == pytest.approx((0.05, 0.95), abs=1e-12)
+    assert percentile_ci(np.r_[grid, np.nan]) == pytest.approx((0.025, 0.975), abs=1e-12)   # NaN resamples left out
+    assert percentile_ci(np.array([0.3])) == (0.3, 0.3)
+    assert all(np.isnan(percentile_ci(np.array([np.nan]))))
+
+
+def test_ece_of_each_resample_equals_the_ece_of_that_resample_drawn_out():
+    from asym.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(6)
+    y, prob = rng.integers(0, 2, 25), rng.random(25)
+    W = rng.integers(0, 3, (5, 25)).astype(float)
+    ece = weighted_metrics(y, prob, W)["ece"]
+    for b, w in enumerate(W):
+        idx = np.repeat(np.arange(25), w.astype(int))
+        assert ece[b] == pytest.approx(expected_calibration_error(y[idx], prob[idx]), abs=1e-12)
+    assert len(set(np.round(ece, 12))) > 1
+
+
+def test_ranking_metrics_need_both_classes_in_the_resample():
+    y, prob = np.array([1, 1, 0, 0]), np.array([0.9, 0.4, 0.6, 0.1])
+    W = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]], float)   # positives only, negatives only, both
+    out = weighted_metrics(y, prob, W)
+    assert np.isnan(out["auroc"][:2]).all() and np.isnan(out["auprc"][:2]).all()
+    assert out["auroc"][2] == 1.0 and out["auprc"][2] == 1.0
+    empty = weighted_metrics(np.array([], int), np.array([]), np.ones((2, 0)))
+    assert np.isnan(empty["auroc"]).all() and (empty["accuracy"] == 0).all()

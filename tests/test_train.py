@@ -280,3 +280,69 @@ def test_two_processes_with_two_threads_give_identical_runs(tmp_path):
     ha, hb = (pd.read_csv(r / "history.csv").drop(columns=["epoch_time_s"]) for r in runs)
     pd.testing.assert_frame_equal(ha, hb)
     assert read_json(runs[0] / "train.json")["best_epoch"] == read_json(runs[1] / "train.json")["best_epoch"]
+
+
+def test_random_window_draws_aligned_windows_within_the_bounds():
+    n, fa, fv = 50, 3, 2
+    a = np.arange(n * fa).reshape(n, fa)
+    v = np.arange(n * fv).reshape(n, fv) + 10_000
+    rng = np.random.default_rng(0)
+    lengths, starts = set(), set()
+    for _ in range(2000):
+        wa, wv = train_mod.random_window(a, v, rng, max_frames=20, min_frames=8)
+        length, start = len(wa), int(wa[0, 0]) // fa
+        np.testing.assert_array_equal(wa, a[start: start + length])
+        np.testing.assert_array_equal(wv, v[start: start + length])       # the same frames of both streams
+        lengths.add(length)
+        starts.add((start, length))
+    assert lengths == set(range(8, 21))                                    # every length in [min, max]
+    assert min(s for s, _ in starts) == 0 and (n - 8, 8) in starts and (n - 20, 20) in starts
+    # a vlog shorter than max_frames: windows up to the whole vlog; one of min_frames or less: kept whole
+    short = {len(train_mod.random_window(a[:12], v[:12], rng, 20, 8)[0]) for _ in range(500)}
+    assert short == set(range(8, 13))
+    whole_a, whole_v = train_mod.random_window(a[:8], v[:8], rng, 20, 8)
+    np.testing.assert_array_equal(whole_a, a[:8])
+    np.testing.assert_array_equal(whole_v, v[:8])
+    # max_frames below min_frames: every window is max_frames long
+    assert {len(train_mod.random_window(a, v, rng, 5, 8)[0]) for _ in range(50)} == {5}
+
+
+def test_the_normaliser_is_the_per_feature_z_score_of_the_training_frames():
+    from asym.data.parquet import FeatureTable
+
+    rng = np.random.default_rng(0)
+    audio = [rng.normal(3.0, 2.0, (n, 2)).astype(np.float32) for n in (5, 9)]
+    visual = [np.c_[rng.normal(-1.0, 0.5, (n, 1)), np.full((n, 1), 7.0)].astype(np.float32) for n in (5, 9)]
+    t = FeatureTable(["a", "b"], ["a", "b"], np.array([0, 1]), [None, None], audio, visual, {})
+    norm = train_mod.Normalizer.fit(t)
+    frames_a, frames_v = np.concatenate(audio).astype(np.float64), np.concatenate(visual).astype(np.float64)
+    np.testing.assert_allclose(norm.a_mean, frames_a.mean(0))
+    np.testing.assert_allclose(norm.a_std, frames_a.std(0))
+    np.testing.assert_allclose(norm.v_mean, frames_v.mean(0))
+    assert norm.v_std[0] == pytest.approx(frames_v[:, 0].std()) and norm.v_std[1] == 1.0   # constant: left unscaled
+    za, zv = norm(audio[1], visual[1])
+    assert za.dtype == np.float32 and za.shape == (9, 2)
+    np.testing.assert_allclose(za, (audio[1] - frames_a.mean(0)) / frames_a.std(0), rtol=1e-5)
+    np.testing.assert_allclose(zv[:, 1], 0.0)
+    ident = train_mod.Normalizer.identity(t)
+    assert [x.tolist() for x in (ident.a_mean, ident.a_std, ident.v_mean, ident.v_std)] == [[0, 0], [1, 1], [0, 0], [1, 1]]
+
+
+def test_a_checkpoint_holding_more_than_tensors_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"partitions": [{"state_dict": {}, "best_epoch": torch.tensor(1), "a_mean": torch.zeros(1),
+                                "a_std": torch.ones(1), "v_mean": torch.zeros(1), "v_std": torch.ones(1),
+                                "note": Path("anything pickled")}]}, path)
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        train_mod.load_checkpoint(path)
+
+
+def test_a_seed_left_incomplete_is_trained_again_over_its_folder(official, monkeypatch, tmp_path):
+    p = official
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
+    out = Path(train_mod.Layout.of(p).run_dir("dvlog", "mean-mlp", 0))
+    out.mkdir(parents=True)
+    (out / "history.csv").write_text("stale\n")                     # a crash after the first file
+    [summary] = train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    assert train_mod.run_complete(out) and summary["seed"] == 0
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]

@@ -15,6 +15,7 @@ from asym.data.convert import convert
 from asym.data.lmvd import read_lmvd
 from asym.data.parquet import read_samples
 from asym.data.synthetic import write_lmvd
+from asym.data.validate import check_matrix, check_no_extra, load_features, read_subjects
 from asym.errors import DataError
 from tests.data.source import assert_refused, read_csv_rows, write_csv_rows
 
@@ -222,3 +223,113 @@ def test_a_failure_while_writing_the_card_leaves_nothing(card, tiny_dvlog, param
     assert len(at_failure) == 1, "the card was not written through Path.write_text"
     assert target not in at_failure[0] and any(name.startswith(f".{target}.") for name in at_failure[0])
     assert list(out_dir.iterdir()) == []
+
+
+# ---- checked loading of feature and label files (asym.data.validate) ---------------------------
+def test_object_and_broken_npy_files_are_refused_with_their_path(tmp_path):
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"not a plain numeric \.npy \(object arrays are refused\)") as err:
+        load_features(objects, 2, "audio features")
+    assert err.value.path == str(objects)
+    good = tmp_path / "good.npy"
+    np.save(good, np.ones((4, 2)))
+    for name, keep in (("empty.npy", 0), ("short.npy", len(good.read_bytes()) - 8)):
+        broken = tmp_path / name
+        broken.write_bytes(good.read_bytes()[:keep])
+        with pytest.raises(DataError, match="truncated or") as err:
+            load_features(broken, 2, "audio features")
+        assert err.value.path == str(broken)
+    np.testing.assert_array_equal(load_features(good, 2, "audio features"), np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("values", [np.array([["a", "b"]]), np.array([[True, False]])], ids=["text", "bool"])
+def test_a_matrix_that_is_not_numbers_is_refused(values, tmp_path):
+    with pytest.raises(DataError, match=f"visual features has dtype {values.dtype}, expected floating point") as err:
+        check_matrix(values, tmp_path / "v.npy", 2, "visual features")
+    assert err.value.path == str(tmp_path / "v.npy")
+    assert check_matrix(np.ones((1, 2), np.int16), tmp_path / "v.npy", 2, "visual features").shape == (1, 2)
+
+
+def test_unlabelled_files_are_listed_five_at_most(tmp_path):
+    for i in range(6):
+        np.save(tmp_path / f"{i}.npy", np.ones((1, 1)))
+    with pytest.raises(DataError) as err:
+        check_no_extra(tmp_path, {"0.npy"}, "*.npy", "audio")
+    assert err.value.problem == "5 audio file(s) have no entry in the labels: ['1.npy', '2.npy', '3.npy', '4.npy', '5.npy']"
+    (tmp_path / "6.npy").write_bytes(b"")
+    with pytest.raises(DataError, match=r"6 audio file\(s\) .*'5\.npy'\]$"):
+        check_no_extra(tmp_path, {"0.npy"}, "*.npy", "audio")
+
+
+def test_blank_subjects_are_counted_and_three_shown(tmp_path):
+    csv = tmp_path / "subjects.csv"
+    csv.write_text("sample,subject\na,\nb,\nc,\nd,\ne,P1\n")
+    with pytest.raises(DataError) as err:
+        read_subjects(csv)
+    assert err.value.problem == "4 sample(s) have an empty subject, e.g. ['a', 'b', 'c']"
+    csv.write_text("sample,subject\n0831,P1\n0832, P1 \n")
+    assert read_subjects(csv) == {"0831": "P1", "0832": "P1"}
+    assert read_subjects(None) is None
+
+
+def test_conversion_refusals_name_the_folder(params, tmp_path):
+    with pytest.raises(DataError) as err:
+        convert("dvlog", tmp_path / "nowhere", tmp_path / "o.parquet", params.readers)
+    assert (err.value.path, err.value.problem) == (str(tmp_path / "nowhere"), "dataset folder not found")
+    with pytest.raises(DataError) as err:
+        convert("daic", tmp_path, tmp_path / "o.parquet", params.readers)
+    assert (err.value.path, err.value.problem) == (str(tmp_path), "unknown format 'daic'")
+
+
+def test_the_card_records_the_layout(tiny_dvlog, tiny_derived, params, tmp_path):
+    assert convert("dvlog", tiny_dvlog, tmp_path / "d.parquet", params.readers)["layout"] == "release"
+    assert convert("lmvd", tiny_derived, tmp_path / "l.parquet", params.readers)["layout"] == "derived"
+    assert read_samples(tmp_path / "d.parquet").meta["layout"] == "release"
+
+
+def test_many_samples_without_a_subject_are_counted_and_three_shown(tiny_lmvd, params, tmp_path):
+    subjects = tmp_path / "subjects.csv"
+    rows = sorted(read_csv_rows(tiny_lmvd / "subjects.csv"), key=lambda r: r["sample"])
+    assert len(rows) == 4
+    write_csv_rows(subjects, [{"sample": "other", "subject": "P0"}])
+    ids = [r["sample"] for r in rows]
+    assert_refused("lmvd", tiny_lmvd, params.readers, f"4 sample(s) have no subject, e.g. {ids[:3]}", subjects,
+                   tmp_path / "out", subjects=subjects)
+    with pytest.raises(DataError) as err:
+        convert("lmvd", tiny_lmvd, tmp_path / "o.parquet", params.readers, subjects_csv=subjects)
+    assert err.value.problem.endswith(f"{ids[:3]}")
+
+
+def test_the_card_names_its_dataset_source_and_widths(tiny_dvlog, params, tmp_path):
+    import json
+
+    card = convert("dvlog", tiny_dvlog, tmp_path / "d.parquet", params.readers, dataset="dvlog-real")
+    assert (card["dataset"], card["format"], card["source"]) == ("dvlog-real", "dvlog", str(tiny_dvlog))
+    assert (card["audio_dim"], card["visual_dim"], card["n_samples"]) == (25, 136, 4)
+    assert json.loads((tmp_path / "d.card.json").read_text()) == card
+    assert convert("dvlog", tiny_dvlog, tmp_path / "e.parquet", params.readers)["dataset"] == "dvlog"
+
+
+def test_a_release_of_one_vlog_converts(tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    rows = read_csv_rows(root / "labels.csv")
+    write_csv_rows(root / "labels.csv", rows[:1])
+    for r in rows[1:]:
+        shutil.rmtree(root / r["index"])
+    card = convert("dvlog", root, tmp_path / "one.parquet", params.readers)
+    assert (card["n_samples"], card["audio_dim"], card["visual_dim"]) == (1, 25, 136)
+
+
+def test_an_unreadable_or_absent_csv_is_named(tmp_path):
+    from asym.data.validate import read_table
+
+    empty = tmp_path / "labels.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="unreadable CSV") as err:
+        read_table(empty, ["index"])
+    assert err.value.path == str(empty)
+    with pytest.raises(DataError) as err:
+        read_table(tmp_path / "none.csv", ["index"])
+    assert (err.value.path, err.value.problem) == (str(tmp_path / "none.csv"), "missing file")

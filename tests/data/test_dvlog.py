@@ -82,3 +82,44 @@ def test_a_feature_folder_without_its_row_is_refused(tiny_dvlog, params, tmp_pat
     rows = read_csv_rows(root / "labels.csv")
     write_csv_rows(root / "labels.csv", rows[:-1])
     assert_refused("dvlog", root, params.readers, "have no row in labels.csv", root, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("position", "line"), [(0, 2), (-1, 5)], ids=["first", "last"])
+def test_a_bad_labels_row_is_named_by_its_line(position, line, tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    assert len(read_csv_rows(root / "labels.csv")) == 4
+    set_cell(root / "labels.csv", position, "label", "sad")
+    assert_refused("dvlog", root, params.readers, f"line {line}: unknown label 'sad'", root / "labels.csv",
+                   tmp_path / "out")
+
+
+def test_labels_with_another_header_are_refused(tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    write_csv_rows(root / "labels.csv", [{**r, "age": "30"} for r in read_csv_rows(root / "labels.csv")])
+    assert_refused("dvlog", root, params.readers, "wrong header", root / "labels.csv", tmp_path / "out")
+
+
+def test_a_folder_that_is_not_the_release_is_named(params, tmp_path):
+    assert_refused("dvlog", tmp_path, params.readers, "not a D-Vlog release: no labels.csv here nor in dvlog-dataset/",
+                   tmp_path, tmp_path / "out")
+
+
+def test_unlabelled_feature_folders_are_listed_five_at_most(tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    for i in range(6):
+        (root / f"x{i}").mkdir()
+    assert_refused("dvlog", root, params.readers, "6 sample folder(s) have no row in labels.csv: "
+                   "['x0', 'x1', 'x2', 'x3', 'x4']", root, tmp_path / "out")
+
+
+@pytest.mark.parametrize("modality", ["acoustic", "visual"])
+def test_a_bad_feature_file_names_its_modality(modality, tiny_dvlog, params, tmp_path):
+    root = tmp_path / "dvlog-dataset"
+    shutil.copytree(tiny_dvlog, root)
+    idx = read_csv_rows(root / "labels.csv")[1]["index"]
+    npy = root / idx / f"{idx}_{modality}.npy"
+    expected = damage_npy(npy, "narrow", WIDTH[modality])
+    assert_refused("dvlog", root, params.readers, f"{modality} features {expected}", npy, tmp_path / "out")

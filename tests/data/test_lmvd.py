@@ -237,3 +237,134 @@ def test_derived_missing_and_extra_files_are_refused(modality, tiny_derived, par
     last = folder / name(rows[-1]["index"])
     last.unlink()
     assert_refused("lmvd", root, params.readers, "missing", last, tmp_path / "out")
+
+
+def test_landmark_rows_are_z_scored_and_a_still_row_is_left_at_zero():
+    from asym.data.lmvd import standardise_rows
+
+    x = np.array([[1.0, 2.0, 3.0, 6.0], [5.0, 5.0, 5.0, 5.0], [0.0, 0.5, 0.0, 0.5]])
+    z = standardise_rows(x)
+    np.testing.assert_allclose(z[0], (x[0] - 3.0) / np.std(x[0]))
+    np.testing.assert_allclose(z[1], 0.0)                        # constant row: no division by zero
+    np.testing.assert_allclose(z[2], [-1.0, 1.0, -1.0, 1.0])     # std 0.25 scaled up, not left alone
+
+
+def test_openface_csv_errors_name_the_file_and_the_columns(tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    csv = root / "Video_feature" / f"{_ids(root)[1]}.csv"
+    lines = csv.read_text().splitlines()
+    original = list(lines)
+    for k in range(7):
+        lines[0] = lines[0].replace(f" x_{k},", f" xx{k},")
+    csv.write_text("\n".join(lines) + "\n")
+    assert_refused("lmvd", root, params.readers,
+                   "missing OpenFace columns ['x_0', 'x_1', 'x_2', 'x_3', 'x_4', 'x_5']...", csv, tmp_path / "out")
+    lines[0] = original[0]
+    for k in range(6):
+        lines[0] = lines[0].replace(f" x_{k},", f" xx{k},")
+    csv.write_text("\n".join(lines) + "\n")
+    assert_refused("lmvd", root, params.readers,
+                   "missing OpenFace columns ['x_0', 'x_1', 'x_2', 'x_3', 'x_4', 'x_5']", csv, tmp_path / "out")
+    with pytest.raises(Exception) as err:
+        convert("lmvd", root, tmp_path / "out" / "d.parquet", params.readers)
+    assert str(err.value).endswith("'x_5']")
+    csv.write_bytes(b"\xff\xfe\x00garbage\x00\n")
+    assert_refused("lmvd", root, params.readers, "unreadable OpenFace CSV", csv, tmp_path / "out")
+    _set_openface(original, _kept_line(original, last=False), "x_0", "nan")
+    csv.write_text("\n".join(original) + "\n")
+    assert_refused("lmvd", root, params.readers, "landmarks has NaN/Inf", csv, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("position", "line"), [(0, 2), (-1, 5)], ids=["first", "last"])
+def test_derived_bad_row_is_named_by_its_line(position, line, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    assert len(_derived_rows(root)) == 4
+    set_cell(root / "labels.csv", position, "fold", "holdout")
+    assert_refused("lmvd", root, params.readers, f"line {line}: unknown fold", root / "labels.csv", tmp_path / "out")
+
+
+@pytest.mark.parametrize("modality", ["audio", "visual"])
+def test_derived_errors_name_the_modality(modality, tiny_derived, params, tmp_path):
+    root = _copy(tiny_derived, tmp_path)
+    rows = _derived_rows(root)
+    folder = root / modality
+    name = (lambda i: f"{i}.npy") if modality == "audio" else (lambda i: f"{i}_visual.npy")
+    shutil.copy(folder / name(rows[0]["index"]), folder / name("9999"))
+    assert_refused("lmvd", root, params.readers, f"1 {modality} file(s) have no entry", folder, tmp_path / "out")
+    (folder / name("9999")).unlink()
+    npy = folder / name(rows[1]["index"])
+    expected = damage_npy(npy, "narrow", 128 if modality == "audio" else 136)
+    assert_refused("lmvd", root, params.readers, f"{modality} features {expected}", npy, tmp_path / "out")
+
+
+def test_a_capped_audio_stream_keeps_its_first_rows(tiny_lmvd, params, tmp_path):
+    from asym.data.lmvd import read_lmvd
+
+    root = _copy(tiny_lmvd, tmp_path)
+    capped = params.readers.lmvd.model_copy(update={"max_audio_rows": 3})
+    samples = {s.sample_id: s for s in read_lmvd(root, capped)}
+    for idx, s in samples.items():
+        source = np.load(root / "Audio_feature" / f"{idx}.npy")
+        assert 1 <= s.audio.shape[0] <= 3                               # then aligned with the video
+        np.testing.assert_array_equal(s.audio, source[: s.audio.shape[0]].astype(s.audio.dtype))
+    assert max(s.audio.shape[0] for s in read_lmvd(root, params.readers.lmvd)) > 3
+
+
+def test_label_cells_as_written_by_spreadsheets(tiny_lmvd, params, tmp_path):
+    from asym.data.lmvd import read_lmvd
+
+    root = _copy(tiny_lmvd, tmp_path)
+    first, second = _ids(root)[:2]
+    (root / "label" / f"{first}_Depression.csv").write_text("\ufeff1\n", encoding="utf-8")    # byte-order mark
+    (root / "label" / f"{second}_Depression.csv").write_text("0,\n")                         # trailing comma
+    labels = {s.sample_id: s.label for s in read_lmvd(root, params.readers.lmvd)}
+    assert labels[first] == 1 and labels[second] == 0
+    (root / "label" / f"{second}_Depression.csv").write_text("0 1\n")
+    assert_refused("lmvd", root, params.readers, "unknown label '0 1'", root / "label" / f"{second}_Depression.csv",
+                   tmp_path / "out")
+
+
+def test_half_a_layout_is_not_a_release(tiny_lmvd, tiny_derived, params, tmp_path):
+    for folder in ("label", "Video_feature", "Audio_feature"):
+        root = _copy(tiny_lmvd, tmp_path / folder)
+        shutil.rmtree(root / folder)
+        assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    for part in ("audio", "visual"):
+        root = _copy(tiny_derived, tmp_path / part)
+        shutil.rmtree(root / part)
+        assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    root = _copy(tiny_derived, tmp_path / "labels")
+    (root / "labels.csv").unlink()
+    assert_refused("lmvd", root, params.readers, "not an LMVD release", root, tmp_path / "out")
+    from asym.data.lmvd import detect_layout
+    from asym.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        detect_layout(root)
+    assert err.value.problem == ("not an LMVD release: expected Audio_feature/, Video_feature/ and label/ (authors' "
+                                 "layout) or labels.csv, audio/ and visual/ (derived layout)")
+    root = _copy(tiny_lmvd, tmp_path / "no-labels")
+    for p in (root / "label").iterdir():
+        p.unlink()
+    assert_refused("lmvd", root, params.readers, "no <index>_Depression.csv label files", root / "label",
+                   tmp_path / "out")
+
+
+def test_authors_errors_name_the_stream(tiny_lmvd, params, tmp_path):
+    root = _copy(tiny_lmvd, tmp_path)
+    idx = _ids(root)[1]
+    shutil.copy(root / "Audio_feature" / f"{idx}.npy", root / "Audio_feature" / "9999.npy")
+    assert_refused("lmvd", root, params.readers, "1 audio file(s) have no entry", root / "Audio_feature",
+                   tmp_path / "out")
+    (root / "Audio_feature" / "9999.npy").unlink()
+    shutil.copy(root / "Video_feature" / f"{idx}.csv", root / "Video_feature" / "9999.csv")
+    assert_refused("lmvd", root, params.readers, "1 video file(s) have no entry", root / "Video_feature",
+                   tmp_path / "out")
+    (root / "Video_feature" / "9999.csv").unlink()
+    audio = root / "Audio_feature" / f"{idx}.npy"
+    expected = damage_npy(audio, "narrow", 128)
+    assert_refused("lmvd", root, params.readers, f"VGGish audio features {expected}", audio, tmp_path / "out")
+    shutil.copy(root / "Audio_feature" / f"{_ids(root)[0]}.npy", audio)
+    npy = _as_npy_video(root, idx, np.random.default_rng(2))
+    expected = damage_npy(npy, "narrow", 171)
+    assert_refused("lmvd", root, params.readers, f"OpenFace video features {expected}", npy, tmp_path / "out")
