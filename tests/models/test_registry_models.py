@@ -87,7 +87,11 @@ def demo16(tmp_path_factory):
     return audio, visual, lengths, torch.tensor([float(s.label) for s in samples])
 
 
-@pytest.mark.parametrize("name", NAMES)
+# ASYM, DepMamba and two baselines: the forward/backward tests above cover every other entry.
+OVERFIT = ["asym", "depmamba", "mean-mlp", "mult"]
+
+
+@pytest.mark.parametrize("name", OVERFIT)
 def test_can_overfit_16_demo_samples(name, demo16):
     audio, visual, lengths, labels = demo16
     model = build(name).train()
