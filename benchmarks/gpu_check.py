@@ -10,8 +10,8 @@ and the benchmarks, and write one JSON of results.
    about eight architectures in each package's setup.py is cut down to it in an unpacked copy
    (building for one architecture takes a fraction of the time).
 2. Runs the tests marked `cuda` (CUDA kernel vs our PyTorch path vs our CPU kernel).
-3. Runs benchmarks/scan.py (with mamba-ssm's kernel as a row) and, when it exists,
-   benchmarks/train_step.py --device cuda.
+3. Runs benchmarks/scan.py (with mamba-ssm's kernel as a row; one process per row) and
+   benchmarks/train_step.py --device cuda (fp32 and bf16).
 4. Writes benchmarks/results/<date>-<gpu>.json with every step's outcome and output.
 
 On a machine without a CUDA GPU it says so and exits 0; otherwise it exits 1 if a step failed.
@@ -144,16 +144,12 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     steps["cuda_tests"] = run([sys.executable, "-m", "pytest", "-m", "cuda", "-rA", "-q", "tests"], env=env)
     with tempfile.TemporaryDirectory() as tmp:
-        scan_json = Path(tmp) / "scan.json"
-        steps["scan_benchmark"] = run([sys.executable, str(ROOT / "benchmarks" / "scan.py"), "--json", str(scan_json)],
-                                      env=env)
-        if scan_json.exists():
-            steps["scan_benchmark"]["results"] = json.loads(scan_json.read_text())
-    train_step = ROOT / "benchmarks" / "train_step.py"
-    if train_step.exists():
-        steps["train_step"] = run([sys.executable, str(train_step), "--device", "cuda"], env=env)
-    else:
-        steps["train_step"] = {"skipped": "benchmarks/train_step.py does not exist"}
+        for name, cmd in (("scan_benchmark", ["scan.py", "--processes", "1"]),
+                          ("train_step", ["train_step.py", "--device", "cuda"])):
+            out = Path(tmp) / f"{name}.json"
+            steps[name] = run([sys.executable, str(ROOT / "benchmarks" / cmd[0]), *cmd[1:], "--json", str(out)], env=env)
+            if out.exists():
+                steps[name]["results"] = json.loads(out.read_text())
     failed = sorted(k for k, v in _flatten(steps) if v.get("returncode", 0) != 0)
     result["failed_steps"] = failed
     sys.path.insert(0, str(ROOT))

@@ -1,12 +1,18 @@
 """Selective scan forward+backward: time and peak memory per implementation and length.
 
-    python benchmarks/scan.py [--lengths 256 1024 4096 16384] [--repeats 3] [--threads N] [--json F]
+    python benchmarks/scan.py [--lengths 256 1024 4096 16384] [--impls NAME ...] [--repeats 3]
+                              [--processes 3] [--threads N] [--json F]
 
-Each (implementation, L) runs in a fresh subprocess so peak memory (max RSS above the
-process's resident size just before the timed call, or CUDA max_memory_allocated on a GPU)
-belongs to that call alone. Shapes: batch 8, d_inner 256, d_state 16. Every implementation
-gets the same CPU threads (all usable cores unless --threads says otherwise), for PyTorch's
-intra-op pool and for Numba's.
+Each (implementation, L) runs in `--processes` fresh subprocesses, interleaved with the other
+implementations round by round, and keeps the fastest: on a shared virtual machine a whole
+process can get a slower share of the cores, and interleaving gives every implementation the same
+luck. In each process: a small call compiles and warms up, one untimed call at full size brings
+the allocator to the steady state of training (the same shapes every step), then the best of
+`--repeats` timed calls counts. Peak memory is the resident set's high-water mark above the
+resident size before the full-size calls (CUDA: max_memory_allocated), as reported by the
+process kept. Shapes: batch 8, d_inner 256, d_state 16. Every implementation gets the same CPU
+threads (all usable cores unless --threads says otherwise), for PyTorch's intra-op pool and for
+Numba's.
 
 After the table comes a roofline estimate for the CPU kernel: the floating-point operations and
 the DRAM bytes that its forward+backward needs (`kernel_work`), set against this machine's peak

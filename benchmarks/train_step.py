@@ -5,12 +5,16 @@
 
 For each model at `scale: paper` widths, on D-Vlog's and LMVD's input widths, one optimiser
 step (forward + backward + AdamW step) on a batch of `--batch` vlogs of `--frames` frames is
-timed after a short warm-up, each (model, dataset) in a process of its own so that its peak
-memory (resident set on the CPU, allocator peak on CUDA) is its own. On CUDA it is measured in
+timed after a short warm-up, each (model, dataset, precision) in a process of its own so that its
+peak memory (the whole process's resident set on the CPU, about 0.4 GB of it the interpreter and
+libraries; the allocator's peak on CUDA) is its own. One timed step per row: at tens of seconds a
+step on the CPU, noise is small beside it. On CUDA it is measured in
 fp32 and in bf16 autocast. The table ends with the projected wall time of the paper grid on
 this machine: every model x both datasets x the paper seeds x the recipe's epochs, with the
 real releases' training-fold sizes (D-Vlog 647 vlogs, LMVD 1458) and one forward pass over the
-validation fold (102 / 182 vlogs) per epoch, costed at a third of a training step per batch.
+validation fold (102 / 182 vlogs) per epoch, costed at a third of a training step per batch, every
+vlog at `--frames` frames: more than ASYM's recipe's random windows (500-1000 frames), less than
+DepMamba's, whose offline crops add samples.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=["dvlog", "lmvd"])
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--json", help="write the rows and projections here")
     ap.add_argument("--one", nargs=3, metavar=("MODEL", "DATASET", "PRECISION"), help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -39,8 +39,6 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 CHUNK = 64
-FWD_GRAB = 16     # (batch, channel) rows a thread takes at a time in the forward pass
-BWD_GRAB = 1      # tasks (batch, group, part of its channels) a thread takes at a time backwards
 FAST = {"reassoc", "contract", "nsz", "arcp"}
 EXACT = {"contract"}
 

@@ -12,7 +12,6 @@ returned last state.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import numpy as np
@@ -42,21 +41,6 @@ def _np(t: torch.Tensor | None, dtype: np.dtype, ndim: int = 1) -> np.ndarray:
     if t is None:
         return np.zeros((1,) * ndim, dtype=dtype)
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
-
-
-@contextlib.contextmanager
-def _dynamic_schedule(items_per_grab: int):
-    """Hand out a kernel's parallel work in small pieces as threads come free, instead of
-    one fixed half per thread: on shared or hyper-threaded cores one thread often runs slower,
-    and a fixed split then waits for it (measured: the same call 0.07 s or 0.11 s from one
-    process to the next; with this, 0.07 s nearly always)."""
-    import numba
-
-    old = numba.set_parallel_chunksize(items_per_grab)
-    try:
-        yield
-    finally:
-        numba.set_parallel_chunksize(old)
 
 
 def _channel_parts(tasks: int, channels: int) -> int:
@@ -89,8 +73,7 @@ class _CpuScan(torch.autograd.Function):
         out = np.empty((n_b, n_d, L), dtype=work)
         ckpt = np.empty((n_b, n_d, (L + chunk - 1) // chunk, N))
         last = np.empty((n_b, n_d, N))
-        with _dynamic_schedule(scan_cpu.FWD_GRAB):
-            scan_cpu.scan_fwd(*arrays, *flags, out, ckpt, last)
+        scan_cpu.scan_fwd(*arrays, *flags, out, ckpt, last)
         ctx.arrays, ctx.flags, ctx.ckpt, ctx.grouped = arrays, flags, ckpt, grouped
         ctx.dtypes = (u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype,
                       None if D is None else D.dtype, None if z is None else z.dtype,
@@ -117,9 +100,8 @@ class _CpuScan(torch.autograd.Function):
         dD = np.zeros((n_b, n_d))
         dbias = np.zeros((n_b, n_d))
         Bf, Cf = Bm[:, :, ::-1].copy(), Cm[:, :, ::-1].copy()
-        with _dynamic_schedule(scan_cpu.BWD_GRAB):
-            scan_cpu.scan_bwd(u, delta, A, Bm, Cm, Bf, Cf, D, z, bias, softplus, has_d, has_z, has_bias, chunk,
-                              fast, ctx.ckpt, go, du, ddelta, dA, dB, dC, dD, dz, dbias)
+        scan_cpu.scan_bwd(u, delta, A, Bm, Cm, Bf, Cf, D, z, bias, softplus, has_d, has_z, has_bias, chunk, fast,
+                          ctx.ckpt, go, du, ddelta, dA, dB, dC, dD, dz, dbias)
         dB, dC = (dB[0], dC[0]) if parts == 1 else (dB.sum(0), dC.sum(0))
         dB, dC = dB[:, :, ::-1].copy(), dC[:, :, ::-1].copy()
         t = ctx.dtypes
