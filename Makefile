@@ -51,7 +51,7 @@ run: $(STAMP)
 	@echo "Tables:      reports/results.md, comparison.md, ablation.md, fairness.md (+ .csv, .tex); summary.csv"
 	@echo "Figures:     reports/metrics.png, confusion_matrices.png, reliability.png"
 	@echo "HTML report: reports/report.html"
-	@echo "MLflow UI:   make mlflow-ui   (then open http://127.0.0.1:5000)"
+	@echo "MLflow UI:   make mlflow-ui   (it prints the address of the training runs)"
 
 test: $(STAMP) oracle
 	$(BIN)/ruff check asym tests benchmarks workflow/scripts
@@ -68,7 +68,7 @@ dvc: $(STAMP)
 	$(BIN)/dvc repro
 
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/python -m asym --params params.yaml ui
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan.py

@@ -4,6 +4,7 @@ each step finds its inputs and outputs in asym.layout, so no path is spelt twice
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -135,6 +136,16 @@ def cmd_track(args: argparse.Namespace) -> None:
     print(f"mlflow: {len(record)} runs in experiment {p.mlflow.experiment!r} ({p.mlflow.tracking_uri})")
 
 
+def cmd_ui(args: argparse.Namespace) -> None:
+    """`mlflow ui` over this config's store, after printing the address of the training runs."""
+    from asym.tracking import tracking_uri, ui_address
+
+    p = _params(args)
+    print(f"MLflow UI: {ui_address(p, args.host, args.port)}", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(p),
+                              "--host", args.host, "--port", str(args.port)])
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from asym.models import registry
 
@@ -217,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("track", help="log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
+
+    s = sub.add_parser("ui", help="serve the MLflow UI over the store; print where the training runs are")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.set_defaults(func=cmd_ui)
 
     s = sub.add_parser("models", help="list the model registry")
     s.add_argument("--kind", choices=["asym", "ablation", "baseline"])

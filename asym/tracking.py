@@ -44,6 +44,17 @@ def tracking_uri(params: Any) -> str:
     return uri
 
 
+def ui_address(params: Any, host: str, port: int) -> str:
+    """Where `mlflow ui` shows this experiment's training runs. MLflow 3.17 opens an experiment on
+    the GenAI view whatever its kind tag says, unless the address asks for the machine-learning
+    one (its `workflowType` parameter)."""
+    from mlflow.tracking import MlflowClient
+
+    base = f"http://{host}:{port}"
+    exp = MlflowClient(tracking_uri=tracking_uri(params)).get_experiment_by_name(params.mlflow.experiment)
+    return base if exp is None else f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+
+
 def lock_path(params: Any) -> Path:
     uri = tracking_uri(params)
     if uri.startswith("sqlite:///"):

@@ -154,3 +154,11 @@ def test_concurrent_writers_on_a_fresh_store_all_succeed(tmp_path):
     assert all(r.info.status == "FINISHED" for r in runs)
     history = c.get_metric_history(runs[0].info.run_id, "loss")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3, 4, 5]
+
+
+def test_the_ui_address_opens_this_experiments_training_runs(trained):
+    p, _ = trained
+    with tracking.client(p) as (_, exp):
+        pass
+    address = tracking.ui_address(p, "127.0.0.1", 5123)
+    assert address == f"http://127.0.0.1:5123/#/experiments/{exp}/runs?workflowType=machine_learning"

@@ -4,8 +4,9 @@ What a person sees is checked, not what the REST API returns: the run names in t
 report run, a metric column they add, each training run's Duration against the training's own
 clock, its input dataset and its source. MLflow 3.17's UI opens an experiment on its GenAI overview
 whatever the experiment's kind (the choice between "GenAI" and "Model training" is the browser's),
-so where a fresh browser lands, the test switches to "Model training" as the README says and
-checks that the choice is remembered.
+so the test checks that the address `asym ui` prints opens the runs, and, where a fresh browser
+lands elsewhere, switches to "Model training" as the README says and checks that the choice is
+remembered.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from asym.config import load_params
 from asym.layout import Layout
-from asym.tracking import file_digest
+from asym.tracking import file_digest, ui_address
 from tests.project import ROOT, small_params
 from tests.workflow import headless_chromium
 from tests.workflow.conftest import BIN, ENV, TINY, job_counts, run, snakemake
@@ -238,6 +239,15 @@ def test_mlflow_ui_shows_the_training_runs_in_chromium(chromium, project, server
             driver.get(experiment_url)
             landing = wait_for(driver, "the experiment page to route", lambda d: view_of(d.current_url, exp_id))
             print(f"a fresh browser lands on the experiment's {landing!r} view")
+            # The address `asym ui` (make mlflow-ui) prints opens on the runs, whatever the browser chose.
+            host, port = server["base"].rsplit("/", 1)[-1].split(":")
+            driver.get(ui_address(load_params(project / "params.yaml"), host, int(port)))
+            via_link = wait_for(driver, "the printed address to route", lambda d: view_of(d.current_url, exp_id))
+            assert via_link == "runs", f"`asym ui`'s address opens the {via_link!r} view"
+            driver.execute_script("window.localStorage.clear()")
+            driver.get("about:blank")
+            driver.get(experiment_url)
+            landing = wait_for(driver, "the experiment page to route", lambda d: view_of(d.current_url, exp_id))
             if landing != "runs":
                 choose_model_training(driver)
                 wait_for(driver, "the runs view", lambda d: view_of(d.current_url, exp_id) == "runs")
