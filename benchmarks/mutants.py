@@ -95,7 +95,11 @@ def run_module(module: str, workers: int, survivors_only: bool) -> float:
     with log.open("w") as fh:
         proc = subprocess.run([mutmut(), "run", "--max-children", str(workers), *names], cwd=ROOT, stdout=fh,
                               stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONPATH": "", "ASYM_MUTANT_TESTS": " ".join(TESTS[module])})
+                              env={**os.environ, "PYTHONPATH": "", "ASYM_MUTANT_TESTS": " ".join(TESTS[module]),
+                                   # mutmut forks each mutant's test process from one that has run
+                                   # the scan kernel; Numba's GNU OpenMP layer then ends the fork with
+                                   # SIGTERM ("fork() called from a process already using GNU OpenMP")
+                                   "NUMBA_THREADING_LAYER": "forksafe"})
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         print(f"mutmut failed on {module} (exit {proc.returncode}); its output is in {log}", file=sys.stderr)

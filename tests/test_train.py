@@ -303,6 +303,8 @@ def test_random_window_draws_aligned_windows_within_the_bounds():
     whole_a, whole_v = train_mod.random_window(a[:8], v[:8], rng, 20, 8)
     np.testing.assert_array_equal(whole_a, a[:8])
     np.testing.assert_array_equal(whole_v, v[:8])
+    # a vlog exactly min_frames long is kept whole, even when max_frames is shorter
+    np.testing.assert_array_equal(train_mod.random_window(a[:8], v[:8], rng, 5, 8)[0], a[:8])
     # max_frames below min_frames: every window is max_frames long
     assert {len(train_mod.random_window(a, v, rng, 5, 8)[0]) for _ in range(50)} == {5}
 
@@ -321,10 +323,11 @@ def test_the_normaliser_is_the_per_feature_z_score_of_the_training_frames():
     np.testing.assert_allclose(norm.v_mean, frames_v.mean(0))
     assert norm.v_std[0] == pytest.approx(frames_v[:, 0].std()) and norm.v_std[1] == 1.0   # constant: left unscaled
     za, zv = norm(audio[1], visual[1])
-    assert za.dtype == np.float32 and za.shape == (9, 2)
+    assert za.dtype == np.float32 and za.shape == (9, 2) and zv.dtype == np.float32
+    np.testing.assert_allclose(zv[:, 0], (visual[1][:, 0] - frames_v[:, 0].mean()) / frames_v[:, 0].std(), rtol=1e-5)
     np.testing.assert_allclose(za, (audio[1] - frames_a.mean(0)) / frames_a.std(0), rtol=1e-5)
     np.testing.assert_allclose(zv[:, 1], 0.0)
-    ident = train_mod.Normalizer.identity(t)
+    ident = train_mod.Normalizer.identity(t.select([0]))               # one vlog is enough to know the widths
     assert [x.tolist() for x in (ident.a_mean, ident.a_std, ident.v_mean, ident.v_std)] == [[0, 0], [1, 1], [0, 0], [1, 1]]
 
 
@@ -346,3 +349,144 @@ def test_a_seed_left_incomplete_is_trained_again_over_its_folder(official, monke
     [summary] = train_mod.train_job(p, "dvlog", "mean-mlp", [0])
     assert train_mod.run_complete(out) and summary["seed"] == 0
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]
+
+
+# --- what an epoch feeds, and what a run writes ------------------------------------------------
+
+def _numbered_table(n_vlogs: int = 37):
+    """Vlog i: frames filled with i (so every item says which vlog it came from), 30-36 frames."""
+    from asym.data.parquet import FeatureTable
+
+    lengths = [30 + i % 7 for i in range(n_vlogs)]
+    audio = [np.full((n, 3), i, np.float32) + np.arange(n, dtype=np.float32)[:, None] / 100 for i, n in enumerate(lengths)]
+    visual = [a[:, :2] + 1000 for a in audio]
+    labels = np.arange(n_vlogs) % 2
+    return FeatureTable([f"v{i}" for i in range(n_vlogs)], [f"s{i}" for i in range(n_vlogs)], labels,
+                        [None] * n_vlogs, audio, visual, {})
+
+
+def _recipe(crop: dict, batch_size: int = 8):
+    from types import SimpleNamespace
+
+    from asym.config import CropConfig
+
+    return SimpleNamespace(crop=CropConfig(**crop), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("crop", [{"kind": "none"}, {"kind": "random_window", "max_frames": 20, "min_frames": 10},
+                                  {"kind": "offline", "n_crops": 3, "min_frames": 12}], ids=lambda c: c["kind"])
+def test_an_epoch_feeds_every_training_view_once_in_batches_of_the_recipes_size(crop):
+    t = _numbered_table()
+    feed = train_mod.TrainFeed(t, train_mod.Normalizer.identity(t), _recipe(crop), "dvlog", np.random.default_rng(0))
+    n_views = len(feed.views)
+    if crop["kind"] == "offline":
+        assert n_views > len(t)                                        # the crops are fed beside the whole vlogs
+    else:
+        assert feed.views == [(i, 0, len(a)) for i, a in enumerate(t.audio)]
+    for _ in range(2):                                                 # two epochs: each a full pass
+        batches = list(feed.batches())
+        assert len(batches) == len(feed) == -(-n_views // 8)
+        assert [len(b) for b in batches[:-1]] == [8] * (len(batches) - 1) and 1 <= len(batches[-1]) <= 8
+        items = [item for b in batches for item in b]
+        vlog = [int(a[0, 0]) for a, _, _ in items]
+        assert sorted(vlog) == sorted(i for i, _, _ in feed.views)     # every view once, none twice
+        for (a, v, y), i in zip(items, vlog, strict=True):
+            assert y == t.label[i]
+            start = int(round((a[0, 0] - i) * 100))                    # frames keep their place in the vlog
+            np.testing.assert_allclose(a, t.audio[i][start: start + len(a)], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(v, t.visual[i][start: start + len(a)], rtol=0, atol=1e-6)
+            if crop["kind"] == "none":
+                assert start == 0 and len(a) == len(t.audio[i])
+            elif crop["kind"] == "random_window":
+                assert 10 <= len(a) <= 20
+            else:
+                assert len(a) == len(t.audio[i]) or (len(a) >= 12 and start >= 1)
+
+
+def test_offline_crops_cover_every_allowed_length_and_position():
+    from asym.data.parquet import FeatureTable
+
+    n, vlogs = 10, 400
+    z = [np.zeros((n, 1), np.float32)] * vlogs
+    t = FeatureTable([str(i) for i in range(vlogs)], [str(i) for i in range(vlogs)], np.zeros(vlogs, int), [None] * vlogs, z, z, {})
+    for min_frames, lengths in ((3, set(range(3, n))), (1, set(range(1, n)))):
+        crops = [(s, e) for _, s, e in train_mod.offline_crops(t, np.random.default_rng(0), 5, min_frames) if s > 0]
+        assert {e - s for s, e in crops} == lengths                    # length int(u T): every value from min to T - 1
+        assert min(s for s, _ in crops) == 1 and max(e for _, e in crops) == n and all(e <= n for _, e in crops)
+        # each of the 5 draws is kept with probability P(int(u T) >= min): a rejected draw does not end the vlog's crops
+        expected = vlogs * 5 * len(lengths) / n
+        assert abs(len(crops) - expected) < 0.1 * expected, (len(crops), expected)
+
+
+def test_a_run_writes_its_history_and_predictions_in_their_documented_shape(official):
+    p = official
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    out = Path(Layout.of(p).run_dir("dvlog", "mean-mlp", 0))
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist.columns[:4]) == ["partition", "epoch", "train_loss", "epoch_time_s"]
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    assert len(set(header)) == len(header) and not any(c == "" or c.startswith("Unnamed") for c in header)
+    assert hist["partition"].tolist() == [0] * 3 and hist["epoch"].tolist() == [1, 2, 3]
+    assert np.isfinite(hist["train_loss"]).all() and (hist["train_loss"] > 0).all()
+    summary = read_json(out / "train.json")
+    assert (hist["epoch_time_s"] > 0).all() and hist["epoch_time_s"].sum() <= summary["train_time_s"]
+    import pyarrow.parquet as pq
+
+    assert not [c for c in pq.read_schema(out / "predictions.parquet").names if c.startswith("__index")]
+
+
+def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(official, monkeypatch):
+    p = official
+    _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
+    folds = parts[0]
+    recipe = p.recipe("asym")
+    assert recipe.grad_clip
+    clipped = []
+    real_clip = nn.utils.clip_grad_norm_
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", lambda params, max_norm, **kw: clipped.append(max_norm) or
+                        real_clip(params, max_norm, **kw))
+    rows = []
+    net = registry.build("mean-mlp", 25, 136, params=p, dataset="dvlog")
+    rt = train_mod.Runtime(torch.device("cpu"), "fp32", False)
+    result = train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog",
+                           np.random.default_rng(0), rt, on_epoch=rows.append)
+    assert clipped and set(clipped) == {recipe.grad_clip}
+    assert [r["epoch"] for r in rows] == list(range(1, recipe.epochs + 1)) and rows == result.history
+
+
+@pytest.mark.parametrize("n_vlogs", [40, 41, 47])
+def test_an_epoch_has_as_many_batches_as_it_says(n_vlogs):
+    t = _numbered_table(n_vlogs)
+    feed = train_mod.TrainFeed(t, train_mod.Normalizer.identity(t), _recipe({"kind": "none"}), "dvlog",
+                               np.random.default_rng(0))
+    assert len(feed) == len(list(feed.batches())) == -(-n_vlogs // 8)
+
+
+def test_balanced_class_weighting_weighs_the_training_folds_positives(official, monkeypatch):
+    p = official
+    _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
+    folds = parts[0]
+    recipe = p.recipe("asym").model_copy(update={"class_weighting": "balanced", "epochs": 1})
+    weights = []
+    real = nn.BCEWithLogitsLoss
+    monkeypatch.setattr(train_mod.nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
+    net = registry.build("mean-mlp", 25, 136, params=p, dataset="dvlog")
+    train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
+                  train_mod.Runtime(torch.device("cpu"), "fp32", False))
+    pos = int(folds["train"].label.sum())
+    [w] = weights
+    assert float(w) == pytest.approx((len(folds["train"]) - pos) / pos)
+
+
+def test_a_probability_of_one_half_counts_as_depressed_in_selection(official):
+    p = official
+    _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
+    valid = parts[0]["valid"]
+
+    class Undecided(nn.Module):
+        def forward(self, audio, visual, lengths):
+            return torch.zeros(audio.shape[0])
+
+    _, m = train_mod.validation_score(Undecided(), valid, train_mod.Normalizer.identity(valid), 16,
+                                      torch.device("cpu"), "mean4")
+    assert m["recall"] == 1.0 and m["accuracy"] == pytest.approx(valid.label.mean())
