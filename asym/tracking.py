@@ -34,7 +34,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 JOB_KEY, UID, STAGE = "asym.job_key", "asym.uid", "asym.stage"
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}   # opens on the training runs
+# The experiment's kind in MLflow's own terms (shown on its page; MLflow 3.17's UI still opens on the
+# GenAI view unless the address asks for the machine-learning one, see `ui_address`).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def tracking_uri(params: Any) -> str:

@@ -162,3 +162,17 @@ def test_the_ui_address_opens_this_experiments_training_runs(trained):
         pass
     address = tracking.ui_address(p, "127.0.0.1", 5123)
     assert address == f"http://127.0.0.1:5123/#/experiments/{exp}/runs?workflowType=machine_learning"
+
+
+def test_asym_ui_serves_this_configs_store_after_printing_the_runs_address(trained, monkeypatch, capsys):
+    from asym import cli
+
+    p, _ = trained
+    calls = []
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: calls.append((path, argv)))
+    assert cli.main(["--params", str(p.path), "ui", "--port", "5124"]) == 0
+    [(path, argv)] = calls
+    assert path == sys.executable
+    assert argv == [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(p),
+                    "--host", "127.0.0.1", "--port", "5124"]
+    assert capsys.readouterr().out.strip() == f"MLflow UI: {tracking.ui_address(p, '127.0.0.1', 5124)}"

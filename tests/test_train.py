@@ -327,6 +327,9 @@ def test_the_normaliser_is_the_per_feature_z_score_of_the_training_frames():
     np.testing.assert_allclose(zv[:, 0], (visual[1][:, 0] - frames_v[:, 0].mean()) / frames_v[:, 0].std(), rtol=1e-5)
     np.testing.assert_allclose(za, (audio[1] - frames_a.mean(0)) / frames_a.std(0), rtol=1e-5)
     np.testing.assert_allclose(zv[:, 1], 0.0)
+    # a feature whose spread is at the 1e-8 floor counts as constant
+    flat = FeatureTable(["a"], ["a"], np.array([0]), [None], [np.array([[0.0], [2e-8]])], [np.ones((2, 1))], {})
+    assert train_mod.Normalizer.fit(flat).a_std.tolist() == [1.0]
     ident = train_mod.Normalizer.identity(t.select([0]))               # one vlog is enough to know the widths
     assert [x.tolist() for x in (ident.a_mean, ident.a_std, ident.v_mean, ident.v_std)] == [[0, 0], [1, 1], [0, 0], [1, 1]]
 
