@@ -141,6 +141,9 @@ def cmd_ui(args: argparse.Namespace) -> None:
     from asym.tracking import tracking_uri, ui_address
 
     p = _params(args)
+    if tracking_uri(p).startswith(("http://", "https://")):
+        print(f"MLflow UI: {tracking_uri(p)} (the tracking server serves its own UI)")
+        return
     print(f"MLflow UI: {ui_address(p, args.host, args.port)}", flush=True)
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(p),
                               "--host", args.host, "--port", str(args.port)])

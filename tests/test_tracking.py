@@ -176,3 +176,17 @@ def test_asym_ui_serves_this_configs_store_after_printing_the_runs_address(train
     assert argv == [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(p),
                     "--host", "127.0.0.1", "--port", "5124"]
     assert capsys.readouterr().out.strip() == f"MLflow UI: {tracking.ui_address(p, '127.0.0.1', 5124)}"
+
+
+def test_asym_ui_points_at_a_tracking_server_instead_of_starting_a_ui(trained, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from asym import cli
+
+    p, _ = trained
+    raw = yaml.safe_load(p.path.read_text())
+    raw["mlflow"]["tracking_uri"] = "https://mlflow.example.org"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(cli.os, "execv", lambda *a: pytest.fail("no local UI for a remote store"))
+    assert cli.main(["--params", str(tmp_path / "params.yaml"), "ui"]) == 0
+    assert "https://mlflow.example.org" in capsys.readouterr().out
