@@ -203,7 +203,7 @@ class Runtime:
     device: torch.device
     precision: str
     pin_memory: bool
-    eval_batch_size: int = 64
+    eval_batch_size: int
     bar: Any = None
     warn_eta: Callable[[float], None] | None = None
 

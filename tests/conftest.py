@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import tarfile
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,21 @@ def _load_from_tar(tar: tarfile.TarFile, member_suffix: str, name: str) -> types
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, f"<{member.name}>", "exec"), module.__dict__)
     return module
+
+
+@contextlib.contextmanager
+def modules_restored(names: list[str]) -> Iterator[None]:
+    """On leaving, these `sys.modules` entries are as they were (entries that were absent are
+    removed): placeholders for CUDA-only imports never outlive the oracle that needed them."""
+    saved = {k: sys.modules.get(k) for k in names}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
 
 
 @pytest.fixture(scope="session")
@@ -44,20 +61,12 @@ def mamba_ref():
         "mamba_ssm.ops.triton": types.ModuleType("mamba_ssm.ops.triton"),
         "mamba_ssm.ops.triton.layer_norm": layer_norm,
     }
-    names = [*placeholders, "mamba_ssm", "mamba_ssm.utils", "mamba_ssm.utils.torch"]
-    saved = {k: sys.modules.get(k) for k in names}
-    try:
-        with tarfile.open(tars[-1]) as tar:
-            pkg, utils = types.ModuleType("mamba_ssm"), types.ModuleType("mamba_ssm.utils")
-            sys.modules.update({**placeholders, "mamba_ssm": pkg, "mamba_ssm.utils": utils})
-            sys.modules["mamba_ssm.utils.torch"] = _load_from_tar(tar, "mamba_ssm/utils/torch.py", "mamba_ssm.utils.torch")
-            module = _load_from_tar(tar, "mamba_ssm/ops/selective_scan_interface.py", "_mamba_ssm_oracle")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    with modules_restored([*placeholders, "mamba_ssm", "mamba_ssm.utils", "mamba_ssm.utils.torch"]), \
+            tarfile.open(tars[-1]) as tar:
+        pkg, utils = types.ModuleType("mamba_ssm"), types.ModuleType("mamba_ssm.utils")
+        sys.modules.update({**placeholders, "mamba_ssm": pkg, "mamba_ssm.utils": utils})
+        sys.modules["mamba_ssm.utils.torch"] = _load_from_tar(tar, "mamba_ssm/utils/torch.py", "mamba_ssm.utils.torch")
+        module = _load_from_tar(tar, "mamba_ssm/ops/selective_scan_interface.py", "_mamba_ssm_oracle")
     return module.selective_scan_ref
 
 

@@ -450,7 +450,7 @@ def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(officia
                         real_clip(params, max_norm, **kw))
     rows = []
     net = registry.build("mean-mlp", 25, 136, params=p, dataset="dvlog")
-    rt = train_mod.Runtime(torch.device("cpu"), "fp32", False)
+    rt = train_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size)
     result = train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog",
                            np.random.default_rng(0), rt, on_epoch=rows.append)
     assert clipped and set(clipped) == {recipe.grad_clip}
@@ -475,7 +475,7 @@ def test_balanced_class_weighting_weighs_the_training_folds_positives(official, 
     monkeypatch.setattr(train_mod.nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
     net = registry.build("mean-mlp", 25, 136, params=p, dataset="dvlog")
     train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
-                  train_mod.Runtime(torch.device("cpu"), "fp32", False))
+                  train_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
     pos = int(folds["train"].label.sum())
     [w] = weights
     assert float(w) == pytest.approx((len(folds["train"]) - pos) / pos)

@@ -224,13 +224,20 @@ def test_derived_wrong_header_and_duplicate_are_refused(tiny_derived, params, tm
     assert_refused("lmvd", root, params.readers, f"duplicate index {rows[-1]['index']!r}", labels, tmp_path / "out")
 
 
-@pytest.mark.parametrize("modality", ["audio", "visual"])
-def test_derived_missing_and_extra_files_are_refused(modality, tiny_derived, params, tmp_path):
+def _with_stray_file(tiny_derived: Path, tmp_path: Path, modality: str):
+    """A copy of the derived layout with one extra `modality` file, "9999", that no label row
+    names: (root, label rows, the modality's folder, index -> file name)."""
     root = _copy(tiny_derived, tmp_path)
     rows = _derived_rows(root)
     folder = root / modality
     name = (lambda i: f"{i}.npy") if modality == "audio" else (lambda i: f"{i}_visual.npy")
     shutil.copy(folder / name(rows[0]["index"]), folder / name("9999"))
+    return root, rows, folder, name
+
+
+@pytest.mark.parametrize("modality", ["audio", "visual"])
+def test_derived_missing_and_extra_files_are_refused(modality, tiny_derived, params, tmp_path):
+    root, rows, folder, name = _with_stray_file(tiny_derived, tmp_path, modality)
     assert_refused("lmvd", root, params.readers, f"have no entry in the labels: [{name('9999')!r}]",
                    folder, tmp_path / "out")
     (folder / name("9999")).unlink()
@@ -285,11 +292,7 @@ def test_derived_bad_row_is_named_by_its_line(position, line, tiny_derived, para
 
 @pytest.mark.parametrize("modality", ["audio", "visual"])
 def test_derived_errors_name_the_modality(modality, tiny_derived, params, tmp_path):
-    root = _copy(tiny_derived, tmp_path)
-    rows = _derived_rows(root)
-    folder = root / modality
-    name = (lambda i: f"{i}.npy") if modality == "audio" else (lambda i: f"{i}_visual.npy")
-    shutil.copy(folder / name(rows[0]["index"]), folder / name("9999"))
+    root, rows, folder, name = _with_stray_file(tiny_derived, tmp_path, modality)
     assert_refused("lmvd", root, params.readers, f"1 {modality} file(s) have no entry", folder, tmp_path / "out")
     (folder / name("9999")).unlink()
     npy = folder / name(rows[1]["index"])

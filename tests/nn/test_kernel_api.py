@@ -26,7 +26,7 @@ import torch
 from asym.nn import mamba as mamba_mod
 from asym.nn import ssm
 from asym.nn.mamba import BiMamba, Mamba
-from tests.conftest import ORACLE_DIR, ROOT
+from tests.conftest import ORACLE_DIR, ROOT, modules_restored
 
 SDISTS = {"mamba_ssm": "mamba_ssm-*.tar.gz", "causal_conv1d": "causal_conv1d-*.tar.gz"}
 SCAN_MODULE = "mamba_ssm.ops.selective_scan_interface"
@@ -173,17 +173,10 @@ def _load_reference(module: str, name: str, placeholders: dict[str, types.Module
     """Execute a module's source from its sdist with its compiled imports replaced, and return
     one of its pure-PyTorch functions (sys.modules restored afterwards)."""
     source, filename = _module_source(module)
-    saved = {k: sys.modules.get(k) for k in placeholders}
-    try:
+    with modules_restored(list(placeholders)):
         sys.modules.update(placeholders)
         namespace: dict = {"__name__": f"_oracle_{name}"}
         exec(compile(source, f"<{filename}>", "exec"), namespace)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
     return namespace[name]
 
 
