@@ -2,7 +2,8 @@
 #   make run    create .venv if missing, install, run the whole DAG on the embedded demo (a run
 #               killed half-way resumes: rerun `make run`)
 #   make test   the same set-up, then the test suite (what CI runs)
-# Also: make test-fast (everything not marked slow), make mutants, make bench, make gpu-check.
+# Also: make test-fast (everything not marked slow), make mutants, make bench, make gpu-wheels,
+# make gpu-check.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +12,7 @@ ORACLE := .cache/oracle
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check
+.PHONY: run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check gpu-wheels wheels-for-tests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +38,18 @@ oracle: $(STAMP)
 	@ls $(ORACLE)/causal_conv1d-*.tar.gz >/dev/null 2>&1 || $(SDIST_GET) '$(CAUSAL_CONV1D)' || \
 	  echo "causal-conv1d source not available: its kernel-API tests will be skipped"
 
-# On a CUDA machine: build both kernels for this GPU, run the CUDA tests and the benchmarks,
-# write benchmarks/results/<date>-<gpu>.json. Without a CUDA GPU it says so and succeeds.
+# The GPU check runs offline on a GPU node's own python3 (its CUDA torch and Triton): where there
+# is network, `make gpu-wheels` collects into .gpu-wheels/ the wheels of everything else it needs
+# (for this Python and GPU_PYTHONS); carry that folder to the node with the clone and run there
+#   python3 benchmarks/gpu_check.py            (add --build-mamba-ssm to build mamba-ssm too)
+# which writes benchmarks/results/<date>-<gpu>.json. `make gpu-check` runs it with .venv's Python;
+# without a CUDA GPU it says so and succeeds.
+GPU_PYTHONS ?= 3.12
+gpu-wheels: $(STAMP)
+	$(BIN)/python benchmarks/gpu_wheels.py --pythons $(shell $(BIN)/python -c 'import sys; print(*sys.version_info[:2], sep=".")') $(GPU_PYTHONS)
+
 gpu-check: $(STAMP) oracle
-	$(BIN)/python benchmarks/gpu_check.py --mamba-ssm '$(MAMBA_SSM)' --causal-conv1d '$(CAUSAL_CONV1D)'
+	$(BIN)/python benchmarks/gpu_check.py --build-mamba-ssm --mamba-ssm '$(MAMBA_SSM)' --causal-conv1d '$(CAUSAL_CONV1D)'
 
 run: $(STAMP)
 	@$(BIN)/python workflow/scripts/stale_lock.py .
@@ -53,11 +62,16 @@ run: $(STAMP)
 	@echo "HTML report: reports/report.html"
 	@echo "MLflow UI:   make mlflow-ui   (it prints the address of the training runs)"
 
-test: $(STAMP) oracle
+# The tests' rehearsal of the GPU check runs in an environment of only the base and these wheels.
+wheels-for-tests: $(STAMP)
+	@ls .gpu-wheels/requirements.txt >/dev/null 2>&1 || $(MAKE) --no-print-directory gpu-wheels >/dev/null || \
+	  echo "the GPU check's wheels could not be collected: its offline rehearsal test will be skipped"
+
+test: $(STAMP) oracle wheels-for-tests
 	$(BIN)/ruff check asym tests benchmarks workflow/scripts
 	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup
 
-test-fast: $(STAMP) oracle
+test-fast: $(STAMP) oracle wheels-for-tests
 	$(BIN)/ruff check asym tests benchmarks workflow/scripts
 	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup -m "not slow"
 

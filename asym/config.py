@@ -84,6 +84,26 @@ class ReadersConfig(Strict):
     lmvd: LmvdReaderConfig
 
 
+SynthMechanism = Literal["marginal", "synchrony", "null"]
+
+
+class SynchronyCoupling(Strict):
+    """Correlation of the mouth's driver with the lagged vocal energy, per class."""
+
+    normal: float = Field(ge=0, le=1)
+    depressed: float = Field(ge=0, le=1)
+
+
+class SynchronyConfig(Strict):
+    """`mechanism: synchrony` (asym/data/synthetic.py): the label only in the audio-visual coupling."""
+
+    lag: int = Field(ge=0)                        # frames from the voice to the mouth
+    coupling: SynchronyCoupling
+    smoothness: float = Field(ge=0, lt=1)         # AR(1) coefficient of both drivers
+    energy_amplitude: float = Field(gt=0)         # of the driver in the energy dimensions
+    mouth_amplitude: float = Field(gt=0)          # of the driver in the mouth landmarks, in pixels
+
+
 class SynthDvlogConfig(Strict):
     n_samples: int = Field(gt=0)
     depressed_fraction: float = Field(gt=0, lt=1)
@@ -91,6 +111,8 @@ class SynthDvlogConfig(Strict):
     seconds: tuple[int, int]
     length_jitter: int = Field(ge=0)
     signal: float = Field(ge=0)
+    mechanism: SynthMechanism = "marginal"
+    synchrony: SynchronyConfig
 
 
 class SynthLmvdConfig(Strict):
@@ -101,6 +123,8 @@ class SynthLmvdConfig(Strict):
     video_fps: int = Field(gt=0)
     length_jitter: int = Field(ge=0)
     signal: float = Field(ge=0)
+    mechanism: SynthMechanism = "marginal"
+    synchrony: SynchronyConfig
 
     @model_validator(mode="after")
     def _subjects(self) -> SynthLmvdConfig:

@@ -22,6 +22,9 @@ PACKAGE = Path(__file__).resolve().parent
 # Per (dataset, model, seed) run folder.
 TRAIN_FILES = {"checkpoint": "checkpoint.pt", "predictions": "predictions.parquet",
                "history": "history.csv", "summary": "train.json"}
+# A seed's progress inside its epochs (asym.resume): rewritten after every epoch, removed when the
+# seed completes. Not a declared output, so neither Snakemake nor DVC deletes it before a rerun.
+RESUME_FILE = "resume.pt"
 EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
 
 # reports/: tables (each as Markdown, CSV and LaTeX), aggregates and plots.
@@ -100,6 +103,9 @@ class Layout:
     def run_file(self, dataset: str, model: str, seed: int | str, key: str) -> str:
         name = {**TRAIN_FILES, **EVAL_FILES}[key]
         return f"{self.run_dir(dataset, model, seed)}/{name}"
+
+    def resume_file(self, dataset: str, model: str, seed: int | str) -> str:
+        return f"{self.run_dir(dataset, model, seed)}/{RESUME_FILE}"
 
     def train_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
         return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in TRAIN_FILES}

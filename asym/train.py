@@ -3,7 +3,8 @@
 One job trains every seed (and, under `kfold`, every partition) so that start-up is paid once;
 each seed keeps its own run folder (see asym.layout): checkpoint.pt (tensors only),
 predictions.parquet (valid + test, with gender and length), history.csv and train.json, all
-written atomically, train.json last. A seed whose folder is complete is not trained again.
+written atomically, train.json last. A seed whose folder is complete is not trained again; a seed
+killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.resume).
 Everything the trainer does besides the model comes from the model's recipe in params.yaml.
 """
 
@@ -28,10 +29,11 @@ from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions
 from asym.errors import ConfigError
 from asym.io import atomic_path, read_json, write_json
-from asym.layout import TRAIN_FILES, Layout
+from asym.layout import PACKAGE, TRAIN_FILES, Layout, code_deps
 from asym.metrics import label_metrics, selection_score
 from asym.models import registry
 from asym.models.layers import param_groups
+from asym.resume import Loop, SeedResume, fingerprint
 
 EpochObserver = Callable[[int, int, dict[str, float]], None]   # (seed, partition, history row)
 
@@ -240,16 +242,39 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class Resumable:
+    """Where a partition's epoch loop saves its progress, and what a killed run left of it."""
+
+    seed: SeedResume
+    partition: int
+
+
 def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, recipe: Any, dataset: str,
-        rng: np.random.Generator, rt: Runtime, on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
-    """The epoch loop; the best epoch by the validation selection score (first best on ties)."""
+        rng: np.random.Generator, rt: Runtime, on_epoch: Callable[[dict[str, float]], None] | None = None,
+        resume: Resumable | None = None) -> FitResult:
+    """The epoch loop; the best epoch by the validation selection score (first best on ties).
+    With `resume`, the loop goes on after the partition's last saved epoch, and saves after each."""
     feed = TrainFeed(folds["train"], norm, recipe, dataset, rng)
     opt = build_optimizer(model, recipe, dataset)
     sched = build_scheduler(opt, recipe)
     loss_fn = build_loss(recipe, folds["train"].label, rt.device)
+    loop = Loop(model, opt, sched, feed)
     best: FitResult | None = None
-    history = []
-    for epoch in range(1, int(recipe.epochs) + 1):
+    history: list[dict[str, float]] = []
+    first = 1
+    saved = resume.seed.saved(resume.partition) if resume is not None else None
+    if saved is not None:
+        saved.restore(loop)
+        history, first = saved.history, saved.epoch + 1
+        if saved.best is not None:
+            best = FitResult(int(saved.best["epoch"]), float(saved.best["score"]), saved.best["state"])
+        for row in history if on_epoch is not None else []:
+            on_epoch(row)                    # a live MLflow run of the killed job is replaced: whole curves
+        if rt.bar is not None:
+            rt.bar.update(len(feed) * saved.epoch)
+        saved.restore_rng(feed.rng)          # last, so that nothing above shifts a generator
+    for epoch in range(first, int(recipe.epochs) + 1):
         t0 = time.perf_counter()
         loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
         if sched is not None:
@@ -265,10 +290,16 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, reci
         if best is None or score > best.best_score:
             # A copy, never a view of the live weights: later epochs must not change "best".
             best = FitResult(epoch, score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        if resume is not None:
+            resume.seed.save(resume.partition, epoch, loop, _best(best), history)
     if best is None:
         raise ConfigError(f"recipe trains for {recipe.epochs} epochs: nothing to select")
     best.history = history
     return best
+
+
+def _best(best: FitResult | None) -> dict[str, Any] | None:
+    return None if best is None else {"epoch": best.best_epoch, "score": best.best_score, "state": best.best_state}
 
 
 # --- one job -----------------------------------------------------------------------------------
@@ -321,9 +352,12 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
     device = pick_device(params.train.device)
     torch.set_num_threads(params.train.threads)
     todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]
+    for s in set(seeds) - set(todo):     # killed after its train.json, before its resume.pt went
+        Path(layout.resume_file(dataset, model_name, s)).unlink(missing_ok=True)
     steps = sum(len(TrainFeed(p["train"], Normalizer.identity(p["train"]), recipe, dataset,
                               np.random.default_rng(0))) for p in partitions) * int(recipe.epochs)
     rt = Runtime(device, params.train.precision, params.train.pin_memory, params.train.eval_batch_size)
+    inputs = inputs_digest(params, dataset, model_name, device, params.train.precision) if todo else ""
     if params.scale == "paper" and device.type == "cpu":
         rt.warn_eta = EtaWarning(steps, f"{dataset}/{model_name}")
     summaries = []
@@ -332,18 +366,26 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
         rt.bar = bar
         for seed in todo:
             bar.set_postfix(seed=seed)
-            summaries.append(train_seed(params, dataset, model_name, seed, partitions, table, rt, observer))
+            summaries.append(train_seed(params, dataset, model_name, seed, partitions, table, rt, observer, inputs))
             if on_seed_done is not None:
                 on_seed_done(seed, Path(layout.run_dir(dataset, model_name, seed)))
     return summaries
 
 
 def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions: list[dict[str, FeatureTable]],
-               table: FeatureTable, rt: Runtime, observer: EpochObserver | None = None) -> dict[str, Any]:
+               table: FeatureTable, rt: Runtime, observer: EpochObserver | None = None,
+               inputs: str | None = None) -> dict[str, Any]:
+    """One seed, every partition; `inputs`: the job's inputs_digest (computed here when not given)."""
     entry = registry.get(model_name)
     recipe = params.recipe(entry.recipe)
-    out = Path(Layout.of(params).run_dir(dataset, model_name, seed))
-    started = time.time()
+    layout = Layout.of(params)
+    out = Path(layout.run_dir(dataset, model_name, seed))
+    if inputs is None:
+        inputs = inputs_digest(params, dataset, model_name, rt.device, rt.precision)
+    resume = SeedResume.open(Path(layout.resume_file(dataset, model_name, seed)),
+                             fingerprint({"inputs": inputs, "seed": seed}, []), time.time(), _warn)
+    _say_resumed(resume, f"{dataset}/{model_name}/seed{seed}", int(recipe.epochs), len(partitions))
+    started = resume.started_at
     seed_everything(seed, rt.device)
     rng = np.random.default_rng(seed)
     meta = table.meta
@@ -352,8 +394,14 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         norm = Normalizer.fit(folds["train"]) if recipe.normalize == "zscore" else Normalizer.identity(folds["train"])
         model = registry.build(model_name, meta["audio_dim"], meta["visual_dim"], params=params, dataset=dataset)
         model = model.to(rt.device)
-        res = fit(model, folds, norm, recipe, dataset, rng, rt,
-                  on_epoch=None if observer is None else (lambda row, p=p: observer(seed, p, row)))
+        on_epoch = None if observer is None else (lambda row, p=p: observer(seed, p, row))
+        if p < len(resume.finished):         # trained to its end before the kill
+            res = FitResult(**resume.finished[p])
+            for row in res.history if on_epoch is not None else []:
+                on_epoch(row)
+        else:
+            res = fit(model, folds, norm, recipe, dataset, rng, rt, on_epoch=on_epoch, resume=Resumable(resume, p))
+            resume.finish(p, res.best_epoch, res.best_score, res.best_state, res.history)
         model.load_state_dict(res.best_state)
         predictions.append(_prediction_rows(model, folds, norm, p, rt.eval_batch_size, rt.device))
         results.append(res)
@@ -376,7 +424,34 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         "train_positive_rate": [float(np.mean(f["train"].label)) for f in partitions],
     }
     write_json(out / TRAIN_FILES["summary"], summary)   # last: marks the seed complete
+    resume.remove()
     return summary
+
+
+def inputs_digest(params: Any, dataset: str, model_name: str, device: torch.device, precision: str) -> str:
+    """What a job's seeds are trained from: a resume.pt written for anything else is not resumed."""
+    entry = registry.get(model_name)
+    layout = Layout.of(params)
+    facts = {"dataset": dataset, "model": model_name, "entry": entry.digest(), "scale": params.scale,
+             "protocol": params.protocol(dataset), "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
+             "model_config": registry.resolve_config(model_name, params, dataset), "precision": precision,
+             "device": device.type}
+    files = [layout.parquet(dataset), layout.split_csv(dataset),
+             *(PACKAGE.parent / f for f in code_deps("train", model_name))]
+    return fingerprint(facts, files)
+
+
+def _warn(message: str) -> None:
+    tqdm.write(f"asym train: warning: {message}", file=sys.stderr)
+
+
+def _say_resumed(resume: SeedResume, label: str, epochs: int, n_partitions: int) -> None:
+    if (at := resume.resumed_from) is None:
+        return
+    partition, epoch = at
+    where = f" of partition {partition + 1}/{n_partitions}" if n_partitions > 1 else ""
+    tqdm.write(f"{label}: resumed after epoch {epoch}/{epochs}{where} from {resume.path}", file=sys.stdout)
+    sys.stdout.flush()
 
 
 def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predictions: list[pd.DataFrame]) -> None:

@@ -1,20 +1,33 @@
-"""Check a CUDA machine in one command: build the fused kernels for this GPU, run the CUDA tests
-and the benchmarks, and write one JSON of results.
+"""Check a CUDA machine in one command, offline, in minutes, with the machine's own python3.
 
-    python benchmarks/gpu_check.py [--mamba-ssm SPEC] [--causal-conv1d SPEC] [--skip-build]
-                                   [--out benchmarks/results]
+    python3 benchmarks/gpu_check.py [--rehearse] [--build-mamba-ssm] [--wheels .gpu-wheels]
+                                    [--out benchmarks/results] [--steps NAME ...] [--budget-s 480]
 
-1. Builds causal-conv1d and mamba-ssm from their source distributions (.cache/oracle, where
-   `make oracle` puts them, else `pip download`) with `pip install --no-build-isolation`, for
-   the present GPU only: TORCH_CUDA_ARCH_LIST is its compute capability, and the fixed list of
-   about eight architectures in each package's setup.py is cut down to it in an unpacked copy
-   (building for one architecture takes a fraction of the time).
-2. Runs the tests marked `cuda` (CUDA kernel vs our PyTorch path vs our CPU kernel).
-3. Runs benchmarks/scan.py (with mamba-ssm's kernel as a row; one process per row) and
-   benchmarks/train_step.py --device cuda (fp32 and bf16).
-4. Writes benchmarks/results/<date>-<gpu>.json with every step's outcome and output.
+No venv and no network: a GPU node's python3 with its CUDA build of torch and Triton holds the
+base (benchmarks/gpu_wheels.py: BASE); everything else comes from the wheels `make gpu-wheels`
+collected into .gpu-wheels/, installed first with `pip install --no-index --no-deps --target`.
+The steps, each timed and kept in one JSON:
 
-On a machine without a CUDA GPU it says so and exits 0; otherwise it exits 1 if a step failed.
+- wheels: the install (skipped when no wheel folder is given and the packages already import);
+- build (only with --build-mamba-ssm): causal-conv1d and mamba-ssm from their source
+  distributions, for the present GPU's architecture only;
+- cuda_tests: tests/gpu (Triton vs the PyTorch path vs the CPU kernel, fp32 and bf16; Bi-Mamba
+  padding-exact on the device; a paper-scale ASYM step in bf16 against fp32);
+- scan_benchmark: benchmarks/scan.py's GPU rows at batch 16, d_inner 1024, d_state 16, with the
+  bytes moved against the device's copy bandwidth;
+- train_step: benchmarks/train_step.py, every registry model at paper scale, fp32 and bf16, with
+  peak GPU memory;
+- pipeline: a real paper-scale run of the DAG on a synthetic D-Vlog of the release's size (961
+  vlogs of ~600 rows), 2 epochs of a handful of models, `snakemake --profile workflow/profiles/gpu`
+  with several training jobs sharing the GPU, up to the report (no MLflow), GPU utilisation and
+  memory sampled by nvidia-smi;
+- projection: the whole paper grid (every model x 2 datasets x the paper seeds x each recipe's
+  epochs) from the train-step table, scaled by how much longer the pipeline's handful took than
+  that table predicts for it (data feeding, evaluation, several jobs on one GPU).
+
+`--rehearse` runs every step on the CPU at tiny sizes through the same code (Triton through its
+interpreter), so the script is proven before it meets a GPU. Without --rehearse on a machine
+with no CUDA GPU it says so and exits 0; otherwise it exits 1 if a step failed.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +54,23 @@ PACKAGES = (                     # build order: mamba-ssm uses causal-conv1d whe
     ("mamba-ssm", "mamba_ssm", "MAMBA"),
 )
 GENCODE = re.compile(r'cc_flag\.append\("-gencode"\)\n(?P<indent>[ \t]*)cc_flag\.append\("arch=compute_\d+,code=sm_\d+"\)')
+NEEDED_MODULES = ("pydantic", "pooch", "snakemake")     # what the wheels bring (gpu_wheels.NEEDED)
+# The pipeline step's handful: ASYM, two of its ablations and baselines of each kind.
+PIPELINE_MODELS = ["asym", "asym-no-mem", "depmamba", "transformer", "bilstm", "mean-mlp"]
+# The sizes of each step: on the GPU, and in the CPU rehearsal.
+SIZES = {
+    "gpu": {"scan": {"batch": 16, "d_inner": 1024, "d_state": 16, "lengths": [1000, 4000]},
+            "train_step": {"frames": 1000, "batch": 16, "scale": "paper", "models": None},
+            "pipeline": {"scale": "paper", "n_samples": 961, "seconds": [300, 900], "epochs": 2,
+                         "models": PIPELINE_MODELS, "precision": "bf16"}},
+    "rehearse": {"scan": {"batch": 1, "d_inner": 8, "d_state": 4, "lengths": [40]},
+                 "train_step": {"frames": 24, "batch": 2, "scale": "demo", "models": ["asym", "mean-mlp"]},
+                 "pipeline": {"scale": "demo", "n_samples": 40, "seconds": [12, 20], "epochs": 1,
+                              "models": ["asym", "mean-mlp"], "precision": "fp32"}},
+}
+STEP_TIMEOUT_S = {"wheels": 120, "build": 3600, "cuda_tests": 180, "scan_benchmark": 120, "train_step": 180,
+                  "pipeline": 300}
+STEPS = ("wheels", "build", "cuda_tests", "scan_benchmark", "train_step", "pipeline", "projection")
 
 
 def no_cuda_message() -> str | None:
@@ -75,15 +106,49 @@ def restrict_architectures(setup_py: Path, capability: tuple[int, int]) -> bool:
     return True
 
 
-def run(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> dict:
+def run(cmd: list[str], env: dict | None = None, cwd: Path = ROOT, timeout: float | None = None) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
-    out = proc.stdout + proc.stderr
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+        out, code = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out += f"\n(timed out after {timeout:.0f} s)"
+        code = 124
     print(out[-TAIL:], flush=True)
-    return {"command": " ".join(cmd), "returncode": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+    return {"command": " ".join(map(str, cmd)), "returncode": code, "seconds": round(time.perf_counter() - t0, 1),
             "output_tail": out[-TAIL:]}
 
 
+# --- wheels -------------------------------------------------------------------------------------
+def wheel_files(wheels: Path) -> list[Path]:
+    """The pure-Python wheels and this interpreter's compiled ones (gpu_wheels.py's layout)."""
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    return sorted((wheels / "any").glob("*.whl")) + sorted((wheels / tag).glob("*.whl"))
+
+
+def install_wheels(wheels: Path, target: Path) -> dict:
+    files = wheel_files(wheels)
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    if not (wheels / tag).is_dir():
+        return {"returncode": 1, "output_tail": f"{wheels} holds no wheels for this Python ({tag}): "
+                f"run `make gpu-wheels GPU_PYTHONS='{sys.version_info.major}.{sys.version_info.minor}'` where there is network"}
+    if target.exists():
+        shutil.rmtree(target)
+    step = run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--target", str(target),
+                *map(str, files)], timeout=STEP_TIMEOUT_S["wheels"])
+    step["wheels"] = len(files)
+    step["mib"] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
+    return step
+
+
+def missing_modules(env: dict) -> list[str]:
+    code = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
+    out = subprocess.run([sys.executable, "-c", code, *NEEDED_MODULES], capture_output=True, text=True, env=env)
+    return out.stdout.split()
+
+
+# --- mamba-ssm, built only when asked -----------------------------------------------------------
 def sdist(spec: str, module: str) -> Path:
     found = sorted(ORACLE.glob(f"{module}-*.tar.gz"))
     if not found:
@@ -95,7 +160,7 @@ def sdist(spec: str, module: str) -> Path:
     return found[-1]
 
 
-def build(specs: dict[str, str], capability: tuple[int, int], workdir: Path) -> dict:
+def build(specs: dict[str, str], capability: tuple[int, int], workdir: Path, target: Path) -> dict:
     steps = {}
     for name, module, env_prefix in PACKAGES:
         try:
@@ -112,54 +177,258 @@ def build(specs: dict[str, str], capability: tuple[int, int], workdir: Path) -> 
         print("building {} for sm_{}{}{}".format(archive.name, *capability,
               "" if restricted else " (no -gencode list found in its setup.py: all of its architectures)"))
         steps[name] = {"sdist": archive.name, "architectures_restricted": restricted,
-                       **run([sys.executable, "-m", "pip", "install", "--no-build-isolation", str(source)], env=env)}
+                       **run([sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
+                              "--target", str(target), str(source)], env=env, timeout=STEP_TIMEOUT_S["build"])}
     return steps
 
 
+# --- the pipeline on the device -----------------------------------------------------------------
+class GpuSampler:
+    """nvidia-smi's utilisation and memory every half second while the pipeline runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self.proc: subprocess.Popen | None = None
+        smi = shutil.which("nvidia-smi")
+        if smi:
+            self.proc = subprocess.Popen([smi, "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
+                                          "-lms", "500"], stdout=subprocess.PIPE, text=True)
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            try:
+                util, mem = (float(x) for x in line.split(",")[:2])
+            except ValueError:
+                continue
+            self.samples.append((util, mem))
+
+    def stop(self) -> dict:
+        if self.proc is None:
+            return {"available": False, "why": "no nvidia-smi on this machine"}
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        if not self.samples:
+            return {"available": False, "why": "nvidia-smi gave no samples"}
+        util = [s[0] for s in self.samples]
+        mem = [s[1] for s in self.samples]
+        busy = [u for u in util if u > 0]
+        return {"available": True, "samples": len(util), "utilization_mean_pct": sum(util) / len(util),
+                "utilization_mean_busy_pct": sum(busy) / len(busy) if busy else 0.0,
+                "utilization_max_pct": max(util), "memory_max_mib": max(mem)}
+
+
+def pipeline_params(size: dict) -> dict:
+    """params.yaml for the pipeline step: D-Vlog only, the release's size, a handful of models,
+    one seed, `epochs` of every recipe, no MLflow writes (the `report` target)."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    scale = size["scale"]
+    raw["scale"] = scale
+    raw["run"].update(datasets=["dvlog"], models=size["models"])
+    raw["run"]["seeds"][scale] = [0]
+    for recipe in raw["recipes"][scale].values():
+        recipe["epochs"] = size["epochs"]
+    raw["synth"]["dvlog"].update(n_samples=size["n_samples"], seconds=size["seconds"])
+    raw["train"].update(precision=size["precision"], device="auto")
+    return raw
+
+
+def run_pipeline(size: dict, work: Path, env: dict, timeout: float) -> dict:
+    import yaml
+
+    shutil.copy(ROOT / "Snakefile", work / "Snakefile")
+    shutil.copytree(ROOT / "workflow", work / "workflow")
+    (work / "profiles").symlink_to("workflow/profiles")
+    (work / "params.yaml").write_text(yaml.safe_dump(pipeline_params(size), sort_keys=False))
+    sampler = GpuSampler()
+    step = run([sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/gpu", "report"],
+               env=env, cwd=work, timeout=timeout)
+    step["gpu"] = sampler.stop()
+    summaries = sorted(work.glob("runs/dvlog/*/seed*/train.json"))
+    runs = [json.loads(p.read_text()) for p in summaries]
+    step["models"] = size["models"]
+    step["runs"] = [{"model": p.parts[-3], "train_time_s": r.get("train_time_s"), "epoch_time_s": r.get("epoch_time_s"),
+                     "device": r.get("device"), "started_at": r.get("started_at"), "finished_at": r.get("finished_at")}
+                    for p, r in zip(summaries, runs, strict=True)]
+    if runs:
+        step["train_span_s"] = max(r["finished_at"] for r in runs) - min(r["started_at"] for r in runs)
+    step["reports"] = sorted(p.name for p in (work / "reports").glob("*.md"))
+    if step["returncode"] == 0 and len(runs) != len(size["models"]):
+        step["returncode"] = 1
+        step["output_tail"] += f"\n{len(runs)} training runs written for {len(size['models'])} models"
+    return step
+
+
+def projection(train_step: dict, pipeline: dict, size: dict) -> dict:
+    """Hours of the paper grid: the train-step table's serial estimate of every model x dataset x
+    seed x epochs, times the ratio of the pipeline's measured training span to what the same
+    table predicts for the pipeline's own runs."""
+    rows = (train_step.get("results") or {}).get("rows") or []
+    if not rows or "train_span_s" not in pipeline:
+        return {"returncode": 1, "output_tail": "needs the train_step rows and a finished pipeline run"}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_step import TRAIN_VLOGS, project_grid
+
+    from asym.config import load_params
+    from asym.models import registry
+
+    params = load_params(ROOT / "params.yaml").at_scale(size["train_step"]["scale"])
+    precision = size["pipeline"]["precision"]
+    chosen = [r for r in rows if r["precision"] == precision] or rows
+    models = sorted({r["model"] for r in chosen})
+    epochs = {m: params.recipe(registry.get(m).recipe).epochs for m in models}
+    batch = size["train_step"]["batch"]
+    grid_serial_h = project_grid(chosen, len(params.seeds), epochs, batch)
+    # What the table predicts for the pipeline's handful: its vlogs, its epochs, one seed each.
+    n_train = round(size["pipeline"]["n_samples"] * TRAIN_VLOGS["dvlog"] / 961)
+    handful = [dict(r, seconds=r["seconds"] * n_train / TRAIN_VLOGS["dvlog"]) for r in chosen
+               if r["dataset"] == "dvlog" and r["model"] in size["pipeline"]["models"]]
+    predicted_h = project_grid(handful, 1, {m: size["pipeline"]["epochs"] for m in size["pipeline"]["models"]}, batch)
+    ratio = pipeline["train_span_s"] / 3600 / predicted_h if predicted_h > 0 else float("nan")
+    return {"returncode": 0, "models": len(models), "datasets": 2, "seeds": len(params.seeds),
+            "epochs": epochs, "precision": precision, "grid_serial_hours": grid_serial_h,
+            "handful_predicted_s": predicted_h * 3600, "handful_measured_span_s": pipeline["train_span_s"],
+            "measured_over_predicted": ratio, "grid_hours": grid_serial_h * ratio,
+            "basis": "train_step's serial s/step at the table's frames x (steps + a third per validation batch) "
+                     "x epochs x seeds, for every model on both datasets' real training folds; times the "
+                     "pipeline's measured training span over that same estimate for its own runs"}
+
+
+# --- main ---------------------------------------------------------------------------------------
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rehearse", action="store_true", help="every step on the CPU at tiny sizes")
+    ap.add_argument("--build-mamba-ssm", action="store_true", help="also build causal-conv1d and mamba-ssm")
     ap.add_argument("--mamba-ssm", default="mamba-ssm==2.3.2.post1", help="pip spec, used if no sdist is cached")
     ap.add_argument("--causal-conv1d", default="causal-conv1d==1.5.3.post1", help="pip spec, as above")
-    ap.add_argument("--skip-build", action="store_true", help="use the kernels already installed")
+    ap.add_argument("--wheels", type=Path, default=ROOT / ".gpu-wheels", help="where `make gpu-wheels` put them")
+    ap.add_argument("--steps", nargs="+", choices=STEPS, help="only these steps (default: all but build)")
+    ap.add_argument("--budget-s", type=float, default=480, help="no step starts past this many seconds")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
-    reason = no_cuda_message()
+    t_start = time.perf_counter()
+    reason = None if args.rehearse else no_cuda_message()
     if reason:
         print(f"{reason}: nothing to check.")
         return 0
     import torch
 
-    major, minor = torch.cuda.get_device_capability()
-    gpu = torch.cuda.get_device_name()
-    result = {
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "gpu": gpu,
-        "compute_capability": f"{major}.{minor}", "torch": torch.__version__, "cuda": torch.version.cuda,
-        "steps": {},
-    }
+    mode = "rehearse" if args.rehearse else "gpu"
+    size = SIZES[mode]
+    wanted = set(args.steps or STEPS) - ({"build"} if not args.build_mamba_ssm else set())
+    if args.rehearse:
+        gpu, capability = "rehearsal on the CPU", None
+    else:
+        capability = torch.cuda.get_device_capability()
+        gpu = torch.cuda.get_device_name()
+    result = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "gpu": gpu, "mode": mode,
+              "compute_capability": "{}.{}".format(*capability) if capability else None,
+              "python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
+              "triton": _version("triton"), "cpus": os.cpu_count(), "steps": {}}
     steps = result["steps"]
-    if not args.skip_build:
-        with tempfile.TemporaryDirectory(prefix="asym-kernels-") as work:
+    site = args.wheels / f"site-cp{sys.version_info.major}{sys.version_info.minor}"
+    env = dict(os.environ)
+    env.pop("TRITON_INTERPRET", None)
+    if args.rehearse:
+        env.update(ASYM_DEVICE_CHECK="cpu", TRITON_INTERPRET="1")
+    with tempfile.TemporaryDirectory(prefix="asym-gpu-check-") as tmp:
+        extra = [str(ROOT)]
+        if "wheels" in wanted and args.wheels.is_dir():
+            steps["wheels"] = install_wheels(args.wheels, site)
+            extra.append(str(site))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*extra, os.environ.get("PYTHONPATH")]))
+        missing = missing_modules(env)
+        if missing:
+            steps.setdefault("wheels", {})
+            steps["wheels"].update(returncode=1, output_tail=f"{', '.join(missing)} not importable and no wheels "
+                                   f"in {args.wheels}: run `make gpu-wheels` where there is network")
+            return finish(result, args, t_start)
+        sys.path[:0] = extra
+        if "build" in wanted and capability:
+            build_site = Path(tmp) / "kernels"
             steps["build"] = build({"mamba-ssm": args.mamba_ssm, "causal-conv1d": args.causal_conv1d},
-                                   (major, minor), Path(work))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    steps["cuda_tests"] = run([sys.executable, "-m", "pytest", "-m", "cuda", "-rA", "-q", "tests"], env=env)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, cmd in (("scan_benchmark", ["scan.py", "--processes", "1"]),
-                          ("train_step", ["train_step.py", "--device", "cuda"])):
-            out = Path(tmp) / f"{name}.json"
-            steps[name] = run([sys.executable, str(ROOT / "benchmarks" / cmd[0]), *cmd[1:], "--json", str(out)], env=env)
-            if out.exists():
-                steps[name]["results"] = json.loads(out.read_text())
+                                   capability, Path(tmp), build_site)
+            env["PYTHONPATH"] = os.pathsep.join([str(build_site), env["PYTHONPATH"]])
+
+        def budget(step: str) -> float | None:
+            left = args.budget_s - (time.perf_counter() - t_start)
+            if left <= 0:
+                steps[step] = {"returncode": 1, "output_tail": f"not started: the {args.budget_s:.0f} s budget was spent"}
+                return None
+            return min(STEP_TIMEOUT_S[step], left)
+
+        if "cuda_tests" in wanted and (limit := budget("cuda_tests")):
+            steps["cuda_tests"] = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q",
+                                       "tests/gpu"], env=env, timeout=limit)
+        if "scan_benchmark" in wanted and (limit := budget("scan_benchmark")):
+            s = size["scan"]
+            impls = ["asym Triton (GPU)", "asym PyTorch path (GPU)"]
+            if "build" in steps or _importable("mamba_ssm", env):
+                impls.append("mamba-ssm (CUDA)")
+            out = Path(tmp) / "scan.json"
+            steps["scan_benchmark"] = run(
+                [sys.executable, str(ROOT / "benchmarks" / "scan.py"), "--processes", "1", "--repeats", "3",
+                 "--batch", str(s["batch"]), "--d-inner", str(s["d_inner"]), "--d-state", str(s["d_state"]),
+                 "--lengths", *map(str, s["lengths"]), "--impls", *impls,
+                 "--gpu-device", "cpu" if args.rehearse else "cuda", "--json", str(out)], env=env, timeout=limit)
+            _attach(steps["scan_benchmark"], out)
+        if "train_step" in wanted and (limit := budget("train_step")):
+            s = size["train_step"]
+            out = Path(tmp) / "train_step.json"
+            steps["train_step"] = run(
+                [sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--device",
+                 "cpu" if args.rehearse else "cuda", "--in-process", "--precisions", "fp32", "bf16",
+                 "--scale", s["scale"], "--frames", str(s["frames"]), "--batch", str(s["batch"]),
+                 *(["--models", *s["models"]] if s["models"] else []), "--json", str(out)], env=env, timeout=limit)
+            _attach(steps["train_step"], out)
+        if "pipeline" in wanted and (limit := budget("pipeline")):
+            work = Path(tmp) / "pipeline"
+            work.mkdir()
+            steps["pipeline"] = run_pipeline(size["pipeline"], work, env, limit)
+        if "projection" in wanted and "train_step" in steps and "pipeline" in steps:
+            steps["projection"] = projection(steps["train_step"], steps["pipeline"], size)
+    return finish(result, args, t_start)
+
+
+def finish(result: dict, args: argparse.Namespace, t_start: float) -> int:
+    steps = result["steps"]
     failed = sorted(k for k, v in _flatten(steps) if v.get("returncode", 0) != 0)
     result["failed_steps"] = failed
-    sys.path.insert(0, str(ROOT))
-    from asym.io import write_json
-
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-").lower()
+    result["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    slug = "rehearsal" if args.rehearse else re.sub(r"[^A-Za-z0-9]+", "-", result["gpu"]).strip("-").lower()
     path = Path(args.out) / f"{dt.date.today().isoformat()}-{slug}.json"
-    write_json(path, result)
-    print(f"wrote {path}" + (f"; failed: {', '.join(failed)}" if failed else "; every step passed"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str))
+    os.replace(tmp, path)
+    print(f"wrote {path} in {result['total_seconds']:.0f} s"
+          + (f"; failed: {', '.join(failed)}" if failed else "; every step passed"))
     return 1 if failed else 0
+
+
+def _attach(step: dict, out: Path) -> None:
+    if out.exists():
+        step["results"] = json.loads(out.read_text())
+    elif step["returncode"] == 0:
+        step.update(returncode=1, output_tail=step["output_tail"] + f"\nno {out.name} written")
+
+
+def _importable(module: str, env: dict) -> bool:
+    code = f"import importlib.util as u; raise SystemExit(u.find_spec({module!r}) is None)"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True).returncode == 0
+
+
+def _version(dist: str) -> str | None:
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
 
 
 def _flatten(steps: dict, prefix: str = ""):

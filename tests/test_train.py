@@ -493,3 +493,148 @@ def test_a_probability_of_one_half_counts_as_depressed_in_selection(official):
     _, m = train_mod.validation_score(Undecided(), valid, train_mod.Normalizer.identity(valid), 16,
                                       torch.device("cpu"), "mean4")
     assert m["recall"] == 1.0 and m["accuracy"] == pytest.approx(valid.label.mean())
+
+
+# --- resuming inside a seed ----------------------------------------------------------------------
+
+class Killed(Exception):
+    """Stands for a SIGKILL: raised from the per-epoch callback, before that epoch is saved."""
+
+
+def _killer(at: tuple[int, int], rows: list[tuple[int, int, dict]]):
+    """An observer that records every row and dies at (partition, epoch) `at`."""
+    def observe(seed: int, partition: int, row: dict) -> None:
+        rows.append((seed, partition, row))
+        if (partition, row["epoch"]) == at:
+            raise Killed
+    return observe
+
+
+@pytest.fixture(scope="module")
+def resume_projects(tmp_path_factory):
+    """Five epochs on D-Vlog's official folds and on two grouped outer folds (kfold)."""
+    projects = {}
+    for protocol, sections in (("official", {}), ("kfold", {"split": {"kfold": {"k": 2, "valid_fraction": 0.2}}})):
+        p = _project(tmp_path_factory.mktemp(f"resume-{protocol}"), ["mean-mlp"], epochs=5, **sections)
+        lay = Layout.of(p)
+        data = Path(lay.parquet("dvlog"))
+        make_split(read_samples(data), protocol, p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
+        projects[protocol] = p
+    return projects
+
+
+@pytest.fixture
+def offline_entry(monkeypatch):
+    """mean-mlp under DepMamba's recipe: offline crops drawn once when the feed is built, Adam."""
+    monkeypatch.setitem(registry._ENTRIES, "mean-mlp-offline",
+                        Entry("mean-mlp-offline", "asym.models.baselines.mean_mlp:MeanMLP", "mean_mlp", "baseline",
+                              "test model", {}, "depmamba"))
+
+
+def _train_in(monkeypatch, runs: Path, p, model: str, seeds: list[int], observer=None) -> Path:
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(runs))
+    train_mod.train_job(p, "dvlog", model, seeds, observer=observer)
+    return runs
+
+
+def _same_run(a: Path, b: Path) -> None:
+    """Bit-identical predictions, checkpoint and history (wall times aside)."""
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "predictions.parquet"), pd.read_parquet(b / "predictions.parquet"),
+                                  check_exact=True)
+    ha, hb = (pd.read_csv(d / "history.csv").drop(columns=["epoch_time_s"]) for d in (a, b))
+    pd.testing.assert_frame_equal(ha, hb, check_exact=True)
+    ca, cb = (torch.load(d / "checkpoint.pt", weights_only=True)["partitions"] for d in (a, b))
+    assert len(ca) == len(cb)
+    for pa, pb in zip(ca, cb, strict=True):
+        assert pa.keys() == pb.keys() and pa["state_dict"].keys() == pb["state_dict"].keys()
+        assert all(torch.equal(pa["state_dict"][k], pb["state_dict"][k]) for k in pa["state_dict"])
+        assert all(torch.equal(pa[k], pb[k]) for k in pa if k != "state_dict")
+    sa, sb = read_json(a / "train.json"), read_json(b / "train.json")
+    assert (sa["best_epoch"], sa["best_valid_selection"]) == (sb["best_epoch"], sb["best_valid_selection"])
+
+
+def _rows(rows: list[tuple[int, int, dict]]) -> list[tuple[int, int, dict]]:
+    return [(s, q, {k: v for k, v in r.items() if k != "epoch_time_s"}) for s, q, r in rows]
+
+
+@pytest.mark.parametrize(("protocol", "model", "killed_at"), [
+    ("official", "mean-mlp", (0, 4)),           # random windows, cosine schedule, AdamW, dropout
+    ("kfold", "mean-mlp-offline", (1, 3)),      # offline crops, Adam; the first partition finished
+])
+def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_bit_identical(
+        resume_projects, offline_entry, monkeypatch, tmp_path, capsys, protocol, model, killed_at):
+    p = resume_projects[protocol]
+    want_rows: list = []
+    ref = _train_in(monkeypatch, tmp_path / "ref", p, model, [0, 1], observer=lambda *a: want_rows.append(a))
+    runs = tmp_path / "killed"
+    rows: list = []
+    with pytest.raises(Killed):
+        _train_in(monkeypatch, runs, p, model, [0, 1], observer=_killer(killed_at, rows))
+    out = Path(train_mod.Layout.of(p).run_dir("dvlog", model, 0))
+    resume = out / "resume.pt"
+    record = torch.load(resume, weights_only=True)                  # tensors and plain containers only
+    partition, epoch = killed_at[0], killed_at[1] - 1
+    assert (record["partition"], record["epoch"], len(record["finished"])) == (partition, epoch, partition)
+    assert [r["epoch"] for r in record["history"]] == list(range(1, epoch + 1))
+    assert not train_mod.run_complete(out)
+    (out / "history.csv").write_text("stale\n")                     # an incomplete folder: trained over, resume kept
+    capsys.readouterr()
+
+    rows.clear()
+    _train_in(monkeypatch, runs, p, model, [0, 1], observer=lambda *a: rows.append(a))
+    where = " of partition 2/2" if protocol == "kfold" else ""
+    assert f"dvlog/{model}/seed0: resumed after epoch {epoch}/5{where} from {resume}" in capsys.readouterr().out
+    for s in (0, 1):
+        _same_run(Path(train_mod.Layout.of(p).run_dir("dvlog", model, s)), ref / "dvlog" / model / f"seed{s}")
+        assert not (runs / "dvlog" / model / f"seed{s}" / "resume.pt").exists()
+    assert _rows(rows) == _rows(want_rows)      # a live MLflow run gets every epoch again, in order
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00not a torch file")
+
+
+def _truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _pickled(path: Path) -> None:
+    record = torch.load(path, weights_only=True)
+    torch.save({**record, "note": Path("a pickled object")}, path)
+
+
+def _other_inputs(path: Path) -> None:
+    torch.save({**torch.load(path, weights_only=True), "fingerprint": "0" * 64}, path)
+
+
+@pytest.mark.parametrize(("damage", "reason"), [(_garbage, "cannot be resumed from"),
+                                                 (_truncated, "cannot be resumed from"),
+                                                 (_pickled, "cannot be resumed from (UnpicklingError"),
+                                                 (_other_inputs, "written for other inputs")])
+def test_an_unusable_resume_file_is_named_in_a_warning_and_the_seed_starts_again(
+        resume_projects, monkeypatch, tmp_path, capsys, damage, reason):
+    p = resume_projects["official"]
+    ref = _train_in(monkeypatch, tmp_path / "ref", p, "mean-mlp", [0])
+    runs = tmp_path / "killed"
+    with pytest.raises(Killed):
+        _train_in(monkeypatch, runs, p, "mean-mlp", [0], observer=_killer((0, 3), []))
+    resume = runs / "dvlog" / "mean-mlp" / "seed0" / "resume.pt"
+    damage(resume)
+    capsys.readouterr()
+    rows: list = []
+    _train_in(monkeypatch, runs, p, "mean-mlp", [0], observer=lambda *a: rows.append(a))
+    captured = capsys.readouterr()
+    assert f"warning: {resume}: {reason}" in captured.err and "starts again from its first epoch" in captured.err
+    assert "resumed" not in captured.out
+    assert [r["epoch"] for _, _, r in rows] == [1, 2, 3, 4, 5]
+    _same_run(resume.parent, ref / "dvlog" / "mean-mlp" / "seed0")
+    assert not resume.exists()
+
+
+def test_a_resume_file_left_beside_a_complete_seed_is_removed(official):
+    p = official
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    leftover = Path(Layout.of(p).resume_file("dvlog", "mean-mlp", 0))   # a kill after train.json
+    leftover.write_bytes(b"left over")
+    assert train_mod.train_job(p, "dvlog", "mean-mlp", [0]) == [] and not leftover.exists()

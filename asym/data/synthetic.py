@@ -3,12 +3,27 @@
 The real releases are given on request only, so the default pipeline runs on these. They are
 read by the very readers that read the real files (asym.data.dvlog / asym.data.lmvd).
 
-Planted signal (strength `signal`, 0 = none): depressed vlogs show weaker facial motion and
-flatter prosody (smaller temporal variation of the "prosodic" acoustic dimensions and of the
-mouth landmarks), slightly lowered mouth corners and lower mean energy. Every effect is
-multiplied by a per-vlog random factor and buried in noise, so classes overlap; vlogs of one
-subject share an identity offset and a label, so a split that leaks subjects looks better
-than it should.
+Where the label lives is the `mechanism` (params: synth.<dataset>.mechanism), so the pipeline
+can be run against known answers:
+
+- `marginal` (the default): a planted cue of strength `signal` (0 = none). Depressed vlogs show
+  weaker facial motion and flatter prosody (smaller temporal variation of the "prosodic"
+  acoustic dimensions and of the mouth landmarks), slightly lowered mouth corners and lower mean
+  energy. Every effect is multiplied by a per-vlog random factor and buried in noise, so classes
+  overlap.
+- `synchrony`: the label lives only in the coupling between the modalities. The mouth opening
+  follows the vocal energy `lag` frames later, with correlation `coupling.normal` or
+  `coupling.depressed`. Each modality alone is drawn from one process whatever the label: the
+  mouth's driver is `c` times the lagged energy plus `sqrt(1 - c^2)` times an independent copy of
+  the same stationary Gaussian AR(1) process, which is that process again for every `c`. So every
+  per-frame and per-vlog statistic of the audio alone, or of the landmarks alone, has the same
+  distribution in both classes; only their joint distribution differs. Both drivers are centred on
+  each vlog, so no per-vlog mean carries the coupling either.
+- `null`: the features of `marginal`, planted for a hidden label drawn independently of the
+  released one: the labels are independent of the features.
+
+In every mechanism, vlogs of one subject share an identity offset and a label, so a split that
+leaks subjects looks better than it should.
 """
 
 from __future__ import annotations
@@ -34,6 +49,8 @@ OPENFACE_HEAD = (
 OPENFACE_COLUMNS = OPENFACE_HEAD + lmvd.LANDMARK_COLUMNS + [f"AU{a}_r" for a in AU_R] + [f"AU{a}_c" for a in AU_C]
 MOUTH = np.arange(48, 68)
 MOUTH_CORNERS = np.array([48, 54])
+MECHANISMS = ("marginal", "synchrony", "null")
+ENERGY = slice(0, 4)          # the acoustic dimensions that stand for vocal energy
 
 
 def _face_template(rng: np.random.Generator) -> np.ndarray:
@@ -80,6 +97,13 @@ class _Generator:
         }
 
     def sample(self, subj: dict[str, Any], label: int, seconds: int) -> tuple[np.ndarray, np.ndarray]:
+        """One vlog whose features carry `label` by the configured mechanism (under `null`,
+        `label` is the hidden one, not the released one)."""
+        if self.cfg.get("mechanism", "marginal") == "synchrony":
+            return self._synchrony(subj, label, seconds)
+        return self._marginal(subj, label, seconds)
+
+    def _marginal(self, subj: dict[str, Any], label: int, seconds: int) -> tuple[np.ndarray, np.ndarray]:
         rng, s = self.rng, float(self.cfg["signal"]) * label
         jitter = int(self.cfg["length_jitter"])
         t_a = max(2, seconds + int(rng.integers(-jitter, jitter + 1)))
@@ -104,6 +128,53 @@ class _Generator:
         visual = np.concatenate([face[..., 0], face[..., 1]], axis=1)   # x_0..x_67, y_0..y_67
         return audio.astype(np.float64), visual.astype(np.float64)
 
+    def _synchrony(self, subj: dict[str, Any], label: int, seconds: int) -> tuple[np.ndarray, np.ndarray]:
+        """The same vlog for both classes except for how closely the mouth follows the voice."""
+        rng, sync = self.rng, self.cfg["synchrony"]
+        jitter, lag = int(self.cfg["length_jitter"]), int(sync["lag"])
+        c = float(sync["coupling"]["depressed" if label else "normal"])
+        t_a, t_v = max(2, seconds + int(rng.integers(-jitter, jitter + 1))), seconds
+        expressive = rng.lognormal(0, 0.25)   # people differ, whatever their class
+        # Vocal energy at frame t is drive[t + lag]; the mouth at frame t follows drive[t], the
+        # energy `lag` frames earlier, with correlation c.
+        n = max(t_a, t_v) + lag
+        rho = float(sync["smoothness"])
+        drive = _smooth_noise(rng, n, 1, rho)[:, 0]
+        own = _smooth_noise(rng, n, 1, rho)[:, 0]
+        energy = drive[lag:lag + t_a]
+        mouth = c * drive[:t_v] + np.sqrt(1 - c**2) * own[:t_v]
+        energy, mouth = energy - energy.mean(), mouth - mouth.mean()
+        amp = np.full(self.audio_dim, 0.6)
+        amp[self.prosody] = 1.2 * expressive
+        audio = subj["audio_id"] + _smooth_noise(rng, t_a, self.audio_dim) * amp
+        audio[:, ENERGY] += float(sync["energy_amplitude"]) * expressive * energy[:, None]
+        audio += rng.normal(0, 0.3, audio.shape)
+        audio = audio * self.audio_scale + self.audio_offset
+        motion = 8.0 * expressive
+        mouth_amp = float(sync["mouth_amplitude"]) * expressive
+        face = np.broadcast_to(subj["face"], (t_v, 68, 2)).copy()
+        face[:, MOUTH, 1] += mouth_amp * mouth[:, None]
+        face[:, MOUTH, 0] += 0.5 * mouth_amp * _smooth_noise(rng, t_v, 1, rho)
+        face = face * subj["scale"] + subj["center"] + motion * _smooth_noise(rng, t_v, 2, 0.9)[:, None, :]
+        face += rng.normal(0, 0.7, face.shape)
+        visual = np.concatenate([face[..., 0], face[..., 1]], axis=1)
+        return audio.astype(np.float64), visual.astype(np.float64)
+
+
+def _check_mechanism(cfg: dict[str, Any]) -> str:
+    mechanism = cfg.get("mechanism", "marginal")
+    if mechanism not in MECHANISMS:
+        raise ConfigError(f"unknown synth mechanism {mechanism!r}; expected one of {list(MECHANISMS)}")
+    if mechanism == "synchrony" and not cfg.get("synchrony"):
+        raise ConfigError("synth mechanism `synchrony` needs its `synchrony` block (lag, coupling, ...)")
+    return mechanism
+
+
+def _planted(rng: np.random.Generator, labels: np.ndarray, mechanism: str) -> np.ndarray:
+    """The labels the features are drawn for: the released ones, or under `null` a permutation
+    of them drawn independently (same class counts, no relation to the released labels)."""
+    return rng.permutation(labels) if mechanism == "null" else labels
+
 
 def _labels(rng: np.random.Generator, n: int, frac: float) -> np.ndarray:
     n_pos = int(round(n * frac))
@@ -121,10 +192,12 @@ def _stratified_folds(rng: np.random.Generator, labels: np.ndarray, fractions: l
 
 
 def write_dvlog(out: Path, cfg: dict[str, Any], seed: int) -> None:
+    mechanism = _check_mechanism(cfg)
     gen = _Generator(cfg, seed, dvlog.AUDIO_DIM, prosody_dims=6)
     n = int(cfg["n_samples"])
     labels = _labels(gen.rng, n, float(cfg["depressed_fraction"]))
     folds = _stratified_folds(gen.rng, labels, list(cfg["fold_fractions"]))
+    planted = _planted(gen.rng, labels, mechanism)
     lo, hi = cfg["seconds"]
     with atomic_dir(out) as tmp:
         root = tmp / "dvlog-dataset"
@@ -132,7 +205,7 @@ def write_dvlog(out: Path, cfg: dict[str, Any], seed: int) -> None:
         rows = ["index,label,duration,gender,fold"]
         for i in tqdm(range(n), desc="synth dvlog", unit="vlog", leave=False):
             seconds = int(gen.rng.integers(lo, hi + 1))
-            audio, visual = gen.sample(gen.subject(), int(labels[i]), seconds)
+            audio, visual = gen.sample(gen.subject(), int(planted[i]), seconds)
             idx = str(i)
             (root / idx).mkdir()
             np.save(root / idx / f"{idx}_acoustic.npy", audio)
@@ -170,11 +243,13 @@ def _write_openface_csv(path: Path, table: np.ndarray) -> None:
 
 
 def write_lmvd(out: Path, cfg: dict[str, Any], seed: int, layout: str = "authors") -> None:
+    mechanism = _check_mechanism(cfg)
     gen = _Generator(cfg, seed, lmvd.AUDIO_DIM, prosody_dims=16)
     n, n_subj = int(cfg["n_samples"]), int(cfg["n_subjects"])
     # Every subject has at least one vlog; the rest are spread at random (several per person).
     owner = np.r_[np.arange(n_subj), gen.rng.integers(0, n_subj, n - n_subj)]
     subj_labels = _labels(gen.rng, n_subj, float(cfg["depressed_fraction"]))
+    subj_planted = _planted(gen.rng, subj_labels, mechanism)
     subjects = [gen.subject() for _ in range(n_subj)]
     lo, hi = cfg["seconds"]
     fps = int(cfg["video_fps"])
@@ -192,7 +267,7 @@ def write_lmvd(out: Path, cfg: dict[str, Any], seed: int, layout: str = "authors
             idx = f"{k + 1:04d}"
             label = int(subj_labels[owner[i]])
             seconds = int(gen.rng.integers(lo, hi + 1))
-            audio, visual = gen.sample(subjects[owner[i]], label, seconds)
+            audio, visual = gen.sample(subjects[owner[i]], int(subj_planted[owner[i]]), seconds)
             subj_rows.append(f"{idx},P{owner[i]:04d}")
             if layout == "authors":
                 np.save(tmp / "Audio_feature" / f"{idx}.npy", audio)
