@@ -1,7 +1,9 @@
 """Atomic output: every file is written under a temporary name and renamed into place.
 
 An interrupted job therefore leaves either the previous complete file or nothing, never a
-half-written one, and a rerun of the DAG resumes from the last complete outputs.
+half-written one, and a rerun of the DAG resumes from the last complete outputs. The renamed file
+gets the mode a plain `open(..., "w")` would give it under the process's umask (a temporary file
+is created private), so a group sharing a project folder can read every artefact.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it."""
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status", encoding="ascii") as fh:
+        return int(next(line for line in fh if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
@@ -26,6 +37,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -40,6 +52,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
