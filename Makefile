@@ -12,17 +12,29 @@ ORACLE := .cache/oracle
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check gpu-wheels wheels-for-tests
+.PHONY: lock run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check gpu-wheels wheels-for-tests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Every package at the exact version and hash of requirements.lock (`make lock` regenerates it from
+# pyproject.toml with uv, for Linux x86-64 and Python 3.11, torch the CPU wheel), then the project.
+LOCK        := requirements.lock
+LOCK_EXTRAS := test
+UV          := uv==0.13.9
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet '$(UV)'
+	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  $(addprefix --find-links ,$(PIP_FIND_LINKS)) --quiet -o $(LOCK)
 
 # mamba-ssm's own pure-PyTorch selective_scan_ref is the tests' oracle, and the sources of
 # mamba-ssm and causal-conv1d are what the CPU tests check our calls into them against. Neither
