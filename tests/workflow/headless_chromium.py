@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.workflow import debian
 
 APT_PACKAGES = ("chromium", "chromium-driver")
 BROWSER, DRIVER = "chromium", "chromedriver"
@@ -26,7 +27,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 def missing_binaries() -> list[str]:
-    return [b for b in (BROWSER, DRIVER) if shutil.which(b) is None]
+    return debian.missing((BROWSER, DRIVER))
 
 
 def unavailable_reason() -> str | None:
@@ -42,16 +43,7 @@ def unavailable_reason() -> str | None:
 
 
 def install(timeout_s: int = 900) -> None:
-    """apt-get install the packages (refreshing the package lists once if the first try fails)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=timeout_s)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0 or missing_binaries():
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}), missing {missing_binaries()}:\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    debian.apt_install(APT_PACKAGES, (BROWSER, DRIVER), timeout_s)
 
 
 @contextlib.contextmanager

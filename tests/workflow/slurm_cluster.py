@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.workflow import debian
+
 # slurm-wlm brings slurmctld, slurmd and the client commands; slurmdbd and MariaDB store the
 # accounting that `sacct` reads.
 APT_PACKAGES = ("slurm-wlm", "slurmdbd", "munge", "mariadb-server")
@@ -36,7 +38,7 @@ class ClusterError(RuntimeError):
 
 
 def missing_binaries() -> list[str]:
-    return [b for b in BINARIES if shutil.which(b) is None]
+    return debian.missing(BINARIES)
 
 
 def unavailable_reason() -> str | None:
@@ -50,16 +52,10 @@ def unavailable_reason() -> str | None:
 
 
 def install(timeout_s: int = 900) -> None:
-    """apt-get install the packages (refreshing the package lists once if the first try fails)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=timeout_s)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0 or missing_binaries():
-        raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}), missing {missing_binaries()}:\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    try:
+        debian.apt_install(APT_PACKAGES, BINARIES, timeout_s)
+    except RuntimeError as e:
+        raise ClusterError(str(e)) from None
 
 
 def free_port() -> int:
