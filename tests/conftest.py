@@ -85,19 +85,24 @@ def small_synth(params):
     return {"dvlog": dv, "lmvd": lm}
 
 
+def demo_release(tmp_path_factory, name: str, dataset: str, settings: dict, seed: int,
+                 layout: str = "authors") -> Path:
+    """A demo release of `dataset` (D-Vlog, or LMVD in `layout`) in a fresh session folder."""
+    from asym.data.synthetic import write_dvlog, write_lmvd
+
+    out = tmp_path_factory.mktemp(name) / "release"
+    if dataset == "dvlog":
+        write_dvlog(out, settings, seed=seed)
+    else:
+        write_lmvd(out, settings, seed=seed, layout=layout)
+    return out
+
+
 @pytest.fixture(scope="session")
 def dvlog_dir(tmp_path_factory, small_synth):
-    from asym.data.synthetic import write_dvlog
-
-    out = tmp_path_factory.mktemp("dvlog") / "release"
-    write_dvlog(out, small_synth["dvlog"], seed=1)
-    return out
+    return demo_release(tmp_path_factory, "dvlog", "dvlog", small_synth["dvlog"], seed=1)
 
 
 @pytest.fixture(scope="session")
 def lmvd_dir(tmp_path_factory, small_synth):
-    from asym.data.synthetic import write_lmvd
-
-    out = tmp_path_factory.mktemp("lmvd") / "release"
-    write_lmvd(out, small_synth["lmvd"], seed=2, layout="authors")
-    return out
+    return demo_release(tmp_path_factory, "lmvd", "lmvd", small_synth["lmvd"], seed=2)

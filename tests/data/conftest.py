@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import demo_release
+
 
 @pytest.fixture(scope="session")
 def tiny_synth(small_synth):
@@ -14,26 +16,14 @@ def tiny_synth(small_synth):
 
 @pytest.fixture(scope="session")
 def tiny_dvlog(tmp_path_factory, tiny_synth):
-    from asym.data.synthetic import write_dvlog
-
-    out = tmp_path_factory.mktemp("tiny_dvlog") / "release"
-    write_dvlog(out, tiny_synth["dvlog"], seed=5)
-    return out / "dvlog-dataset"
+    return demo_release(tmp_path_factory, "tiny_dvlog", "dvlog", tiny_synth["dvlog"], seed=5) / "dvlog-dataset"
 
 
 @pytest.fixture(scope="session")
 def tiny_lmvd(tmp_path_factory, tiny_synth):
-    from asym.data.synthetic import write_lmvd
-
-    out = tmp_path_factory.mktemp("tiny_lmvd") / "release"
-    write_lmvd(out, tiny_synth["lmvd"], seed=6, layout="authors")
-    return out
+    return demo_release(tmp_path_factory, "tiny_lmvd", "lmvd", tiny_synth["lmvd"], seed=6)
 
 
 @pytest.fixture(scope="session")
 def tiny_derived(tmp_path_factory, tiny_synth):
-    from asym.data.synthetic import write_lmvd
-
-    out = tmp_path_factory.mktemp("tiny_derived") / "release"
-    write_lmvd(out, tiny_synth["lmvd"], seed=7, layout="derived")
-    return out
+    return demo_release(tmp_path_factory, "tiny_derived", "lmvd", tiny_synth["lmvd"], seed=7, layout="derived")
