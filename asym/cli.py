@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from asym.config import STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
 
 
@@ -66,12 +67,17 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {out}")
 
 
+def _study(p, args: argparse.Namespace):
+    """The params as the optimism study's runs under --protocol read them (asym.config.Params.for_protocol)."""
+    return p.for_protocol(args.protocol) if getattr(args, "protocol", None) else p
+
+
 def cmd_split(args: argparse.Namespace) -> None:
     from asym.data.parquet import read_samples
     from asym.data.splits import make_split, split_summary
     from asym.io import atomic_path, write_json
 
-    p = _params(args)
+    p = _study(_params(args), args)
     layout = _layout(p)
     data = Path(layout.parquet(args.dataset))
     table = read_samples(data)
@@ -86,7 +92,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    p = _params(args)
+    p = _study(_params(args), args)
     from asym.models import registry
     from asym.train import env_threads
 
@@ -134,6 +140,34 @@ def cmd_track(args: argparse.Namespace) -> None:
     p = _params(args)
     record = track_all(p)
     print(f"mlflow: {len(record)} runs in experiment {p.mlflow.experiment!r} ({p.mlflow.tracking_uri})")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """A trained run (or every seed of a model) applied to a release or an `asym extract` output."""
+    from asym.train import pick_device
+
+    p = _params(args) if Path(args.params).is_file() else None
+    if p is not None:
+        import torch
+
+        torch.set_num_threads(p.train.threads)
+    from asym.predict import predict_path
+
+    device = args.device or (pick_device(p.train.device) if p is not None else "cpu")
+    frame = predict_path(Path(args.model), Path(args.input), Path(args.output), device, p)
+    print(f"predicted {len(frame)} vlog(s) -> {args.output} (a research model, not a diagnostic tool)")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    """Videos (or videos + audio files) -> a D-Vlog release of their eGeMAPS and landmark features."""
+    from asym.extract import extract
+
+    report = extract([Path(v) for v in args.video], Path(args.output), _params(args).extract,
+                     [Path(a) for a in args.audio] if args.audio else None, Path(args.labels) if args.labels else None)
+    faceless = sum(v["seconds_without_face"] for v in report["vlogs"].values())
+    seconds = sum(v["seconds"] for v in report["vlogs"].values())
+    print(f"extracted {len(report['vlogs'])} vlog(s), {seconds} s ({faceless} s without a face, filled from the "
+          f"nearest earlier second) -> {args.output}")
 
 
 def cmd_ui(args: argparse.Namespace) -> None:
@@ -213,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("split", help="the dataset's split protocol, with a leakage check")
     s.add_argument("--dataset", required=True)
+    s.add_argument("--protocol", choices=STUDY_PROTOCOLS, help="the optimism study's split under this protocol")
     s.set_defaults(func=cmd_split)
 
     s = sub.add_parser("train", help="train one model on one dataset, every seed (or those given)")
@@ -220,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--seeds", type=int, nargs="+", help="default: run.seeds of the active scale")
     s.add_argument("--entry-digest", help="the registry entry's fingerprint the stage was written for")
+    s.add_argument("--protocol", choices=STUDY_PROTOCOLS, help="the optimism study's runs under this protocol")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="metrics of every run (or of --run) from its saved predictions")
@@ -231,6 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("track", help="log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
+
+    s = sub.add_parser("extract", help="D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos")
+    s.add_argument("--video", nargs="+", required=True, help="video files; each file's name is its index")
+    s.add_argument("--audio", nargs="+", help="audio files, one per video in the same order (default: the video's own track)")
+    s.add_argument("--labels", help="optional index,label[,gender,fold] CSV (label: depression/normal or 1/0)")
+    s.add_argument("--output", required=True, help="the release folder to write")
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("predict", help="probabilities for new vlogs from a trained run (or the mean over its seeds)")
+    s.add_argument("--model", required=True, help="runs/<dataset>/<model>/seed<k>, or runs/<dataset>/<model> (every seed)")
+    s.add_argument("--input", required=True, help="a release folder (either dataset's layout), an `asym extract` "
+                   "output or an asym Parquet table")
+    s.add_argument("--output", required=True, help="CSV: id, probability, label, threshold")
+    s.add_argument("--device", help="default: train.device of params.yaml, or cpu without one")
+    s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("ui", help="serve the MLflow UI over the store; print where the training runs are")
     s.add_argument("--host", default="127.0.0.1")

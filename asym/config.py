@@ -23,7 +23,10 @@ from asym.errors import ConfigError
 T = TypeVar("T")
 Scale = Literal["demo", "paper"]
 SCALES: tuple[str, ...] = ("demo", "paper")
-Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "csv"]
+Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "kfold_select_on_test", "csv"]
+# The protocols of the optimism study (`optimism` below): the honest one, then the one that chooses
+# the checkpoint on the fold it reports (asym.data.splits).
+STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
 
 
 class Strict(BaseModel):
@@ -82,6 +85,13 @@ class LmvdReaderConfig(Strict):
 
 class ReadersConfig(Strict):
     lmvd: LmvdReaderConfig
+
+
+class ExtractConfig(Strict):
+    """`asym extract`: D-Vlog's features from a video (asym.extract)."""
+
+    sample_rate: int = Field(gt=0)            # Hz: the audio track is resampled to it for openSMILE
+    upsample: int = Field(ge=0)               # dlib's face detector: upsamplings before detecting
 
 
 SynthMechanism = Literal["marginal", "synchrony", "null"]
@@ -207,19 +217,95 @@ class CropConfig(Strict):
         return int(self.min_frames or 0)
 
 
+class PlateauConfig(Strict):
+    """`scheduler: plateau`: ReduceLROnPlateau on the validation loss (CAF-Mamba's), the factor
+    per dataset; PyTorch's defaults for everything else (mode min, threshold 1e-4 relative)."""
+
+    factor: dict[str, float]
+    patience: int = Field(ge=0)
+
+    @field_validator("factor")
+    @classmethod
+    def _factors(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v or any(not 0 < f < 1 for f in v.values()):
+            raise ValueError("needs a factor in (0, 1) per dataset")
+        return v
+
+    def factor_for(self, dataset: str) -> float:
+        if dataset not in self.factor:
+            raise ConfigError(f"recipe plateau.factor has no entry for dataset {dataset!r} (has {sorted(self.factor)})")
+        return float(self.factor[dataset])
+
+
+class CombinedLossConfig(Strict):
+    """`loss: combined` (MDD-Net's CombinedLoss, asym.losses): BCE on label-smoothed targets, plus
+    `focal_weight` x that BCE x the batch mean of the focal factors, plus `l2_weight` x `l2_lambda`
+    x the sum of every parameter's L2 norm."""
+
+    smoothing: float = Field(ge=0, lt=1)
+    focal_weight: float = Field(ge=0)
+    focal_alpha: float = Field(ge=0, le=1)
+    focal_gamma: float = Field(ge=0)
+    l2_weight: float = Field(ge=0)
+    l2_lambda: float = Field(ge=0)
+
+
+class ThresholdGrid(Strict):
+    """The candidate thresholds of `threshold: valid_f1`: low, low + step, ... up to high."""
+
+    low: float = Field(gt=0, lt=1)
+    high: float = Field(gt=0, lt=1)
+    step: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdGrid:
+        if self.high < self.low:
+            raise ValueError("high must not be below low")
+        return self
+
+
 class RecipeConfig(Strict):
     optimizer: Literal["adam", "adamw"]
     lr: dict[str, float]
+    betas: tuple[float, float] | None = None       # Adam's; null = PyTorch's (0.9, 0.999)
     weight_decay: float = Field(ge=0)
-    scheduler: Literal["none", "cosine"]
+    # `weights`: A_log, D, norms and biases exempt (mamba-ssm's groups); `all`: every parameter
+    weight_decay_on: Literal["weights", "all"] = "weights"
+    scheduler: Literal["none", "cosine", "plateau"]
+    plateau: PlateauConfig | None = None
     grad_clip: float | None = Field(default=None, gt=0)
-    normalize: Literal["zscore", "none"]
+    # zscore: train-fold statistics; none: raw; per_sample: each vlog over its own frames
+    normalize: Literal["zscore", "none", "per_sample"]
+    std_floor: float | None = Field(default=None, gt=0)    # per_sample: the smallest std divided by
     crop: CropConfig
-    loss: Literal["bce"]
+    loss: Literal["bce", "combined"]
+    combined_loss: CombinedLossConfig | None = None
     class_weighting: Literal["none", "balanced"]
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     selection_metric: Literal["mean4", "accuracy", "f1", "balanced_accuracy", "mcc"]
+    # the probability at or above which a vlog is labelled depressed; `valid_f1`: the grid's
+    # threshold of highest F1 on the validation fold, at the chosen checkpoint (asym.thresholds)
+    threshold: float | Literal["valid_f1"] = 0.5
+    threshold_grid: ThresholdGrid | None = None
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0 < v < 1:
+            raise ValueError("must be in (0, 1) or `valid_f1`")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> RecipeConfig:
+        need = [("plateau", self.scheduler == "plateau"), ("combined_loss", self.loss == "combined"),
+                ("std_floor", self.normalize == "per_sample"), ("threshold_grid", self.threshold == "valid_f1")]
+        missing = [key for key, needed in need if needed and getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"needs {missing} for its scheduler / loss / normalize / threshold")
+        if self.betas is not None and not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("betas must lie in [0, 1)")
+        return self
 
     def lr_for(self, dataset: str) -> float:
         if dataset not in self.lr:
@@ -232,14 +318,36 @@ class ReportConfig(Strict):
     ci_seed: int
     alpha: float = Field(gt=0, lt=1)
     chance_draws: int = Field(ge=1)
+    mde_power: float = Field(default=0.8, gt=0, lt=1)   # power at which captions state the detectable ΔF1
+
+
+class OptimismConfig(Strict):
+    """The cost of selecting on the test fold, measured: each of `models` is trained again under
+    both STUDY_PROTOCOLS (the same outer folds, the same `seeds`) on every dataset of the run,
+    apart from the main runs (asym.layout.study_folder); the report's `protocol_optimism` table
+    sets the two side by side. An empty list turns the study off."""
+
+    models: ByScale[list[str]]
+    seeds: ByScale[list[int]]
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: ByScale[list[int]]) -> ByScale[list[int]]:
+        for scale in SCALES:
+            seeds = v.at(scale)
+            if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+                raise ValueError(f"{scale}: needs distinct non-negative seeds")
+        return v
 
 
 class ParamsFile(Strict):
+    extends: str | None = None   # a params file this one amends (see load_params)
     scale: Scale
     paths: PathsConfig
     mlflow: MlflowConfig
     datasets: dict[str, DatasetConfig]
     readers: ReadersConfig
+    extract: ExtractConfig | None = None
     synth: SynthConfig
     split: SplitConfig
     run: RunConfig
@@ -247,10 +355,16 @@ class ParamsFile(Strict):
     recipes: ByScale[dict[str, RecipeConfig]]
     model: ByScale[dict[str, dict[str, Any]]]
     report: ReportConfig
+    optimism: OptimismConfig | None = None
 
     @model_validator(mode="after")
     def _cross_refs(self) -> ParamsFile:
         from asym.models import registry
+
+        for scale in SCALES if self.optimism is not None else ():
+            unknown = [m for m in self.optimism.models.at(scale) if m not in registry.names()]
+            if unknown:
+                raise ValueError(f"optimism.models.{scale} names unknown models {unknown}; known: {registry.names()}")
 
         for name in self.run.datasets:
             if name not in self.datasets:
@@ -304,6 +418,10 @@ class Params:
 
     @property
     def root(self) -> Path:
+        """The params file's folder; for a file that `extends` another, the other's: its keys
+        amend that file, so their relative paths mean what they would there."""
+        if self.data.extends is not None:
+            return (self.path.resolve().parent / self.data.extends).resolve().parent
         return self.path.resolve().parent
 
     def resolve(self, p: str | os.PathLike) -> Path:
@@ -325,6 +443,12 @@ class Params:
     @property
     def readers(self) -> ReadersConfig:
         return self.data.readers
+
+    @property
+    def extract(self) -> ExtractConfig:
+        if self.data.extract is None:
+            raise ConfigError(f"{self.path}: no `extract` block (sample_rate, upsample) for `asym extract`")
+        return self.data.extract
 
     @property
     def synth(self) -> SynthConfig:
@@ -382,6 +506,36 @@ class Params:
         chosen = self.data.run.models
         return registry.names() if chosen == "all" else list(chosen)
 
+    # --- the optimism study: the same steps, another protocol, its own folders --------------
+    @property
+    def study_models(self) -> list[str]:
+        """The models of the optimism study at the active scale (none when it is off)."""
+        return [] if self.data.optimism is None else list(self.data.optimism.models.at(self.scale))
+
+    @property
+    def study_seeds(self) -> list[int]:
+        return [] if self.data.optimism is None else list(self.data.optimism.seeds.at(self.scale))
+
+    def for_protocol(self, protocol: str) -> Params:
+        """This file as the optimism study's runs under `protocol` read it: every dataset split by
+        `protocol`, the study's models and seeds, and splits and runs in the protocol's own
+        folders (asym.layout.study_folder), so the steps themselves need no second code path.
+        `raw` stays the file as written: what the study's stages depend on is named by
+        asym.layout.stage_params(..., protocol=...)."""
+        from asym.layout import study_folder
+
+        if protocol not in STUDY_PROTOCOLS:
+            raise ConfigError(f"the optimism study runs {list(STUDY_PROTOCOLS)}, not {protocol!r}")
+        d = self.data
+        by_scale = ByScale[Protocol](demo=protocol, paper=protocol)    # type: ignore[arg-type]
+        paths = d.paths.model_copy(update={k: Path(study_folder(Path(getattr(d.paths, k)).as_posix(), protocol))
+                                           for k in ("splits", "runs")})
+        seeds = ByScale[list[int]](demo=self.study_seeds or [0], paper=self.study_seeds or [0])
+        run = d.run.model_copy(update={"models": self.study_models, "seeds": seeds})
+        datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
+        data = d.model_copy(update={"paths": paths, "run": run, "datasets": datasets})
+        return Params(data, self.path, self.raw)
+
     def slice(self, dotted: str) -> Any:
         """The raw value at a dotted key (what a DAG stage depends on)."""
         node: Any = self.raw
@@ -399,6 +553,27 @@ def _format_errors(exc: ValidationError) -> str:
     return "; ".join(dict.fromkeys(lines))
 
 
+def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """`extends: <params file>` (relative to this one): that file with this one's keys in place
+    of its own, mappings merged key by key, anything else (a list, a number) replaced whole.
+    One level only, so what a file means can be read from two files."""
+    base = raw["extends"]
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends: expected the path of a params file, relative to this one")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends: {base_path}: params file not found")
+    try:
+        base_raw = yaml.safe_load(base_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{base_path}: not valid YAML: {exc}") from None
+    if not isinstance(base_raw, dict):
+        raise ConfigError(f"{base_path}: expected a mapping at top level")
+    if base_raw.get("extends") is not None:
+        raise ConfigError(f"{path}: extends {base_path}, which extends another file: one level only")
+    return deep_merge(base_raw, raw)
+
+
 def load_params(path: str | os.PathLike) -> Params:
     path = Path(path)
     if not path.is_file():
@@ -409,6 +584,8 @@ def load_params(path: str | os.PathLike) -> Params:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
+    if raw.get("extends") is not None:
+        raw = _extended(path, raw)
     try:
         data = ParamsFile.model_validate(raw)
     except ValidationError as exc:

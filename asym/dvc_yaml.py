@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from asym.config import STUDY_PROTOCOLS
 from asym.layout import (
     EVAL_FILES,
     PLOTS,
@@ -71,6 +72,7 @@ def render(p: Any) -> str:
                 "params": stage_params(p, "train", ds, model),
                 "outs": [f for key in TRAIN_FILES for f in outs[key]],
             }
+    study = _study_stages(p, lay, stages)
     runs = [(d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
     stages["evaluate"] = {
         "cmd": f"{ASYM} evaluate",
@@ -78,12 +80,12 @@ def render(p: Any) -> str:
         "outs": [lay.run_file(d, m, s, "confusion") for d, m, s in runs],
         "metrics": [lay.run_file(d, m, s, "metrics") for d, m, s in runs],
     }
-    report = lay.report_outputs(p.models)
+    report = lay.report_outputs(p.models, study=bool(study))
     plots = {report[k] for k in PLOTS}
     stages["report"] = {
         "cmd": f"{ASYM} report",
         "deps": sorted({lay.run_file(d, m, s, k) for d, m, s in runs for k in ("metrics", "predictions", "summary")})
-        + [f for d in p.datasets for f in (lay.split_csv(d), lay.split_json(d))]
+        + [f for d in p.datasets for f in (lay.split_csv(d), lay.split_json(d))] + study
         + stage_data_deps(p, "report") + code_deps("report"),
         "params": stage_params(p, "report"),
         "outs": [f for k, f in report.items() if f not in plots and k != "summary_json"],
@@ -99,3 +101,30 @@ def render(p: Any) -> str:
         "outs": [_uncached(lay.tracking_record())],
     }
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+
+
+def _study_stages(p: Any, lay: Layout, stages: dict[str, Any]) -> list[str]:
+    """The optimism study's split and train stages (params.yaml `optimism`), added to `stages`;
+    returns the files of it that the report reads (none when the study is off)."""
+    read: list[str] = []
+    for protocol in STUDY_PROTOCOLS if p.study_models else ():
+        sl = lay.for_protocol(protocol)
+        for ds in p.datasets:
+            stages[stage_name("split", protocol, ds)] = {
+                "cmd": f"{ASYM} split --dataset {ds} --protocol {protocol}",
+                "deps": [lay.parquet(ds), *code_deps("split")],
+                "params": stage_params(p, "split", ds, protocol=protocol),
+                "outs": [sl.split_csv(ds), sl.split_json(ds)],
+            }
+            read += [sl.split_csv(ds), sl.split_json(ds)]
+            for model in p.study_models:
+                outs = sl.train_outputs(ds, model, p.study_seeds)
+                stages[stage_name("train", protocol, ds, model)] = {
+                    "cmd": f"{ASYM} train --dataset {ds} --model {model} --protocol {protocol} "
+                           f"--entry-digest {registry.get(model).digest()}",
+                    "deps": [lay.parquet(ds), sl.split_csv(ds), *code_deps("train", model)],
+                    "params": stage_params(p, "train", ds, model, protocol=protocol),
+                    "outs": [f for key in TRAIN_FILES for f in outs[key]],
+                }
+                read += outs["predictions"] + outs["summary"]
+    return sorted(read)

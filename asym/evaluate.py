@@ -14,12 +14,14 @@ import pandas as pd
 
 from asym.io import read_json, write_json
 from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
-from asym.metrics import all_metrics, confusion
+from asym.metrics import confusion, label_metrics, score_metrics
 
 
 def fold_metrics(part: pd.DataFrame) -> dict[str, Any]:
-    y, prob = part["label"].to_numpy(), part["prob"].to_numpy()
-    return {**all_metrics(y, prob), "confusion": confusion(y, part["pred"].to_numpy()), "n": int(len(part))}
+    """Metrics of labels from the saved labels (`pred`, at the run's decision threshold), of
+    scores from the probabilities."""
+    y, prob, pred = part["label"].to_numpy(), part["prob"].to_numpy(), part["pred"].to_numpy()
+    return {**label_metrics(y, pred), **score_metrics(y, prob), "confusion": confusion(y, pred), "n": int(len(part))}
 
 
 def evaluate_predictions(pred_path: Path) -> dict[str, Any]:

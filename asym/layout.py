@@ -30,14 +30,16 @@ EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
 # reports/: tables (each as Markdown, CSV and LaTeX), aggregates and plots.
 TABLE_FORMATS = ("md", "csv", "tex")
 PLOTS = {"metrics_plot": "metrics.png", "confusion_plot": "confusion_matrices.png",
-         "reliability_plot": "reliability.png"}
+         "reliability_plot": "reliability.png", "published_plot": "published.png"}
 AGGREGATES = {"summary_csv": "summary.csv", "summary_json": "summary.json", "runs_csv": "runs.csv"}
 TRACKING_RECORD = "mlflow_runs.json"
+MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.model_card)
 
 
-def report_tables(models: list[str]) -> list[str]:
+def report_tables(models: list[str], study: bool = False) -> list[str]:
     """The tables a report over `models` writes: the ablation table only when ASYM and at least
-    one of its variants are trained, the comparison only when ASYM or a baseline is."""
+    one of its variants are trained, the comparison only when ASYM or a baseline is, and
+    `protocol_optimism` only when the optimism study is on (`study`)."""
     kinds = {registry.get(m).kind for m in models}
     tables = ["results"]
     if kinds & {"asym", "baseline"}:
@@ -45,7 +47,16 @@ def report_tables(models: list[str]) -> list[str]:
     if {"asym", "ablation"} <= kinds:
         tables.append("ablation")
     tables.append("fairness")
+    if study:
+        tables.append("protocol_optimism")
     return tables
+
+
+def study_folder(root: str, protocol: str) -> str:
+    """Where the optimism study's splits and runs under `protocol` live, inside the main folder
+    `root` (splits or runs): `runs/protocols/kfold/dvlog/mean-mlp/seed0/...`. A pattern in
+    `protocol` (`{protocol}`) gives Snakemake's."""
+    return f"{root}/protocols/{protocol}"
 
 
 KEYS = ("raw", "processed", "splits", "runs", "reports", "logs")
@@ -59,20 +70,21 @@ class Layout:
     runs: str
     reports: str
     logs: str
+    datasets: tuple[str, ...] = ()      # the run's datasets: a model card is written for each
 
     @classmethod
     def of(cls, params: Any, absolute: bool = True) -> Layout:
         """Absolute paths for the steps; as written in params.yaml for dvc.yaml (which sits
         beside it)."""
         if absolute:
-            return cls(**{k: str(params.path_of(k)) for k in KEYS})
-        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS})
+            return cls(**{k: str(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets))
+        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, datasets=tuple(params.datasets))
 
     @classmethod
     def from_cwd(cls, params: Any) -> Layout:
         """Paths relative to the working directory, for Snakemake: its records of a job's params
         and code are keyed by path, so a project folder can be moved or copied whole."""
-        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS})
+        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets))
 
     # --- data ------------------------------------------------------------------------
     def raw_dir(self, dataset: str) -> str:
@@ -117,11 +129,25 @@ class Layout:
     def report_file(self, name: str) -> str:
         return f"{self.reports}/{name}"
 
-    def report_outputs(self, models: list[str]) -> dict[str, str]:
-        """Every file `asym report` writes, by name."""
-        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models) for fmt in TABLE_FORMATS}
+    def for_protocol(self, protocol: str) -> Layout:
+        """The optimism study's layout under `protocol` (its own splits and runs folders)."""
+        return Layout(**{**{k: getattr(self, k) for k in KEYS},
+                         "splits": study_folder(self.splits, protocol), "runs": study_folder(self.runs, protocol)})
+
+    def report_outputs(self, models: list[str], study: bool = False) -> dict[str, str]:
+        """Every file `asym report` writes, by name (`study`: the optimism study is on)."""
+        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models, study)
+               for fmt in TABLE_FORMATS}
         out.update({k: self.report_file(v) for k, v in {**AGGREGATES, **PLOTS}.items()})
+        out.update(self.model_cards(models))
         return out
+
+    def model_card(self, dataset: str, model: str) -> str:
+        return self.report_file(f"{MODEL_CARDS}/{dataset}-{model}.md")
+
+    def model_cards(self, models: list[str]) -> dict[str, str]:
+        """One model card per (dataset, model), keyed by a name Snakemake accepts as an output's."""
+        return {f"model_card_{d}_{m}".replace("-", "_"): self.model_card(d, m) for d in self.datasets for m in models}
 
     def tracking_record(self) -> str:
         return self.report_file(TRACKING_RECORD)
@@ -131,9 +157,16 @@ class Layout:
 
 
 # --- what each stage depends on ---------------------------------------------------------------
-def stage_params(params: Any, stage: str, dataset: str | None = None, model: str | None = None) -> list[str]:
-    """The dotted params.yaml keys a stage reads: editing any other key never reruns it."""
+def stage_params(params: Any, stage: str, dataset: str | None = None, model: str | None = None,
+                 protocol: str | None = None) -> list[str]:
+    """The dotted params.yaml keys a stage reads: editing any other key never reruns it. With
+    `protocol`, the optimism study's split and train stages: its seeds instead of the run's."""
     scale = params.scale
+    if protocol is not None and stage == "train":
+        return [k if k != f"run.seeds.{scale}" else f"optimism.seeds.{scale}"
+                for k in stage_params(params, stage, dataset, model)]
+    if protocol is not None and stage == "split":
+        return ["scale", f"datasets.{dataset}.format", "split"]
     if stage == "fetch":
         fmt = params.dataset(dataset).format
         return [f"datasets.{dataset}", "synth.seed", f"synth.{fmt}"]
@@ -149,7 +182,7 @@ def stage_params(params: Any, stage: str, dataset: str | None = None, model: str
     if stage == "evaluate":
         return []
     if stage == "report":
-        return ["scale", "run", "report"]
+        return ["scale", "run", "report", *(["optimism"] if params.study_models else [])]
     if stage == "track":
         return ["mlflow"]
     raise ValueError(f"unknown stage {stage!r}")

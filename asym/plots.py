@@ -128,3 +128,48 @@ def plot_reliability(curves: list[tuple[str, str, np.ndarray, np.ndarray, float]
         ax.set_title(f"{ds}: reliability, test vlogs of every seed", fontsize=9)
         ax.legend(fontsize=6, loc="upper left")
     save_figure(fig, path)
+
+
+def plot_published(summary: Any, published: Any, protocols: dict[str, str], scale: str, path: Path) -> None:
+    """Per dataset, published F1 beside the F1 measured here (95% CI), majority floor dotted.
+
+    Ours: filled, with their bootstrap CIs. Published: hollow circles (depressed-class F1) or
+    squares (weighted F1), labelled with their protocol; red where the checkpoint was chosen on
+    the reported fold. At `scale: demo` ours are about synthetic data and the title says so.
+    """
+    from asym.data.splits import SELECT_ON_TEST
+
+    plt = _plt()
+    datasets = [d for d in dict.fromkeys(summary["dataset"]) if d in protocols]
+    ours_all = summary[summary["kind"] != "floor"]
+    pub_all = published[published["f1"].notna()]
+    heights = [len(ours_all[ours_all["dataset"] == d]) + len(pub_all[pub_all["dataset"] == d]) for d in datasets]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.2 * len(datasets), 0.26 * max(heights + [8]) + 1.6),
+                             squeeze=False)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        ours = ours_all[ours_all["dataset"] == ds]
+        pub = pub_all[pub_all["dataset"] == ds]
+        labels, y = [], 0
+        for _, r in ours.iterrows():
+            lo, hi = 100 * (r["f1"] - r["f1_ci_low"]), 100 * (r["f1_ci_high"] - r["f1"])
+            ax.errorbar(100 * r["f1"], y, xerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", color="tab:blue", capsize=2, ms=4)
+            labels.append(f"{r['model']} (ours, {protocols[ds]})")
+            y += 1
+        for _, r in pub.iterrows():
+            optimistic = r["protocol"] in SELECT_ON_TEST
+            weighted = r["metric_convention"] == "weighted"
+            ax.plot(r["f1"], y, "s" if weighted else "o", mfc="none", ms=5,
+                    color="tab:red" if optimistic else "tab:gray")
+            labels.append(f"{r['method']} ({r['protocol']}{', w.' if weighted else ''}{', optimistic' if optimistic else ''})")
+            y += 1
+        floor = summary[(summary["dataset"] == ds) & (summary["model"] == "majority")]
+        if len(floor):
+            ax.axvline(100 * float(floor["f1"].iloc[0]), color="black", ls=":", lw=1, label="majority floor (ours)")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("F1 of the depressed class, % (squares: weighted F1)")
+        note = " - ours on demo (synthetic) data: not comparable" if scale == "demo" else ""
+        ax.set_title(f"{ds}: published vs measured{note}", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    save_figure(fig, path)

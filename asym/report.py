@@ -21,11 +21,15 @@ from asym.io import atomic_path, read_json, write_json
 from asym.layout import Layout
 from asym.metrics import METRICS, chance_floor, confusion, label_metrics, majority_floor
 from asym.models import registry
-from asym.stats import bootstrap_p, holm, percentile_ci, resample_weights, seed_mean_resamples
+from asym.reference import published_results
+from asym.stats import (holm, minimum_detectable_effect, percentile_ci, permutation_p, resample_weights, swap_deltas,
+                        swap_draws)
+from asym.thresholds import labelled_resamples
 
 MACRO = "macro-avg"
 FLOORS = ("majority", "chance")
-SUMMARY_EXTRA = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym")
+SUMMARY_EXTRA = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym",
+                 "mde_f1_vs_asym", "mde_f1_holm_vs_asym")
 
 
 @dataclass
@@ -41,7 +45,12 @@ class DatasetRuns:
     gender: np.ndarray
     n_frames: np.ndarray
     probs: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n)
+    preds: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n) labels at its threshold
     units_metrics: pd.DataFrame | None = None   # one row per (model, seed, partition)
+
+    def __post_init__(self) -> None:
+        for model, prob in self.probs.items():      # no saved labels: the default threshold's
+            self.preds.setdefault(model, (np.asarray(prob) >= 0.5).astype(int))
 
 
 def load_dataset_runs(params: Any, dataset: str) -> DatasetRuns:
@@ -50,27 +59,33 @@ def load_dataset_runs(params: Any, dataset: str) -> DatasetRuns:
     subject_independent = info.get("subject_independent", "unknown")
     rows, ref = [], None
     probs: dict[str, list[np.ndarray]] = {}
+    preds: dict[str, list[np.ndarray]] = {}
     for model in params.models:
         for seed in params.seeds:
             run = Path(layout.run_dir(dataset, model, seed))
             metrics, summary = read_json(run / "metrics.json"), read_json(run / "train.json")
+            thresholds = summary.get("threshold") or [0.5] * len(metrics["partitions"])
             for p, folds in metrics["partitions"].items():
                 rows.append({"model": model, "seed": seed, "partition": int(p),
                              **{k: folds["test"][k] for k in METRICS}, "n_params": summary["n_params"],
-                             "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"]})
+                             "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"],
+                             "threshold_rule": str(summary.get("recipe", {}).get("threshold", 0.5)),
+                             "threshold": float(thresholds[int(p)])})
             pred = pd.read_parquet(run / "predictions.parquet").query("fold == 'test'").sort_values("sample_id")
             if ref is None:
                 ref = pred
             elif list(pred["sample_id"]) != list(ref["sample_id"]):
                 raise DataError(run, f"its test vlogs differ from those of the other runs of {dataset}")
             probs.setdefault(model, []).append(pred["prob"].to_numpy(np.float64))
+            preds.setdefault(model, []).append(pred["pred"].to_numpy(int))
     if ref is None:
         raise DataError(layout.runs, f"no runs of {dataset} to report")
     units = ref["subject_id" if subject_independent != "unknown" else "sample_id"].to_numpy(str)
     return DatasetRuns(dataset, info.get("protocol", params.protocol(dataset)), subject_independent,
                        ref["sample_id"].to_numpy(str), ref["label"].to_numpy(int), units,
                        ref["gender"].to_numpy(object), ref["n_frames"].to_numpy(int),
-                       {m: np.stack(v) for m, v in probs.items()}, pd.DataFrame(rows))
+                       {m: np.stack(v) for m, v in probs.items()}, {m: np.stack(v) for m, v in preds.items()},
+                       pd.DataFrame(rows))
 
 
 def floors(params: Any, dataset: str) -> dict[str, dict[str, float]]:
@@ -99,19 +114,22 @@ def aggregate(params: Any) -> tuple[pd.DataFrame, list[DatasetRuns]]:
     n_boot, rng_seed = params.report.bootstrap, params.report.ci_seed
     all_runs, rows = [], []
     resamples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    nulls: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
     for d_index, ds in enumerate(params.datasets):
         runs = load_dataset_runs(params, ds)
         all_runs.append(runs)
         W = resample_weights(runs.units, n_boot, np.random.default_rng([rng_seed, d_index]))
+        nulls.update(_swap_nulls(params, runs, d_index))
         for model in params.models:
             units = runs.units_metrics[runs.units_metrics["model"] == model]
-            res = seed_mean_resamples(runs.y, runs.probs[model], W)
+            res = labelled_resamples(runs.y, runs.probs[model], runs.preds[model], W)
             resamples[(ds, model)] = res
             row = {"dataset": ds, "model": model, "kind": registry.get(model).kind, "recipe": units["recipe"].iloc[0],
                    "protocol": runs.protocol, "subject_independent": runs.subject_independent,
                    "n_seeds": units["seed"].nunique(), "n_units": len(units), "n_test": len(runs.y),
                    "bootstrap_unit": "subject" if len(set(runs.units)) < len(runs.units) else "vlog",
                    "n_params": int(units["n_params"].iloc[0]), "epoch_time_s": float(units["epoch_time_s"].mean()),
+                   "threshold_rule": units["threshold_rule"].iloc[0], "threshold": float(units["threshold"].mean()),
                    **_point(units)}
             for k in METRICS:
                 row[f"{k}_ci_low"], row[f"{k}_ci_high"] = percentile_ci(res[k])
@@ -123,7 +141,16 @@ def aggregate(params: Any) -> tuple[pd.DataFrame, list[DatasetRuns]]:
     summary = pd.DataFrame(rows)
     if len(params.datasets) > 1:
         summary = pd.concat([summary, _macro(params, summary, all_runs, resamples)], ignore_index=True)
-    return _paired_tests(params, summary, resamples), all_runs
+    return _paired_tests(params, summary, resamples, nulls), all_runs
+
+
+def _swap_nulls(params: Any, runs: DatasetRuns, d_index: int) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
+    """Per model, ΔF1 against asym and its permutation distribution (asym.stats.swap_deltas),
+    from one set of exchanges per dataset shared by every model, seeded like the resamples."""
+    if "asym" not in runs.preds:
+        return {}
+    S = swap_draws(runs.units, params.report.bootstrap, np.random.default_rng([params.report.ci_seed, d_index, 1]))
+    return {(runs.name, m): swap_deltas(runs.y, runs.preds["asym"], runs.preds[m], S) for m in runs.preds if m != "asym"}
 
 
 def _macro(params: Any, summary: pd.DataFrame, all_runs: list[DatasetRuns],
@@ -167,9 +194,13 @@ def _combine(values: list[str]) -> str:
     return "true" if all(v == "true" for v in values) else ("false" if "false" in values else "unknown")
 
 
-def _paired_tests(params: Any, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]]) -> pd.DataFrame:
-    """Every model against asym on the same test vlogs: ΔF1, its CI and a Holm-adjusted p per
-    dataset (and for the macro-average), over the family of models compared there."""
+def _paired_tests(params: Any, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]],
+                  nulls: dict[tuple[str, str], tuple[float, np.ndarray]]) -> pd.DataFrame:
+    """Every model against asym on the same test vlogs: ΔF1, its bootstrap CI and the paired
+    permutation test's Holm-adjusted p per dataset (and for the macro-average, whose
+    permutation distribution averages the datasets' draw by draw), over the family of models
+    compared there; and the ΔF1 each comparison detects with `mde_power` (alone, and at Holm's
+    first step over the family)."""
     summary = summary.assign(**{c: np.nan for c in SUMMARY_EXTRA})
     if "asym" not in params.models:
         return summary
@@ -179,16 +210,21 @@ def _paired_tests(params: Any, summary: pd.DataFrame, resamples: dict[tuple[str,
             continue
         asym_f1 = float(summary.loc[(summary["dataset"] == ds) & (summary["model"] == "asym"), "f1"].iloc[0])
         idx, raw = [], []
-        for model in params.models:
-            if model == "asym":
-                continue
+        others = [m for m in params.models if m != "asym"]
+        datasets = [d for d in params.datasets if ds == MACRO or d == ds]
+        for model in others:
             delta = resamples[(ds, model)]["f1"] - base["f1"]
             i = summary.index[(summary["dataset"] == ds) & (summary["model"] == model)][0]
             lo, hi = percentile_ci(delta)
             summary.loc[i, ["delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high"]] = \
                 [summary.loc[i, "f1"] - asym_f1, lo, hi]
+            observed = float(np.mean([nulls[(d, model)][0] for d in datasets]))
+            null = np.mean([nulls[(d, model)][1] for d in datasets], axis=0)
+            summary.loc[i, ["mde_f1_vs_asym", "mde_f1_holm_vs_asym"]] = [
+                minimum_detectable_effect(null, params.report.alpha, params.report.mde_power),
+                minimum_detectable_effect(null, params.report.alpha, params.report.mde_power, tests=len(others))]
             idx.append(i)
-            raw.append(bootstrap_p(delta))
+            raw.append(permutation_p(observed, null))
         summary.loc[idx, "p_raw_vs_asym"] = raw
         summary.loc[idx, "p_vs_asym"] = holm(raw)
     return summary
@@ -212,7 +248,7 @@ def fairness(params: Any, all_runs: list[DatasetRuns]) -> pd.DataFrame:
             for g, mask in groups.items():
                 if not mask.any():
                     continue
-                per_seed = [label_metrics(runs.y[mask], (p[mask] >= 0.5).astype(int)) for p in runs.probs[model]]
+                per_seed = [label_metrics(runs.y[mask], p[mask]) for p in runs.preds[model]]
                 acc, f1 = (float(np.mean([m[k] for m in per_seed])) for k in ("accuracy", "f1"))
                 attr = g.split("=")[0]
                 by_attr.setdefault(attr, []).append({"accuracy": acc, "f1": f1})
@@ -246,7 +282,7 @@ def make_report(params: Any) -> dict[str, Path]:
     from asym import plots, tables
 
     layout = Layout.of(params)
-    out = layout.report_outputs(params.models)
+    out = layout.report_outputs(params.models, study=bool(params.study_models))
     summary, all_runs = aggregate(params)
     runs = pd.concat([r.units_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
     with atomic_path(out["runs_csv"]) as tmp:
@@ -261,14 +297,23 @@ def make_report(params: Any) -> dict[str, Path]:
         if f"{name}_md" in out:
             tables.write_table(name, context, {k: Path(v) for k, v in out.items() if k.startswith(f"{name}_")})
     tables.write_fairness(fair, context, {k: Path(v) for k, v in out.items() if k.startswith("fairness_")})
+    from asym.model_card import write_model_cards
+
+    write_model_cards(params, summary, fair)                 # reports/model_cards/<dataset>-<model>.md
     trained = summary[summary["kind"] != "floor"]
     plots.plot_metric_bars(trained, ("accuracy", "precision", "recall", "f1"), summary[summary["kind"] == "floor"],
                            Path(out["metrics_plot"]))
     cells = []
     for r in all_runs:
         for model in params.models:
-            counts = [confusion(r.y, (prob >= 0.5).astype(int)) for prob in r.probs[model]]
+            counts = [confusion(r.y, pred) for pred in r.preds[model]]
             cells.append((r.name, model, {k: sum(c[k] for c in counts) for k in counts[0]}))
     plots.plot_confusion_grid(cells, Path(out["confusion_plot"]))
     plots.plot_reliability(reliability_curves(all_runs), Path(out["reliability_plot"]))
+    plots.plot_published(summary, published_results(), context.protocols, params.scale, Path(out["published_plot"]))
+    if "protocol_optimism_md" in out:
+        from asym import optimism
+
+        optimism.write_table(optimism.compare(params), params, {k: Path(v) for k, v in out.items()
+                                                                  if k.startswith("protocol_optimism_")})
     return {k: Path(v) for k, v in out.items()}

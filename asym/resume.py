@@ -182,6 +182,8 @@ class SeedResume:
 
     @classmethod
     def open(cls, path: Path, fingerprint: str, started_at: float, warn: Warn) -> SeedResume:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):    # a kill in the middle of a save
+            tmp.unlink(missing_ok=True)
         return cls(path, fingerprint, started_at, read(path, fingerprint, warn))
 
     @property

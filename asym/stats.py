@@ -1,4 +1,5 @@
-"""Uncertainty and significance: bootstrap CIs, paired bootstrap tests, Holm's adjustment.
+"""Uncertainty and significance: bootstrap CIs, paired permutation tests, Holm's adjustment,
+and the smallest difference a test fold can detect.
 
 The resampling unit is the subject when subject ids exist (all of a subject's vlogs enter or
 leave a resample together), the vlog otherwise. One resample is drawn per dataset and shared
@@ -8,9 +9,18 @@ every metric of every resample is evaluated at once from weighted counts. That i
 place metrics are computed outside scikit-learn, for speed (resamples x metrics x seeds x
 models), and tests check every resample against scikit-learn's functions with the same
 weights.
+
+Two models are compared by a paired permutation test of ΔF1 (approximate randomisation): each
+unit's predictions are exchanged between the two models with probability 1/2, all seeds at once.
+It replaced the percentile-bootstrap test (`bootstrap_p`), whose size benchmarks/calibration.py
+measured above its level on test folds of D-Vlog's and LMVD's sizes; the permutation test is
+exact whenever the two models' predictions are exchangeable, which "no difference" implies here.
+The ΔF1 CIs stay bootstrap ones.
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import numpy as np
 
@@ -21,9 +31,10 @@ def resample_weights(units: list[str] | np.ndarray, n_boot: int, rng: np.random.
     """(n_boot, n) weights: each row draws len(set(units)) units with replacement; every vlog
     of a drawn unit gets that unit's count."""
     codes, uniq = _codes(units)
-    draws = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
-    counts = np.zeros((n_boot, len(uniq)))
-    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    k = len(uniq)
+    draws = rng.integers(0, k, size=(n_boot, k))
+    flat = (np.arange(n_boot)[:, None] * k + draws).ravel()         # (resample, unit) as one index
+    counts = np.bincount(flat, minlength=n_boot * k).reshape(n_boot, k).astype(float)
     return counts[:, codes]
 
 
@@ -39,8 +50,11 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def weighted_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
-    """Every metric of asym.metrics for each row of weights W (n_boot, n)."""
+def weighted_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray,
+                     keys: tuple[str, ...] = METRICS) -> dict[str, np.ndarray]:
+    """The metrics `keys` of asym.metrics (default: every one) for each row of weights W
+    (n_boot, n). The label metrics cost a few matrix-vector products; the ranking metrics and
+    the ECE, which cost far more, are computed only when asked for (simulations ask for F1 alone)."""
     y = np.asarray(y, int)
     prob = np.asarray(prob, float)
     pred = (prob >= 0.5).astype(int)
@@ -57,11 +71,13 @@ def weighted_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray) -> dict[str
         "f1_weighted": _div(s1 * f1 + s0 * f0, n), "balanced_accuracy": (r1 + r0) / 2,
         "mcc": _div(tp * tn - fp * fn, mcc_den),
     }
-    out.update(_ranking_metrics(y, prob, W))
-    bins = np.eye(ECE_BINS)[ece_bin(prob)]                          # (n, bins)
-    gap = W @ (bins * (y - prob)[:, None])                          # per bin: sum of (observed - predicted)
-    out["ece"] = _div(np.abs(gap).sum(1), n)
-    return out
+    if {"auroc", "auprc"} & set(keys):
+        out.update(_ranking_metrics(y, prob, W))
+    if "ece" in keys:
+        bins = np.eye(ECE_BINS)[ece_bin(prob)]                      # (n, bins)
+        gap = W @ (bins * (y - prob)[:, None])                      # per bin: sum of (observed - predicted)
+        out["ece"] = _div(np.abs(gap).sum(1), n)
+    return {k: out[k] for k in keys}
 
 
 def _ranking_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
@@ -98,7 +114,10 @@ def seed_mean_resamples(y: np.ndarray, probs: np.ndarray, W: np.ndarray) -> dict
 
 
 def bootstrap_p(deltas: np.ndarray) -> float:
-    """Two-sided p of "no difference" from a paired bootstrap distribution of differences."""
+    """Two-sided p of "no difference" from a paired bootstrap distribution of differences.
+
+    The test the report used before the permutation test; kept because benchmarks/calibration.py
+    measures both, side by side."""
     d = deltas[np.isfinite(deltas)]
     if len(d) == 0:
         return float("nan")
@@ -118,3 +137,69 @@ def holm(pvalues: list[float]) -> list[float]:
     adjusted = np.maximum.accumulate([(m - i) * p[j] for i, j in enumerate(order)])
     out[order] = np.minimum(adjusted, 1.0)
     return out.tolist()
+
+
+# --- the paired permutation test ---------------------------------------------------------------
+# |ΔF1| of an exchange within this of the observed one counts as reaching it: the same counts
+# reached by two orders of summation differ in the last bits only.
+_TIE = 1e-9
+
+
+def swap_draws(units: list[str] | np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_draws, n) 0/1: in each draw every unit (subject when known, else vlog) has the two
+    models' predictions exchanged with probability 1/2; a unit's vlogs are exchanged together."""
+    codes, uniq = _codes(units)
+    flips = rng.integers(0, 2, size=(n_draws, len(uniq))).astype(float)
+    return flips[:, codes]
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _div(2 * tp, 2 * tp + fp + fn)
+
+
+def swap_deltas(y: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, S: np.ndarray) -> tuple[float, np.ndarray]:
+    """The seed-mean ΔF1 = F1(b) - F1(a) observed, and under every row of exchanges S (see
+    `swap_draws`): the permutation distribution of ΔF1 under "no difference". preds_* are the
+    0/1 labels (n_seeds, n), seed k of a exchanged with seed k of b. The counts of a model with
+    some vlogs exchanged are its own counts plus S times the per-vlog differences, so every
+    draw costs one matrix product."""
+    y = np.asarray(y, int)
+    pa, pb = np.atleast_2d(np.asarray(preds_a)).astype(bool), np.atleast_2d(np.asarray(preds_b)).astype(bool)
+    if pa.shape != pb.shape:
+        raise ValueError(f"paired predictions of different shapes: {pa.shape} and {pb.shape}")
+    pos = y == 1
+
+    def counts(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:   # each (n_seeds, n)
+        return (pred & pos).astype(float), (pred & ~pos).astype(float), (~pred & pos).astype(float)
+
+    ca, cb = counts(pa), counts(pb)
+    moved = [S @ (b - a).T for a, b in zip(ca, cb, strict=True)]     # (n_draws, n_seeds) per count
+    swapped_a = [a.sum(1) + m for a, m in zip(ca, moved, strict=True)]
+    swapped_b = [b.sum(1) - m for b, m in zip(cb, moved, strict=True)]
+    null = (_f1(*swapped_b) - _f1(*swapped_a)).mean(1)
+    observed = float(np.mean(_f1(*(b.sum(1) for b in cb)) - _f1(*(a.sum(1) for a in ca))))
+    return observed, null
+
+
+def permutation_p(observed: float, null: np.ndarray) -> float:
+    """Two-sided p: the share of exchanges whose |ΔF1| reaches the observed one, the observed
+    arrangement counted among them (so p > 0, and the test is exact under exchangeability)."""
+    d = np.asarray(null, float)
+    d = d[np.isfinite(d)]
+    if len(d) == 0 or not np.isfinite(observed):
+        return float("nan")
+    hits = np.sum(np.abs(d) >= abs(observed) - _TIE)
+    return float((hits + 1) / (len(d) + 1))
+
+
+def minimum_detectable_effect(null: np.ndarray, alpha: float, power: float, tests: int = 1) -> float:
+    """The |ΔF1| the paired test detects with probability `power` at level `alpha` (divided by
+    `tests` for Holm's first step over a family), by the normal approximation
+    (z_{1 - alpha / (2 tests)} + z_power) x the SD of the test's null distribution.
+    Cheap enough for the report; benchmarks/calibration.py checks it against simulated power."""
+    d = np.asarray(null, float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return float("nan")
+    z = NormalDist()
+    return float((z.inv_cdf(1 - alpha / (2 * tests)) + z.inv_cdf(power)) * np.std(d, ddof=1))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asym.data.splits import OPTIMISTIC_FLAG, SELECT_ON_TEST
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION
 from asym.reference import published_results
@@ -34,12 +35,14 @@ class Context:
     independence: dict[str, str]
     alpha: float
     seeds: list[int]
+    power: float                # at which the captions state the detectable ΔF1
 
     @classmethod
     def of(cls, params: Any, summary: pd.DataFrame, all_runs: list[Any]) -> Context:
         datasets = list(dict.fromkeys(summary["dataset"]))
         return cls(params.scale, summary, datasets, {r.name: r.protocol for r in all_runs},
-                   {r.name: r.subject_independent for r in all_runs}, params.report.alpha, params.seeds)
+                   {r.name: r.subject_independent for r in all_runs}, params.report.alpha, params.seeds,
+                   params.report.mde_power)
 
     def preface(self) -> list[str]:
         lines = [f"Scale `{self.scale}`; seeds {self.seeds}. Test metrics in %: mean ± std over seeds "
@@ -55,8 +58,27 @@ class Context:
             text = {"true": "verified subject-independent", "false": "NOT subject-independent (the published split "
                     "puts vlogs of one subject in several folds)", "unknown": "subject independence could not be "
                     "verified: no subject ids, each vlog counts as its own subject"}[ind]
-            lines.append(f"- **{ds}**: protocol `{self.protocols[ds]}`; {text}.")
-        return lines
+            flag = f" **{OPTIMISTIC_FLAG}**;" if self.protocols[ds] in SELECT_ON_TEST else ""
+            lines.append(f"- **{ds}**: protocol `{self.protocols[ds]}`;{flag} {text}.")
+        return [*lines, "", self.threshold_line()]
+
+    def threshold_line(self) -> str:
+        """Which decision threshold labelled each model's test vlogs (the recipe's `threshold`)."""
+        trained = self.summary[(self.summary["kind"] != "floor") & (self.summary["dataset"] != MACRO)]
+        rules = trained["threshold_rule"].fillna("0.5").astype(str) if "threshold_rule" in trained else None
+        head = "Decision threshold (P(depressed) at or above which a vlog is labelled depressed): "
+        if rules is None or rules.nunique() <= 1 and "valid_f1" not in set(rules):
+            return head + f"{'0.5' if rules is None or rules.empty else rules.iloc[0]} for every model."
+        parts = []
+        for rule, group in trained.groupby(rules, sort=True):
+            if rule == "valid_f1":
+                means = ", ".join(f"{m} on {d} {t:.2f}" for m, d, t in zip(group["model"], group["dataset"],
+                                                                            group["threshold"], strict=True))
+                parts.append("`valid_f1`, the grid's F1-maximising threshold on the validation fold at the chosen "
+                             f"checkpoint (mean over seeds and folds: {means})")
+            else:
+                parts.append(f"{rule} for {', '.join(dict.fromkeys(group['model']))}")
+        return head + "; ".join(parts) + "."
 
 
 def _pct(v: float, digits: int = 2) -> str:
@@ -128,8 +150,10 @@ def results_view(part: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _published(ds: str, protocols: dict[str, str]) -> pd.DataFrame:
-    """Published numbers usable beside ours: same dataset, same protocol (macro: both)."""
-    pub = published_results().assign(key=lambda d: d["method"].str.lower())
+    """Published numbers usable beside ours: of a model built here (`model`), same dataset, same
+    protocol (macro: both datasets, each with its protocol). `key` is that model's registry name."""
+    pub = published_results()
+    pub = pub[pub["model"] != ""].assign(key=lambda d: d["model"])
     if ds != MACRO:
         return pub[(pub["dataset"] == ds) & (pub["protocol"] == protocols[ds])]
     ok = pub[pub.apply(lambda r: protocols.get(r["dataset"]) == r["protocol"], axis=1)]
@@ -140,6 +164,34 @@ def _published(ds: str, protocols: dict[str, str]) -> pd.DataFrame:
                          **{m: g[m].mean() if g[m].notna().all() else np.nan for m in ("accuracy", "f1")},
                          "source": "; ".join(g["source"].unique())})
     return pd.DataFrame(rows, columns=["key", "metric_convention", "method", "accuracy", "f1", "source"])
+
+
+def published_blocks(ds: str, ctx: Context, shown: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """At `scale: paper`, the dataset's other published numbers, never beside ours: those of the
+    same protocol for methods not trained here, and, apart, the protocol-optimistic ones."""
+    if ctx.scale == "demo" or ds == MACRO:
+        return []
+    pub = published_results()
+    pub = pub[pub["dataset"] == ds]
+    protocol = ctx.protocols[ds]
+    same = pub[(pub["protocol"] == protocol) & ~((pub["model"] != "") & pub["model"].isin(shown))]
+    optimistic = pub[pub["protocol"].isin(SELECT_ON_TEST) & (pub["protocol"] != protocol)]
+    blocks = []
+    if len(same):
+        blocks.append((f"Published with the same protocol (`{protocol}`), not trained here", _published_view(same)))
+    if len(optimistic):
+        blocks.append((f"Protocol-optimistic published numbers ({OPTIMISTIC_FLAG}): comparable with nothing above",
+                       _published_view(optimistic)))
+    return blocks
+
+
+def _published_view(rows: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"method": rows["method"], "convention": rows["metric_convention"], "protocol": rows["protocol"]})
+    for k in ("accuracy", "precision", "recall", "f1"):
+        out[{"accuracy": "Acc", "precision": "P", "recall": "R", "f1": "F1"}[k]] = [
+            "–" if not np.isfinite(v) else f"{v:.2f}" for v in rows[k].astype(float)]
+    out["confidence"] = rows["confidence"]
+    return out.reset_index(drop=True)
 
 
 def comparison_view(part: pd.DataFrame, ctx: Context, ds: str) -> tuple[pd.DataFrame, list[str]]:
@@ -193,13 +245,31 @@ def _hurts(row: pd.Series, alpha: float) -> str:
 CAPTIONS = {
     "results": "Every trained model and the floors.",
     "comparison": "ASYM against the baselines, trained here on the same folds; ΔF1 and its 95% CI from the paired "
-                  "bootstrap, p-values Holm-adjusted over the models of each dataset. A published number stands only "
+                  "bootstrap, p-values from a paired permutation test of ΔF1, Holm-adjusted over the models of each "
+                  "dataset. A published number stands only "
                   "beside a measured one of the same metric convention and protocol (never at `scale: demo`: demo "
                   "numbers are about synthetic data); sources in asym/reference/published_results.csv.",
     "ablation": "ASYM with one module (or part) removed or replaced. ‘removal hurts?’ answers the abstract's claim "
-                "that removing any module significantly degrades performance: yes when the paired-bootstrap ΔF1 is "
-                "negative with Holm-adjusted p below alpha. Parameter counts beside the full model's.",
+                "that removing any module significantly degrades performance: yes when ΔF1 is negative with the paired "
+                "permutation test's Holm-adjusted p below alpha. Parameter counts beside the full model's.",
 }
+
+
+def detectable_effect(part: pd.DataFrame, ctx: Context) -> str:
+    """The caption's line on what this test fold can detect: the ΔF1 the paired test finds with
+    `ctx.power` (asym.stats.minimum_detectable_effect, per comparison in the report's summary)."""
+    rows = part[(part["model"] != "asym") & (part["kind"] != "floor")]
+    if "mde_f1_vs_asym" not in rows or rows["mde_f1_vs_asym"].isna().all():
+        return ""
+    mde, holm = (100 * rows[c].astype(float).dropna() for c in ("mde_f1_vs_asym", "mde_f1_holm_vs_asym"))
+    n = part["n_test"].astype(float).dropna() if "n_test" in part else pd.Series(dtype=float)
+    fold = f"this test fold ({int(n.iloc[0])} vlogs)" if len(n) else "the datasets' test folds together"
+    spread = f", {mde.min():.1f}–{mde.max():.1f}" if len(mde) > 1 else ""
+    return (f"Detectable: a ΔF1 of {mde.median():.1f} points is found with {ctx.power:.0%} power on {fold} by one "
+            f"paired permutation test at α = {ctx.alpha:g} (median over the {len(mde)} comparisons here{spread}), "
+            f"{holm.median():.1f} points at the first step of Holm's adjustment; smaller true differences are "
+            "likely to go unseen. Normal approximation from the test's permutation distribution, checked against "
+            "simulated power in benchmarks/calibration.py.")
 
 
 def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
@@ -217,9 +287,13 @@ def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
             view, numeric = comparison_view(part, ctx, ds)
         else:
             view, numeric = ablation_view(part, ctx)
+        detectable = detectable_effect(part, ctx) if name in ("comparison", "ablation") else ""
         md += [f"## {ds}" + (f" (protocol `{ctx.protocols[ds]}`)" if ds in ctx.protocols else ""), "",
-               view.to_markdown(index=False, disable_numparse=True), ""]
-        tex.append(to_latex(view, f"{TITLES[name]} ({ds}). {CAPTIONS[name]}"))
+               view.to_markdown(index=False, disable_numparse=True), "", *([detectable, ""] if detectable else [])]
+        tex.append(to_latex(view, f"{TITLES[name]} ({ds}). {CAPTIONS[name]}" + (f" {detectable}" if detectable else "")))
+        for title, block in published_blocks(ds, ctx, list(part["model"])) if name == "comparison" else []:
+            md += [f"### {title}", "", block.to_markdown(index=False, disable_numparse=True), ""]
+            tex.append(to_latex(block, f"{title} ({ds}); sources in asym/reference/published_results.csv."))
         csv.append(part[[c for c in numeric if c in part.columns]].assign(dataset=ds))
     write_text(paths[f"{name}_md"], "\n".join(md))
     write_text(paths[f"{name}_tex"], "\n".join(tex))

@@ -231,6 +231,7 @@ def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | Non
     for name in (*TRAIN_FILES.values(), *EVAL_FILES.values()):
         if name != TRAIN_FILES["checkpoint"]:
             c.log_artifact(rid, str(run_dir / name))
+    log_run_model(c, rid, params, run_dir, summary["dataset"])
     c.set_tag(rid, UID, uid)
     c.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED), end_time=end)
     return rid
@@ -280,8 +281,96 @@ def track_all(params: Any) -> dict[str, str]:
             record[key] = track_run(c, exp_id, params, Path(layout.run_dir(d, m, s)), commit, by_key.get(key, []))
         files = {k: Path(v) for k, v in layout.report_outputs(params.models).items()}
         record["report"] = track_report(c, exp_id, params, files, commit)
+        register_models(c, params, record)
     write_json(layout.tracking_record(), record)
     return record
+
+
+# --- MLflow Models and the Model Registry --------------------------------------------------------
+DESCRIPTION_LIMIT = 5000         # characters of a registered version's description in MLflow's SQL store
+CARD_ARTIFACT = "model_card.md"
+
+
+def input_example(params: Any, dataset: str, n_vlogs: int = 2, seconds: int = 3) -> Any:
+    """A few seconds of the dataset's first vlogs, read without loading the whole table."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from asym.mlflow_model import frame_from_table
+
+    batch = next(pq.ParquetFile(Layout.of(params).parquet(dataset)).iter_batches(
+        batch_size=n_vlogs, columns=["sample_id", "audio", "visual"]))
+    cols = batch.to_pydict()
+    rows = SimpleNamespace(sample_id=cols["sample_id"], audio=[np.asarray(a) for a in cols["audio"]],
+                           visual=[np.asarray(v) for v in cols["visual"]])
+    return frame_from_table(rows, seconds)
+
+
+def log_run_model(c: Any, rid: str, params: Any, run_dir: Path, dataset: str) -> None:
+    """The run's model as an MLflow Model under its artifacts (`model/`)."""
+    import tempfile
+
+    from asym.mlflow_model import MODEL_PATH, save_run_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = save_run_model(run_dir, Path(tmp) / MODEL_PATH, input_example(params, dataset))
+        c.log_artifacts(rid, str(dest), artifact_path=MODEL_PATH)
+
+
+def chosen_seed(params: Any, dataset: str, model: str) -> int:
+    """The seed whose checkpoints scored best on validation (mean over partitions; ties: lowest seed)."""
+    import numpy as np
+
+    lay = Layout.of(params)
+    scores = {s: float(np.mean(read_json(Path(lay.run_dir(dataset, model, s)) / TRAIN_FILES["summary"])
+                               ["best_valid_selection"])) for s in params.seeds}
+    return max(sorted(scores), key=lambda s: scores[s])
+
+
+def registered_name(dataset: str, model: str) -> str:
+    return f"asym-{dataset}-{model}"
+
+
+def register_models(c: Any, params: Any, record: dict[str, str]) -> dict[str, str]:
+    """Per (dataset, model): the seed chosen on validation as a version of `asym-<dataset>-<model>`,
+    tagged with its test metrics, its model card as description. A version that already holds this
+    run and card is kept; `models:/<name>/<version>` loads it."""
+    from mlflow.exceptions import MlflowException
+
+    lay = Layout.of(params)
+    out = {}
+    for d in params.datasets:
+        for m in params.models:
+            seed = chosen_seed(params, d, m)
+            key = f"{d}/{m}/seed{seed}"
+            rid, name = record[key], registered_name(d, m)
+            card_path = Path(lay.model_card(d, m))
+            card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+            metrics = read_json(Path(lay.run_dir(d, m, seed)) / EVAL_FILES["metrics"])["test"]
+            tags = {"seed": str(seed), "dataset": d, "model": m, "selected_on": "validation",
+                    **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, int | float)}}
+            uid = hashlib.sha256(json.dumps([rid, card, tags], sort_keys=True).encode()).hexdigest()[:16]
+            try:
+                c.create_registered_model(name, description=f"asym: {m} trained on {d} (research use only; not a "
+                                          "diagnostic tool). Each version: the seed chosen on validation.")
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            same = [v for v in c.search_model_versions(f"name = '{name}'") if v.tags.get(UID) == uid]
+            if same:
+                out[name] = same[0].version
+                continue
+            if card:
+                c.log_artifact(rid, str(card_path))
+            description = card if len(card) <= DESCRIPTION_LIMIT else (
+                card[: DESCRIPTION_LIMIT - 200].rsplit("\n", 1)[0]
+                + f"\n\n... (the whole card: artifact `{card_path.name}` of run {rid})")
+            mv = c.create_model_version(name, source=f"runs:/{rid}/model", run_id=rid, description=description,
+                                        tags={**tags, UID: uid})
+            out[name] = mv.version
+    return out
 
 
 class LiveRun:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,20 @@ from torch import nn
 from tqdm import tqdm
 
 from asym.data.parquet import FeatureTable
-from asym.data.splits import load_partitions
+from asym.data.splits import load_partitions, selection_partitions
 from asym.errors import ConfigError
 from asym.io import atomic_path, read_json, write_json
 from asym.layout import PACKAGE, TRAIN_FILES, Layout, code_deps
+from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
 from asym.models import registry
-from asym.models.layers import param_groups
+from asym.normalize import PerSampleNormalizer
+from asym.optimization import build_optimizer, build_scheduler, step_scheduler
 from asym.resume import Loop, SeedResume, fingerprint
+from asym.thresholds import decision_threshold
 
 EpochObserver = Callable[[int, int, dict[str, float]], None]   # (seed, partition, history row)
+CHECKPOINT_VERSION = 1          # of the checkpoint's `meta` block
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
@@ -83,6 +88,13 @@ class Normalizer:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(np.asarray(getattr(self, k))) for k in ("a_mean", "a_std", "v_mean", "v_std")}
+
+
+def fit_normalizer(recipe: Any, train: FeatureTable) -> Normalizer | PerSampleNormalizer:
+    """The recipe's normalisation: fitted on the training fold only, or none to fit (per_sample)."""
+    if recipe.normalize == "per_sample":
+        return PerSampleNormalizer(float(recipe.std_floor))
+    return Normalizer.fit(train) if recipe.normalize == "zscore" else Normalizer.identity(train)
 
 
 # --- data feeding --------------------------------------------------------------------------
@@ -160,14 +172,17 @@ class TrainFeed:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, table: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device) -> np.ndarray:
+def predict(model: nn.Module, table: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device,
+            logits: bool = False) -> np.ndarray:
+    """P(depressed) of every vlog of `table`, in its order (`logits`: the model's raw outputs)."""
     model.eval()
     probs = []
     order = np.argsort(table.n_frames, kind="stable")   # similar lengths together: less padding
     for i in range(0, len(order), batch_size):
         items = [(*norm(table.audio[j], table.visual[j]), 0) for j in order[i: i + batch_size]]
         audio, visual, lengths, _ = collate(items, device)
-        probs.append(torch.sigmoid(model(audio, visual, lengths)).float().cpu().numpy())
+        out = model(audio, visual, lengths)
+        probs.append((out if logits else torch.sigmoid(out)).float().cpu().numpy())
     out = np.empty(len(order), dtype=np.float32)
     out[order] = np.concatenate(probs) if probs else np.empty(0)
     return out
@@ -180,24 +195,15 @@ def validation_score(model: nn.Module, valid: FeatureTable, norm: Normalizer, ba
     return selection_score(m, metric), m
 
 
-# --- optimisation ------------------------------------------------------------------------------
-def build_optimizer(model: nn.Module, recipe: Any, dataset: str) -> torch.optim.Optimizer:
-    groups = param_groups(model, float(recipe.weight_decay))
-    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=recipe.lr_for(dataset))
+def validation_loss(model: nn.Module, valid: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device,
+                    loss_fn: nn.Module) -> float:
+    """The recipe's loss over the whole validation fold (what a plateau scheduler steps on)."""
+    logits = torch.from_numpy(predict(model, valid, norm, batch_size, device, logits=True)).to(device)
+    with torch.no_grad():
+        return float(loss_fn(logits, torch.as_tensor(valid.label, dtype=torch.float32, device=device)))
 
 
-def build_scheduler(opt: torch.optim.Optimizer, recipe: Any) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if recipe.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(recipe.epochs))
-    return None
-
-
-def build_loss(recipe: Any, train_labels: np.ndarray, device: torch.device) -> nn.Module:
-    if recipe.class_weighting == "balanced":
-        pos = max(1, int(np.sum(train_labels)))
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(train_labels) - pos) / pos, device=device))
-    return nn.BCEWithLogitsLoss()
+# The optimiser, scheduler and loss of a recipe: asym.optimization and asym.losses.
 
 
 @dataclass
@@ -257,8 +263,8 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, reci
     With `resume`, the loop goes on after the partition's last saved epoch, and saves after each."""
     feed = TrainFeed(folds["train"], norm, recipe, dataset, rng)
     opt = build_optimizer(model, recipe, dataset)
-    sched = build_scheduler(opt, recipe)
-    loss_fn = build_loss(recipe, folds["train"].label, rt.device)
+    sched = build_scheduler(opt, recipe, dataset)
+    loss_fn = build_loss(recipe, folds["train"].label, rt.device, model)
     loop = Loop(model, opt, sched, feed)
     best: FitResult | None = None
     history: list[dict[str, float]] = []
@@ -276,14 +282,16 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, reci
         saved.restore_rng(feed.rng)          # last, so that nothing above shifts a generator
     for epoch in range(first, int(recipe.epochs) + 1):
         t0 = time.perf_counter()
+        lr = float(opt.param_groups[0]["lr"])        # this epoch's, before the scheduler moves it
         loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
-        if sched is not None:
-            sched.step()
         seconds = time.perf_counter() - t0
         score, val = validation_score(model, folds["valid"], norm, rt.eval_batch_size, rt.device,
                                       recipe.selection_metric)
+        stepped_on = None if sched is None else step_scheduler(sched, lambda: validation_loss(
+            model, folds["valid"], norm, rt.eval_batch_size, rt.device, loss_fn))
         row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
-               **{f"valid_{k}": v for k, v in val.items()}, "valid_selection": score}
+               **{f"valid_{k}": v for k, v in val.items()}, "valid_selection": score, "lr": lr,
+               **({"valid_loss": stepped_on} if stepped_on is not None else {})}
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -309,14 +317,14 @@ def run_complete(out: Path) -> bool:
 
 
 def _prediction_rows(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, partition: int,
-                     batch_size: int, device: torch.device) -> pd.DataFrame:
+                     batch_size: int, device: torch.device, threshold: float = 0.5) -> pd.DataFrame:
     rows = []
     for fold in ("valid", "test"):
         t = folds[fold]
         prob = predict(model, t, norm, batch_size, device)
         rows.append(pd.DataFrame({
             "sample_id": t.sample_id, "subject_id": t.subject_id, "partition": np.int16(partition), "fold": fold,
-            "label": t.label.astype(np.int8), "prob": prob, "pred": (prob >= 0.5).astype(np.int8),
+            "label": t.label.astype(np.int8), "prob": prob, "pred": (prob >= threshold).astype(np.int8),
             "gender": t.gender if t.gender is not None else [None] * len(t), "n_frames": t.n_frames.astype(np.int32)}))
     return pd.concat(rows, ignore_index=True)
 
@@ -349,6 +357,7 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
     recipe = params.recipe(entry.recipe)
     table, partitions = load_partitions(Path(layout.parquet(dataset)), Path(layout.split_csv(dataset)),
                                         subjects_disjoint=params.protocol(dataset) != "depmamba")
+    partitions = selection_partitions(params.protocol(dataset), partitions)   # select-on-test: valid := test
     device = pick_device(params.train.device)
     torch.set_num_threads(params.train.threads)
     todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]
@@ -389,9 +398,9 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
     seed_everything(seed, rt.device)
     rng = np.random.default_rng(seed)
     meta = table.meta
-    results, predictions, norms = [], [], []
+    results, predictions, norms, thresholds = [], [], [], []
     for p, folds in enumerate(partitions):
-        norm = Normalizer.fit(folds["train"]) if recipe.normalize == "zscore" else Normalizer.identity(folds["train"])
+        norm = fit_normalizer(recipe, folds["train"])
         model = registry.build(model_name, meta["audio_dim"], meta["visual_dim"], params=params, dataset=dataset)
         model = model.to(rt.device)
         on_epoch = None if observer is None else (lambda row, p=p: observer(seed, p, row))
@@ -403,12 +412,14 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
             res = fit(model, folds, norm, recipe, dataset, rng, rt, on_epoch=on_epoch, resume=Resumable(resume, p))
             resume.finish(p, res.best_epoch, res.best_score, res.best_state, res.history)
         model.load_state_dict(res.best_state)
-        predictions.append(_prediction_rows(model, folds, norm, p, rt.eval_batch_size, rt.device))
+        thresholds.append(decision_threshold(recipe, folds["valid"].label, partial(
+            predict, model, folds["valid"], norm, rt.eval_batch_size, rt.device)))
+        predictions.append(_prediction_rows(model, folds, norm, p, rt.eval_batch_size, rt.device, thresholds[-1]))
         results.append(res)
         norms.append(norm)
     n_params = sum(q.numel() for q in model.parameters() if q.requires_grad)
     finished = time.time()
-    save_run(out, results, norms, predictions)
+    save_run(out, results, norms, predictions, checkpoint_meta(params, dataset, model_name, seed, meta, thresholds))
     summary = {
         "dataset": dataset, "model": model_name, "seed": seed, "kind": entry.kind, "scale": params.scale,
         "protocol": params.protocol(dataset), "n_partitions": len(partitions), "device": str(rt.device),
@@ -416,6 +427,7 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         "recipe_name": entry.recipe, "recipe": recipe.model_dump(mode="json"),
         "model_config": registry.resolve_config(model_name, params, dataset),
         "best_epoch": [r.best_epoch for r in results], "best_valid_selection": [r.best_score for r in results],
+        "threshold": thresholds,
         "epochs": int(recipe.epochs),
         "epoch_time_s": float(np.mean([h["epoch_time_s"] for r in results for h in r.history])),
         "train_time_s": finished - started, "started_at": started, "finished_at": finished,
@@ -454,11 +466,28 @@ def _say_resumed(resume: SeedResume, label: str, epochs: int, n_partitions: int)
     sys.stdout.flush()
 
 
-def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predictions: list[pd.DataFrame]) -> None:
+def checkpoint_meta(params: Any, dataset: str, model_name: str, seed: int, table_meta: dict[str, Any],
+                    thresholds: list[float]) -> dict[str, Any]:
+    """What rebuilding the model needs without params.yaml (`asym predict`, MLflow Models), in
+    plain containers so that `torch.load(weights_only=True)` reads it."""
+    entry = registry.get(model_name)
+    fmt = params.dataset(dataset).format
+    readers = getattr(params.readers, fmt, None)
+    return {"version": CHECKPOINT_VERSION, "dataset": dataset, "format": fmt, "model": model_name,
+            "entry_digest": entry.digest(), "kind": entry.kind, "seed": int(seed), "scale": params.scale,
+            "model_config": registry.resolve_config(model_name, params, dataset),
+            "audio_dim": int(table_meta["audio_dim"]), "visual_dim": int(table_meta["visual_dim"]),
+            "readers": readers.model_dump(mode="json") if readers is not None else {},
+            "recipe_name": entry.recipe, "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
+            "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size)}
+
+
+def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predictions: list[pd.DataFrame],
+             meta: dict[str, Any] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / TRAIN_FILES["summary"]).unlink(missing_ok=True)   # an old summary must not vouch for new files
     ckpt = {"partitions": [{"state_dict": r.best_state, "best_epoch": torch.tensor(r.best_epoch), **n.tensors()}
-                           for r, n in zip(results, norms, strict=True)]}
+                           for r, n in zip(results, norms, strict=True)], **({"meta": meta} if meta else {})}
     with atomic_path(out / TRAIN_FILES["checkpoint"]) as tmp:
         torch.save(ckpt, tmp)
     with atomic_path(out / TRAIN_FILES["predictions"]) as tmp:
@@ -468,10 +497,13 @@ def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predi
         history[["partition", *[c for c in history.columns if c != "partition"]]].to_csv(tmp, index=False)
 
 
-def load_checkpoint(path: Path, partition: int = 0) -> tuple[dict[str, torch.Tensor], Normalizer, int]:
+def load_checkpoint(path: Path, partition: int = 0) -> tuple[dict[str, torch.Tensor], Normalizer | PerSampleNormalizer, int]:
     """The chosen weights, normaliser and epoch of one partition of a saved run."""
     part = torch.load(path, weights_only=True)["partitions"][partition]
-    norm = Normalizer(*(part[k].numpy() for k in ("a_mean", "a_std", "v_mean", "v_std")))
+    if "std_floor" in part:
+        norm: Normalizer | PerSampleNormalizer = PerSampleNormalizer(float(part["std_floor"]))
+    else:
+        norm = Normalizer(*(part[k].numpy() for k in ("a_mean", "a_std", "v_mean", "v_std")))
     return part["state_dict"], norm, int(part["best_epoch"])
 
 

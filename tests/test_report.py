@@ -138,8 +138,11 @@ def test_published_numbers_stand_only_beside_the_same_protocol_at_paper_scale(tm
     from asym.tables import _published
 
     pub = _published("lmvd", {"dvlog": "official", "lmvd": "depmamba"})
-    assert set(pub["method"]) == {"ASYM"}                 # CAF-Mamba's LMVD split is its own
+    # only models built here, only DepMamba's split: not the 4-stream CAF-Mamba, BAR Loss or MMFformer
+    assert set(pub["key"]) == {"asym", "caf-mamba", "depmamba", "tamfn", "depression-detector"}
+    assert (pub["protocol"] == "depmamba").all() and (pub["dataset"] == "lmvd").all()
     assert _published("lmvd", {"dvlog": "official", "lmvd": "stratified_group"}).empty
+    assert set(_published("dvlog", {"dvlog": "kfold_select_on_test"})["key"]) == {"mdd-net"}
     macro = _published(MACRO, {"dvlog": "official", "lmvd": "depmamba"})
     asym = macro[macro["key"] == "asym"].iloc[0]
     assert asym["f1"] == pytest.approx((77.13 + 74.90) / 2) and asym["accuracy"] == pytest.approx((70.91 + 74.68) / 2)
@@ -287,7 +290,7 @@ def test_floors_use_the_training_labels_for_the_guess_and_the_test_labels_for_th
 
 
 SUMMARY_COLUMNS = {"dataset", "model", "kind", "recipe", "protocol", "subject_independent", "n_seeds", "n_units",
-                   "n_test", "bootstrap_unit", "n_params", "epoch_time_s",
+                   "n_test", "bootstrap_unit", "n_params", "epoch_time_s", "threshold_rule", "threshold",
                    *(f"{k}{s}" for k in METRICS for s in ("", "_std", "_ci_low", "_ci_high")),
                    "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym"}
 

@@ -1,4 +1,4 @@
-"""The bootstrap, paired tests and Holm's adjustment against known answers."""
+"""The bootstrap, the paired tests, Holm's adjustment and the detectable effect against known answers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from asym.metrics import METRICS, all_metrics
 from asym.stats import (
     bootstrap_p,
     holm,
+    minimum_detectable_effect,
     percentile_ci,
+    permutation_p,
     resample_weights,
     seed_mean_resamples,
+    swap_deltas,
+    swap_draws,
     weighted_metrics,
 )
 
@@ -148,3 +152,96 @@ def test_ranking_metrics_need_both_classes_in_the_resample():
     assert out["auroc"][2] == 1.0 and out["auprc"][2] == 1.0
     empty = weighted_metrics(np.array([], int), np.array([]), np.ones((2, 0)))
     assert np.isnan(empty["auroc"]).all() and (empty["accuracy"] == 0).all()
+
+
+def test_a_subset_of_metrics_equals_the_same_metrics_of_the_full_set():
+    rng = np.random.default_rng(7)
+    y, prob = rng.integers(0, 2, 40), rng.random(40)
+    W = rng.integers(0, 3, (8, 40)).astype(float)
+    full = weighted_metrics(y, prob, W)
+    for keys in (("f1",), ("accuracy", "auroc"), ("ece",), METRICS):
+        part = weighted_metrics(y, prob, W, keys)
+        assert list(part) == list(keys)
+        for k in keys:
+            assert np.array_equal(part[k], full[k]), k
+
+
+def test_each_resample_counts_its_own_draws():
+    units = np.array(["b", "a", "c", "a", "d"])
+    W = resample_weights(units, 200, np.random.default_rng(9))
+    draws = np.random.default_rng(9).integers(0, 4, size=(200, 4))          # the same draws, of a..d
+    for row, drawn in zip(W, draws, strict=True):
+        counts = np.bincount(drawn, minlength=4)
+        assert row.tolist() == [counts[1], counts[0], counts[2], counts[0], counts[3]]
+
+
+def test_exchanges_move_a_subjects_vlogs_together_half_the_time():
+    units = np.array(["a"] * 4 + [f"s{i}" for i in range(6)])
+    S = swap_draws(units, 4000, np.random.default_rng(3))
+    assert S.shape == (4000, 10) and set(np.unique(S)) == {0.0, 1.0}
+    assert (S[:, :4] == S[:, [0]]).all()
+    assert S.mean(0) == pytest.approx(np.full(10, 0.5), abs=0.03)
+    assert abs(np.corrcoef(S[:, 4], S[:, 5])[0, 1]) < 0.05               # units independently
+
+
+def test_swap_deltas_equal_the_f1_of_every_exchanged_pair_drawn_out():
+    rng = np.random.default_rng(11)
+    n = 30
+    y = rng.integers(0, 2, n)
+    a, b = rng.integers(0, 2, (3, n)), rng.integers(0, 2, (3, n))        # 3 seeds each
+    S = swap_draws(np.array([f"p{i // 3}" for i in range(n)]), 25, rng)
+    observed, null = swap_deltas(y, a, b, S)
+    f1 = [np.mean([sk.f1_score(y, pb, zero_division=0) - sk.f1_score(y, pa, zero_division=0)
+                   for pa, pb in zip(ka, kb, strict=True)]) for ka, kb in [(a, b)]]
+    assert observed == pytest.approx(f1[0], abs=1e-12)
+    for row, value in zip(S, null, strict=True):
+        swap = row.astype(bool)
+        a2, b2 = np.where(swap, b, a), np.where(swap, a, b)
+        expected = np.mean([sk.f1_score(y, q, zero_division=0) - sk.f1_score(y, p, zero_division=0)
+                            for p, q in zip(a2, b2, strict=True)])
+        assert value == pytest.approx(expected, abs=1e-12)
+    assert swap_deltas(y, a, b, np.zeros((1, n)))[1][0] == pytest.approx(observed, abs=1e-12)
+    assert swap_deltas(y, a, b, np.ones((1, n)))[1][0] == pytest.approx(-observed, abs=1e-12)
+    with pytest.raises(ValueError, match="different shapes"):
+        swap_deltas(y, a, b[:2], S)
+
+
+def test_permutation_p_against_hand_counts():
+    null = np.array([0.3, -0.2, 0.1, -0.05, 0.0, 0.2, np.nan])
+    assert permutation_p(0.2, null) == pytest.approx((3 + 1) / (6 + 1))   # |0.3|, |-0.2|, |0.2| reach 0.2
+    assert permutation_p(-0.2, null) == pytest.approx(4 / 7)              # two-sided
+    assert permutation_p(0.0, null) == 1.0
+    assert permutation_p(0.5, null) == pytest.approx(1 / 7)               # never 0
+    assert np.isnan(permutation_p(0.1, np.array([np.nan]))) and np.isnan(permutation_p(np.nan, null))
+
+
+def test_the_permutation_test_keeps_its_level_when_the_models_are_exchangeable():
+    rng = np.random.default_rng(12)
+    n, reps = 60, 400
+    y = rng.integers(0, 2, n)
+    units = np.array([f"v{i}" for i in range(n)])
+    rejected = 0
+    for _ in range(reps):
+        shared = rng.normal(size=n)
+        a = (y - 0.5 + shared + rng.normal(size=n) > 0).astype(int)
+        b = (y - 0.5 + shared + rng.normal(size=n) > 0).astype(int)
+        observed, null = swap_deltas(y, a[None], b[None], swap_draws(units, 199, rng))
+        rejected += permutation_p(observed, null) < 0.05
+    assert rejected / reps <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / reps)
+    assert rejected > 0                                                   # not a test that never rejects
+
+
+def test_minimum_detectable_effect_is_the_normal_power_calculation():
+    from statistics import NormalDist
+
+    z = NormalDist()
+    null = np.random.default_rng(13).normal(0, 0.04, 5000)
+    sd = null.std(ddof=1)
+    mde = minimum_detectable_effect(null, 0.05, 0.8)
+    assert mde == pytest.approx((1.959964 + 0.841621) * sd, rel=1e-5)
+    # a normal estimate centred on the MDE crosses the two-sided critical value 80% of the time
+    crit = z.inv_cdf(0.975) * sd
+    assert 1 - NormalDist(mde, sd).cdf(crit) + NormalDist(mde, sd).cdf(-crit) == pytest.approx(0.8, abs=1e-3)
+    assert minimum_detectable_effect(null, 0.05, 0.8, tests=10) == pytest.approx((z.inv_cdf(1 - 0.0025) + z.inv_cdf(0.8)) * sd)
+    assert minimum_detectable_effect(null, 0.05, 0.9) > mde
+    assert np.isnan(minimum_detectable_effect(np.array([0.1]), 0.05, 0.8))

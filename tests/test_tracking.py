@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
@@ -190,3 +192,155 @@ def test_asym_ui_points_at_a_tracking_server_instead_of_starting_a_ui(trained, t
     monkeypatch.setattr(cli.os, "execv", lambda *a: pytest.fail("no local UI for a remote store"))
     assert cli.main(["--params", str(tmp_path / "params.yaml"), "ui"]) == 0
     assert "https://mlflow.example.org" in capsys.readouterr().out
+
+
+# --- MLflow Models and the Model Registry ------------------------------------------------------
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """Two seeds of a tiny run, reported (model card) and tracked: the seed chosen on validation
+    is registered as a version of asym-dvlog-mean-mlp."""
+    import yaml
+
+    from asym.config import load_params
+    from asym.data.splits import read_split, split_summary
+    from asym.io import write_json
+    from asym.model_card import write_model_cards
+    from asym.report import aggregate, fairness
+
+    root = tmp_path_factory.mktemp("registry")
+    p = prepared(root, ["mean-mlp"], epochs=2)
+    raw = yaml.safe_load(p.path.read_text())
+    raw["run"]["seeds"]["demo"] = [0, 1]
+    p.path.write_text(yaml.safe_dump(raw))
+    p = load_params(p.path)
+    lay = Layout.of(p)
+    write_json(lay.split_json("dvlog"), split_summary(read_split(lay.split_csv("dvlog"), subjects_disjoint=False),
+                                                      False, "official"))
+    train_job(p, "dvlog", "mean-mlp", [0, 1])
+    for s in (0, 1):
+        evaluate_run(Path(lay.run_dir("dvlog", "mean-mlp", s)))
+    summary, all_runs = aggregate(p)
+    write_model_cards(p, summary, fairness(p, all_runs))
+    with tracking.client(p) as (c, exp):
+        record = {f"dvlog/mean-mlp/seed{s}": tracking.track_run(c, exp, p, Path(lay.run_dir("dvlog", "mean-mlp", s)),
+                                                                None) for s in (0, 1)}
+        versions = tracking.register_models(c, p, record)
+    return p, record, versions
+
+
+def _test_fold_input(p):
+    from asym.data.parquet import read_samples
+    from asym.mlflow_model import frame_from_table
+
+    lay = Layout.of(p)
+    table = read_samples(Path(lay.parquet("dvlog")))
+    test = table.select(i for i, f in enumerate(table.fold) if f == "test")
+    return test, frame_from_table(test)
+
+
+def test_the_seed_chosen_on_validation_is_registered_with_its_card_and_metrics(registered):
+    p, record, versions = registered
+    lay = Layout.of(p)
+    scores = {s: np.mean(read_json(Path(lay.run_dir("dvlog", "mean-mlp", s)) / "train.json")["best_valid_selection"])
+              for s in (0, 1)}
+    seed = max(sorted(scores), key=lambda s: scores[s])
+    c, _ = _client(p)
+    [mv] = c.search_model_versions("name = 'asym-dvlog-mean-mlp'")
+    assert mv.version == versions["asym-dvlog-mean-mlp"] and mv.run_id == record[f"dvlog/mean-mlp/seed{seed}"]
+    assert mv.tags["seed"] == str(seed)
+    metrics = read_json(Path(lay.run_dir("dvlog", "mean-mlp", seed)) / "metrics.json")["test"]
+    assert float(mv.tags["test_f1"]) == pytest.approx(metrics["f1"], rel=1e-5)
+    assert mv.description == Path(lay.model_card("dvlog", "mean-mlp")).read_text()
+    assert "not a diagnostic tool" in mv.description
+    with tracking.client(p) as (c2, _):                              # tracking again adds no version
+        assert tracking.register_models(c2, p, record) == versions
+    assert len(c.search_model_versions("name = 'asym-dvlog-mean-mlp'")) == 1
+    mlmodel = (Path(c.download_artifacts(mv.run_id, "model/MLmodel"))).read_text()
+    assert "python_function" in mlmodel and "signature" in mlmodel
+    reqs = Path(c.download_artifacts(mv.run_id, "model/requirements.txt")).read_text().split()
+    import torch
+    assert f"torch=={torch.__version__}" in reqs and any(r.startswith("mlflow==") for r in reqs)
+
+
+def test_the_registered_model_scores_exactly_as_asym_predict(registered, tmp_path):
+    import mlflow.pyfunc
+
+    from asym.predict import load_run as load_asym_run
+    from asym.predict import predict_frame, run_dirs
+
+    p, record, versions = registered
+    mlflow.set_tracking_uri(tracking.tracking_uri(p))
+    model = mlflow.pyfunc.load_model(f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}")
+    seed = int(model.metadata.metadata["seed"])
+    test, frame = _test_fold_input(p)
+    got = model.predict(frame)
+    run = load_asym_run(run_dirs(Path(Layout.of(p).run_dir("dvlog", "mean-mlp", seed)))[0], torch_cpu())
+    want = predict_frame([run], test, torch_cpu())
+    assert list(got["id"]) == list(want["id"])
+    np.testing.assert_array_equal(got["probability"].to_numpy(), want["probability"].to_numpy())
+    np.testing.assert_array_equal(got["label"].to_numpy(), want["label"].to_numpy())
+    saved = pd.read_parquet(Path(Layout.of(p).run_dir("dvlog", "mean-mlp", seed)) / "predictions.parquet")
+    saved = saved.query("fold == 'test'").set_index("sample_id").loc[list(got["id"]), "prob"]
+    np.testing.assert_array_equal(got["probability"].to_numpy(np.float32), saved.to_numpy())
+    with pytest.raises(Exception, match="features per frame, expected 25"):
+        model.predict(frame.assign(audio=[[r[:24] for r in a] for a in frame["audio"]]))
+
+
+def test_mlflow_models_serve_gives_the_same_over_rest(registered):
+    import contextlib
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    p, _, versions = registered
+    test, frame = _test_fold_input(p)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # the server starts `uvicorn` by name: the venv's bin must be on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(p),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                             f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}", "--env-manager", "local",
+                             "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the model server did not answer within 120 s"
+            time.sleep(0.5)
+        body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            rows = json.loads(r.read())["predictions"]
+        import mlflow.pyfunc
+
+        mlflow.set_tracking_uri(tracking.tracking_uri(p))
+        local = mlflow.pyfunc.load_model(f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}").predict(frame)
+        assert [r["id"] for r in rows] == list(local["id"])
+        assert [r["probability"] for r in rows] == list(local["probability"])
+    finally:                                    # the server and its workers, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")

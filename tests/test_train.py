@@ -208,7 +208,8 @@ def test_depmamba_trains_with_its_official_recipe(official, monkeypatch, tmp_pat
     monkeypatch.setattr(train_mod, "build_optimizer", spy_opt)
     monkeypatch.setattr(train_mod.nn.utils, "clip_grad_norm_", lambda *a, **k: seen.__setitem__("clipped", 1))
     monkeypatch.setattr(train_mod.Normalizer, "fit", classmethod(lambda cls, t: seen.__setitem__("fit", 1)))
-    monkeypatch.setattr(train_mod, "build_scheduler", lambda opt, recipe: seen.setdefault("scheduler", recipe.scheduler) and None)
+    monkeypatch.setattr(train_mod, "build_scheduler",
+                        lambda opt, recipe, dataset: seen.setdefault("scheduler", recipe.scheduler) and None)
     monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
     [summary] = train_mod.train_job(p, "dvlog", "depmamba", [0])
     opt = seen["optimizer"]
@@ -516,6 +517,10 @@ def resume_projects(tmp_path_factory):
     projects = {}
     for protocol, sections in (("official", {}), ("kfold", {"split": {"kfold": {"k": 2, "valid_fraction": 0.2}}})):
         p = _project(tmp_path_factory.mktemp(f"resume-{protocol}"), ["mean-mlp"], epochs=5, **sections)
+        raw = yaml.safe_load(p.path.read_text())
+        raw["recipes"]["demo"]["depmamba"]["crop"]["min_frames"]["dvlog"] = 8   # crops of these short vlogs
+        p.path.write_text(yaml.safe_dump(raw))
+        p = load_params(p.path)
         lay = Layout.of(p)
         data = Path(lay.parquet("dvlog"))
         make_split(read_samples(data), protocol, p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
@@ -531,9 +536,13 @@ def offline_entry(monkeypatch):
                               "test model", {}, "depmamba"))
 
 
-def _train_in(monkeypatch, runs: Path, p, model: str, seeds: list[int], observer=None) -> Path:
-    monkeypatch.setattr(train_mod, "Layout", _elsewhere(runs))
-    train_mod.train_job(p, "dvlog", model, seeds, observer=observer)
+def _train_in(monkeypatch, where: Path, p, model: str, seeds: list[int], observer=None) -> Path:
+    """Train with run folders under `where`; return the folder of the runs."""
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(where))
+    try:
+        train_mod.train_job(p, "dvlog", model, seeds, observer=observer)
+    finally:
+        runs = Path(train_mod.Layout.of(p).runs)
     return runs
 
 
@@ -566,27 +575,31 @@ def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_b
     p = resume_projects[protocol]
     want_rows: list = []
     ref = _train_in(monkeypatch, tmp_path / "ref", p, model, [0, 1], observer=lambda *a: want_rows.append(a))
-    runs = tmp_path / "killed"
     rows: list = []
     with pytest.raises(Killed):
-        _train_in(monkeypatch, runs, p, model, [0, 1], observer=_killer(killed_at, rows))
+        _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=_killer(killed_at, rows))
     out = Path(train_mod.Layout.of(p).run_dir("dvlog", model, 0))
     resume = out / "resume.pt"
     record = torch.load(resume, weights_only=True)                  # tensors and plain containers only
     partition, epoch = killed_at[0], killed_at[1] - 1
     assert (record["partition"], record["epoch"], len(record["finished"])) == (partition, epoch, partition)
     assert [r["epoch"] for r in record["history"]] == list(range(1, epoch + 1))
+    views = record["loop"]["views"]
+    assert (len(views) > len(set(views[:, 0].tolist()))) == (model == "mean-mlp-offline")   # crops beside vlogs
     assert not train_mod.run_complete(out)
     (out / "history.csv").write_text("stale\n")                     # an incomplete folder: trained over, resume kept
+    half_saved = out / ".resume.pt.k1ll3d.tmp"                      # a kill in the middle of a save
+    half_saved.write_bytes(b"half")
     capsys.readouterr()
 
     rows.clear()
-    _train_in(monkeypatch, runs, p, model, [0, 1], observer=lambda *a: rows.append(a))
+    runs = _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=lambda *a: rows.append(a))
     where = " of partition 2/2" if protocol == "kfold" else ""
     assert f"dvlog/{model}/seed0: resumed after epoch {epoch}/5{where} from {resume}" in capsys.readouterr().out
     for s in (0, 1):
         _same_run(Path(train_mod.Layout.of(p).run_dir("dvlog", model, s)), ref / "dvlog" / model / f"seed{s}")
         assert not (runs / "dvlog" / model / f"seed{s}" / "resume.pt").exists()
+    assert not half_saved.exists()
     assert _rows(rows) == _rows(want_rows)      # a live MLflow run gets every epoch again, in order
 
 
@@ -616,14 +629,13 @@ def test_an_unusable_resume_file_is_named_in_a_warning_and_the_seed_starts_again
         resume_projects, monkeypatch, tmp_path, capsys, damage, reason):
     p = resume_projects["official"]
     ref = _train_in(monkeypatch, tmp_path / "ref", p, "mean-mlp", [0])
-    runs = tmp_path / "killed"
     with pytest.raises(Killed):
-        _train_in(monkeypatch, runs, p, "mean-mlp", [0], observer=_killer((0, 3), []))
-    resume = runs / "dvlog" / "mean-mlp" / "seed0" / "resume.pt"
+        _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=_killer((0, 3), []))
+    resume = Path(train_mod.Layout.of(p).resume_file("dvlog", "mean-mlp", 0))
     damage(resume)
     capsys.readouterr()
     rows: list = []
-    _train_in(monkeypatch, runs, p, "mean-mlp", [0], observer=lambda *a: rows.append(a))
+    _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=lambda *a: rows.append(a))
     captured = capsys.readouterr()
     assert f"warning: {resume}: {reason}" in captured.err and "starts again from its first epoch" in captured.err
     assert "resumed" not in captured.out
@@ -638,3 +650,53 @@ def test_a_resume_file_left_beside_a_complete_seed_is_removed(official):
     leftover = Path(Layout.of(p).resume_file("dvlog", "mean-mlp", 0))   # a kill after train.json
     leftover.write_bytes(b"left over")
     assert train_mod.train_job(p, "dvlog", "mean-mlp", [0]) == [] and not leftover.exists()
+
+
+def _draws(feed_rng: np.random.Generator) -> list:
+    import random
+
+    return [torch.rand(3).tolist(), np.random.rand(3).tolist(), np.random.randn(), random.random(), random.gauss(0, 1),
+            feed_rng.integers(0, 1 << 62, 3).tolist(), feed_rng.permutation(10).tolist()]
+
+
+def test_every_generator_comes_back_from_a_weights_only_file(tmp_path):
+    from asym.resume import capture_rng, restore_rng
+
+    feed_rng = np.random.default_rng(7)
+    np.random.randn()                                    # a cached gaussian in numpy's global state
+    import random
+    random.gauss(0, 1)                                   # and python's gauss_next
+    path = tmp_path / "rng.pt"
+    torch.save(capture_rng(feed_rng), path)
+    want = _draws(feed_rng)
+    other = np.random.default_rng(99)
+    _draws(other)                                        # every generator moved on, elsewhere
+    restore_rng(torch.load(path, weights_only=True), other)
+    assert _draws(other) == want
+
+
+def test_a_grad_scaler_is_saved_and_a_loop_that_does_not_fit_its_file_is_refused(tmp_path):
+    from asym.errors import DataError
+    from asym.resume import Loop, SeedResume
+
+    def loop(scaler):
+        model = nn.Linear(3, 1)
+        opt = torch.optim.AdamW(model.parameters())
+        feed = type("Feed", (), {"views": [(0, 0, 5), (0, 1, 4)], "rng": np.random.default_rng(0)})()
+        return Loop(model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, 4), feed, scaler)
+
+    path = tmp_path / "resume.pt"
+    saved = loop(torch.amp.GradScaler("cpu", init_scale=64.0))
+    saved.scaler.scale(torch.ones(1))
+    saved.scaler.update(new_scale=8.0)                  # as after overflowing steps
+    SeedResume(path, "f", 0.0).save(0, 2, saved, None, [{"epoch": 1, "score": np.float64(0.5)}])
+    record = torch.load(path, weights_only=True)
+    assert record["history"] == [{"epoch": 1, "score": 0.5}]
+    resumed = SeedResume(path, "f", 0.0, record).saved(0)
+    live = loop(torch.amp.GradScaler("cpu", init_scale=64.0))
+    resumed.restore(live)
+    assert live.scaler.get_scale() == 8.0 and live.feed.views == [(0, 0, 5), (0, 1, 4)]
+    want = saved.model.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in live.model.state_dict().items())
+    with pytest.raises(DataError, match=f"{path}: does not fit the model and recipe being trained"):
+        resumed.restore(loop(None))                      # saved with a scaler, resumed without one

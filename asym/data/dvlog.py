@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from asym.data.sample import FOLDS, Sample, align
+from asym.data.sample import FOLDS, UNLABELLED, Sample, align
 from asym.data.validate import check_unique, load_features, read_table
 from asym.errors import DataError
 
@@ -30,16 +30,18 @@ def find_root(path: Path) -> Path:
     raise DataError(path, "not a D-Vlog release: no labels.csv here nor in dvlog-dataset/")
 
 
-def read_dvlog(path: Path) -> Iterator[Sample]:
+def read_dvlog(path: Path, labels_required: bool = True) -> Iterator[Sample]:
+    """`labels_required=False` (prediction only): empty label, fold and duration cells are
+    accepted, as `asym extract` writes them for vlogs nobody has labelled."""
     root = find_root(Path(path))
     labels_csv = root / "labels.csv"
     df = read_table(labels_csv, HEADER, exact=True)
     check_unique(df["index"].tolist(), labels_csv)
     rows = df.to_dict("records")
     for row_no, row in enumerate(rows, start=2):
-        if row["label"] not in LABELS:
+        if row["label"] not in LABELS and (labels_required or row["label"]):
             raise DataError(labels_csv, f"line {row_no}: unknown label {row['label']!r}, expected one of {sorted(LABELS)}")
-        if row["fold"] not in FOLDS:
+        if row["fold"] not in FOLDS and (labels_required or row["fold"]):
             raise DataError(labels_csv, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
     extra_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(df["index"]))
     if extra_dirs:
@@ -51,7 +53,8 @@ def read_dvlog(path: Path) -> Iterator[Sample]:
         audio, visual = align(audio, visual)
         extra = {"gender": row["gender"]}
         try:
-            extra["duration"] = float(row["duration"])
+            if labels_required or row["duration"]:
+                extra["duration"] = float(row["duration"])
         except ValueError:
             raise DataError(labels_csv, f"index {idx}: duration {row['duration']!r} is not a number") from None
-        yield Sample(idx, LABELS[row["label"]], audio, visual, fold=row["fold"], extra=extra)
+        yield Sample(idx, LABELS.get(row["label"], UNLABELLED), audio, visual, fold=row["fold"] or None, extra=extra)

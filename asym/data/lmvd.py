@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from asym.config import LmvdReaderConfig
-from asym.data.sample import FOLDS, Sample, align
+from asym.data.sample import FOLDS, UNLABELLED, Sample, align
 from asym.data.validate import check_matrix, check_no_extra, check_unique, load_features, read_table
 from asym.errors import DataError
 
@@ -52,10 +52,11 @@ def standardise_rows(x: np.ndarray) -> np.ndarray:
     return (x - mean) / np.where(std > 0, std, 1.0)
 
 
-def read_lmvd(path: Path, reader: LmvdReaderConfig) -> Iterator[Sample]:
+def read_lmvd(path: Path, reader: LmvdReaderConfig, labels_required: bool = True) -> Iterator[Sample]:
+    """`labels_required=False` (prediction only): the derived layout's empty label cells are accepted."""
     root = Path(path)
     layout = detect_layout(root)
-    yield from (_read_authors(root, reader) if layout == "authors" else _read_derived(root))
+    yield from (_read_authors(root, reader) if layout == "authors" else _read_derived(root, labels_required))
 
 
 def _read_label_cell(path: Path) -> int:
@@ -112,13 +113,13 @@ def _read_authors(root: Path, reader: LmvdReaderConfig) -> Iterator[Sample]:
         yield Sample(idx, label, audio, visual)
 
 
-def _read_derived(root: Path) -> Iterator[Sample]:
+def _read_derived(root: Path, labels_required: bool = True) -> Iterator[Sample]:
     labels_csv = root / "labels.csv"
     df = read_table(labels_csv, DERIVED_HEADER)
     check_unique(df["index"].tolist(), labels_csv)
     rows = df.to_dict("records")
     for row_no, row in enumerate(rows, start=2):
-        if row["label"] not in LABELS:
+        if row["label"] not in LABELS and (labels_required or row["label"]):
             raise DataError(labels_csv, f"line {row_no}: unknown label {row['label']!r}, expected 0 or 1")
         if row["fold"] and row["fold"] not in FOLDS:
             raise DataError(labels_csv, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
@@ -130,4 +131,4 @@ def _read_derived(root: Path) -> Iterator[Sample]:
         audio = load_features(root / "audio" / f"{idx}.npy", AUDIO_DIM, "audio features")
         visual = load_features(root / "visual" / f"{idx}_visual.npy", VISUAL_DIM, "visual features")
         audio, visual = align(audio, visual)
-        yield Sample(idx, LABELS[row["label"]], audio, visual, fold=row["fold"] or None)
+        yield Sample(idx, LABELS.get(row["label"], UNLABELLED), audio, visual, fold=row["fold"] or None)

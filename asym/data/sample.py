@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FOLDS = ("train", "valid", "test")
+UNLABELLED = -1      # a vlog read for prediction only, with no label given
 
 
 @dataclass

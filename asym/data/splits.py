@@ -9,6 +9,14 @@ k, each sample being in the test fold of exactly one. Protocols:
 - `stratified_group`: seeded, class-stratified, whole subjects per fold;
 - `kfold`: k stratified outer folds, grouped by subject; inside each, a validation part carved
   (grouped, stratified) from the training folds selects the checkpoint, never the test fold;
+- `kfold_select_on_test`: what the LMVD authors' code, MDD-Net's and MMFformer's do, measured
+  rather than adopted: k folds over the pooled data, the checkpoint (and any tuned threshold)
+  chosen on the very fold that is reported. Its split file is `kfold`'s (same outer folds, same
+  training part, the validation part left unused), and `selection_partitions` makes the trainer
+  select on the test fold: on one seed both protocols follow the same training trajectory (a
+  scheduler stepped on validation loss apart), so their difference is the cost of selecting on
+  test alone. The published protocols also train on the part left unused here. Never a
+  default; every table that shows it says "optimistic: selection on the test fold";
 - `csv`: a user's `sample,fold` file.
 
 A split is subject-independent when no subject has vlogs in two folds of a partition. Releases
@@ -33,6 +41,8 @@ from asym.data.validate import check_unique, read_table
 from asym.errors import DataError
 
 COLUMNS = ["sample_id", "subject_id", "label", "partition", "fold"]
+SELECT_ON_TEST = ("kfold_select_on_test",)
+OPTIMISTIC_FLAG = "optimistic: selection on the test fold"
 
 
 def official(table: FeatureTable, source: Path) -> list[str]:
@@ -173,7 +183,7 @@ def make_split(table: FeatureTable, protocol: str, split_cfg: Any, source: Path,
         partitions = [depmamba(table)]
     elif protocol == "stratified_group":
         partitions = [stratified_group(table, list(split_cfg.ratios), int(split_cfg.seed))]
-    elif protocol == "kfold":
+    elif protocol in ("kfold", *SELECT_ON_TEST):
         partitions = kfold(table, split_cfg.kfold.k, split_cfg.kfold.valid_fraction, int(split_cfg.seed))
     elif protocol == "csv":
         if split_csv is None:
@@ -228,6 +238,14 @@ def fold_tables(table: FeatureTable, split: pd.DataFrame, split_path: Path, data
     return out
 
 
+def selection_partitions(protocol: str, partitions: list[dict[str, FeatureTable]]) -> list[dict[str, FeatureTable]]:
+    """The folds as the trainer uses them: under a select-on-test protocol the test fold stands in
+    for the validation fold (checkpoint, threshold, a plateau scheduler's loss); otherwise as split."""
+    if protocol not in SELECT_ON_TEST:
+        return partitions
+    return [{**folds, "valid": folds["test"]} for folds in partitions]
+
+
 def load_partitions(data: Path, split_path: Path, subjects_disjoint: bool = True) -> tuple[FeatureTable, list[dict[str, FeatureTable]]]:
     """The feature table and its folds per partition, once the split is checked against it."""
     table = read_samples(data)
@@ -248,6 +266,7 @@ def split_summary(split: pd.DataFrame, subjects_supplied: bool, protocol: str) -
                                  for f in per.index}
     return {
         "protocol": protocol,
+        "checkpoint_selection": "test fold (" + OPTIMISTIC_FLAG + ")" if protocol in SELECT_ON_TEST else "validation fold",
         "subject_independent": independent,
         "subject_independent_verified": independent == "true",
         "n_leaked_subjects": len(leaked),

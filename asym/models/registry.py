@@ -90,6 +90,12 @@ register("mddformer", "asym.models.baselines.mddformer:MDDformer", "mddformer", 
 register("depmamba", "asym.models.baselines.depmamba:DepMamba", "depmamba", "baseline",
          "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025), as its public code builds it",
          recipe="depmamba")
+register("caf-mamba", "asym.models.baselines.caf_mamba:CAFMamba", "caf_mamba", "baseline",
+         "CAF-Mamba, bimodal: cross-modal adaptive attention fusion Mamba (Zhou et al., ICASSP 2026), as its "
+         "public code builds it", recipe="caf-mamba")
+register("mdd-net", "asym.models.baselines.mdd_net:MDDNet", "mdd_net", "baseline",
+         "MDD-Net: GSA + HATNet + mutual transformer (Haque et al., IEEE SMC 2025), as its public code builds it",
+         recipe="mdd-net")
 
 
 def names(kind: str | None = None) -> list[str]:

@@ -14,6 +14,9 @@ scans are causal over valid frames, and a sample's output does not depend on its
 
 Collaborative blocks (DepMamba's CoSSM, ASYM's CMIM): `share_state_matrices` makes two blocks
 use one A per direction, the same Parameter objects; everything else stays per block.
+
+`scan_backend` names the selective scan's backend (asym.nn.ssm.BACKENDS); "auto" picks per call
+from the tensors' device.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asym.nn.ssm import selective_scan
+from asym.nn.ssm import BACKENDS, selective_scan
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -59,9 +62,10 @@ class _ScanBranch(nn.Module):
     NO_WEIGHT_DECAY = ("A_log", "D")   # by name too: copy.deepcopy drops attributes set on a Parameter
 
     def __init__(self, d_inner: int, d_state: int, d_conv: int, dt_rank: int, dt_min: float, dt_max: float,
-                 dt_init_floor: float, dt_scale: float) -> None:
+                 dt_init_floor: float, dt_scale: float, scan_backend: str = "auto") -> None:
         super().__init__()
         self.d_state, self.dt_rank = d_state, dt_rank
+        self.scan_backend = scan_backend
         self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
         self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
@@ -80,6 +84,8 @@ class _ScanBranch(nn.Module):
         """x, z: (B, d_inner, T) -> gated scan output (B, d_inner, T)."""
         T = x.shape[-1]
         conv, backend = _fused_kernels(x)
+        if self.scan_backend != "auto":
+            backend = self.scan_backend
         if conv is not None:
             x = conv(x.contiguous(), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         else:
@@ -97,13 +103,16 @@ class Mamba(nn.Module):
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
                  dt_init_floor: float = 1e-4, dt_scale: float = 1.0, bidirectional: bool = False,
-                 d_inner: int | None = None) -> None:
+                 d_inner: int | None = None, scan_backend: str = "auto") -> None:
         super().__init__()
+        if scan_backend not in BACKENDS:
+            raise ValueError(f"scan_backend must be one of {BACKENDS}, got {scan_backend!r}")
         self.d_inner = d_inner or expand * d_model   # an explicit inner width overrides expand
         dt_rank = dt_rank or math.ceil(d_model / 16)
         self.bidirectional = bidirectional
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
-        branch = (self.d_inner, d_state, d_conv, dt_rank, dt_min, dt_max, dt_init_floor, dt_scale)
+        branch = (self.d_inner, d_state, d_conv, dt_rank, dt_min, dt_max, dt_init_floor, dt_scale,
+                  scan_backend)
         self.fwd = _ScanBranch(*branch)
         self.bwd = _ScanBranch(*branch) if bidirectional else None
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)

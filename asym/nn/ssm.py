@@ -4,14 +4,22 @@
     B, C: (batch, d_state, L) or grouped (batch, groups, d_state, L)
     D, delta_bias: (d_inner,)             returns out (batch, d_inner, L) [, last_state]
 
-Backends, chosen per call: mamba-ssm's fused CUDA kernel for CUDA tensors when it imports;
-the fused Numba kernel (asym.nn.scan_cpu) on the CPU; a chunked parallel scan in plain
-PyTorch (asym.nn.scan_torch) anywhere else. As in mamba-ssm, no gradient flows through the
-returned last state.
+Backends, chosen per call ("auto"): mamba-ssm's fused CUDA kernel for CUDA tensors when it
+imports, else our Triton kernels (asym.nn.scan_triton) when triton imports; the fused Numba
+kernel (asym.nn.scan_cpu) on the CPU; a chunked parallel scan in plain PyTorch
+(asym.nn.scan_torch) anywhere else. "triton" on a CPU tensor runs the same kernels under
+Triton's interpreter (TRITON_INTERPRET=1). triton and mamba-ssm are imported only when a call
+needs them. As in mamba-ssm, no gradient flows through the returned last state.
+
+Precision: every backend reads bf16 inputs as they are, keeps the state, the adjoint and every
+sum in float32 or wider (float64 for float64 inputs; the CPU kernel always in float64), and
+returns the output in u's dtype and the last state in float32 (float64 for float64 inputs).
+The scan runs outside autocast, so under torch.autocast nothing inside it is recast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -19,7 +27,7 @@ import torch
 
 from asym.nn.scan_torch import selective_scan_torch
 
-BACKENDS = ("auto", "cuda", "cpu", "torch")
+BACKENDS = ("auto", "cuda", "cpu", "torch", "triton")
 
 
 @functools.cache
@@ -35,12 +43,34 @@ def cuda_kernel_available() -> bool:
     return torch.cuda.is_available() and _mamba_ssm_fn() is not None
 
 
+@functools.cache
+def triton_available() -> bool:
+    """Whether triton imports (asked only for CUDA tensors: the CPU paths never import it)."""
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _triton_scan():
+    try:
+        from asym.nn.scan_triton import selective_scan_triton
+    except ImportError as e:
+        raise RuntimeError(f"backend 'triton' requested but triton does not import ({e}); it "
+                           "comes with PyTorch's CUDA wheels, or `pip install triton`") from e
+    return selective_scan_triton
+
+
 def _np(t: torch.Tensor | None, dtype: np.dtype, ndim: int = 1) -> np.ndarray:
     """Contiguous numpy view/copy; an absent optional input becomes a placeholder of the same
-    rank (Numba types every branch, taken or not)."""
+    rank (Numba types every branch, taken or not). bf16, which numpy lacks, is widened first."""
     if t is None:
         return np.zeros((1,) * ndim, dtype=dtype)
-    return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return np.ascontiguousarray(t.numpy().astype(dtype, copy=False))
 
 
 def _channel_parts(tasks: int, channels: int) -> int:
@@ -91,7 +121,7 @@ class _CpuScan(torch.autograd.Function):
         softplus, has_d, has_z, has_bias, chunk, fast = ctx.flags
         n_b, n_d, L = u.shape
         G, N = Bm.shape[1], A.shape[1]
-        go = np.ascontiguousarray(dout.detach().cpu().numpy().astype(u.dtype, copy=False))
+        go = _np(dout, u.dtype)
         du, ddelta, dz = np.empty_like(u), np.empty_like(u), np.empty_like(u) if has_z else np.zeros((1, 1, 1), u.dtype)
         parts = _channel_parts(n_b * G, n_d // G)
         dA = np.empty((n_b, n_d, N))
@@ -131,19 +161,34 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     return (out, last) if return_last_state else out
 
 
+def auto_backend(device_type: str, mamba_ssm: bool, triton: bool) -> str:
+    """What "auto" picks on a device, given which of mamba-ssm's kernel and triton import."""
+    if device_type == "cuda":
+        return "cuda" if mamba_ssm else "triton" if triton else "torch"
+    return "cpu" if device_type == "cpu" else "torch"
+
+
 def pick_backend(u: torch.Tensor, backend: str = "auto") -> str:
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}")
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
         return backend
-    if u.is_cuda and cuda_kernel_available():
-        return "cuda"
-    return "cpu" if u.device.type == "cpu" else "torch"
+    if not u.is_cuda:
+        return auto_backend(u.device.type, False, False)
+    return auto_backend("cuda", cuda_kernel_available(), triton_available())
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend: str = "auto"):
     chosen = pick_backend(u, backend)
+    device = u.device.type
+    autocasting = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    with torch.autocast(device, enabled=False) if autocasting else contextlib.nullcontext():
+        return _dispatch(chosen, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                         return_last_state)
+
+
+def _dispatch(chosen, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
     if chosen == "cuda":
         fn = _mamba_ssm_fn()
         if fn is None:
@@ -152,4 +197,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
                   return_last_state=return_last_state)
     if chosen == "cpu":
         return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if chosen == "triton":
+        return _triton_scan()(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                              return_last_state)
     return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

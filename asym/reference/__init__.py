@@ -9,15 +9,22 @@ import pandas as pd
 
 from asym.errors import DataError
 
-COLUMNS = ["method", "dataset", "accuracy", "precision", "recall", "f1", "metric_convention", "protocol", "source",
-           "confidence"]
+# `model`: the registry name of the model built here that the row reports (empty: not built, or
+# not known to be the same model); a number stands beside ours only through it.
+COLUMNS = ["method", "model", "dataset", "accuracy", "precision", "recall", "f1", "metric_convention", "protocol",
+           "source", "confidence"]
 CONVENTIONS = ("depressed-class", "weighted")
+# Protocols as asym.config names them; `kfold_select_on_test` marks a number whose checkpoint was
+# chosen on the fold it reports (optimistic).
+PROTOCOLS = ("official", "depmamba", "stratified_group", "kfold", "kfold_select_on_test")
 
 
 def published_results() -> pd.DataFrame:
+    from asym.models import registry
+
     path = resources.files(__package__).joinpath("published_results.csv")
     with path.open("r", encoding="utf-8") as fh:
-        df = pd.read_csv(fh)
+        df = pd.read_csv(fh, dtype={"model": str}, keep_default_na=True)
     if list(df.columns) != COLUMNS:
         raise DataError(str(path), f"header {list(df.columns)} != {COLUMNS}")
     for col in ("source", "protocol", "confidence"):
@@ -26,4 +33,11 @@ def published_results() -> pd.DataFrame:
     bad = sorted(set(df["metric_convention"]) - set(CONVENTIONS))
     if bad:
         raise DataError(str(path), f"unknown metric_convention {bad}, expected one of {list(CONVENTIONS)}")
+    bad = sorted(set(df["protocol"]) - set(PROTOCOLS))
+    if bad:
+        raise DataError(str(path), f"unknown protocol {bad}, expected one of {list(PROTOCOLS)}")
+    df["model"] = df["model"].fillna("")
+    bad = sorted(set(df["model"]) - {"", *registry.names()})
+    if bad:
+        raise DataError(str(path), f"model {bad} is not a registry name")
     return df

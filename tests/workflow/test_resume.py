@@ -1,23 +1,27 @@
 """A real run killed with SIGKILL mid-training resumes with the documented command (`make run`)
 and ends as if never interrupted: same tables, one FINISHED MLflow run per job, none RUNNING,
-no temporary file."""
+no temporary file. A training job killed inside a seed goes on there, from the seed's resume.pt,
+when Snakemake or DVC reruns it, and ends bit-identical to the uninterrupted run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.project import ROOT
-from tests.workflow.conftest import BIN, ENV
+from tests.project import ROOT, make_project
+from tests.workflow.conftest import BIN, ENV, TINY, copy_data_stages, run, snakemake
 
 pytestmark = [pytest.mark.resume, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 TIMING = ("epoch_time_s",)
@@ -81,3 +85,75 @@ def test_kill_9_mid_training_then_make_run_resumes_cleanly(data_stages, snakemak
     assert all(r.info.status == "FINISHED" for r in runs)
     # no temporary file anywhere in the outputs
     assert not [p for d in ("runs", "reports", "data") for p in (root / d).rglob("*.tmp")]
+
+
+# --- a job killed inside a seed ------------------------------------------------------------------
+JOB = ("dvlog", "bilstm")
+RESUME = "runs/dvlog/bilstm/seed0/resume.pt"
+KILL_FROM_EPOCH = 2
+
+
+def _saved_epoch(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=True)["epoch"])
+    except FileNotFoundError:
+        return 0
+
+
+def _kill_inside_the_seed(cmd: list[str], root: Path) -> int:
+    """Run `cmd`; SIGKILL its whole process group once seed 0 has saved an epoch >= 2 (read as a
+    rerun reads it); return the epoch its resume.pt then holds."""
+    proc = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while _saved_epoch(root / RESUME) < KILL_FROM_EPOCH:
+            assert proc.poll() is None and time.time() < deadline, "the job ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    epoch = _saved_epoch(root / RESUME)
+    assert not (root / RESUME).with_name("train.json").exists() and epoch < TINY["epochs"], "killed too late"
+    return epoch
+
+
+def _same_as_uninterrupted(root: Path, reference: Path) -> None:
+    dataset, model = JOB
+    for seed in TINY["seeds"]:
+        got, want = (r / "runs" / dataset / model / f"seed{seed}" for r in (root, reference))
+        pd.testing.assert_frame_equal(pd.read_parquet(got / "predictions.parquet"),
+                                      pd.read_parquet(want / "predictions.parquet"), check_exact=True)
+        pd.testing.assert_frame_equal(pd.read_csv(got / "history.csv").drop(columns=list(TIMING)),
+                                      pd.read_csv(want / "history.csv").drop(columns=list(TIMING)), check_exact=True)
+        a, b = (torch.load(d / "checkpoint.pt", weights_only=True)["partitions"][0]["state_dict"] for d in (got, want))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert not (got / "resume.pt").exists() and not list(got.glob(".*.tmp"))
+
+
+def test_snakemake_reruns_a_job_killed_inside_a_seed_from_its_last_epoch(data_stages, snakemake_project, tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(data_stages, root, symlinks=True)
+    target = f"runs/{JOB[0]}/{JOB[1]}/seed0/train.json"          # the job of both seeds
+    epoch = _kill_inside_the_seed([str(BIN / "snakemake"), "--cores", "1", target], root)
+    snakemake(root, "--unlock")
+    snakemake(root, target)                                        # rerun-incomplete: the default profile
+    log = (root / "logs" / "train" / f"{JOB[0]}" / f"{JOB[1]}.log").read_text()
+    assert f"{JOB[0]}/{JOB[1]}/seed0: resumed after epoch {epoch}/{TINY['epochs']} from " in log, log[-2000:]
+    _same_as_uninterrupted(root, snakemake_project)
+
+
+def test_dvc_repro_of_a_stage_killed_inside_a_seed_goes_on_from_its_last_epoch(data_stages, snakemake_project,
+                                                                               tmp_path):
+    root = make_project(tmp_path / "p", **TINY, dvc=True)
+    copy_data_stages(data_stages, root)
+    shutil.copy(ROOT / ".gitignore", root / ".gitignore")
+    run([sys.executable, "-m", "asym", "dvc-yaml"], root)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny"]):
+        run(cmd, root)
+    repro = [str(BIN / "dvc"), "repro", "-s", f"train-{JOB[0]}-{JOB[1]}"]
+    epoch = _kill_inside_the_seed(repro, root)
+    out = run(repro, root).stdout                                  # DVC removes the stage's outs first
+    assert f"{JOB[0]}/{JOB[1]}/seed0: resumed after epoch {epoch}/{TINY['epochs']} from " in out, out[-2000:]
+    _same_as_uninterrupted(root, snakemake_project)

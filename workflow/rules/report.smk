@@ -1,4 +1,4 @@
-REPORT = L.report_outputs(P.models)
+REPORT = L.report_outputs(P.models, study=bool(STUDY))
 CAPTIONS = "../report"   # relative to this file
 
 
@@ -15,6 +15,7 @@ rule report:
         predictions=[L.run_file(d, m, s, "predictions") for d, m, s in RUNS],
         summaries=[L.run_file(d, m, s, "summary") for d, m, s in RUNS],
         splits=[L.split_json(d) for d in P.datasets] + [L.split_csv(d) for d in P.datasets],
+        study=STUDY_INPUTS,
         data=data_deps("report"),
         code=code("report"),
     output:

@@ -12,8 +12,15 @@ Detection", ICASSP 2025; arXiv 2409.15936), block by block as its public code bu
   layer x + LayerNorm(bimamba(x)).
 - Masked mean over valid frames, then Linear(2 x output_sizes[-1], 1), no dropout.
 Dropout acts in the CNN layers only, as in the official code.
+- Initialisation as there: the 1x1 projections and the CNN layers' convolutions Xavier-uniform;
+  each forward branch's dt_proj as mamba-ssm's (weight U(+-dt_rank^-0.5), bias the inverse
+  softplus of a log-uniform step in [0.001, 0.1]); the backward branch's dt_proj keeps PyTorch's
+  default Linear initialisation, as its `dt_proj_b` / `a_dt_proj_b` / `v_dt_proj_b` are never
+  re-initialised: bias U(+-dt_rank^-0.5), so its initial steps softplus(bias) lie in 0.58-0.83 at
+  width 256 (dt_rank 16) and 0.61-0.78 at 512 (dt_rank 32), not in [0.001, 0.1]. Every other
+  parameter is PyTorch's default, as there.
 
-Where we differ, and why:
+Where we differ, and why (every remaining difference):
 - BatchNorm statistics are taken over valid frames only (layers.MaskedBatchNorm1d). The
   official BatchNorm also counts the zero padding of each batch, so its statistics (and the
   running ones used at test time) depend on how long the other vlogs in the batch are.
@@ -25,6 +32,12 @@ Where we differ, and why:
   forward never calls (1.05 M parameters at width 256); we leave it out, so our parameter count
   is that much lower than a count of the official model's parameters.
 - Its config's `d_ffn`, `num_layers` and `activation` reach no layer; we take none of them.
+- Its selective scan runs in mamba-ssm's CUDA kernels; ours runs in asym.nn.ssm (the same
+  recurrence; the CUDA kernels where installed).
+- Its labels are `logit > 0`; ours `P >= threshold` (0.5 by default): they differ only for a
+  logit of exactly 0.
+- Its modalities of unequal length are cut to the shorter one by its readers; ours by the
+  conversion step (asym.data), before any model sees them.
 """
 
 from __future__ import annotations
@@ -69,6 +82,8 @@ class DepMamba(nn.Module):
         self.en_cnn = _cnn(joint, joint, cnn_kernel, dropout)
         self.en_ssm = SequenceBlock(dim=joint, **seq)
         self.head = Classifier(joint, dropout=0.0)
+        for blk in (*self.ssm_a, *self.ssm_v, self.en_ssm):   # its backward dt_proj is never re-initialised
+            blk.block.bwd.dt_proj.reset_parameters()
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = length_mask(lengths, audio.shape[1])

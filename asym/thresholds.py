@@ -1,0 +1,62 @@
+"""The decision threshold: the probability at or above which a vlog is labelled depressed.
+
+`threshold: 0.5` (the default) or any fixed value; `threshold: valid_f1` picks, at the chosen
+checkpoint, the threshold of a grid (`threshold_grid`) with the highest depressed-class F1 on
+the validation fold, as BAR Loss (Gao et al., Interspeech 2026) is described to do. Ties go to
+the threshold nearest 0.5, then to the lower one. The checkpoint itself is chosen at 0.5, before
+the threshold is tuned. Each partition's threshold is stored in train.json (`threshold`); the
+saved predictions' `pred` column holds the labels at it, and every metric of labels (evaluate,
+the report's CIs, fairness, confusion matrices) is computed from that column, never from
+`prob >= 0.5` again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from asym.metrics import LABEL_METRICS, METRICS
+from asym.stats import seed_mean_resamples
+
+
+def threshold_grid(cfg: Any) -> np.ndarray:
+    """low, low + step, ..., up to high (inclusive, up to rounding)."""
+    n = int(np.floor((cfg.high - cfg.low) / cfg.step + 1e-9)) + 1
+    return np.round(cfg.low + cfg.step * np.arange(n), 12)
+
+
+def f1_per_threshold(y: np.ndarray, prob: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Depressed-class F1 of `prob >= t` for every t of the grid (0 where it is undefined)."""
+    y = np.asarray(y, int) == 1
+    pred = np.asarray(prob, float)[None, :] >= grid[:, None]
+    tp = (pred & y).sum(1)
+    wrong = (pred & ~y).sum(1) + (~pred & y).sum(1)
+    den = 2 * tp + wrong
+    return np.divide(2 * tp, den, out=np.zeros(len(grid)), where=den > 0)
+
+
+def best_f1_threshold(y: np.ndarray, prob: np.ndarray, grid: np.ndarray) -> float:
+    f1 = f1_per_threshold(y, prob, grid)
+    best = np.flatnonzero(np.isclose(f1, f1.max(), rtol=0, atol=1e-12))
+    order = np.lexsort((grid[best], np.round(np.abs(grid[best] - 0.5), 9)))   # nearest 0.5 first, then the lower
+    return float(grid[best[order[0]]])
+
+
+def decision_threshold(recipe: Any, valid_labels: np.ndarray, valid_probs: Callable[[], np.ndarray]) -> float:
+    """The recipe's threshold for one partition; `valid_probs` is called only when it is tuned."""
+    if recipe.threshold == "valid_f1":
+        return best_f1_threshold(valid_labels, valid_probs(), threshold_grid(recipe.threshold_grid))
+    return float(recipe.threshold)
+
+
+def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    """Per metric, the seed-averaged value on every resample (asym.stats.seed_mean_resamples),
+    the metrics of labels taken from the saved labels `preds` (n_seeds, n) and those of scores
+    (AUROC, AUPRC, ECE) from `probs`. At threshold 0.5 the two agree and one pass is made."""
+    by_prob = seed_mean_resamples(y, probs, W)
+    if np.array_equal(np.asarray(preds, bool), np.asarray(probs) >= 0.5):
+        return by_prob
+    by_label = seed_mean_resamples(y, np.asarray(preds, float), W)   # a 0/1 score is its own label at 0.5
+    return {k: (by_label if k in LABEL_METRICS else by_prob)[k] for k in METRICS}

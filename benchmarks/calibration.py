@@ -1,0 +1,310 @@
+"""Size, power and coverage of the report's statistics, by simulation (no training).
+
+    python benchmarks/calibration.py [--quick] [--json FILE] [--md FILE]
+
+Two classifiers' predictions are drawn on test folds of the real sizes, with a known true
+difference in depressed-class F1, and judged by asym.stats' own functions, those the report
+calls: the paired permutation test of ΔF1 (`swap_draws`, `swap_deltas`, `permutation_p`), the
+percentile-bootstrap test it replaced (`resample_weights`, `weighted_metrics`, `bootstrap_p`),
+the bootstrap CIs (`percentile_ci`), Holm's adjustment (`holm`) and the normal-approximation
+minimum detectable effect (`minimum_detectable_effect`). Resample counts, alpha and the power of
+the MDE are the report's, read from params.yaml.
+
+The test folds:
+- D-Vlog's official one: 212 vlogs, 123 depressed, no subject ids (the unit is the vlog);
+- LMVD at DepMamba's test-fold size: 183 vlogs, 91 depressed, in subject clusters drawn as
+  1 + Poisson(1823 / 1475 - 1) vlogs per participant (LMVD's 1823 vlogs of 1475 participants;
+  the release has no ids, so the sizes are an assumption), each subject with one label.
+
+The classifiers: classifier k scores vlog i as mu_k (2 y_i - 1) + noise, predicts depressed when
+the score is positive, and gives a probability increasing in it (1/2 at 0). The noise has unit variance: a
+part shared by the two classifiers (PAIR_CORRELATION: they err on the same hard vlogs) of which,
+on LMVD, SUBJECT_SHARE is shared by a subject's vlogs, and a part of each classifier's own. So
+each population metric is known in closed form: recall Phi(mu), false-positive rate Phi(-mu),
+accuracy Phi(mu), AUROC Phi(sqrt(2) mu), F1 = 2 pi Phi(mu) / (pi + pi Phi(mu) + (1 - pi) Phi(-mu))
+at the fold's depressed share pi. Classifier A is set to F1 = F1_LEVEL (ASYM's published level);
+classifier B to F1_LEVEL - ΔF1 by solving for its mu. At ΔF1 = 0 the two are exchangeable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from asym.config import load_params  # noqa: E402
+from asym.io import write_json, write_text  # noqa: E402
+from asym.stats import (  # noqa: E402
+    bootstrap_p,
+    holm,
+    minimum_detectable_effect,
+    percentile_ci,
+    permutation_p,
+    resample_weights,
+    swap_deltas,
+    swap_draws,
+    weighted_metrics,
+)
+
+F1_LEVEL = 0.75                  # classifier A's population F1: ASYM's published 77.13 / 74.90 rounded down
+PAIR_CORRELATION = 0.6           # correlation of the two classifiers' scores on one vlog, given its label
+SUBJECT_SHARE = 0.3              # LMVD: part of the score variance shared by one subject's vlogs
+DELTAS = (1.0, 2.0, 5.0, 10.0)   # ΔF1 in points whose power is reported
+MDE_GRID = (8.0, 9.0, 11.0, 12.0, 13.5, 15.0)   # further points around the 80% crossing
+FAMILY = 20                      # null comparisons in the family-wise error check
+COVERED = ("f1", "accuracy", "auroc")
+REPLICATES = {"full": {"size": 6000, "power": 1000, "coverage": 1000, "fwer": 1000},
+              "quick": {"size": 600, "power": 100, "coverage": 100, "fwer": 100}}
+SEED = 2026
+Z = NormalDist()
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One test fold's labels, bootstrap units and noise structure."""
+
+    name: str
+    y: np.ndarray
+    units: np.ndarray
+    subject_share: float
+
+    @property
+    def pi(self) -> float:
+        return float(self.y.mean())
+
+    @property
+    def n_units(self) -> int:
+        return len(set(self.units))
+
+
+def dvlog_fold() -> Fold:
+    y = np.r_[np.ones(123, int), np.zeros(212 - 123, int)]
+    return Fold("dvlog", y, np.array([f"v{i}" for i in range(len(y))]), 0.0)
+
+
+def lmvd_fold(rng: np.random.Generator, n: int = 183, n_pos: int = 91) -> Fold:
+    """183 vlogs of about 148 participants, 91 of them depressed, labels constant per subject."""
+    extra = 1823 / 1475 - 1
+    sizes: list[int] = []
+    while sum(sizes) < n:
+        sizes.append(min(1 + int(rng.poisson(extra)), n - sum(sizes)))
+    order = rng.permutation(len(sizes))
+    depressed, total = set(), 0
+    for s in order:                                  # whole subjects until exactly n_pos vlogs
+        if total + sizes[s] <= n_pos:
+            depressed.add(int(s))
+            total += sizes[s]
+    if total != n_pos:
+        raise RuntimeError("could not place the depressed vlogs in whole subjects")
+    subject = np.repeat(np.arange(len(sizes)), sizes)
+    y = np.array([1 if s in depressed else 0 for s in subject])
+    return Fold("lmvd", y, np.array([f"s{s}" for s in subject]), SUBJECT_SHARE)
+
+
+# --- the population ---------------------------------------------------------------------------------
+def population(mu: float, pi: float) -> dict[str, float]:
+    tpr, fpr = Z.cdf(mu), Z.cdf(-mu)
+    return {"f1": 2 * pi * tpr / (pi + pi * tpr + (1 - pi) * fpr), "accuracy": tpr, "auroc": Z.cdf(np.sqrt(2) * mu)}
+
+
+def mu_for_f1(f1: float, pi: float, lo: float = -6.0, hi: float = 6.0) -> float:
+    """The separation mu whose population F1 is `f1` (F1 grows with mu): bisection."""
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if population(mid, pi)["f1"] < f1 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def draw_scores(fold: Fold, mus: list[float], rng: np.random.Generator) -> np.ndarray:
+    """(len(mus), n) scores: signal, the subject's and the vlog's shared noise, each one's own."""
+    n = len(fold.y)
+    codes = np.unique(fold.units, return_inverse=True)[1]
+    subject = rng.normal(size=codes.max() + 1)[codes]
+    vlog = rng.normal(size=n)
+    own = rng.normal(size=(len(mus), n))
+    shared = np.sqrt(fold.subject_share) * subject + np.sqrt(PAIR_CORRELATION - fold.subject_share) * vlog
+    signal = np.asarray(mus)[:, None] * (2 * fold.y - 1)[None, :]
+    return signal + shared[None, :] + np.sqrt(1 - PAIR_CORRELATION) * own
+
+
+def prob(scores: np.ndarray) -> np.ndarray:
+    """A probability increasing in the score, 1/2 at 0: every metric simulated here depends on the
+    scores only through their ranks and their side of 0."""
+    return 1 / (1 + np.exp(-scores))
+
+
+# --- one replicate ---------------------------------------------------------------------------------
+def compare(fold: Fold, probs: np.ndarray, n_draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Classifier 0 against each of the others, as the report compares ASYM with each model: one
+    bootstrap resample and one set of exchanges shared by every comparison."""
+    W = resample_weights(fold.units, n_draws, rng)
+    S = swap_draws(fold.units, n_draws, rng)
+    f1 = [weighted_metrics(fold.y, p, W, ("f1",))["f1"] for p in probs]
+    labels = (probs >= 0.5).astype(int)
+    old, new, mde = [], [], []
+    for k in range(1, len(probs)):
+        old.append(bootstrap_p(f1[k] - f1[0]))
+        observed, null = swap_deltas(fold.y, labels[:1], labels[k:k + 1], S)
+        new.append(permutation_p(observed, null))
+        mde.append(null)
+    return {"old": np.array(old), "new": np.array(new), "null": np.array(mde)}
+
+
+def rejection(fold: Fold, delta: float, reps: int, settings: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Rejection rates of both tests at a true ΔF1 of `delta` points, and the normal
+    approximation's MDE averaged over the replicates."""
+    mu_a = mu_for_f1(F1_LEVEL, fold.pi)
+    mu_b = mu_for_f1(F1_LEVEL - delta / 100, fold.pi)
+    alpha, power = settings["alpha"], settings["power"]
+    hits = {"old": 0, "new": 0}
+    mdes = []
+    for _ in range(reps):
+        out = compare(fold, prob(draw_scores(fold, [mu_a, mu_b], rng)), settings["n_draws"], rng)
+        hits["old"] += int(out["old"][0] < alpha)
+        hits["new"] += int(out["new"][0] < alpha)
+        mdes.append(minimum_detectable_effect(out["null"][0], alpha, power))
+    rates = {k: v / reps for k, v in hits.items()}
+    return {"delta": delta, "replicates": reps, **rates,
+            "mc_se": {k: float(np.sqrt(max(r, 1 / reps) * (1 - r) / reps)) for k, r in rates.items()},
+            "mde_normal_approx": float(100 * np.mean(mdes))}
+
+
+def coverage(fold: Fold, reps: int, settings: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """How often the bootstrap 95% CI of each metric holds classifier A's population value."""
+    mu = mu_for_f1(F1_LEVEL, fold.pi)
+    truth = population(mu, fold.pi)
+    held = dict.fromkeys(COVERED, 0)
+    for _ in range(reps):
+        p = prob(draw_scores(fold, [mu], rng))[0]
+        res = weighted_metrics(fold.y, p, resample_weights(fold.units, settings["n_draws"], rng), COVERED)
+        for k in COVERED:
+            lo, hi = percentile_ci(res[k])
+            held[k] += int(lo <= truth[k] <= hi)
+    return {k: {"rate": held[k] / reps, "truth": truth[k],
+                "mc_se": float(np.sqrt(0.95 * 0.05 / reps))} for k in COVERED} | {"replicates": reps}
+
+
+def family_error(fold: Fold, reps: int, settings: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """A family of FAMILY null comparisons against one classifier: how often Holm's adjustment
+    lets at least one through (and how often one would without it)."""
+    mu = mu_for_f1(F1_LEVEL, fold.pi)
+    alpha = settings["alpha"]
+    any_holm = {"old": 0, "new": 0}
+    any_raw = {"old": 0, "new": 0}
+    for _ in range(reps):
+        out = compare(fold, prob(draw_scores(fold, [mu] * (FAMILY + 1), rng)), settings["n_draws"], rng)
+        for k in ("old", "new"):
+            any_raw[k] += int((out[k] < alpha).any())
+            any_holm[k] += int((np.asarray(holm(list(out[k]))) < alpha).any())
+    return {"family": FAMILY, "replicates": reps, "holm": {k: v / reps for k, v in any_holm.items()},
+            "unadjusted": {k: v / reps for k, v in any_raw.items()}, "mc_se": float(np.sqrt(0.05 * 0.95 / reps))}
+
+
+def crossing(points: list[tuple[float, float]], target: float) -> float | None:
+    """The ΔF1 where the power curve first reaches `target`, linearly interpolated."""
+    points = sorted(points)
+    for (d0, p0), (d1, p1) in zip(points, points[1:], strict=False):
+        if p0 < target <= p1:
+            return d0 + (target - p0) * (d1 - d0) / (p1 - p0)
+    return None
+
+
+def simulate(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+    """Every figure of one test fold, from its own seeded stream."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([SEED, f_index])
+    size = rejection(fold, 0.0, reps["size"], settings, rng)
+    power = [rejection(fold, d, reps["power"], settings, rng) for d in sorted({*DELTAS, *MDE_GRID})]
+    curve = [(0.0, size)] + [(p["delta"], p) for p in power]
+    mde = {k: crossing([(d, r[k]) for d, r in curve], settings["power"]) for k in ("old", "new")}
+    return {"n_test": len(fold.y), "n_depressed": int(fold.y.sum()), "n_units": fold.n_units,
+            "size": size, "power": power, "mde_simulated": mde, "mde_normal_approx": size["mde_normal_approx"],
+            "coverage": coverage(fold, reps["coverage"], settings, rng),
+            "fwer": family_error(fold, reps["fwer"], settings, rng), "seconds": time.perf_counter() - t0}
+
+
+def run(mode: str, folds: list[Fold], settings: dict[str, Any], workers: int) -> dict[str, Any]:
+    """One process per test fold (each has its own stream, so the figures do not depend on it)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    reps = REPLICATES[mode]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs = [pool.submit(simulate, fold, i, reps, settings) for i, fold in enumerate(folds)]
+        return {fold.name: job.result() for fold, job in zip(folds, jobs, strict=True)}
+
+
+# --- tables -------------------------------------------------------------------------------------------
+def _rate(r: float, se: float) -> str:
+    return f"{r:.3f} ± {se:.3f}"
+
+
+def markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> str:
+    names = list(results)
+    alpha = settings["alpha"]
+    lines = [f"# Calibration of the paired test, the bootstrap CIs and Holm (`{mode}`)", "",
+             f"Two simulated classifiers per test fold (population F1 of A = {F1_LEVEL:.2f}; score correlation "
+             f"between them {PAIR_CORRELATION}; LMVD's subjects share {SUBJECT_SHARE} of the score variance); "
+             f"{settings['n_draws']} resamples / exchanges per test, α = {alpha}. *old* = percentile-bootstrap "
+             "test (`bootstrap_p`), *new* = paired permutation test (`permutation_p`, what the report uses). "
+             "± = Monte-Carlo standard error.", "",
+             "| | " + " | ".join(f"{n} (n = {results[n]['n_test']}, {results[n]['n_depressed']} dep., "
+                                   f"{results[n]['n_units']} units)" for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+
+    def row(label: str, cell: Any) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
+
+    for k, label in (("old", "old"), ("new", "new")):
+        row(f"size at ΔF1 = 0, {label}", lambda r, k=k: _rate(r["size"][k], r["size"]["mc_se"][k]))
+    for d in DELTAS:
+        for k in ("old", "new"):
+            row(f"power at ΔF1 = {d:g} pt, {k}",
+                lambda r, d=d, k=k: _rate(*next((p[k], p["mc_se"][k]) for p in r["power"] if p["delta"] == d)))
+    for k in ("old", "new"):
+        row(f"MDE at {settings['power']:.0%} power, simulated, {k}",
+            lambda r, k=k: "–" if r["mde_simulated"][k] is None else f"{r['mde_simulated'][k]:.1f} pt")
+    row(f"MDE at {settings['power']:.0%} power, normal approx. (report)", lambda r: f"{r['mde_normal_approx']:.1f} pt")
+    for m in COVERED:
+        row(f"coverage of the 95% CI, {m}", lambda r, m=m: _rate(r["coverage"][m]["rate"], r["coverage"][m]["mc_se"]))
+    for k in ("old", "new"):
+        row(f"FWER, {FAMILY} null comparisons, Holm, {k}", lambda r, k=k: _rate(r["fwer"]["holm"][k], r["fwer"]["mc_se"]))
+        row(f"(same, unadjusted, {k})", lambda r, k=k: f"{r['fwer']['unadjusted'][k]:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a small simulation (about 10x fewer replicates)")
+    ap.add_argument("--params", default=str(ROOT / "params.yaml"))
+    ap.add_argument("--workers", type=int, default=2, help="processes (one test fold each)")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "calibration.json"))
+    ap.add_argument("--md", default=str(ROOT / "benchmarks" / "results" / "calibration.md"))
+    args = ap.parse_args()
+    report = load_params(args.params).report
+    settings = {"n_draws": report.bootstrap, "alpha": report.alpha, "power": report.mde_power}
+    mode = "quick" if args.quick else "full"
+    t0 = time.perf_counter()
+    folds = [dvlog_fold(), lmvd_fold(np.random.default_rng(SEED))]
+    results = run(mode, folds, settings, args.workers)
+    table = markdown(results, settings, mode)
+    print(table)
+    write_json(args.json, {"mode": mode, "settings": {**settings, "f1_level": F1_LEVEL,
+                                                      "pair_correlation": PAIR_CORRELATION,
+                                                      "subject_share": SUBJECT_SHARE, "family": FAMILY,
+                                                      "replicates": REPLICATES[mode], "seed": SEED},
+                           "results": results, "seconds": time.perf_counter() - t0})
+    write_text(args.md, table)
+
+
+if __name__ == "__main__":
+    main()
