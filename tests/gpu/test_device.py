@@ -34,11 +34,11 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def run(base: dict, device: torch.device, backend: str, dtype: torch.dtype, weight: torch.Tensor):
     """Output, last state and every input's gradient of one scan, on the CPU in float32."""
-    inp = {k: v.to(device=device, dtype=dtype if k in ("u", "delta", "B", "C", "z") else torch.float32)
+    inp = {k: v.detach().clone().to(device=device, dtype=dtype if k in ("u", "delta", "B", "C", "z") else torch.float32)
            .requires_grad_(True) for k, v in base.items()}
     out, last = selective_scan(**inp, delta_softplus=True, return_last_state=True, backend=backend)
     (out.float() * weight.to(device)).sum().backward()
-    return out.float().cpu(), last.float().cpu(), {k: inp[k].grad.float().cpu() for k in KEYS}
+    return out.detach().float().cpu(), last.float().cpu(), {k: inp[k].grad.float().cpu() for k in KEYS}
 
 
 @pytest.mark.parametrize("groups", [None, 2])
