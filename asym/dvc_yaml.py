@@ -65,6 +65,8 @@ def render(p: Any) -> str:
         }
     for ds in p.datasets:
         for model in p.models:
+            # The run folders' files, never the folders: DVC removes a stage's outs before running
+            # it, and each seed's resume.pt (asym.resume) must outlive a killed stage's rerun.
             outs = lay.train_outputs(ds, model, p.seeds)
             stages[stage_name("train", ds, model)] = {
                 "cmd": f"{ASYM} train --dataset {ds} --model {model} --entry-digest {registry.get(model).digest()}",

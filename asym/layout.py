@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,7 @@ class Layout:
 
     def for_protocol(self, protocol: str) -> Layout:
         """The optimism study's layout under `protocol` (its own splits and runs folders)."""
-        return Layout(**{**{k: getattr(self, k) for k in KEYS},
-                         "splits": study_folder(self.splits, protocol), "runs": study_folder(self.runs, protocol)})
+        return replace(self, splits=study_folder(self.splits, protocol), runs=study_folder(self.runs, protocol))
 
     def report_outputs(self, models: list[str], study: bool = False) -> dict[str, str]:
         """Every file `asym report` writes, by name (`study`: the optimism study is on)."""

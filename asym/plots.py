@@ -165,7 +165,7 @@ def plot_published(summary: Any, published: Any, protocols: dict[str, str], scal
         floor = summary[(summary["dataset"] == ds) & (summary["model"] == "majority")]
         if len(floor):
             ax.axvline(100 * float(floor["f1"].iloc[0]), color="black", ls=":", lw=1, label="majority floor (ours)")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="best")
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("F1 of the depressed class, % (squares: weighted F1)")

@@ -22,8 +22,15 @@ from asym.layout import Layout
 from asym.metrics import METRICS, chance_floor, confusion, label_metrics, majority_floor
 from asym.models import registry
 from asym.reference import published_results
-from asym.stats import (holm, minimum_detectable_effect, percentile_ci, permutation_p, resample_weights, swap_deltas,
-                        swap_draws)
+from asym.stats import (
+    holm,
+    minimum_detectable_effect,
+    percentile_ci,
+    permutation_p,
+    resample_weights,
+    swap_deltas,
+    swap_draws,
+)
 from asym.thresholds import labelled_resamples
 
 MACRO = "macro-avg"

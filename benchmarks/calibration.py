@@ -29,7 +29,7 @@ classifier B to F1_LEVEL - ΔF1 by solving for its mu. At ΔF1 = 0 the two are e
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -37,7 +37,11 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-import numpy as np
+# One BLAS thread per process: the work is many small products, and the processes are the parallelism.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -87,9 +91,16 @@ class Fold:
         return len(set(self.units))
 
 
-def dvlog_fold() -> Fold:
-    y = np.r_[np.ones(123, int), np.zeros(212 - 123, int)]
-    return Fold("dvlog", y, np.array([f"v{i}" for i in range(len(y))]), 0.0)
+def dvlog_fold(n: int = 212, n_pos: int = 123, name: str = "dvlog") -> Fold:
+    y = np.r_[np.ones(n_pos, int), np.zeros(n - n_pos, int)]
+    return Fold(name, y, np.array([f"v{i}" for i in range(len(y))]), 0.0)
+
+
+def demo_folds() -> list[Fold]:
+    """The test folds of the embedded demo (`make run`): D-Vlog's 53 vlogs (31 depressed) and
+    LMVD's 20 (10 depressed, 20 subjects), where only the size is measured."""
+    return [dvlog_fold(53, 31, "dvlog-demo"), Fold("lmvd-demo", np.r_[np.ones(10, int), np.zeros(10, int)],
+                                                    np.array([f"s{i}" for i in range(20)]), SUBJECT_SHARE)]
 
 
 def lmvd_fold(rng: np.random.Generator, n: int = 183, n_pos: int = 91) -> Fold:
@@ -219,11 +230,15 @@ def crossing(points: list[tuple[float, float]], target: float) -> float | None:
     return None
 
 
-def simulate(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
-    """Every figure of one test fold, from its own seeded stream."""
+def simulate(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str, Any],
+             size_only: bool = False) -> dict[str, Any]:
+    """Every figure of one test fold (or its size alone), from its own seeded stream."""
     t0 = time.perf_counter()
     rng = np.random.default_rng([SEED, f_index])
     size = rejection(fold, 0.0, reps["size"], settings, rng)
+    if size_only:
+        return {"n_test": len(fold.y), "n_depressed": int(fold.y.sum()), "n_units": fold.n_units, "size": size,
+                "seconds": time.perf_counter() - t0}
     power = [rejection(fold, d, reps["power"], settings, rng) for d in sorted({*DELTAS, *MDE_GRID})]
     curve = [(0.0, size)] + [(p["delta"], p) for p in power]
     mde = {k: crossing([(d, r[k]) for d, r in curve], settings["power"]) for k in ("old", "new")}
@@ -233,14 +248,16 @@ def simulate(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str,
             "fwer": family_error(fold, reps["fwer"], settings, rng), "seconds": time.perf_counter() - t0}
 
 
-def run(mode: str, folds: list[Fold], settings: dict[str, Any], workers: int) -> dict[str, Any]:
-    """One process per test fold (each has its own stream, so the figures do not depend on it)."""
+def run(reps: dict[str, int], folds: list[Fold], small: list[Fold], settings: dict[str, Any],
+        workers: int) -> dict[str, Any]:
+    """One process per test fold (each has its own stream, so the figures do not depend on the
+    number of workers); the `small` folds get their size alone."""
     from concurrent.futures import ProcessPoolExecutor
 
-    reps = REPLICATES[mode]
+    tasks = [(f, False) for f in folds] + [(f, True) for f in small]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        jobs = [pool.submit(simulate, fold, i, reps, settings) for i, fold in enumerate(folds)]
-        return {fold.name: job.result() for fold, job in zip(folds, jobs, strict=True)}
+        jobs = [pool.submit(simulate, fold, i, reps, settings, only) for i, (fold, only) in enumerate(tasks)]
+        return {fold.name: job.result() for (fold, _), job in zip(tasks, jobs, strict=True)}
 
 
 # --- tables -------------------------------------------------------------------------------------------
@@ -249,7 +266,8 @@ def _rate(r: float, se: float) -> str:
 
 
 def markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> str:
-    names = list(results)
+    names = [n for n in results if "power" in results[n]]
+    small = [n for n in results if "power" not in results[n]]
     alpha = settings["alpha"]
     lines = [f"# Calibration of the paired test, the bootstrap CIs and Holm (`{mode}`)", "",
              f"Two simulated classifiers per test fold (population F1 of A = {F1_LEVEL:.2f}; score correlation "
@@ -279,6 +297,13 @@ def markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> st
     for k in ("old", "new"):
         row(f"FWER, {FAMILY} null comparisons, Holm, {k}", lambda r, k=k: _rate(r["fwer"]["holm"][k], r["fwer"]["mc_se"]))
         row(f"(same, unadjusted, {k})", lambda r, k=k: f"{r['fwer']['unadjusted'][k]:.3f}")
+    if small:
+        lines += ["", "On the embedded demo's smaller test folds (size alone):", "",
+                  "| | " + " | ".join(f"{n} (n = {results[n]['n_test']}, {results[n]['n_depressed']} dep.)"
+                                       for n in small) + " |", "|---|" + "---:|" * len(small)]
+        for k in ("old", "new"):
+            lines.append(f"| size at ΔF1 = 0, {k} | " + " | ".join(
+                _rate(results[n]["size"][k], results[n]["size"]["mc_se"][k]) for n in small) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -295,7 +320,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     t0 = time.perf_counter()
     folds = [dvlog_fold(), lmvd_fold(np.random.default_rng(SEED))]
-    results = run(mode, folds, settings, args.workers)
+    results = run(REPLICATES[mode], folds, demo_folds(), settings, args.workers)
     table = markdown(results, settings, mode)
     print(table)
     write_json(args.json, {"mode": mode, "settings": {**settings, "f1_level": F1_LEVEL,

@@ -42,8 +42,8 @@ def test_the_combined_loss_is_smoothed_bce_plus_its_focal_and_l2_terms():
     # alpha = 1 gives normal vlogs no focal factor: their loss is the smoothed BCE alone
     normal_only = CombinedLoss(CFG.model_copy(update={"l2_weight": 0.0}), model.parameters)
     z = torch.tensor([0.7, -1.1])
-    assert float(normal_only(z, torch.zeros(2))) == pytest.approx(hand_combined([0.7, -1.1], [0, 0], [], CFG), rel=1e-6)
-    assert float(normal_only(z, torch.zeros(2))) == pytest.approx(
+    assert normal_only(z, torch.zeros(2)).item() == pytest.approx(hand_combined([0.7, -1.1], [0, 0], [], CFG), rel=1e-6)
+    assert normal_only(z, torch.zeros(2)).item() == pytest.approx(
         float(torch.nn.functional.binary_cross_entropy_with_logits(z, torch.full((2,), 0.05))), rel=1e-6)
 
 

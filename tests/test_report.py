@@ -292,7 +292,8 @@ def test_floors_use_the_training_labels_for_the_guess_and_the_test_labels_for_th
 SUMMARY_COLUMNS = {"dataset", "model", "kind", "recipe", "protocol", "subject_independent", "n_seeds", "n_units",
                    "n_test", "bootstrap_unit", "n_params", "epoch_time_s", "threshold_rule", "threshold",
                    *(f"{k}{s}" for k in METRICS for s in ("", "_std", "_ci_low", "_ci_high")),
-                   "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym"}
+                   "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym",
+                   "mde_f1_vs_asym", "mde_f1_holm_vs_asym"}
 
 
 def test_the_macro_average_against_its_definition(tmp_path):
@@ -328,26 +329,64 @@ def test_one_dataset_has_no_macro_average(tmp_path):
 
 def test_paired_tests_against_their_definition(tmp_path):
     from asym.report import load_dataset_runs
-    from asym.stats import bootstrap_p, holm, percentile_ci, resample_weights, seed_mean_resamples
+    from asym.stats import (
+        holm,
+        minimum_detectable_effect,
+        percentile_ci,
+        permutation_p,
+        resample_weights,
+        seed_mean_resamples,
+        swap_deltas,
+        swap_draws,
+    )
 
-    p = _write_runs(tmp_path, F1)
+    p = _write_runs(tmp_path, F1, subjects_supplied=True)
     row = aggregate(p)[0].set_index(["dataset", "model"])
-    f1 = {}
+    f1, swaps = {}, {}
     for d, ds in enumerate(p.datasets):
         runs = load_dataset_runs(p, ds)
         W = resample_weights(runs.units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, d]))
         f1[ds] = {m: seed_mean_resamples(runs.y, runs.probs[m], W)["f1"] for m in MODELS}
+        # exchanges of whole subjects, one set per dataset, seeded apart from the resamples
+        S = swap_draws(runs.units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, d, 1]))
+        assert (S[:, 0::2] == S[:, 1::2]).all()                      # p0's two vlogs move together
+        swaps[ds] = {m: swap_deltas(runs.y, runs.preds["asym"], runs.preds[m], S) for m in MODELS[1:]}
     f1[MACRO] = {m: (f1["dvlog"][m] + f1["lmvd"][m]) / 2 for m in MODELS}
+    swaps[MACRO] = {m: ((swaps["dvlog"][m][0] + swaps["lmvd"][m][0]) / 2, (swaps["dvlog"][m][1] + swaps["lmvd"][m][1]) / 2)
+                    for m in MODELS[1:]}
     for ds in ("dvlog", "lmvd", MACRO):
         raw = []
         for m in MODELS[1:]:
             delta = f1[ds][m] - f1[ds]["asym"]
             r = row.loc[(ds, m)]
             assert (r["delta_f1_ci_low"], r["delta_f1_ci_high"]) == pytest.approx(percentile_ci(delta))
-            assert r["p_raw_vs_asym"] == pytest.approx(bootstrap_p(delta))
             assert r["delta_f1_vs_asym"] == pytest.approx(r["f1"] - row.loc[(ds, "asym"), "f1"])
-            raw.append(bootstrap_p(delta))
+            observed, null = swaps[ds][m]
+            assert r["p_raw_vs_asym"] == pytest.approx(permutation_p(observed, null))
+            assert r["mde_f1_vs_asym"] == pytest.approx(minimum_detectable_effect(null, 0.05, 0.8))
+            assert r["mde_f1_holm_vs_asym"] == pytest.approx(minimum_detectable_effect(null, 0.05, 0.8, tests=2))
+            assert r["mde_f1_holm_vs_asym"] > r["mde_f1_vs_asym"] > 0
+            raw.append(permutation_p(observed, null))
         assert [row.loc[(ds, m), "p_vs_asym"] for m in MODELS[1:]] == pytest.approx(holm(raw))
+    assert np.isnan(row.loc[("dvlog", "asym"), "mde_f1_vs_asym"])
+
+
+def test_ablation_and_comparison_captions_state_the_detectable_effect(tmp_path):
+    p = _write_runs(tmp_path, F1)
+    files = make_report(p)
+    summary = pd.read_csv(files["summary_csv"]).set_index(["dataset", "model"])
+    for table, models in (("ablation", ["asym-no-mem"]), ("comparison", ["mean-mlp"])):
+        md, tex = files[f"{table}_md"].read_text(), files[f"{table}_tex"].read_text()
+        for ds in ("dvlog", "lmvd", MACRO):
+            section = md.split(f"## {ds}")[1].split("\n## ")[0]
+            mde = np.median([100 * summary.loc[(ds, m), "mde_f1_vs_asym"] for m in models])
+            holm_mde = np.median([100 * summary.loc[(ds, m), "mde_f1_holm_vs_asym"] for m in models])
+            line = f"a ΔF1 of {mde:.1f} points is found with 80% power on"
+            assert line in section, (table, ds)
+            assert f"{holm_mde:.1f} points at the first step of Holm" in section
+            assert ("this test fold (40 vlogs)" if ds != MACRO else "the datasets' test folds together") in section
+            assert f"({ds}). " in tex and line.replace("Δ", r"$\Delta$").replace("%", r"\%") in tex
+    assert "Detectable" not in files["results_md"].read_text()
 
 
 def test_combined_subject_independence():

@@ -31,7 +31,7 @@ from tests.project import prepared
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
-    p = prepared(root, ["caf-mamba", "mdd-net", "mean-mlp"], epochs=4)
+    prepared(root, ["caf-mamba", "mdd-net", "mean-mlp"], epochs=4)
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["recipes"]["demo"]["asym"].update(threshold="valid_f1", threshold_grid={"low": 0.05, "high": 0.95, "step": 0.05})
     raw["recipes"]["demo"]["caf-mamba"]["plateau"] = {"factor": {"dvlog": 0.5, "lmvd": 0.6}, "patience": 0}
@@ -68,6 +68,7 @@ def test_the_plateau_scheduler_cuts_the_rate_after_patience_epochs_without_impro
     assert seen == pytest.approx([1, 1, 1, 1, 0.6, 0.6, 0.6, 0.6])
     assert seen == pytest.approx(plateau_by_hand(losses, 1.0, 0.6, 1))
     cosine = build_scheduler(opt, project.recipe("asym"), "dvlog")
+    opt.step()
     assert step_scheduler(cosine, lambda: pytest.fail("a cosine schedule reads no validation loss")) is None
 
 

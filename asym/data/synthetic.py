@@ -170,10 +170,11 @@ def _check_mechanism(cfg: dict[str, Any]) -> str:
     return mechanism
 
 
-def _planted(rng: np.random.Generator, labels: np.ndarray, mechanism: str) -> np.ndarray:
+def _planted(seed: int, labels: np.ndarray, mechanism: str) -> np.ndarray:
     """The labels the features are drawn for: the released ones, or under `null` a permutation
-    of them drawn independently (same class counts, no relation to the released labels)."""
-    return rng.permutation(labels) if mechanism == "null" else labels
+    of them (same class counts, no relation to the released labels), drawn from a stream of its
+    own so that the released labels, folds and ids are those of `marginal`."""
+    return np.random.default_rng([seed, 1]).permutation(labels) if mechanism == "null" else labels
 
 
 def _labels(rng: np.random.Generator, n: int, frac: float) -> np.ndarray:
@@ -197,7 +198,7 @@ def write_dvlog(out: Path, cfg: dict[str, Any], seed: int) -> None:
     n = int(cfg["n_samples"])
     labels = _labels(gen.rng, n, float(cfg["depressed_fraction"]))
     folds = _stratified_folds(gen.rng, labels, list(cfg["fold_fractions"]))
-    planted = _planted(gen.rng, labels, mechanism)
+    planted = _planted(seed, labels, mechanism)
     lo, hi = cfg["seconds"]
     with atomic_dir(out) as tmp:
         root = tmp / "dvlog-dataset"
@@ -249,7 +250,7 @@ def write_lmvd(out: Path, cfg: dict[str, Any], seed: int, layout: str = "authors
     # Every subject has at least one vlog; the rest are spread at random (several per person).
     owner = np.r_[np.arange(n_subj), gen.rng.integers(0, n_subj, n - n_subj)]
     subj_labels = _labels(gen.rng, n_subj, float(cfg["depressed_fraction"]))
-    subj_planted = _planted(gen.rng, subj_labels, mechanism)
+    subj_planted = _planted(seed, subj_labels, mechanism)
     subjects = [gen.subject() for _ in range(n_subj)]
     lo, hi = cfg["seconds"]
     fps = int(cfg["video_fps"])

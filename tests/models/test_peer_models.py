@@ -5,6 +5,7 @@ tested in test_registry_models.py; a training step of each in test_training_opti
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -19,6 +20,14 @@ from tests.project import ROOT
 
 PARAMS = load_params(ROOT / "params.yaml")
 PAPER = PARAMS.at_scale("paper")
+WIDTHS = registry.input_widths()
+
+
+@functools.cache
+def paper_model(name: str, dataset: str) -> torch.nn.Module:
+    """The paper-scale build on the dataset's widths, built once for this module's tests."""
+    torch.manual_seed(1)
+    return registry.build(name, *WIDTHS[dataset], params=PAPER, dataset=dataset)
 
 
 def n_params(model, prefix: str = "") -> int:
@@ -56,15 +65,14 @@ def test_caf_mamba_has_the_parameters_of_its_code_at_its_configuration(dataset, 
 
 
 def test_caf_mamba_is_built_as_its_code_builds_it():
-    m = registry.build("caf-mamba", 25, 136, params=PAPER, dataset="dvlog")
+    m = paper_model("caf-mamba", "dvlog")
     assert m.proj_a.bias is None and m.proj_v.bias is None
     mambas = [b.mamba for b in (m.ufe_a, m.ufe_v, m.cime, m.mme)]
     assert all(isinstance(x, Mamba) and x.bwd is None for x in mambas)            # unidirectional
     assert {x.fwd.A_log.shape for x in mambas} == {(1024, 12)}                      # expand 4, D-Vlog's d_state 12
     assert len({id(x.fwd.A_log) for x in mambas}) == 4                              # nothing shared
     assert m.attention.fuse_in.bias is None and m.attention.fuse_out.bias is None
-    assert m.head.drop.p == 0.5 and registry.build("caf-mamba", 128, 136, params=PAPER,
-                                                    dataset="lmvd").cime.mamba.fwd.A_log.shape == (1024, 16)
+    assert m.head.drop.p == 0.5 and paper_model("caf-mamba", "lmvd").cime.mamba.fwd.A_log.shape == (1024, 16)
 
 
 def test_caf_mamba_fuses_three_streams_by_per_frame_softmax_weights_and_two_convolutions():
@@ -111,7 +119,7 @@ def test_mdd_net_has_the_parameters_of_its_code_at_its_configuration_less_its_un
     mutual = (2 * 6 * encoder_layer(d, d) + 6 * linear(d, d) + 3 * linear(2 * d, d) + 2 * mha)
     fusion = 6 * encoder_layer(3 * d, 6 * d)
     by_hand = gsa + bottleneck + hatnet + downsample + mutual + fusion + linear(3 * d, 1)
-    ours = registry.parameter_count("mdd-net", PARAMS, "paper", dataset)
+    ours = n_params(paper_model("mdd-net", dataset))
     assert ours == by_hand == {"dvlog": 35_025_746, "lmvd": 35_283_569}[dataset]
     # what its forward never lets reach the prediction: the acoustic auxiliary head and HATNet's classifier
     unused = (conv(audio, 128, 3) + 2 * 128 + conv(128, 256, 3) + 2 * 256 + linear(256 * 96, 128) + linear(128, 64)
@@ -133,7 +141,7 @@ def test_mdd_net_keeps_hatnets_stage_blocks_frozen_at_pytorchs_default_initialis
     assert stage_tensors and not any(True for _ in m.hatnet.stages.parameters())
     assert all(f"hatnet.stages.{k}" in m.state_dict() for k in stage_tensors)          # a checkpoint restores them
     assert [len(s) for s in m.hatnet.stages] == [1, 1, 1, 1]                             # demo depths; last: one block
-    assert [len(s) for s in registry.build("mdd-net", 25, 136, params=PAPER).hatnet.stages] == [2, 2, 6, 1]
+    assert [len(s) for s in paper_model("mdd-net", "dvlog").hatnet.stages] == [2, 2, 6, 1]
     before = {k: v.clone() for k, v in stage_tensors.items()}
     opt = torch.optim.Adam(m.parameters(), lr=0.1)
     audio, visual, lengths = torch.randn(3, 24, 25), torch.randn(3, 24, 136), torch.tensor([24, 17, 9])
@@ -149,8 +157,7 @@ def test_mdd_net_keeps_hatnets_stage_blocks_frozen_at_pytorchs_default_initialis
 
 
 def test_mdd_net_initialises_as_depdet_and_clones_each_encoders_layers():
-    torch.manual_seed(1)
-    m = registry.build("mdd-net", 25, 136, params=PAPER, dataset="dvlog")
+    m = paper_model("mdd-net", "dvlog")
     layers = m.fusion
     assert all(torch.equal(layers[0].self_attn.in_proj_weight, x.self_attn.in_proj_weight) for x in layers[1:])
     assert not torch.equal(layers[0].linear1.weight, layers[1].linear1.weight)           # re-initialised one by one
@@ -209,8 +216,7 @@ def test_mdd_net_streams_are_downsampled_alike_or_refused():
 
 # --- DepMamba (Jiaxin-Ye/DepMamba @6e96fd2) ----------------------------------------------------------------
 def test_depmamba_backward_dt_proj_keeps_pytorchs_default_initialisation():
-    torch.manual_seed(0)
-    m = registry.build("depmamba", 25, 136, params=PAPER, dataset="dvlog")
+    m = paper_model("depmamba", "dvlog")
     for blk, width in ((m.ssm_a[0], 256), (m.ssm_v[0], 256), (m.en_ssm, 512)):
         mamba = blk.block
         rank = math.ceil(width / 16)
