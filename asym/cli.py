@@ -154,20 +154,21 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from asym.predict import predict_path
 
     device = args.device or (pick_device(p.train.device) if p is not None else "cpu")
-    frame = predict_path(Path(args.model), Path(args.input), Path(args.output), device, p)
+    frame = predict_path(Path(args.model), Path(args.input), Path(args.output), device)
     print(f"predicted {len(frame)} vlog(s) -> {args.output} (a research model, not a diagnostic tool)")
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
     """Videos (or videos + audio files) -> a D-Vlog release of their eGeMAPS and landmark features."""
-    from asym.extract import extract
+    from asym.config import load_extract
+    from asym.extract import FILL_RULE, extract
 
-    report = extract([Path(v) for v in args.video], Path(args.output), _params(args).extract,
+    report = extract([Path(v) for v in args.video], Path(args.output), load_extract(args.params),
                      [Path(a) for a in args.audio] if args.audio else None, Path(args.labels) if args.labels else None)
     faceless = sum(v["seconds_without_face"] for v in report["vlogs"].values())
     seconds = sum(v["seconds"] for v in report["vlogs"].values())
-    print(f"extracted {len(report['vlogs'])} vlog(s), {seconds} s ({faceless} s without a face, filled from the "
-          f"nearest earlier second) -> {args.output}")
+    print(f"extracted {len(report['vlogs'])} vlog(s), {seconds} s ({faceless} s without a face, {FILL_RULE}) "
+          f"-> {args.output}")
 
 
 def cmd_ui(args: argparse.Namespace) -> None:
@@ -268,11 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("track", help="log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
 
-    s = sub.add_parser("extract", help="D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos")
+    s = sub.add_parser("extract", help="D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos; "
+                       "reads only the `extract` block of --params")
     s.add_argument("--video", nargs="+", required=True, help="video files; each file's name is its index")
     s.add_argument("--audio", nargs="+", help="audio files, one per video in the same order (default: the video's own track)")
     s.add_argument("--labels", help="optional index,label[,gender,fold] CSV (label: depression/normal or 1/0)")
-    s.add_argument("--output", required=True, help="the release folder to write")
+    s.add_argument("--output", required=True, help="the release folder to write: new, empty, or an earlier "
+                   "`asym extract` output (replaced); any other folder is refused")
     s.set_defaults(func=cmd_extract)
 
     s = sub.add_parser("predict", help="probabilities for new vlogs from a trained run (or the mean over its seeds)")

@@ -92,6 +92,9 @@ class ExtractConfig(Strict):
 
     sample_rate: int = Field(gt=0)            # Hz: the audio track is resampled to it for openSMILE
     upsample: int = Field(ge=0)               # dlib's face detector: upsamplings before detecting
+    # the 136 landmark columns: `xy_blocks` x_0..x_67 then y_0..y_67 (OpenFace, LMVD, asym's demo
+    # data); `interleaved` x_0, y_0, x_1, y_1, ... It must match the release a model was trained on.
+    landmark_order: Literal["xy_blocks", "interleaved"]
 
 
 SynthMechanism = Literal["marginal", "synchrony", "null"]
@@ -264,6 +267,10 @@ class ThresholdGrid(Strict):
         return self
 
 
+# A recipe's decision threshold unless it names one; also the cut at which checkpoints are selected.
+DEFAULT_THRESHOLD = 0.5
+
+
 class RecipeConfig(Strict):
     optimizer: Literal["adam", "adamw"]
     lr: dict[str, float]
@@ -286,7 +293,7 @@ class RecipeConfig(Strict):
     selection_metric: Literal["mean4", "accuracy", "f1", "balanced_accuracy", "mcc"]
     # the probability at or above which a vlog is labelled depressed; `valid_f1`: the grid's
     # threshold of highest F1 on the validation fold, at the chosen checkpoint (asym.thresholds)
-    threshold: float | Literal["valid_f1"] = 0.5
+    threshold: float | Literal["valid_f1"] = DEFAULT_THRESHOLD
     threshold_grid: ThresholdGrid | None = None
 
     @field_validator("threshold")
@@ -447,7 +454,7 @@ class Params:
     @property
     def extract(self) -> ExtractConfig:
         if self.data.extract is None:
-            raise ConfigError(f"{self.path}: no `extract` block (sample_rate, upsample) for `asym extract`")
+            raise ConfigError(f"{self.path}: no `extract` block (sample_rate, upsample, landmark_order) for `asym extract`")
         return self.data.extract
 
     @property
@@ -574,8 +581,8 @@ def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     return deep_merge(base_raw, raw)
 
 
-def load_params(path: str | os.PathLike) -> Params:
-    path = Path(path)
+def _read_raw(path: Path) -> dict[str, Any]:
+    """The params file as YAML, with the file it `extends` merged in; not yet validated."""
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
@@ -586,8 +593,27 @@ def load_params(path: str | os.PathLike) -> Params:
         raise ConfigError(f"{path}: expected a mapping at top level")
     if raw.get("extends") is not None:
         raw = _extended(path, raw)
+    return raw
+
+
+def load_params(path: str | os.PathLike) -> Params:
+    path = Path(path)
+    raw = _read_raw(path)
     try:
         data = ParamsFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_errors(exc)}") from None
     return Params(data, path, raw)
+
+
+def load_extract(path: str | os.PathLike) -> ExtractConfig:
+    """The `extract` block alone: `asym extract` runs on any machine with a video, without the
+    datasets, recipes and models the rest of the file configures (those are not validated here)."""
+    path = Path(path)
+    block = _read_raw(path).get("extract")
+    if block is None:
+        raise ConfigError(f"{path}: no `extract` block (sample_rate, upsample, landmark_order) for `asym extract`")
+    try:
+        return ExtractConfig.model_validate(block)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: extract.{_format_errors(exc)}") from None

@@ -87,7 +87,7 @@ def render(p: Any) -> str:
     stages["report"] = {
         "cmd": f"{ASYM} report",
         "deps": sorted({lay.run_file(d, m, s, k) for d, m, s in runs for k in ("metrics", "predictions", "summary")})
-        + [f for d in p.datasets for f in (lay.split_csv(d), lay.split_json(d))] + study
+        + [f for d in p.datasets for f in (lay.split_csv(d), lay.split_json(d), lay.card_json(d))] + study
         + stage_data_deps(p, "report") + code_deps("report"),
         "params": stage_params(p, "report"),
         "outs": [f for k, f in report.items() if f not in plots and k != "summary_json"],
@@ -96,9 +96,8 @@ def render(p: Any) -> str:
     }
     stages["track"] = {
         "cmd": f"{ASYM} track",
-        "deps": sorted({lay.run_file(d, m, s, k) for d, m, s in runs for k in (*TRAIN_FILES, *EVAL_FILES)}
-                       - {lay.run_file(d, m, s, "checkpoint") for d, m, s in runs}) + list(report.values())
-        + code_deps("track"),
+        "deps": sorted({lay.run_file(d, m, s, k) for d, m, s in runs for k in (*TRAIN_FILES, *EVAL_FILES)})
+        + [lay.parquet(d) for d in p.datasets] + list(report.values()) + code_deps("track"),
         "params": stage_params(p, "track"),
         "outs": [_uncached(lay.tracking_record())],
     }

@@ -193,7 +193,7 @@ def stage_params(params: Any, stage: str, dataset: str | None = None, model: str
 _NOT_TRACKED = {"asym/models/registry.py", "asym/__init__.py", "asym/models/__init__.py"}
 STAGE_MODULES = {"fetch": ["asym.data.fetch"], "convert": ["asym.data.convert"], "split": ["asym.data.splits"],
                  "train": ["asym.train"], "evaluate": ["asym.evaluate"], "report": ["asym.report"],
-                 "track": ["asym.tracking"]}
+                 "track": ["asym.tracking", "asym.mlflow_pyfunc"]}   # the MLflow Model's code, run by path
 
 
 def _module_file(module: str) -> Path | None:

@@ -1,17 +1,25 @@
 """A trained run as an MLflow Model (pyfunc flavour): feature sequences in, probabilities out.
 
-The model folder carries the run's checkpoint.pt and train.json (the normaliser of each
-partition's training fold, the threshold and everything needed to rebuild the network; see
-asym.predict) and the asym package itself (`code_paths`), with its requirements pinned to the
-versions installed when it was logged. Its input is one row per vlog: `id`, and `audio` /
-`visual` as lists of per-second feature rows; its output is asym predict's: `id`,
-`probability`, `label`, `threshold` — so `models:/asym-<dataset>-<model>/<v>` scores exactly as
-`asym predict` does. A research model, not a diagnostic tool.
+The model is saved from code (MLflow's models-from-code): its `python_model` is the file
+asym/mlflow_pyfunc.py, copied into the model folder, which builds `AsymPyfunc` with
+`mlflow.models.set_model`; loading or serving the model runs that file and unpickles nothing
+(the checkpoint loads with `weights_only=True`). The folder carries the run's checkpoint.pt (each
+partition's weights, training-fold normaliser and threshold, and everything needed to rebuild
+the network; see asym.predict) and the asym package itself (`code_paths`), with requirements
+pinned from asym's own declared dependencies at the installed versions (`pinned_requirements`).
+Its input is one row per vlog: `id`, and `audio` / `visual` as lists of
+per-second feature rows exactly as asym's readers output them (what `asym convert` writes and
+`asym predict` feeds; for LMVD that is after the reader's strides, cap and per-row landmark
+standardisation, see `input_note`); its output is asym predict's: `id`, `probability`, `label`,
+`threshold` — so `models:/asym-<dataset>-<model>/<v>` scores exactly as `asym predict` does. The
+logged input example is synthetic (zeros of the model's widths), never a dataset's vlogs. A
+research model, not a diagnostic tool.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,13 +29,16 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from asym.errors import ConfigError
 from asym.layout import PACKAGE, TRAIN_FILES
 
-ARTIFACT = "run"                 # the pyfunc artifact: a folder with checkpoint.pt and train.json
+ARTIFACT = "run"                 # the pyfunc artifact: a folder with checkpoint.pt
 MODEL_PATH = "model"             # where a run's model sits among its artifacts
-# What the model's code imports at load and predict time (asym's own dependencies among them).
-REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "numba", "pydantic", "pyyaml", "tqdm", "filelock",
-                "scikit-learn")
+CODE_FILE = PACKAGE / "mlflow_pyfunc.py"     # the model's code (models-from-code)
+PROJECT = "asym"                 # the distribution whose declared dependencies the model pins
+EXAMPLE_VLOGS = 2                # the logged input example: this many vlogs ...
+EXAMPLE_SECONDS = 3              # ... of this many per-second rows each
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class AsymPyfunc(PythonModel):
@@ -70,10 +81,34 @@ def table_from_frame(frame: pd.DataFrame, meta: dict[str, Any]) -> Any:
 
 
 def frame_from_table(table: Any, rows: int | None = None) -> pd.DataFrame:
-    """The pyfunc input of a FeatureTable (first `rows` seconds of each vlog, for an input example)."""
+    """The pyfunc input of a FeatureTable (the first `rows` seconds of each vlog, or all)."""
     return pd.DataFrame({"id": list(table.sample_id),
                          "audio": [a[:rows].astype(np.float64).tolist() for a in table.audio],
                          "visual": [v[:rows].astype(np.float64).tolist() for v in table.visual]})
+
+
+def synthetic_example(audio_dim: int, visual_dim: int) -> pd.DataFrame:
+    """An input example of the model's widths made of zeros: it shows the input's shape without
+    copying any dataset's features into every logged model (both releases are given on request)."""
+    ids = [f"example-{i}" for i in range(EXAMPLE_VLOGS)]
+    return pd.DataFrame({"id": ids,
+                         "audio": [np.zeros((EXAMPLE_SECONDS, audio_dim)).tolist() for _ in ids],
+                         "visual": [np.zeros((EXAMPLE_SECONDS, visual_dim)).tolist() for _ in ids]})
+
+
+def input_note(meta: dict[str, Any]) -> str:
+    """What the pyfunc expects in `audio` and `visual`, for this model's format."""
+    a, v = int(meta["audio_dim"]), int(meta["visual_dim"])
+    if meta["format"] == "lmvd":
+        r = meta["readers"]
+        cap = f", at most {r['max_audio_rows']} rows" if r.get("max_audio_rows") else ""
+        std = ", each row z-scored over its own 136 values" if r.get("standardise_landmark_rows") else ""
+        return (f"per-second rows as asym's LMVD reader outputs them (what `asym convert` writes): audio {a} VGGish "
+                f"values{cap}; visual {v} OpenFace landmarks x_0..x_67, y_0..y_67 (every "
+                f"{r['video_csv_frame_stride']}th OpenFace CSV row, or every {r['video_npy_row_stride']}th row of "
+                f"the .npy copies){std}")
+    return (f"per-second rows as a D-Vlog release (or `asym extract`) holds them: audio {a} eGeMAPSv02 LLDs, "
+            f"visual {v} landmark coordinates in the release's own column order")
 
 
 def signature() -> Any:
@@ -88,33 +123,53 @@ def signature() -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def public_version(version: str) -> str:
+    """`2.13.0+cpu` -> `2.13.0`: a local label names a build (CPU, CUDA) that no index but its
+    vendor's serves; which build to install is the user's choice."""
+    return version.split("+", 1)[0]
+
+
 def pinned_requirements() -> list[str]:
-    import mlflow
+    """asym's declared dependencies (its installed metadata's Requires-Dist, extras left out) at
+    the versions installed now: pyproject.toml stays the one list."""
+    try:
+        declared = importlib.metadata.requires(PROJECT) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(f"{PROJECT} is not installed (no package metadata): `make install` first") from None
+    pins = []
+    for spec in declared:
+        requirement, _, marker = spec.partition(";")
+        if "extra" in marker:
+            continue                                  # an optional extra (cuda, extract, test)
+        name = _NAME.match(requirement.strip()).group(0)
+        try:
+            pins.append(f"{name}=={public_version(importlib.metadata.version(name))}")
+        except importlib.metadata.PackageNotFoundError:
+            raise ConfigError(f"{PROJECT} declares {name!r}, which is not installed: `make install`") from None
+    return pins
 
-    return [f"mlflow=={mlflow.__version__}", *(f"{name}=={importlib.metadata.version(name)}" for name in REQUIREMENTS)]
 
-
-def save_run_model(run_dir: Path, dest: Path, example: pd.DataFrame) -> Path:
+def save_run_model(run_dir: Path, dest: Path) -> Path:
     """Write `run_dir`'s model as an MLflow Model folder at `dest`."""
     import mlflow.pyfunc
+    import torch
 
     from asym.predict import load_run
 
-    run = load_run(run_dir, __import__("torch").device("cpu"))
+    run = load_run(run_dir, torch.device("cpu"))          # refuses a checkpoint it could not serve
+    meta = run.meta
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp) / ARTIFACT
         files.mkdir()
-        for name in (TRAIN_FILES["checkpoint"], TRAIN_FILES["summary"]):
-            if (run_dir / name).is_file():
-                shutil.copy(run_dir / name, files / name)
-        meta = run.meta
+        shutil.copy(run_dir / TRAIN_FILES["checkpoint"], files / TRAIN_FILES["checkpoint"])
         mlflow.pyfunc.save_model(
-            path=str(dest), python_model=AsymPyfunc(), artifacts={ARTIFACT: str(files)},
-            code_paths=[str(PACKAGE)], signature=signature(), input_example=example,
+            path=str(dest), python_model=str(CODE_FILE), artifacts={ARTIFACT: str(files)},
+            code_paths=[str(PACKAGE)], signature=signature(),
+            input_example=synthetic_example(int(meta["audio_dim"]), int(meta["visual_dim"])),
             pip_requirements=pinned_requirements(),
             metadata={"dataset": meta["dataset"], "model": meta["model"], "format": meta["format"],
                       "seed": int(meta["seed"]), "threshold": run.threshold, "audio_dim": int(meta["audio_dim"]),
-                      "visual_dim": int(meta["visual_dim"]),
+                      "visual_dim": int(meta["visual_dim"]), "input": input_note(meta),
                       "normaliser": "each partition's training-fold statistics, in the checkpoint",
                       "intended_use": "research on D-Vlog / LMVD; not a diagnostic tool"})
     return dest

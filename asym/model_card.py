@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asym.data.sample import RELEASES
 from asym.io import read_json, write_text
 from asym.layout import TRAIN_FILES, Layout
 from asym.metrics import CONVENTION
@@ -23,7 +24,6 @@ from asym.models import registry
 CARD_METRICS = ("accuracy", "precision", "recall", "f1", "f1_weighted", "balanced_accuracy", "mcc", "auroc",
                 "auprc", "ece")
 RAW_METRICS = {"mcc"}          # shown as they are; the others in %
-DATASET_NAMES = {"dvlog": "D-Vlog (Yoon et al., AAAI 2022)", "lmvd": "LMVD (He et al., 2024)"}
 FEATURES = {"dvlog": "25 eGeMAPS low-level descriptors and 68 facial landmarks per second",
             "lmvd": "128 VGGish embeddings and 68 OpenFace facial landmarks per frame"}
 INDEPENDENCE = {
@@ -31,6 +31,11 @@ INDEPENDENCE = {
     "false": "no: the split puts vlogs of one subject in several folds, so test scores are optimistic",
     "unknown": "could not be verified: the release has no subject ids, each vlog counts as its own subject",
 }
+# How new vlogs get the features each format's models read.
+NEW_VLOGS = {"dvlog": "`asym predict` applies it to new vlogs (their features made by `asym extract`, with the "
+                      "release's landmark column order) for such research only.",
+             "lmvd": "`asym predict` applies it to new vlogs whose VGGish and OpenFace features were made as LMVD's "
+                     "were (outside asym: `asym extract` writes D-Vlog's features) for such research only."}
 NOT_DIAGNOSTIC = ("**This is not a diagnostic tool.** Its output is a research model's score for a vlog, "
                   "not a clinical assessment of a person; it must not be used to screen, diagnose, triage or "
                   "make any decision about anyone.")
@@ -55,6 +60,17 @@ def _summaries(params: Any, dataset: str, model: str) -> list[dict[str, Any]]:
 def _dataset_card(params: Any, dataset: str) -> dict[str, Any]:
     path = Path(Layout.of(params).card_json(dataset))
     return read_json(path) if path.is_file() else {}
+
+
+def _release(fmt: str) -> str:
+    name, paper = RELEASES.get(fmt, (fmt, None))
+    return f"{name} ({paper})" if paper else name
+
+
+def _thresholds(params: Any, runs: list[dict[str, Any]], recipe_name: str) -> str:
+    """Each seed's (and partition's) threshold from its train.json; before any run, the recipe's rule."""
+    values = sorted({float(t) for r in runs for t in np.atleast_1d(r.get("threshold", []))})
+    return ", ".join(f"{t:g}" for t in values) if values else str(params.recipe(recipe_name).threshold)
 
 
 def _row(summary: pd.DataFrame, dataset: str, model: str) -> pd.Series | None:
@@ -98,8 +114,9 @@ def render(params: Any, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str,
     row = _row(summary, dataset, model)
     protocol = (row.get("protocol") if row is not None else None) or params.protocol(dataset)
     independence = str(row.get("subject_independent", "unknown")) if row is not None else "unknown"
-    synthetic = bool(card.get("synthetic")) or params.scale == "demo"
-    thresholds = sorted({float(t) for r in runs for t in np.atleast_1d(r.get("threshold", 0.5))})
+    fmt = card.get("format") or params.dataset(dataset).format
+    # the demo generator's data: as the fetched release's provenance says, else as params.yaml's source
+    synthetic = bool(card.get("synthetic", params.dataset(dataset).source == "demo"))
     sizes = ", ".join(f"{k} {v}" for k in ("n_train", "n_valid", "n_test") if (v := first.get(k)) is not None)
     recipe = first.get("recipe", {})
     lines = [
@@ -116,12 +133,12 @@ def render(params: Any, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str,
         + (f": optimiser {recipe.get('optimizer')}, {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, "
            f"normalisation `{recipe.get('normalize')}` (training-fold statistics), checkpoint chosen on the "
            f"validation fold by `{recipe.get('selection_metric')}`." if recipe else "."),
-        f"- Decision threshold: {', '.join(f'{t:g}' for t in thresholds) or '0.5'} (probability of the depressed "
+        f"- Decision threshold: {_thresholds(params, runs, first.get('recipe_name', entry.recipe))} (probability of the depressed "
         "class at or above which a vlog is labelled depressed).",
         "",
         "## Training data and protocol",
         "",
-        f"- Dataset: {DATASET_NAMES.get(card.get('format', dataset), dataset)}; source `{card.get('source', '–')}`"
+        f"- Dataset: {_release(fmt)}; source `{card.get('source', '–')}`"
         + (" — **synthetic demo data** in the release's layout: these numbers show that the pipeline works and say "
            "nothing about depression." if synthetic else "."),
         f"- {card.get('n_samples', '–')} vlogs ({card.get('n_depressed', '–')} depressed, "
@@ -149,8 +166,7 @@ def render(params: Any, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str,
         "## Intended use",
         "",
         f"Research on automatic depression recognition from vlogs, on {dataset} and data prepared the same way: "
-        "comparing methods, ablations and protocols, and studying their failure modes. `asym predict` applies it "
-        "to new vlogs (after `asym extract`) for such research only.",
+        f"comparing methods, ablations and protocols, and studying their failure modes. {NEW_VLOGS.get(fmt, '')}",
         "",
         "## Limits",
         "",
@@ -158,12 +174,12 @@ def render(params: Any, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str,
         "are self-reported and unverified, not clinical assessments.",
         "- Vloggers who post on YouTube are not a clinical population: nothing here measures how the model would "
         "do on patients, in another language or culture, on other recording set-ups, or over time.",
-        f"- The model sees {FEATURES.get(card.get('format', dataset), 'per-second acoustic and visual features')}: "
+        f"- The model sees {FEATURES.get(fmt, 'per-second acoustic and visual features')}: "
         "anything that changes them (lighting, camera, microphone, editing, faces other than the vlogger's) "
         "changes its output.",
         "- Subgroup results are on small test sets and only for the attributes the release records.",
-        "- The facial-landmark model used by `asym extract` (dlib's 68 points) is trained on iBUG 300-W, "
-        "licensed for research use only.",
+        *(["- The facial-landmark model used by `asym extract` (dlib's 68 points) is trained on iBUG 300-W, "
+           "licensed for research use only."] if fmt == "dvlog" else []),
         "",
         NOT_DIAGNOSTIC,
         "",

@@ -169,7 +169,7 @@ def plot_published(summary: Any, published: Any, protocols: dict[str, str], scal
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("F1 of the depressed class, % (squares: weighted F1)")
-        note = " - ours on demo (synthetic) data: not comparable" if scale == "demo" else ""
+        note = "\n(ours: synthetic demo data, comparable with nothing published)" if scale == "demo" else ""
         ax.set_title(f"{ds}: published vs measured{note}", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)

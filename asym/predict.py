@@ -1,17 +1,26 @@
 """`asym predict`: a trained run (or every seed of one) applied to vlogs it has never seen.
 
 The input is read by the same readers and validation as a release (D-Vlog's layout, either of
-LMVD's, an `asym extract` output, or an `asym convert` Parquet table), with labels optional. The
-model is rebuilt from its checkpoint alone: its `meta` block names the model, its resolved config,
-input widths, format and threshold, and each partition keeps its training fold's normaliser; older
-checkpoints without that block are read with their train.json. Each vlog gets the probability of
-the depressed class, averaged over a run's partitions (under `kfold`) and, for a model folder, over
-its seeds with their spread. These are research models, not diagnostic tools: the output says so.
+LMVD's, an `asym extract` output, or an `asym convert` Parquet table), with labels optional, into
+the very table training reads (asym.data.parquet). The model is rebuilt from its checkpoint
+alone: its `meta` block names the model, its resolved config, input widths, format and each
+partition's threshold, and each partition keeps its training fold's normaliser; train.json is
+never read. A checkpoint without that block predates it and is refused (retrain it).
+
+Each vlog gets the probability of the depressed class, averaged over a run's partitions and, for
+a model folder, over its seeds (with their spread). Under `kfold` a run has one model per outer
+fold, each trained on the other folds: for new vlogs, which none of them saw, their mean is one
+score per vlog. For a vlog of the training data it is not a held-out score (the other partitions
+trained on it); the held-out one is that partition's alone, as the run's predictions.parquet
+holds it (`RunModel.per_partition`). These are research models, not diagnostic tools: the output
+says so.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,21 +30,24 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asym.data.parquet import FeatureTable, read_samples
-from asym.data.sample import Sample
+from asym.data.parquet import FeatureTable, read_samples, write_samples
+from asym.data.sample import release_name
 from asym.errors import ConfigError, DataError
-from asym.io import atomic_path, read_json
+from asym.io import atomic_path
 from asym.layout import TRAIN_FILES
 from asym.models import registry
 
 DISCLAIMER = ("research model trained on self-reported vlog labels (D-Vlog / LMVD); "
               "not a diagnostic tool and not for clinical use")
-FORMAT_NAMES = {"dvlog": "D-Vlog", "lmvd": "LMVD"}
+SEED_DIR = re.compile(r"seed(\d+)")
+# Seeds of one model must agree on these to be averaged (asym.predict.check_compatible).
+SAME_MODEL = ("format", "audio_dim", "visual_dim", "model", "scale", "model_config")
 
 
 @dataclass
 class RunModel:
-    """One seed's trained model(s): one per partition, each with its training fold's normaliser."""
+    """One seed's trained model(s): one per partition, each with its training fold's normaliser
+    and decision threshold."""
 
     run_dir: Path
     meta: dict[str, Any]
@@ -48,45 +60,16 @@ class RunModel:
         """The run's decision threshold (partitions of a `kfold` run averaged, as their probabilities are)."""
         return float(np.mean(self.thresholds))
 
-    def probabilities(self, table: FeatureTable, device: torch.device) -> np.ndarray:
+    def per_partition(self, table: FeatureTable, device: torch.device) -> np.ndarray:
+        """(partitions, vlogs): each partition's own model's probabilities."""
         from asym.train import predict
 
         batch = int(self.meta["eval_batch_size"])
-        return np.mean([predict(m, table, n, batch, device) for m, n in zip(self.models, self.norms, strict=True)],
-                       axis=0)
+        return np.stack([predict(m, table, n, batch, device) for m, n in zip(self.models, self.norms, strict=True)])
 
-
-def _meta_from_summary(run_dir: Path, ckpt: dict[str, Any], params: Any | None) -> dict[str, Any]:
-    """A checkpoint written before it described itself: its train.json and normaliser say enough."""
-    from asym.config import TrainConfig
-
-    summary_path = run_dir / TRAIN_FILES["summary"]
-    if not summary_path.is_file():
-        raise DataError(run_dir / TRAIN_FILES["checkpoint"], "an old checkpoint without its train.json beside it")
-    s = read_json(summary_path)
-    part = ckpt["partitions"][0]
-    widths = registry.input_widths()
-    if "a_mean" in part:
-        dims = (int(part["a_mean"].numel()), int(part["v_mean"].numel()))
-    else:
-        dims = widths.get(s["dataset"], (0, 0))
-    fmt = next((f for f, w in widths.items() if w == dims), s["dataset"])
-    readers = getattr(params.readers, fmt, None) if params is not None else None
-    entry = registry.get(s["model"])
-    batch = params.train.eval_batch_size if params is not None else TrainConfig.model_fields["eval_batch_size"].default
-    return {"dataset": s["dataset"], "format": fmt, "model": s["model"], "entry_digest": entry.digest(),
-            "kind": s.get("kind", entry.kind), "seed": s["seed"], "scale": s.get("scale"),
-            "model_config": s["model_config"], "audio_dim": dims[0], "visual_dim": dims[1],
-            "readers": readers.model_dump(mode="json") if readers is not None else {},
-            "recipe_name": s.get("recipe_name"), "recipe": s.get("recipe", {}),
-            "eval_batch_size": int(batch)}
-
-
-def _thresholds(value: Any, n: int, where: Path) -> list[float]:
-    values = [float(v) for v in (value if isinstance(value, list | tuple) else [value] * n)]
-    if len(values) != n:
-        raise DataError(where, f"{len(values)} threshold(s) for {n} partition(s)")
-    return values
+    def probabilities(self, table: FeatureTable, device: torch.device) -> np.ndarray:
+        """The mean over partitions: one score per new vlog (see the module's note on `kfold`)."""
+        return self.per_partition(table, device).mean(0)
 
 
 def build_model(meta: dict[str, Any], where: Path) -> nn.Module:
@@ -102,9 +85,22 @@ def build_model(meta: dict[str, Any], where: Path) -> nn.Module:
         raise ConfigError(f"{where}: cannot rebuild {meta['model']!r} from its checkpoint: {exc}") from None
 
 
-def load_run(run_dir: Path, device: torch.device, params: Any | None = None) -> RunModel:
-    """Rebuild one seed's model(s) from its checkpoint.pt (and train.json, when present)."""
-    from asym.train import load_checkpoint
+def _meta(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
+    from asym.train import CHECKPOINT_VERSION
+
+    meta = ckpt.get("meta")
+    if not meta:
+        raise DataError(path, "a checkpoint from before checkpoints described themselves (no `meta`): it cannot "
+                        "be rebuilt on its own; train this run again (`make run` or `asym train`)")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise DataError(path, f"checkpoint format version {meta.get('version')!r}; this asym reads version "
+                        f"{CHECKPOINT_VERSION}")
+    return meta
+
+
+def load_run(run_dir: Path, device: torch.device) -> RunModel:
+    """Rebuild one seed's model(s) from its checkpoint.pt alone, read once."""
+    from asym.train import unpack_partition
 
     run_dir = Path(run_dir)
     path = run_dir / TRAIN_FILES["checkpoint"]
@@ -114,14 +110,13 @@ def load_run(run_dir: Path, device: torch.device, params: Any | None = None) -> 
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:    # torch raises several kinds for a truncated or foreign file
         raise DataError(path, f"unreadable checkpoint: {exc}") from None
-    meta = ckpt.get("meta") or _meta_from_summary(run_dir, ckpt, params)
-    summary_path = run_dir / TRAIN_FILES["summary"]
-    summary = read_json(summary_path) if summary_path.is_file() else {}
-    n = len(ckpt["partitions"])
-    thresholds = _thresholds(summary.get("threshold", meta.get("threshold", 0.5)), n, summary_path)
+    meta = _meta(ckpt, path)
+    thresholds = [float(t) for t in meta["threshold"]]
+    if len(thresholds) != len(ckpt["partitions"]):
+        raise DataError(path, f"{len(thresholds)} threshold(s) for {len(ckpt['partitions'])} partition(s)")
     models, norms = [], []
-    for p in range(n):
-        state, norm, _ = load_checkpoint(path, p)
+    for part in ckpt["partitions"]:
+        state, norm, _ = unpack_partition(part)
         model = build_model(meta, path)
         try:
             model.load_state_dict(state)
@@ -133,15 +128,16 @@ def load_run(run_dir: Path, device: torch.device, params: Any | None = None) -> 
 
 
 def run_dirs(model_path: Path) -> list[Path]:
-    """A seed folder itself, or every complete seed folder of runs/<dataset>/<model>."""
+    """A seed folder itself, or every complete seed folder (`seed<k>`) of runs/<dataset>/<model>."""
     model_path = Path(model_path)
     if (model_path / TRAIN_FILES["checkpoint"]).is_file():
         return [model_path]
-    seeds = sorted((d for d in model_path.glob("seed*") if (d / TRAIN_FILES["checkpoint"]).is_file()
-                    and (d / TRAIN_FILES["summary"]).is_file()), key=lambda d: int(d.name[4:] or 0))
+    seeds = sorted((int(m.group(1)), d) for d in model_path.glob("seed*")
+                    if (m := SEED_DIR.fullmatch(d.name)) and (d / TRAIN_FILES["checkpoint"]).is_file()
+                    and (d / TRAIN_FILES["summary"]).is_file())
     if not seeds:
         raise DataError(model_path, "no trained run here: expected checkpoint.pt, or seed<k>/ folders with one")
-    return seeds
+    return [d for _, d in seeds]
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -161,45 +157,46 @@ def detect_format(path: Path) -> str:
                         "an LMVD release in either layout, nor an asym Parquet table") from None
 
 
-def _table(samples: list[Sample], meta: dict[str, Any]) -> FeatureTable:
-    gender = [s.extra.get("gender") for s in samples]
-    return FeatureTable([s.sample_id for s in samples], [s.subject_id or s.sample_id for s in samples],
-                        np.array([s.label for s in samples], dtype=np.int64), [s.fold for s in samples],
-                        [s.audio for s in samples], [s.visual for s in samples], meta,
-                        gender if any(g is not None for g in gender) else None)
+def _trained_on(meta: dict[str, Any]) -> str:
+    return f"{release_name(meta['format'])} features ({meta['audio_dim']} audio + {meta['visual_dim']} visual)"
+
+
+def read_release_table(path: Path, meta: dict[str, Any]) -> FeatureTable:
+    """A release folder as the table `asym convert` would write of it (labels optional)."""
+    from asym.config import LmvdReaderConfig
+    from asym.data.convert import read_release
+
+    fmt = detect_format(path)
+    if fmt != meta["format"]:
+        raise DataError(path, f"a {release_name(fmt)} input, but the model was trained on {_trained_on(meta)}")
+    reader = LmvdReaderConfig(**meta["readers"]) if fmt == "lmvd" else None
+    samples, layout = read_release(fmt, path, reader, labels_required=False)
+    if not samples:
+        raise DataError(path, "no vlogs to predict")
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "input.parquet"
+        write_samples(samples, table, {"format": fmt, "layout": layout, "source": str(path)})
+        return read_samples(table)
 
 
 def read_input(path: Path, meta: dict[str, Any]) -> FeatureTable:
-    """Vlogs to predict, read and validated as a release is (labels optional), in the model's format."""
-    from asym.config import LmvdReaderConfig
-    from asym.data.dvlog import read_dvlog
-    from asym.data.lmvd import read_lmvd
-
+    """Vlogs to predict, read and validated as a release is, and checked against the model's
+    format and input widths."""
     path = Path(path)
-    want = meta["format"]
-    trained_on = f"{FORMAT_NAMES.get(want, want)} features ({meta['audio_dim']} audio + {meta['visual_dim']} visual)"
     if path.is_file() and path.suffix == ".parquet":
         table = read_samples(path)
-        fmt = table.meta.get("format", want)
+        fmt = table.meta.get("format")
+        if fmt != meta["format"]:
+            raise DataError(path, f"a table of {release_name(fmt) if fmt else 'unknown'} features, but the model "
+                            f"was trained on {_trained_on(meta)}")
     elif path.is_dir():
-        fmt = detect_format(path)
+        table = read_release_table(path, meta)
     else:
         raise DataError(path, "not found: expected a release folder or an asym Parquet table")
-    if fmt != want:
-        raise DataError(path, f"a {FORMAT_NAMES.get(fmt, fmt)} input, but the model was trained on {trained_on}")
-    if path.is_dir():
-        if fmt == "dvlog":
-            samples = list(read_dvlog(path, labels_required=False))
-        else:
-            if not meta.get("readers"):
-                raise ConfigError(f"{meta.get('dataset')}: the checkpoint records no LMVD reader settings")
-            samples = list(read_lmvd(path, LmvdReaderConfig(**meta["readers"]), labels_required=False))
-        if not samples:
-            raise DataError(path, "no vlogs to predict")
-        table = _table(samples, {"format": fmt})
     a, v = table.audio[0].shape[1], table.visual[0].shape[1]
     if (a, v) != (int(meta["audio_dim"]), int(meta["visual_dim"])):
-        raise DataError(path, f"{a} audio + {v} visual features per frame, but the model was trained on {trained_on}")
+        raise DataError(path, f"{a} audio + {v} visual features per frame, but the model was trained on "
+                        f"{_trained_on(meta)}")
     return table
 
 
@@ -230,18 +227,23 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 
 def check_compatible(runs: list[RunModel]) -> None:
-    keys = ("format", "audio_dim", "visual_dim", "model")
-    first = {k: runs[0].meta[k] for k in keys}
+    """Seeds are averaged only if they are one model on one input: format, widths, model, scale
+    and resolved config must agree (refused otherwise). A registry entry whose code changed between
+    seeds (its digest) is only warned about: the weights still fit, but the seeds ran other code."""
+    first = {k: runs[0].meta[k] for k in SAME_MODEL}
     for r in runs[1:]:
-        if {k: r.meta[k] for k in keys} != first:
-            raise ConfigError(f"{r.run_dir}: not the same model and inputs as {runs[0].run_dir}")
+        differ = [k for k in SAME_MODEL if r.meta[k] != first[k]]
+        if differ:
+            raise ConfigError(f"{r.run_dir}: not the same model and inputs as {runs[0].run_dir} (its {differ} differ)")
+        if r.meta["entry_digest"] != runs[0].meta["entry_digest"]:
+            print(f"asym predict: warning: {r.run_dir} and {runs[0].run_dir} were trained from different versions "
+                  f"of the registry entry {r.meta['model']!r}", file=sys.stderr)
 
 
-def predict_path(model_path: Path, input_path: Path, output: Path, device: torch.device | str = "cpu",
-                 params: Any | None = None) -> pd.DataFrame:
+def predict_path(model_path: Path, input_path: Path, output: Path, device: torch.device | str = "cpu") -> pd.DataFrame:
     """The `predict` step: every seed found under `model_path` applied to `input_path`."""
     device = torch.device(device)
-    runs = [load_run(d, device, params) for d in run_dirs(model_path)]
+    runs = [load_run(d, device) for d in run_dirs(model_path)]
     check_compatible(runs)
     table = read_input(input_path, runs[0].meta)
     frame = predict_frame(runs, table, device)

@@ -21,7 +21,12 @@ precision, device kind, the data and split files, the code the training stage ru
 cannot be read (truncated, not a torch file, holding pickled objects) or that was written for
 other inputs is not resumed from: a warning names it and the reason, the seed starts again from
 its first epoch, and its first finished epoch overwrites the file. A job is never stopped by a
-file it can rebuild. The file is removed when the seed completes.
+file it can rebuild.
+
+Once the seed's files are written, resume.pt keeps only what rebuilds them without training (each
+partition's best weights and history), and the job removes it when all its seeds are complete:
+Snakemake and DVC delete every declared output of a job they run again, so the seeds a killed
+job had completed are written again in seconds instead of being trained again.
 """
 
 from __future__ import annotations
@@ -45,8 +50,7 @@ from asym.errors import DataError
 from asym.io import atomic_path
 
 FORMAT = 1                                     # the layout of the record below
-_KEYS = ("format", "fingerprint", "started_at", "finished", "partition", "epoch", "loop", "best",
-         "history", "rng")
+_KEYS = ("format", "fingerprint", "started_at", "finished", "current")
 _UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
                pickle.UnpicklingError, zipfile.BadZipFile)
 Warn = Callable[[str], None]
@@ -170,15 +174,19 @@ class Saved:
 
 
 class SeedResume:
-    """One seed's resume.pt: read once when the seed starts, rewritten after every epoch."""
+    """One seed's resume.pt: read once when the seed starts, rewritten after every epoch.
+
+    The record: `finished`, the partitions trained to their end, and `current`, the partition in
+    progress (None once the seed is complete, see `complete`)."""
 
     def __init__(self, path: Path, fingerprint: str, started_at: float,
                  record: Mapping[str, Any] | None = None) -> None:
         self.path, self.fingerprint = path, fingerprint
-        self.record = record
+        self.current: Mapping[str, Any] | None = record["current"] if record else None
         self.started_at = float(record["started_at"]) if record else started_at
         # finished partitions: {"best_epoch", "best_score", "best_state", "history"} each
         self.finished: list[dict[str, Any]] = list(record["finished"]) if record else []
+        self.resumed = record is not None
 
     @classmethod
     def open(cls, path: Path, fingerprint: str, started_at: float, warn: Warn) -> SeedResume:
@@ -188,30 +196,24 @@ class SeedResume:
 
     @property
     def resumed_from(self) -> tuple[int, int] | None:
-        """(partition, last finished epoch) of the killed run, or None for a fresh start."""
-        return None if self.record is None else (int(self.record["partition"]), int(self.record["epoch"]))
+        """(partition, last finished epoch) of the partition the killed run was inside, or None."""
+        c = self.current
+        return None if c is None else (int(c["partition"]), int(c["epoch"]))
 
     def saved(self, partition: int) -> Saved | None:
         """The saved loop of `partition`, when the killed run was inside it."""
-        r = self.record
-        if r is None or int(r["partition"]) != partition:
+        c = self.current
+        if c is None or int(c["partition"]) != partition:
             return None
-        return Saved(self.path, int(r["epoch"]), r["best"], list(r["history"]), r["loop"], r["rng"])
+        return Saved(self.path, int(c["epoch"]), c["best"], list(c["history"]), c["loop"], c["rng"])
 
     def save(self, partition: int, epoch: int, loop: Loop, best: Mapping[str, Any] | None,
              history: list[dict[str, Any]]) -> None:
-        """Written beside the outputs and synced before it replaces the previous one, so a kill or a
-        node failure leaves the last epoch's file or the one before it, never a partial one."""
-        record = {"format": FORMAT, "fingerprint": self.fingerprint, "started_at": self.started_at,
-                  "finished": self.finished, "partition": partition, "epoch": epoch, "loop": loop.state(),
-                  "best": None if best is None else {"epoch": int(best["epoch"]), "score": float(best["score"]),
-                                                     "state": best["state"]},
-                  "history": [_plain_row(r) for r in history],
-                  "rng": capture_rng(loop.feed.rng)}
-        with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
-            torch.save(record, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        """After each epoch: the partition's loop, its best epoch so far and its history."""
+        self._write({"partition": partition, "epoch": epoch, "loop": loop.state(),
+                     "best": None if best is None else {"epoch": int(best["epoch"]), "score": float(best["score"]),
+                                                        "state": best["state"]},
+                     "history": [_plain_row(r) for r in history], "rng": capture_rng(loop.feed.rng)})
 
     def finish(self, partition: int, best_epoch: int, best_score: float, best_state: dict[str, torch.Tensor],
                history: list[dict[str, Any]]) -> None:
@@ -220,8 +222,24 @@ class SeedResume:
             self.finished.append({"best_epoch": best_epoch, "best_score": float(best_score),
                                   "best_state": best_state, "history": [_plain_row(r) for r in history]})
 
+    def complete(self) -> None:
+        """The seed's files are written: keep only what rebuilds them without training (the best
+        weights and the history of each partition) until the job ends. Snakemake and DVC delete
+        every declared output of a job they run again, complete seeds' included."""
+        self._write(None)
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def _write(self, current: dict[str, Any] | None) -> None:
+        """Written beside the outputs and synced before it replaces the previous one, so a kill or a
+        node failure leaves the last epoch's file or the one before it, never a partial one."""
+        record = {"format": FORMAT, "fingerprint": self.fingerprint, "started_at": self.started_at,
+                  "finished": self.finished, "current": current}
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
+            torch.save(record, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def read(path: Path, fingerprint: str, warn: Warn) -> dict[str, Any] | None:

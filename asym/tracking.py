@@ -34,6 +34,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 JOB_KEY, UID, STAGE = "asym.job_key", "asym.uid", "asym.stage"
+# What a tracked training run holds beyond its files; part of its fingerprint (`asym.uid`), so a
+# run logged by an older asym is logged again. 2: its MLflow Model (`model/`).
+LOGGED_FORMAT = 2
 # The experiment's kind in MLflow's own terms (shown on its page; MLflow 3.17's UI still opens on the
 # GenAI view unless the address asks for the machine-learning one, see `ui_address`).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -201,12 +204,14 @@ def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | Non
     summary = read_json(run_dir / TRAIN_FILES["summary"])
     metrics = read_json(run_dir / EVAL_FILES["metrics"])
     key = f"{summary['dataset']}/{summary['model']}/seed{summary['seed']}"
-    uid = file_digest(run_dir / TRAIN_FILES["summary"], run_dir / EVAL_FILES["metrics"])
+    uid = run_uid(run_dir)
     train_uid = file_digest(run_dir / TRAIN_FILES["summary"])
     live = None
     for r in _runs_with_key(c, exp_id, key) if existing is None else existing:
         done = r.info.status == "FINISHED"
         if done and r.data.tags.get(UID) == uid:
+            if not has_model(c, r.info.run_id):                     # its model/ removed from the store
+                log_run_model(c, r.info.run_id, run_dir)
             return r.info.run_id                                    # already mirrors these files
         if done and r.data.tags.get("asym.train_uid") == train_uid and live is None and UID not in r.data.tags:
             live = r                                                # a live run of this very training
@@ -231,10 +236,17 @@ def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | Non
     for name in (*TRAIN_FILES.values(), *EVAL_FILES.values()):
         if name != TRAIN_FILES["checkpoint"]:
             c.log_artifact(rid, str(run_dir / name))
-    log_run_model(c, rid, params, run_dir, summary["dataset"])
+    log_run_model(c, rid, run_dir)
     c.set_tag(rid, UID, uid)
     c.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED), end_time=end)
     return rid
+
+
+def run_uid(run_dir: Path) -> str:
+    """The fingerprint of what a tracked run mirrors: its files, and what asym logs of them."""
+    files = file_digest(run_dir / TRAIN_FILES["summary"], run_dir / EVAL_FILES["metrics"],
+                        run_dir / TRAIN_FILES["checkpoint"])
+    return hashlib.sha256(f"{files}/{LOGGED_FORMAT}".encode()).hexdigest()[:16]
 
 
 def track_report(c: Any, exp_id: str, params: Any, files: dict[str, Path], commit: str | None) -> str:
@@ -279,7 +291,7 @@ def track_all(params: Any) -> dict[str, str]:
         for d, m, s in tqdm(jobs, desc="mlflow", unit="run", leave=False, disable=None):
             key = f"{d}/{m}/seed{s}"
             record[key] = track_run(c, exp_id, params, Path(layout.run_dir(d, m, s)), commit, by_key.get(key, []))
-        files = {k: Path(v) for k, v in layout.report_outputs(params.models).items()}
+        files = {k: Path(v) for k, v in layout.report_outputs(params.models, study=bool(params.study_models)).items()}
         record["report"] = track_report(c, exp_id, params, files, commit)
         register_models(c, params, record)
     write_json(layout.tracking_record(), record)
@@ -288,35 +300,26 @@ def track_all(params: Any) -> dict[str, str]:
 
 # --- MLflow Models and the Model Registry --------------------------------------------------------
 DESCRIPTION_LIMIT = 5000         # characters of a registered version's description in MLflow's SQL store
-CARD_ARTIFACT = "model_card.md"
+# room kept, below that limit, for the line that says where the whole card is
+DESCRIPTION_TAIL = 200
 
 
-def input_example(params: Any, dataset: str, n_vlogs: int = 2, seconds: int = 3) -> Any:
-    """A few seconds of the dataset's first vlogs, read without loading the whole table."""
-    from types import SimpleNamespace
-
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from asym.mlflow_model import frame_from_table
-
-    batch = next(pq.ParquetFile(Layout.of(params).parquet(dataset)).iter_batches(
-        batch_size=n_vlogs, columns=["sample_id", "audio", "visual"]))
-    cols = batch.to_pydict()
-    rows = SimpleNamespace(sample_id=cols["sample_id"], audio=[np.asarray(a) for a in cols["audio"]],
-                           visual=[np.asarray(v) for v in cols["visual"]])
-    return frame_from_table(rows, seconds)
-
-
-def log_run_model(c: Any, rid: str, params: Any, run_dir: Path, dataset: str) -> None:
+def log_run_model(c: Any, rid: str, run_dir: Path) -> None:
     """The run's model as an MLflow Model under its artifacts (`model/`)."""
     import tempfile
 
     from asym.mlflow_model import MODEL_PATH, save_run_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        dest = save_run_model(run_dir, Path(tmp) / MODEL_PATH, input_example(params, dataset))
+        dest = save_run_model(run_dir, Path(tmp) / MODEL_PATH)
         c.log_artifacts(rid, str(dest), artifact_path=MODEL_PATH)
+
+
+def has_model(c: Any, rid: str) -> bool:
+    """Whether the run's artifacts hold its MLflow Model (`model/MLmodel`)."""
+    from asym.mlflow_model import MODEL_PATH
+
+    return any(Path(f.path).name == "MLmodel" for f in c.list_artifacts(rid, MODEL_PATH))
 
 
 def chosen_seed(params: Any, dataset: str, model: str) -> int:
@@ -336,8 +339,12 @@ def registered_name(dataset: str, model: str) -> str:
 def register_models(c: Any, params: Any, record: dict[str, str]) -> dict[str, str]:
     """Per (dataset, model): the seed chosen on validation as a version of `asym-<dataset>-<model>`,
     tagged with its test metrics, its model card as description. A version that already holds this
-    run and card is kept; `models:/<name>/<version>` loads it."""
+    run and card is kept; `models:/<name>/<version>` loads it. Refused, never registered empty: a
+    missing model card (`asym report` writes it) or a run without its logged model."""
     from mlflow.exceptions import MlflowException
+
+    from asym.errors import DataError
+    from asym.mlflow_model import MODEL_PATH
 
     lay = Layout.of(params)
     out = {}
@@ -347,7 +354,12 @@ def register_models(c: Any, params: Any, record: dict[str, str]) -> dict[str, st
             key = f"{d}/{m}/seed{seed}"
             rid, name = record[key], registered_name(d, m)
             card_path = Path(lay.model_card(d, m))
-            card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+            if not card_path.is_file():
+                raise DataError(card_path, "missing model card: `asym report` writes it before `asym track`")
+            card = card_path.read_text(encoding="utf-8")
+            if not has_model(c, rid):
+                raise DataError(Path(lay.run_dir(d, m, seed)), f"its MLflow run {rid} has no logged model "
+                                f"({MODEL_PATH}/MLmodel): not registered; run `asym track` again")
             metrics = read_json(Path(lay.run_dir(d, m, seed)) / EVAL_FILES["metrics"])["test"]
             tags = {"seed": str(seed), "dataset": d, "model": m, "selected_on": "validation",
                     **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, int | float)}}
@@ -362,12 +374,11 @@ def register_models(c: Any, params: Any, record: dict[str, str]) -> dict[str, st
             if same:
                 out[name] = same[0].version
                 continue
-            if card:
-                c.log_artifact(rid, str(card_path))
+            c.log_artifact(rid, str(card_path))
             description = card if len(card) <= DESCRIPTION_LIMIT else (
-                card[: DESCRIPTION_LIMIT - 200].rsplit("\n", 1)[0]
+                card[: DESCRIPTION_LIMIT - DESCRIPTION_TAIL].rsplit("\n", 1)[0]
                 + f"\n\n... (the whole card: artifact `{card_path.name}` of run {rid})")
-            mv = c.create_model_version(name, source=f"runs:/{rid}/model", run_id=rid, description=description,
+            mv = c.create_model_version(name, source=f"runs:/{rid}/{MODEL_PATH}", run_id=rid, description=description,
                                         tags={**tags, UID: uid})
             out[name] = mv.version
     return out

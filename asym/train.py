@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from asym.config import DEFAULT_THRESHOLD
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_partitions
 from asym.errors import ConfigError
@@ -191,7 +192,7 @@ def predict(model: nn.Module, table: FeatureTable, norm: Normalizer, batch_size:
 def validation_score(model: nn.Module, valid: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device,
                      metric: str) -> tuple[float, dict[str, float]]:
     """The checkpoint-selection score: computed on the validation fold, and only ever called with it."""
-    m = label_metrics(valid.label, predict(model, valid, norm, batch_size, device) >= 0.5)
+    m = label_metrics(valid.label, predict(model, valid, norm, batch_size, device) >= DEFAULT_THRESHOLD)
     return selection_score(m, metric), m
 
 
@@ -317,7 +318,7 @@ def run_complete(out: Path) -> bool:
 
 
 def _prediction_rows(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, partition: int,
-                     batch_size: int, device: torch.device, threshold: float = 0.5) -> pd.DataFrame:
+                     batch_size: int, device: torch.device, threshold: float) -> pd.DataFrame:
     rows = []
     for fold in ("valid", "test"):
         t = folds[fold]
@@ -361,8 +362,6 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
     device = pick_device(params.train.device)
     torch.set_num_threads(params.train.threads)
     todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]
-    for s in set(seeds) - set(todo):     # killed after its train.json, before its resume.pt went
-        Path(layout.resume_file(dataset, model_name, s)).unlink(missing_ok=True)
     steps = sum(len(TrainFeed(p["train"], Normalizer.identity(p["train"]), recipe, dataset,
                               np.random.default_rng(0))) for p in partitions) * int(recipe.epochs)
     rt = Runtime(device, params.train.precision, params.train.pin_memory, params.train.eval_batch_size)
@@ -378,6 +377,8 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
             summaries.append(train_seed(params, dataset, model_name, seed, partitions, table, rt, observer, inputs))
             if on_seed_done is not None:
                 on_seed_done(seed, Path(layout.run_dir(dataset, model_name, seed)))
+    for seed in seeds:                       # every seed complete: nothing left to resume
+        Path(layout.resume_file(dataset, model_name, seed)).unlink(missing_ok=True)
     return summaries
 
 
@@ -436,7 +437,7 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         "train_positive_rate": [float(np.mean(f["train"].label)) for f in partitions],
     }
     write_json(out / TRAIN_FILES["summary"], summary)   # last: marks the seed complete
-    resume.remove()
+    resume.complete()                                   # removed when the job ends
     return summary
 
 
@@ -458,11 +459,15 @@ def _warn(message: str) -> None:
 
 
 def _say_resumed(resume: SeedResume, label: str, epochs: int, n_partitions: int) -> None:
-    if (at := resume.resumed_from) is None:
+    if not resume.resumed:
         return
-    partition, epoch = at
-    where = f" of partition {partition + 1}/{n_partitions}" if n_partitions > 1 else ""
-    tqdm.write(f"{label}: resumed after epoch {epoch}/{epochs}{where} from {resume.path}", file=sys.stdout)
+    if (at := resume.resumed_from) is None:
+        said = f"complete before the kill: its files are written again from {resume.path}, without training"
+    else:
+        partition, epoch = at
+        where = f" of partition {partition + 1}/{n_partitions}" if n_partitions > 1 else ""
+        said = f"resumed after epoch {epoch}/{epochs}{where} from {resume.path}"
+    tqdm.write(f"{label}: {said}", file=sys.stdout)
     sys.stdout.flush()
 
 
@@ -498,8 +503,13 @@ def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predi
 
 
 def load_checkpoint(path: Path, partition: int = 0) -> tuple[dict[str, torch.Tensor], Normalizer | PerSampleNormalizer, int]:
-    """The chosen weights, normaliser and epoch of one partition of a saved run."""
-    part = torch.load(path, weights_only=True)["partitions"][partition]
+    """The chosen weights, normaliser and epoch of one partition of a saved run (on the CPU,
+    wherever it was trained)."""
+    return unpack_partition(torch.load(path, map_location="cpu", weights_only=True)["partitions"][partition])
+
+
+def unpack_partition(part: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Normalizer | PerSampleNormalizer, int]:
+    """One partition of a loaded checkpoint: its weights, normaliser and chosen epoch."""
     if "std_floor" in part:
         norm: Normalizer | PerSampleNormalizer = PerSampleNormalizer(float(part["std_floor"]))
     else:

@@ -55,7 +55,8 @@ def _write_runs(root: Path, f1: dict, n_test: int = 40, partitions: int = 1, sub
                 point = all_metrics(y, prob)
                 parts = {str(q): {"test": {**point, "f1": value + 0.01 * q}} for q in range(partitions)}
                 (run / "metrics.json").write_text(json.dumps({"partitions": parts, "test": point, "valid": point}))
-                (run / "train.json").write_text(json.dumps({"n_params": 1000, "epoch_time_s": 0.1, "recipe_name": "asym"}))
+                (run / "train.json").write_text(json.dumps({"n_params": 1000, "epoch_time_s": 0.1, "recipe_name": "asym",
+                                                            "threshold": [0.5] * partitions}))
     return p
 
 

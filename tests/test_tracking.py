@@ -3,7 +3,9 @@ inputs and tags; and a store that concurrent writers share through its lock."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from asym import tracking
@@ -90,6 +93,56 @@ def test_a_retrained_seed_replaces_its_run_and_unfinished_ones_are_removed(train
         assert [r.info.run_id for r in runs] == [rid] and runs[0].info.status == "FINISHED"
     finally:
         (run / "train.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def _artifacts(run) -> Path:
+    from urllib.parse import urlparse
+
+    return Path(urlparse(run.info.artifact_uri).path)
+
+
+def test_a_run_tracked_before_models_were_logged_gets_its_model(trained):
+    """A store written by an older asym: the run's fingerprint has no format version and its
+    artifacts no model/. Tracking again logs the model (and so lets it be registered)."""
+    p, run = trained
+    with tracking.client(p) as (c, exp):
+        rid = tracking.track_run(c, exp, p, run, None)
+        old_uid = tracking.file_digest(run / "train.json", run / "metrics.json")
+        c.set_tag(rid, tracking.UID, old_uid)
+    [r] = _runs(p, "dvlog/mean-mlp/seed0")
+    shutil.rmtree(_artifacts(r) / "model")
+    c, _ = _client(p)
+    assert not tracking.has_model(c, rid)
+    with tracking.client(p) as (c, exp):
+        new = tracking.track_run(c, exp, p, run, None)
+        assert tracking.has_model(c, new)
+        # the model/ of a run already up to date, removed from the store, is logged again
+        shutil.rmtree(_artifacts(c.get_run(new)) / "model")
+        assert tracking.track_run(c, exp, p, run, None) == new and tracking.has_model(c, new)
+    [r] = _runs(p, "dvlog/mean-mlp/seed0")
+    assert r.info.run_id == new and r.data.tags[tracking.UID] == tracking.run_uid(run) != old_uid
+
+
+def test_nothing_is_registered_without_its_card_or_its_logged_model(trained):
+    from asym.errors import DataError
+
+    p, run = trained
+    card = Path(Layout.of(p).model_card("dvlog", "mean-mlp"))
+    assert not card.exists()
+    with tracking.client(p) as (c, exp):
+        record = {"dvlog/mean-mlp/seed0": tracking.track_run(c, exp, p, run, None)}
+        with pytest.raises(DataError, match="missing model card"):
+            tracking.register_models(c, p, record)
+        card.parent.mkdir(parents=True, exist_ok=True)
+        card.write_text("# Model card\n")
+        shutil.rmtree(_artifacts(c.get_run(record["dvlog/mean-mlp/seed0"])) / "model")
+        try:
+            with pytest.raises(DataError, match="has no logged model"):
+                tracking.register_models(c, p, record)
+            assert not c.search_model_versions("name = 'asym-dvlog-mean-mlp'")
+        finally:
+            card.unlink()
+            tracking.track_run(c, exp, p, run, None)            # its model logged again for the others
 
 
 def test_live_logging_is_completed_not_duplicated(trained):
@@ -255,11 +308,38 @@ def test_the_seed_chosen_on_validation_is_registered_with_its_card_and_metrics(r
     with tracking.client(p) as (c2, _):                              # tracking again adds no version
         assert tracking.register_models(c2, p, record) == versions
     assert len(c.search_model_versions("name = 'asym-dvlog-mean-mlp'")) == 1
-    mlmodel = (Path(c.download_artifacts(mv.run_id, "model/MLmodel"))).read_text()
-    assert "python_function" in mlmodel and "signature" in mlmodel
-    reqs = Path(c.download_artifacts(mv.run_id, "model/requirements.txt")).read_text().split()
+    model_dir = Path(c.download_artifacts(mv.run_id, "model"))
+    flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["python_function"]
+    # saved from code: the model's code file is copied in and run at load; nothing is pickled
+    assert flavor["model_code_path"].endswith("mlflow_pyfunc.py") and (model_dir / "mlflow_pyfunc.py").is_file()
+    assert not list(model_dir.rglob("*.pkl")) and "python_model" not in flavor
+    assert (model_dir / "code" / "asym" / "predict.py").is_file()
+    # the input example is synthetic: zeros of the model's widths, no vlog of the dataset
+    example = json.loads((model_dir / "input_example.json").read_text())
+    rows = pd.DataFrame(example["data"], columns=example["columns"])
+    assert {np.asarray(a).shape for a in rows["audio"]} == {(3, 25)} and {np.asarray(v).shape[1] for v in rows["visual"]} == {136}
+    assert all(not np.any(a) for a in rows["audio"]) and all(not np.any(v) for v in rows["visual"])
+    assert "eGeMAPSv02" in yaml.safe_load((model_dir / "MLmodel").read_text())["metadata"]["input"]
+
+
+def test_the_models_requirements_are_asyms_declared_dependencies_without_local_labels(registered):
+    """One list: pyproject.toml's dependencies, pinned at the installed versions, `+cpu` dropped
+    (no index but PyTorch's serves it; the CPU or CUDA build is the user's choice)."""
+    import importlib.metadata
+    import re
+
+    import tomllib
     import torch
-    assert f"torch=={torch.__version__}" in reqs and any(r.startswith("mlflow==") for r in reqs)
+
+    p, record, versions = registered
+    c, _ = _client(p)
+    [mv] = c.search_model_versions("name = 'asym-dvlog-mean-mlp'")
+    reqs = Path(c.download_artifacts(mv.run_id, "model/requirements.txt")).read_text().split()
+    pinned = dict(r.split("==") for r in reqs)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert set(pinned) == {re.match(r"[A-Za-z0-9._-]+", d).group(0) for d in declared}
+    assert pinned["torch"] == torch.__version__.split("+")[0] and not any("+" in v for v in pinned.values())
+    assert pinned["mlflow"] == importlib.metadata.version("mlflow")
 
 
 def test_the_registered_model_scores_exactly_as_asym_predict(registered, tmp_path):
@@ -270,10 +350,15 @@ def test_the_registered_model_scores_exactly_as_asym_predict(registered, tmp_pat
 
     p, record, versions = registered
     mlflow.set_tracking_uri(tracking.tracking_uri(p))
-    model = mlflow.pyfunc.load_model(f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}")
-    seed = int(model.metadata.metadata["seed"])
     test, frame = _test_fold_input(p)
-    got = model.predict(frame)
+    with asym_unimported():                  # so the model runs the asym code logged with it
+        model = mlflow.pyfunc.load_model(f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}")
+        used = Path(sys.modules["asym"].__file__)
+        got = model.predict(frame)
+        with pytest.raises(Exception, match="features per frame, expected 25"):
+            model.predict(frame.assign(audio=[[r[:24] for r in a] for a in frame["audio"]]))
+    assert used.parts[-3:] == ("code", "asym", "__init__.py") and ROOT not in used.parents
+    seed = int(model.metadata.metadata["seed"])
     run = load_asym_run(run_dirs(Path(Layout.of(p).run_dir("dvlog", "mean-mlp", seed)))[0], torch_cpu())
     want = predict_frame([run], test, torch_cpu())
     assert list(got["id"]) == list(want["id"])
@@ -282,62 +367,97 @@ def test_the_registered_model_scores_exactly_as_asym_predict(registered, tmp_pat
     saved = pd.read_parquet(Path(Layout.of(p).run_dir("dvlog", "mean-mlp", seed)) / "predictions.parquet")
     saved = saved.query("fold == 'test'").set_index("sample_id").loc[list(got["id"]), "prob"]
     np.testing.assert_array_equal(got["probability"].to_numpy(np.float32), saved.to_numpy())
-    with pytest.raises(Exception, match="features per frame, expected 25"):
-        model.predict(frame.assign(audio=[[r[:24] for r in a] for a in frame["audio"]]))
 
 
-def test_mlflow_models_serve_gives_the_same_over_rest(registered):
-    import contextlib
-    import os
-    import signal
+@contextlib.contextmanager
+def asym_unimported():
+    """No asym module imported inside (an MLflow Model's `code_paths` then provide it); the
+    modules and sys.path as they were afterwards."""
+    def ours(name: str) -> bool:
+        return name == "asym" or name.startswith("asym.")
+
+    saved, path = {k: v for k, v in sys.modules.items() if ours(k)}, list(sys.path)
+    for k in saved:
+        del sys.modules[k]
+    try:
+        yield
+    finally:
+        for k in [k for k in sys.modules if ours(k)]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+        sys.path[:] = path
+
+
+def _serve(model_uri: str, env: dict[str, str], log: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """`mlflow models serve` on a free loopback port, its output to `log` (never an undrained
+    pipe); another port when the one picked was taken meanwhile."""
     import socket
     import time
     import urllib.request
 
-    p, _, versions = registered
-    test, frame = _test_fold_input(p)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # the server starts `uvicorn` by name: the venv's bin must be on PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(p),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                             f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}", "--env-manager", "local",
-                             "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    for _ in range(attempts):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+                                     "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        while proc.poll() is None and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
                     if r.status == 200:
-                        break
+                        return proc, port
             except OSError:
                 pass
-            assert time.monotonic() < deadline, "the model server did not answer within 120 s"
             time.sleep(0.5)
+        _stop(proc)
+        text = log.read_text(errors="replace")
+        if "address already in use" not in text.lower():
+            pytest.fail(f"the model server did not answer within 120 s:\n{text[-3000:]}")
+    pytest.fail(f"no free port in {attempts} attempts")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """The server and its workers, whatever happened."""
+    import os
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_mlflow_models_serve_gives_the_same_over_rest(registered, tmp_path):
+    import os
+    import urllib.request
+
+    import mlflow.pyfunc
+
+    p, _, versions = registered
+    test, frame = _test_fold_input(p)
+    uri = f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}"
+    # the server starts `uvicorn` by name: the venv's bin must be on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(p),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc, port = _serve(uri, env, tmp_path / "serve.log")
+    try:
         body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as r:
             rows = json.loads(r.read())["predictions"]
-        import mlflow.pyfunc
-
-        mlflow.set_tracking_uri(tracking.tracking_uri(p))
-        local = mlflow.pyfunc.load_model(f"models:/asym-dvlog-mean-mlp/{versions['asym-dvlog-mean-mlp']}").predict(frame)
-        assert [r["id"] for r in rows] == list(local["id"])
-        assert [r["probability"] for r in rows] == list(local["probability"])
-    finally:                                    # the server and its workers, whatever happened
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stdout.close()
+    finally:
+        _stop(proc)
+    mlflow.set_tracking_uri(tracking.tracking_uri(p))
+    local = mlflow.pyfunc.load_model(uri).predict(frame)
+    assert [r["id"] for r in rows] == list(local["id"])
+    assert [r["probability"] for r in rows] == list(local["probability"])
 
 
 def torch_cpu():

@@ -502,11 +502,11 @@ class Killed(Exception):
     """Stands for a SIGKILL: raised from the per-epoch callback, before that epoch is saved."""
 
 
-def _killer(at: tuple[int, int], rows: list[tuple[int, int, dict]]):
-    """An observer that records every row and dies at (partition, epoch) `at`."""
+def _killer(at: tuple[int, int, int], rows: list[tuple[int, int, dict]]):
+    """An observer that records every row and dies at (seed, partition, epoch) `at`."""
     def observe(seed: int, partition: int, row: dict) -> None:
         rows.append((seed, partition, row))
-        if (partition, row["epoch"]) == at:
+        if (seed, partition, row["epoch"]) == at:
             raise Killed
     return observe
 
@@ -566,36 +566,62 @@ def _rows(rows: list[tuple[int, int, dict]]) -> list[tuple[int, int, dict]]:
     return [(s, q, {k: v for k, v in r.items() if k != "epoch_time_s"}) for s, q, r in rows]
 
 
-@pytest.mark.parametrize(("protocol", "model", "killed_at"), [
-    ("official", "mean-mlp", (0, 4)),           # random windows, cosine schedule, AdamW, dropout
-    ("kfold", "mean-mlp-offline", (1, 3)),      # offline crops, Adam; the first partition finished
+@pytest.fixture
+def epochs_trained(monkeypatch) -> list[int]:
+    """One entry per epoch trained from here on."""
+    trained: list[int] = []
+    original = train_mod.train_epoch
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(train_mod, "train_epoch", counting)
+    return trained
+
+
+@pytest.mark.parametrize(("protocol", "model", "killed_at", "left"), [
+    # random windows, cosine schedule, AdamW, dropout; killed in seed 0: 2 + 5 epochs left
+    ("official", "mean-mlp", (0, 0, 4), 7),
+    # offline crops, Adam; seed 0 complete, seed 1 killed in its second partition: 3 epochs left
+    ("kfold", "mean-mlp-offline", (1, 1, 3), 3),
 ])
 def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_bit_identical(
-        resume_projects, offline_entry, monkeypatch, tmp_path, capsys, protocol, model, killed_at):
+        resume_projects, offline_entry, monkeypatch, tmp_path, capsys, epochs_trained, protocol, model, killed_at,
+        left):
     p = resume_projects[protocol]
     want_rows: list = []
     ref = _train_in(monkeypatch, tmp_path / "ref", p, model, [0, 1], observer=lambda *a: want_rows.append(a))
     rows: list = []
     with pytest.raises(Killed):
         _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=_killer(killed_at, rows))
-    out = Path(train_mod.Layout.of(p).run_dir("dvlog", model, 0))
-    resume = out / "resume.pt"
+    seed, partition, epoch = killed_at[0], killed_at[1], killed_at[2] - 1
+    lay = train_mod.Layout.of(p)
+    resume = Path(lay.resume_file("dvlog", model, seed))
     record = torch.load(resume, weights_only=True)                  # tensors and plain containers only
-    partition, epoch = killed_at[0], killed_at[1] - 1
-    assert (record["partition"], record["epoch"], len(record["finished"])) == (partition, epoch, partition)
-    assert [r["epoch"] for r in record["history"]] == list(range(1, epoch + 1))
-    views = record["loop"]["views"]
+    current = record["current"]
+    assert (current["partition"], current["epoch"], len(record["finished"])) == (partition, epoch, partition)
+    assert [r["epoch"] for r in current["history"]] == list(range(1, epoch + 1))
+    views = current["loop"]["views"]
     assert (len(views) > len(set(views[:, 0].tolist()))) == (model == "mean-mlp-offline")   # crops beside vlogs
-    assert not train_mod.run_complete(out)
-    (out / "history.csv").write_text("stale\n")                     # an incomplete folder: trained over, resume kept
-    half_saved = out / ".resume.pt.k1ll3d.tmp"                      # a kill in the middle of a save
+    for done in range(seed):                                        # complete: rebuilds its files, no more
+        record = torch.load(lay.resume_file("dvlog", model, done), weights_only=True)
+        assert record["current"] is None and len(record["finished"]) == 2
+    for s in (0, 1):                                                # as Snakemake and DVC do before a rerun
+        for key in train_mod.TRAIN_FILES:
+            Path(lay.run_file("dvlog", model, s, key)).unlink(missing_ok=True)
+    (resume.parent / "history.csv").write_text("stale\n")           # a file of an incomplete seed: trained over
+    half_saved = resume.parent / ".resume.pt.k1ll3d.tmp"            # a kill in the middle of a save
     half_saved.write_bytes(b"half")
     capsys.readouterr()
+    epochs_trained.clear()
 
     rows.clear()
     runs = _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=lambda *a: rows.append(a))
+    assert len(epochs_trained) == left
     where = " of partition 2/2" if protocol == "kfold" else ""
-    assert f"dvlog/{model}/seed0: resumed after epoch {epoch}/5{where} from {resume}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"dvlog/{model}/seed{seed}: resumed after epoch {epoch}/5{where} from {resume}" in said
+    assert ("seed0: complete before the kill: its files are written again" in said) == (seed == 1)
     for s in (0, 1):
         _same_run(Path(train_mod.Layout.of(p).run_dir("dvlog", model, s)), ref / "dvlog" / model / f"seed{s}")
         assert not (runs / "dvlog" / model / f"seed{s}" / "resume.pt").exists()
@@ -630,7 +656,7 @@ def test_an_unusable_resume_file_is_named_in_a_warning_and_the_seed_starts_again
     p = resume_projects["official"]
     ref = _train_in(monkeypatch, tmp_path / "ref", p, "mean-mlp", [0])
     with pytest.raises(Killed):
-        _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=_killer((0, 3), []))
+        _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=_killer((0, 0, 3), []))
     resume = Path(train_mod.Layout.of(p).resume_file("dvlog", "mean-mlp", 0))
     damage(resume)
     capsys.readouterr()
@@ -691,7 +717,7 @@ def test_a_grad_scaler_is_saved_and_a_loop_that_does_not_fit_its_file_is_refused
     saved.scaler.update(new_scale=8.0)                  # as after overflowing steps
     SeedResume(path, "f", 0.0).save(0, 2, saved, None, [{"epoch": 1, "score": np.float64(0.5)}])
     record = torch.load(path, weights_only=True)
-    assert record["history"] == [{"epoch": 1, "score": 0.5}]
+    assert record["current"]["history"] == [{"epoch": 1, "score": 0.5}]
     resumed = SeedResume(path, "f", 0.0, record).saved(0)
     live = loop(torch.amp.GradScaler("cpu", init_scale=64.0))
     resumed.restore(live)

@@ -8,6 +8,12 @@ import numpy as np
 
 FOLDS = ("train", "valid", "test")
 UNLABELLED = -1      # a vlog read for prediction only, with no label given
+# Each format's release, as messages and model cards name it, with the paper that published it.
+RELEASES = {"dvlog": ("D-Vlog", "Yoon et al., AAAI 2022"), "lmvd": ("LMVD", "He et al., 2024")}
+
+
+def release_name(fmt: str) -> str:
+    return RELEASES[fmt][0] if fmt in RELEASES else fmt
 
 
 @dataclass

@@ -50,7 +50,6 @@ OPENFACE_COLUMNS = OPENFACE_HEAD + lmvd.LANDMARK_COLUMNS + [f"AU{a}_r" for a in 
 MOUTH = np.arange(48, 68)
 MOUTH_CORNERS = np.array([48, 54])
 MECHANISMS = ("marginal", "synchrony", "null")
-ENERGY = slice(0, 4)          # the acoustic dimensions that stand for vocal energy
 
 
 def _face_template(rng: np.random.Generator) -> np.ndarray:
@@ -147,7 +146,7 @@ class _Generator:
         amp = np.full(self.audio_dim, 0.6)
         amp[self.prosody] = 1.2 * expressive
         audio = subj["audio_id"] + _smooth_noise(rng, t_a, self.audio_dim) * amp
-        audio[:, ENERGY] += float(sync["energy_amplitude"]) * expressive * energy[:, None]
+        audio[:, self.prosody] += float(sync["energy_amplitude"]) * expressive * energy[:, None]   # prosody follows energy
         audio += rng.normal(0, 0.3, audio.shape)
         audio = audio * self.audio_scale + self.audio_offset
         motion = 8.0 * expressive

@@ -13,7 +13,7 @@ from scipy.stats import ks_2samp
 
 from asym.data.dvlog import read_dvlog
 from asym.data.lmvd import read_lmvd
-from asym.data.synthetic import ENERGY, MOUTH, OPENFACE_COLUMNS, write_dvlog, write_lmvd
+from asym.data.synthetic import MOUTH, OPENFACE_COLUMNS, write_dvlog, write_lmvd
 from asym.errors import ConfigError
 from asym.stats import holm
 
@@ -128,12 +128,15 @@ def _class_ks(y: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.array(holm([ks_2samp(col[y == 1], col[y == 0]).pvalue for col in table.T]))
 
 
-def _coupling(samples: list, lag: int) -> np.ndarray:
+PROSODY = {"dvlog": 6, "lmvd": 16}        # the acoustic dimensions the vocal energy drives
+
+
+def _coupling(samples: list, lag: int, dataset: str) -> np.ndarray:
     """Per vlog: correlation of the vocal energy with the mouth's vertical position (relative to
     the rest of the face) `lag` frames later."""
     out = []
     for s in samples:
-        energy = s.audio[:, ENERGY].mean(1)
+        energy = s.audio[:, : PROSODY[dataset]].mean(1)
         ys = s.visual[:, 68:]
         rest = np.setdiff1d(np.arange(68), MOUTH)
         mouth = ys[:, MOUTH].mean(1) - ys[:, rest].mean(1)
@@ -168,7 +171,7 @@ def test_under_synchrony_each_modality_alone_is_the_same_in_both_classes(mechani
         assert p.min() > 0.05, f"{dataset} {modality}: a marginal statistic differs between classes (p {p.min():.2g})"
     # ... while the coupling between them differs strongly
     lag = params.synth.dvlog.synchrony.lag
-    corr = _coupling(samples, lag)
+    corr = _coupling(samples, lag, dataset)
     assert ks_2samp(corr[y == 0], corr[y == 1]).pvalue < 1e-10
     assert corr[y == 0].mean() - corr[y == 1].mean() > 0.4
     # the same check does see a marginal cue: under `marginal` the statistics differ
@@ -187,7 +190,7 @@ def test_under_null_the_labels_are_independent_of_the_features(mechanisms, param
     # is the marginal mechanism's, not that of a dataset without any cue
     spread = {m: np.std(t["audio"], axis=0).mean() for m, t in (("null", tables), ("marginal", tables_m))}
     assert spread["null"] == pytest.approx(spread["marginal"], rel=0.2)
-    corr = _coupling(mechanisms["null"][dataset], params.synth.dvlog.synchrony.lag)
+    corr = _coupling(mechanisms["null"][dataset], params.synth.dvlog.synchrony.lag, dataset)
     assert ks_2samp(corr[y == 0], corr[y == 1]).pvalue > 0.05
 
 

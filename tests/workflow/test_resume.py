@@ -1,7 +1,8 @@
 """A real run killed with SIGKILL mid-training resumes with the documented command (`make run`)
 and ends as if never interrupted: same tables, one FINISHED MLflow run per job, none RUNNING,
-no temporary file. A training job killed inside a seed goes on there, from the seed's resume.pt,
-when Snakemake or DVC reruns it, and ends bit-identical to the uninterrupted run."""
+no temporary file. A training job killed inside its second seed goes on there, from the seed's
+resume.pt, when Snakemake or DVC reruns it: the first seed, whose files they delete, is written
+again without training, and both end bit-identical to the uninterrupted run."""
 
 from __future__ import annotations
 
@@ -89,19 +90,20 @@ def test_kill_9_mid_training_then_make_run_resumes_cleanly(data_stages, snakemak
 
 # --- a job killed inside a seed ------------------------------------------------------------------
 JOB = ("dvlog", "bilstm")
-RESUME = "runs/dvlog/bilstm/seed0/resume.pt"
+RESUME = "runs/dvlog/bilstm/seed1/resume.pt"            # the job's second seed
 KILL_FROM_EPOCH = 2
 
 
 def _saved_epoch(path: Path) -> int:
     try:
-        return int(torch.load(path, weights_only=True)["epoch"])
+        current = torch.load(path, weights_only=True)["current"]
     except FileNotFoundError:
         return 0
+    return TINY["epochs"] if current is None else int(current["epoch"])    # None: the seed is complete
 
 
 def _kill_inside_the_seed(cmd: list[str], root: Path) -> int:
-    """Run `cmd`; SIGKILL its whole process group once seed 0 has saved an epoch >= 2 (read as a
+    """Run `cmd`; SIGKILL its whole process group once seed 1 has saved an epoch >= 2 (read as a
     rerun reads it); return the epoch its resume.pt then holds."""
     proc = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -117,6 +119,13 @@ def _kill_inside_the_seed(cmd: list[str], root: Path) -> int:
     epoch = _saved_epoch(root / RESUME)
     assert not (root / RESUME).with_name("train.json").exists() and epoch < TINY["epochs"], "killed too late"
     return epoch
+
+
+def _said(text: str, epoch: int) -> None:
+    """The rerun's log: seed 0 rebuilt from its resume.pt, seed 1 resumed inside its epochs."""
+    label = f"{JOB[0]}/{JOB[1]}"
+    assert f"{label}/seed0: complete before the kill: its files are written again from " in text, text[-2000:]
+    assert f"{label}/seed1: resumed after epoch {epoch}/{TINY['epochs']} from " in text, text[-2000:]
 
 
 def _same_as_uninterrupted(root: Path, reference: Path) -> None:
@@ -139,8 +148,7 @@ def test_snakemake_reruns_a_job_killed_inside_a_seed_from_its_last_epoch(data_st
     epoch = _kill_inside_the_seed([str(BIN / "snakemake"), "--cores", "1", target], root)
     snakemake(root, "--unlock")
     snakemake(root, target)                                        # rerun-incomplete: the default profile
-    log = (root / "logs" / "train" / f"{JOB[0]}" / f"{JOB[1]}.log").read_text()
-    assert f"{JOB[0]}/{JOB[1]}/seed0: resumed after epoch {epoch}/{TINY['epochs']} from " in log, log[-2000:]
+    _said((root / "logs" / "train" / f"{JOB[0]}" / f"{JOB[1]}.log").read_text(), epoch)
     _same_as_uninterrupted(root, snakemake_project)
 
 
@@ -154,6 +162,5 @@ def test_dvc_repro_of_a_stage_killed_inside_a_seed_goes_on_from_its_last_epoch(d
         run(cmd, root)
     repro = [str(BIN / "dvc"), "repro", "-s", f"train-{JOB[0]}-{JOB[1]}"]
     epoch = _kill_inside_the_seed(repro, root)
-    out = run(repro, root).stdout                                  # DVC removes the stage's outs first
-    assert f"{JOB[0]}/{JOB[1]}/seed0: resumed after epoch {epoch}/{TINY['epochs']} from " in out, out[-2000:]
+    _said(run(repro, root).stdout, epoch)                          # DVC removes the stage's outs first
     _same_as_uninterrupted(root, snakemake_project)

@@ -15,6 +15,7 @@ rule report:
         predictions=[L.run_file(d, m, s, "predictions") for d, m, s in RUNS],
         summaries=[L.run_file(d, m, s, "summary") for d, m, s in RUNS],
         splits=[L.split_json(d) for d in P.datasets] + [L.split_csv(d) for d in P.datasets],
+        cards=[L.card_json(d) for d in P.datasets],         # the model cards' training-data section
         study=STUDY_INPUTS,
         data=data_deps("report"),
         code=code("report"),
@@ -32,7 +33,9 @@ rule report:
 
 rule track:
     input:
-        runs=[L.run_file(d, m, s, k) for d, m, s in RUNS for k in ("predictions", "history", "summary", "metrics", "confusion")],
+        runs=[L.run_file(d, m, s, k) for d, m, s in RUNS
+              for k in ("checkpoint", "predictions", "history", "summary", "metrics", "confusion")],
+        data=[L.parquet(d) for d in P.datasets],            # each run's input dataset, by digest
         report=list(REPORT.values()),
         code=code("track"),
     output:
