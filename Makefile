@@ -3,7 +3,7 @@
 #               killed half-way resumes: rerun `make run`)
 #   make test   the same set-up, then the test suite (what CI runs)
 # Also: make test-fast (everything not marked slow), make mutants, make bench, make gpu-wheels,
-# make gpu-check.
+# make gpu-check, make demo-mechanisms (the demos that know their answer, workflow/demos/).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +12,7 @@ ORACLE := .cache/oracle
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: lock run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check gpu-wheels wheels-for-tests
+.PHONY: demo-mechanisms lock run test test-fast lint dvc mlflow-ui bench mutants clean-outputs install oracle gpu-check gpu-wheels wheels-for-tests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,17 @@ run: $(STAMP)
 	@echo "Figures:     reports/metrics.png, confusion_matrices.png, reliability.png"
 	@echo "HTML report: reports/report.html"
 	@echo "MLflow UI:   make mlflow-ui   (it prints the address of the training runs)"
+
+# The demos that know their answer (workflow/demos/): the label only in the audio-visual coupling
+# (`synchrony`), and labels independent of the features (`null`); each writes its own folders.
+DEMOS := synchrony null
+demo-mechanisms: $(STAMP)
+	@$(BIN)/python workflow/scripts/stale_lock.py .
+	@for demo in $(DEMOS); do \
+	  $(BIN)/snakemake --cores $(CORES) all --config params=workflow/demos/$$demo.yaml || exit 1; \
+	done
+	@echo
+	@for demo in $(DEMOS); do echo "$$demo: reports/demos/$$demo/ablation.md, comparison.md, results.md (+ .csv, .tex)"; done
 
 # The tests' rehearsal of the GPU check runs in an environment of only the base and these wheels.
 wheels-for-tests: $(STAMP)

@@ -92,18 +92,23 @@ def test_synchrony_only_the_model_of_both_modalities_finds_the_coupling(tmp_path
 
 
 @pytest.mark.slow
-def test_null_no_model_beats_chance_or_differs_from_asym(tmp_path):
-    reports = run_steps(demo_project(tmp_path, "null", MODELS), MODELS)
+def test_null_no_model_beats_chance_and_f1_follows_the_share_called_depressed(tmp_path):
+    """No skill anywhere: every balanced accuracy's and AUROC's CI holds 0.5. F1 is not a measure
+    of skill: a model guessing "depressed" for a share q of the vlogs scores 2 pi q / (pi + q) in
+    expectation (pi: the depressed share), so models at chance differ in F1 as their q differ, and
+    the paired test rightly says so; each model's F1 CI holds its own q's value."""
+    params_file = demo_project(tmp_path, "null", MODELS)
+    reports = run_steps(params_file, MODELS)
     summary = pd.read_csv(reports / "summary.csv").query("dataset == 'dvlog' and kind != 'floor'").set_index("model")
     assert list(summary.index) == MODELS
+    runs = tmp_path / "runs" / "dvlog"
     for model in MODELS:
-        assert holds_half(summary.loc[model]), (model, summary.loc[model, ["balanced_accuracy_ci_low",
-                                                                           "balanced_accuracy_ci_high"]])
-    others = summary.drop(index="asym")
-    assert (others["p_vs_asym"] >= 0.05).all(), others[["delta_f1_vs_asym", "p_raw_vs_asym", "p_vs_asym"]]
-    md = (reports / "ablation.md").read_text() + (reports / "comparison.md").read_text()
-    assert "yes (significant)" not in md and "significantly better" not in md
-    assert "not significant" in md
+        row = summary.loc[model]
+        assert holds_half(row), (model, row[["balanced_accuracy_ci_low", "balanced_accuracy_ci_high"]])
+        assert row["auroc_ci_low"] <= 0.5 <= row["auroc_ci_high"], (model, row[["auroc_ci_low", "auroc_ci_high"]])
+        test = pd.read_parquet(runs / model / "seed0" / "predictions.parquet").query("fold == 'test'")
+        pi, q = test["label"].mean(), test["pred"].mean()
+        assert row["f1_ci_low"] <= 2 * pi * q / (pi + q) <= row["f1_ci_high"], (model, q, row["f1"])
 
 
 # --- the demo files themselves -------------------------------------------------------------------------

@@ -37,8 +37,9 @@ def test_kill_9_mid_training_then_make_run_resumes_cleanly(data_stages, snakemak
     root = tmp_path / "p"
     shutil.copytree(data_stages, root, symlinks=True)
     shutil.copy(ROOT / "Makefile", root / "Makefile")
-    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
-    os.utime(root / "pyproject.toml", (0, 0))           # older than the venv's install stamp: nothing to install
+    for name in ("pyproject.toml", "requirements.lock"):
+        shutil.copy(ROOT / name, root / name)
+        os.utime(root / name, (0, 0))                   # older than the venv's install stamp: nothing to install
     (root / "workflow" / "scripts").mkdir(exist_ok=True)
     shutil.copy(ROOT / "workflow" / "scripts" / "stale_lock.py", root / "workflow" / "scripts" / "stale_lock.py")
     raw = yaml.safe_load((root / "params.yaml").read_text())
