@@ -20,8 +20,8 @@ the seed is trained from (dataset, model, seed, registry entry, recipe, model co
 precision, device kind, the data and split files, the code the training stage runs). A file that
 cannot be read (truncated, not a torch file, holding pickled objects) or that was written for
 other inputs is not resumed from: a warning names it and the reason, the seed starts again from
-its first epoch, and its first finished epoch overwrites the file. A job is never stopped by a
-file it can rebuild.
+its first epoch, and its first finished epoch overwrites the file: such a file never stops a
+job. One that matches but does not fit the model being built stops it with an error naming it.
 
 Once the seed's files are written, resume.pt keeps only what rebuilds them without training (each
 partition's best weights and history), and the job removes it when all its seeds are complete:
@@ -80,7 +80,8 @@ def capture_rng(feed_rng: np.random.Generator) -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        # CUDA's generators only once CUDA is in use (asking earlier would start it in a CPU run)
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
         "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
