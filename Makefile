@@ -81,9 +81,13 @@ demo-mechanisms: $(STAMP)
 	@$(BIN)/python workflow/scripts/stale_lock.py .
 	@for demo in $(DEMOS); do \
 	  $(BIN)/snakemake --cores $(CORES) all --config params=workflow/demos/$$demo.yaml || exit 1; \
+	  $(BIN)/snakemake --quiet all --config params=workflow/demos/$$demo.yaml \
+	    --report reports/demos/$$demo/report.html >/dev/null 2>&1 || echo "(no HTML report for $$demo)"; \
 	done
 	@echo
-	@for demo in $(DEMOS); do echo "$$demo: reports/demos/$$demo/ablation.md, comparison.md, results.md (+ .csv, .tex)"; done
+	@for demo in $(DEMOS); do \
+	  echo "$$demo: reports/demos/$$demo/ablation.md, comparison.md, results.md (+ .csv, .tex), report.html"; \
+	done
 
 # The tests' rehearsal of the GPU check runs in an environment of only the base and these wheels.
 wheels-for-tests: $(STAMP)

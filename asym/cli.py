@@ -185,10 +185,10 @@ def cmd_ui(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from asym.models import registry
+    from asym.models import factory, registry
 
     if args.details:
-        print_details(registry.details(_params(args)), registry.names(args.kind))
+        print_details(factory.details(_params(args)), registry.names(args.kind))
         return
     for name in registry.names(args.kind):
         e = registry.get(name)

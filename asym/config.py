@@ -2,7 +2,7 @@
 
 The file is checked against the schema below before anything runs: an unknown or misspelt key,
 a wrong type or an unknown model name is refused with its dotted key named. Each block has one
-typed accessor, `scale` is resolved in one place (`Params.recipe`, `Params.model_family`,
+typed accessor, `scale` is resolved in one place (`Params.recipe`, `Params.model_config`,
 `Params.seeds`, `Params.protocol`), and every relative path is resolved in one place
 (`Params.resolve`), against the folder of the params file.
 """
@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from asym.errors import ConfigError
+from asym.models.families import Family, ModelBlocks
+from asym.schema import Strict
 
 T = TypeVar("T")
 Scale = Literal["demo", "paper"]
@@ -29,10 +31,6 @@ Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "kfold_s
 STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
 
 
-class Strict(BaseModel):
-    """Every block refuses keys it does not know: a typo is an error, never a silent default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ByScale(Strict, Generic[T]):
@@ -360,7 +358,7 @@ class ParamsFile(Strict):
     run: RunConfig
     train: TrainConfig
     recipes: ByScale[dict[str, RecipeConfig]]
-    model: ByScale[dict[str, dict[str, Any]]]
+    model: ByScale[ModelBlocks]   # type: ignore[valid-type]  (one typed block per family)
     report: ReportConfig
     optimism: OptimismConfig | None = None
 
@@ -387,8 +385,6 @@ class ParamsFile(Strict):
         for scale in SCALES:
             for model in registry.names():
                 entry = registry.get(model)
-                if entry.family not in self.model.at(scale):
-                    raise ValueError(f"model.{scale} has no block {entry.family!r} (read by model {model!r})")
                 if entry.recipe not in self.recipes.at(scale):
                     raise ValueError(f"recipes.{scale} has no recipe {entry.recipe!r} (named by model {model!r})")
         return self
@@ -488,15 +484,18 @@ class Params:
             raise ConfigError(f"recipes.{self.scale} has no recipe {name!r} in {self.path}")
         return recipes[name]
 
-    def model_family(self, family: str, dataset: str | None = None) -> dict[str, Any]:
-        block = self.data.model.at(self.scale)
-        if family not in block:
-            raise ConfigError(f"model family {family!r} has no block under model.{self.scale} in {self.path}")
-        cfg = copy.deepcopy(block[family])
-        by_dataset = cfg.pop("by_dataset", {}) or {}
-        if dataset is not None and dataset in by_dataset:
-            cfg = deep_merge(cfg, by_dataset[dataset])
-        return cfg
+    def model_config(self, name: str, dataset: str | None = None, **overrides: Any) -> Family:
+        """Registry entry `name`'s family block at the active scale, refined for `dataset`, with the
+        entry's overrides and then the caller's: what the model is built from and what its
+        checkpoint records."""
+        from asym.models import registry
+
+        entry = registry.get(name)
+        block = getattr(self.data.model.at(self.scale), entry.family)
+        try:
+            return block.resolved(dataset, {**entry.overrides, **overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"model {name!r} at model.{self.scale}.{entry.family}: {_format_errors(exc)}") from None
 
     @property
     def seeds(self) -> list[int]:

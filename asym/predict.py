@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from asym.data.parquet import FeatureTable, read_samples, write_samples
@@ -35,7 +36,7 @@ from asym.data.sample import release_name
 from asym.errors import ConfigError, DataError
 from asym.io import atomic_path
 from asym.layout import TRAIN_FILES
-from asym.models import registry
+from asym.models import factory, registry
 
 DISCLAIMER = ("research model trained on self-reported vlog labels (D-Vlog / LMVD); "
               "not a diagnostic tool and not for clinical use")
@@ -79,9 +80,9 @@ def build_model(meta: dict[str, Any], where: Path) -> nn.Module:
         print(f"asym predict: warning: the registry entry of {meta['model']!r} changed since {where} was trained",
               file=sys.stderr)
     try:
-        return registry.model_class(meta["model"])(audio_dim=int(meta["audio_dim"]), visual_dim=int(meta["visual_dim"]),
-                                                   **meta["model_config"])
-    except TypeError as exc:
+        config = factory.family_config(meta["model"], meta["model_config"])
+        return factory.build(meta["model"], int(meta["audio_dim"]), int(meta["visual_dim"]), config)
+    except (TypeError, ValidationError) as exc:
         raise ConfigError(f"{where}: cannot rebuild {meta['model']!r} from its checkpoint: {exc}") from None
 
 

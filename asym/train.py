@@ -34,7 +34,7 @@ from asym.io import atomic_path, read_json, write_json
 from asym.layout import PACKAGE, TRAIN_FILES, Layout, code_deps
 from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
-from asym.models import registry
+from asym.models import factory, registry
 from asym.normalize import PerSampleNormalizer
 from asym.optimization import build_optimizer, build_scheduler, step_scheduler
 from asym.resume import Loop, SeedResume, fingerprint
@@ -402,7 +402,7 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
     results, predictions, norms, thresholds = [], [], [], []
     for p, folds in enumerate(partitions):
         norm = fit_normalizer(recipe, folds["train"])
-        model = registry.build(model_name, meta["audio_dim"], meta["visual_dim"], params=params, dataset=dataset)
+        model = factory.from_params(model_name, params, dataset, widths=(meta["audio_dim"], meta["visual_dim"]))
         model = model.to(rt.device)
         on_epoch = None if observer is None else (lambda row, p=p: observer(seed, p, row))
         if p < len(resume.finished):         # trained to its end before the kill
@@ -426,7 +426,7 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         "protocol": params.protocol(dataset), "n_partitions": len(partitions), "device": str(rt.device),
         "precision": rt.precision, "n_params": n_params,
         "recipe_name": entry.recipe, "recipe": recipe.model_dump(mode="json"),
-        "model_config": registry.resolve_config(model_name, params, dataset),
+        "model_config": params.model_config(model_name, dataset).kwargs(),
         "best_epoch": [r.best_epoch for r in results], "best_valid_selection": [r.best_score for r in results],
         "threshold": thresholds,
         "epochs": int(recipe.epochs),
@@ -447,7 +447,7 @@ def inputs_digest(params: Any, dataset: str, model_name: str, device: torch.devi
     layout = Layout.of(params)
     facts = {"dataset": dataset, "model": model_name, "entry": entry.digest(), "scale": params.scale,
              "protocol": params.protocol(dataset), "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
-             "model_config": registry.resolve_config(model_name, params, dataset), "precision": precision,
+             "model_config": params.model_config(model_name, dataset).kwargs(), "precision": precision,
              "device": device.type}
     files = [layout.parquet(dataset), layout.split_csv(dataset),
              *(PACKAGE.parent / f for f in code_deps("train", model_name))]
@@ -480,7 +480,7 @@ def checkpoint_meta(params: Any, dataset: str, model_name: str, seed: int, table
     readers = getattr(params.readers, fmt, None)
     return {"version": CHECKPOINT_VERSION, "dataset": dataset, "format": fmt, "model": model_name,
             "entry_digest": entry.digest(), "kind": entry.kind, "seed": int(seed), "scale": params.scale,
-            "model_config": registry.resolve_config(model_name, params, dataset),
+            "model_config": params.model_config(model_name, dataset).kwargs(),
             "audio_dim": int(table_meta["audio_dim"]), "visual_dim": int(table_meta["visual_dim"]),
             "readers": readers.model_dump(mode="json") if readers is not None else {},
             "recipe_name": entry.recipe, "recipe": params.recipe(entry.recipe).model_dump(mode="json"),

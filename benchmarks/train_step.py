@@ -46,15 +46,16 @@ def measure(model: str, dataset: str, device: str, precision: str, frames: int, 
     import torch
 
     from asym.config import load_params
-    from asym.models import registry
+    from asym.data.formats import input_widths
+    from asym.models import factory
     from asym.models.layers import param_groups
 
     torch.set_num_threads(threads)
     params = load_params(ROOT / "params.yaml").at_scale(scale)
     dev = torch.device(device)
-    net = registry.build(model, *registry.input_widths()[dataset], params=params, dataset=dataset).to(dev)
+    net = factory.from_params(model, params, dataset, widths=input_widths()[dataset]).to(dev)
     opt = torch.optim.AdamW(param_groups(net, 1e-4), lr=1e-4)
-    a_dim, v_dim = registry.input_widths()[dataset]
+    a_dim, v_dim = input_widths()[dataset]
     autocast = precision == "bf16"
 
     def step(t: int) -> float:

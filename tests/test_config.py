@@ -31,7 +31,7 @@ def test_default_params_are_valid_and_scale_switches_in_one_place(params, tmp_pa
     assert paper.recipe("depmamba").crop.min_frames_for("dvlog") == 500
     assert paper.recipe("depmamba").crop.min_frames_for("lmvd") == 400
     assert paper.protocol("lmvd") == "depmamba" and params.protocol("lmvd") == "stratified_group"
-    assert registry.resolve_config("asym-no-gate", paper, "dvlog")["use_gate"] is False
+    assert paper.model_config("asym-no-gate", "dvlog").use_gate is False
     assert params.at_scale("paper").recipe("asym").epochs == 120
 
 
@@ -54,6 +54,15 @@ def test_paths_are_resolved_against_the_params_file(tmp_path):
     (lambda r: r.update(extra_block={}), "extra_block: unknown key"),
     (lambda r: r["recipes"]["demo"].pop("depmamba"), "no recipe 'depmamba'"),
     (lambda r: r["recipes"]["demo"]["asym"]["crop"].pop("max_frames"), "needs ['max_frames']"),
+    # the model families are typed too (asym.models.families)
+    (lambda r: r["model"]["demo"]["asym"].update(d_stat=8), "model.demo.asym.d_stat: unknown key (a typo?)"),
+    (lambda r: r["model"]["demo"]["bilstm"].update(hidden="wide"), "model.demo.bilstm.hidden"),
+    (lambda r: r["model"]["paper"]["depmamba"].pop("d_conv"), "model.paper.depmamba.d_conv: Field required"),
+    (lambda r: r["model"]["paper"]["asym"]["by_dataset"]["dvlog"].update(d_stat=3),
+     "model.paper.asym.by_dataset.dvlog.d_stat: unknown key (a typo?)"),
+    (lambda r: r["model"]["demo"]["mult"].update(dropout=1.5), "model.demo.mult.dropout"),
+    (lambda r: r["model"]["demo"].pop("tamfn"), "model.demo.tamfn: Field required"),
+    (lambda r: r["model"]["demo"].update(tamfm={}), "model.demo.tamfm: unknown key (a typo?)"),
 ])
 def test_invalid_params_are_refused_with_the_key_named(params, tmp_path, change, key):
     raw = yaml.safe_load(params.path.read_text())
@@ -81,3 +90,23 @@ def test_dvc_yaml_is_generated_from_the_registry_and_the_layout(params):
     stages = yaml.safe_load(committed)["stages"]
     assert {s.split("-", 2)[2] for s in stages if s.startswith("train-dvlog-")} == set(registry.names())
     assert {"evaluate", "report", "track"} <= set(stages)
+
+
+@pytest.mark.parametrize("runner", ["snakemake", "asym"])
+def test_a_model_block_typo_stops_the_dag_before_any_job_naming_the_key(params, tmp_path, runner):
+    """Under `snakemake -n` as in each `asym` step (what `dvc repro` runs): the key, no traceback."""
+    import shutil
+
+    raw = yaml.safe_load(params.path.read_text())
+    raw["model"]["demo"]["asym"]["d_stat"] = raw["model"]["demo"]["asym"].pop("d_state")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(ROOT / "Snakefile", tmp_path / "Snakefile")
+    shutil.copytree(ROOT / "workflow", tmp_path / "workflow")
+    cmd = ([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1"] if runner == "snakemake"
+           else [sys.executable, "-m", "asym", "--params", "params.yaml", "fetch", "--dataset", "dvlog"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "model.demo.asym.d_stat: unknown key (a typo?)" in out and "model.demo.asym.d_state: Field required" in out
+    assert "Traceback" not in out and 'File "' not in out
+    assert not (tmp_path / "data").exists()

@@ -23,7 +23,7 @@ from asym.data.splits import load_partitions, make_split
 from asym.data.synthetic import write_dvlog
 from asym.io import read_json
 from asym.layout import Layout
-from asym.models import registry
+from asym.models import factory, registry
 from asym.models.registry import Entry
 from tests.project import ROOT, small_params
 
@@ -133,7 +133,7 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
     out = Path(Layout.of(p).run_dir("dvlog", model, 0))
     state, norm, best_epoch = train_mod.load_checkpoint(out / "checkpoint.pt")
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
-    net = registry.build(model, 25, 136, params=p, dataset="dvlog")
+    net = factory.from_params(model, p, "dvlog", widths=(25, 136))
     net.load_state_dict(state)
     score, _ = train_mod.validation_score(net, parts[0]["valid"], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")
     hist = pd.read_csv(out / "history.csv")
@@ -223,7 +223,7 @@ def test_depmamba_trains_with_its_official_recipe(official, monkeypatch, tmp_pat
 
 def test_asym_recipe_exempts_a_log_d_norms_and_biases_from_weight_decay(official):
     p = official
-    model = registry.build("asym", 25, 136, params=p, dataset="dvlog")
+    model = factory.from_params("asym", p, "dvlog", widths=(25, 136))
     opt = train_mod.build_optimizer(model, p.recipe("asym"), "dvlog")
     assert type(opt) is torch.optim.AdamW
     decayed, exempt = opt.param_groups
@@ -450,7 +450,7 @@ def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(officia
     monkeypatch.setattr(nn.utils, "clip_grad_norm_", lambda params, max_norm, **kw: clipped.append(max_norm) or
                         real_clip(params, max_norm, **kw))
     rows = []
-    net = registry.build("mean-mlp", 25, 136, params=p, dataset="dvlog")
+    net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
     rt = train_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size)
     result = train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog",
                            np.random.default_rng(0), rt, on_epoch=rows.append)
@@ -474,7 +474,7 @@ def test_balanced_class_weighting_weighs_the_training_folds_positives(official, 
     weights = []
     real = nn.BCEWithLogitsLoss
     monkeypatch.setattr(train_mod.nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
-    net = registry.build("mean-mlp", 25, 136, params=p, dataset="dvlog")
+    net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
     train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
                   train_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
     pos = int(folds["train"].label.sum())

@@ -21,7 +21,7 @@ from asym.errors import ConfigError
 from asym.evaluate import evaluate_run
 from asym.io import read_json
 from asym.layout import Layout
-from asym.models import registry
+from asym.models import factory
 from asym.normalize import PerSampleNormalizer, zscore_frames
 from asym.optimization import build_optimizer, build_scheduler, step_scheduler
 from asym.thresholds import best_f1_threshold, f1_per_threshold, threshold_grid
@@ -83,7 +83,7 @@ def test_caf_mamba_trains_with_its_recipe_and_steps_on_the_validation_loss(proje
     # the loss it stepped on is the mean BCE of the validation vlogs, here after the last epoch
     _, parts = load_partitions(Path(Layout.of(project).parquet("dvlog")), Path(Layout.of(project).split_csv("dvlog")))
     torch.manual_seed(0)
-    model = registry.build("caf-mamba", 25, 136, params=project, dataset="dvlog")
+    model = factory.from_params("caf-mamba", project, "dvlog", widths=(25, 136))
     norm = train_mod.fit_normalizer(project.recipe("caf-mamba"), parts[0]["train"])
     z = train_mod.predict(model, parts[0]["valid"], norm, 8, torch.device("cpu"), logits=True).astype(np.float64)
     y = parts[0]["valid"].label
@@ -101,7 +101,7 @@ def test_mdd_net_trains_with_its_recipe(project):
     assert isinstance(norm, PerSampleNormalizer) and norm.std_floor == 1e-8
     preds = pd.read_parquet(out / "predictions.parquet")
     assert np.isfinite(preds["prob"]).all() and summary["threshold"] == [0.5]
-    model = registry.build("mdd-net", 25, 136, params=project, dataset="dvlog")
+    model = factory.from_params("mdd-net", project, "dvlog", widths=(25, 136))
     opt = build_optimizer(model, project.recipe("mdd-net"), "dvlog")
     [group] = opt.param_groups                                     # every parameter decayed, as Adam(net.parameters())
     assert type(opt) is torch.optim.Adam and group["betas"] == (0.9, 0.9999) and group["weight_decay"] == 0.1

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from asym.data.formats import WIDTHS
 from asym.data.sample import FOLDS, UNLABELLED, Sample, align
 from asym.data.validate import check_unique, load_features, read_table
 from asym.errors import DataError
 
 HEADER = ["index", "label", "duration", "gender", "fold"]
 LABELS = {"depression": 1, "normal": 0}
-AUDIO_DIM = 25
-VISUAL_DIM = 136
+AUDIO_DIM, VISUAL_DIM = WIDTHS["dvlog"]
 
 
 def find_root(path: Path) -> Path:

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from asym.config import LmvdReaderConfig
+from asym.data.formats import WIDTHS
 from asym.data.sample import FOLDS, UNLABELLED, Sample, align
 from asym.data.validate import check_matrix, check_no_extra, check_unique, load_features, read_table
 from asym.errors import DataError
 
-AUDIO_DIM = 128
-VISUAL_DIM = 136
+AUDIO_DIM, VISUAL_DIM = WIDTHS["lmvd"]
 OPENFACE_NPY_DIM = 171
 LANDMARK_COLUMNS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
 DERIVED_HEADER = ["index", "label", "fold"]

@@ -5,20 +5,23 @@ An entry names its implementation, the params.yaml family block it reads
 (model.<scale>.<family>), the training recipe it is trained with, and the keys it overrides;
 a variant is one more entry. A model has one spelling: its registry name, with `-` read as
 `_`, is its params.yaml family and its module under baselines/ (ASYM's variants all read the
-`asym` family). Importing this module does not import torch, so the Snakefile can read it cheaply.
+`asym` family). Each family's typed schema is in asym.models.families; building and counting
+are asym.models.factory's. Importing this module does not import torch, so the Snakefile can
+read it cheaply.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from asym.errors import ConfigError
+from asym.models.families import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,17 @@ def register(name: str, target: str, family: str, kind: str, description: str, r
              **overrides: Any) -> None:
     if name in _ENTRIES:
         raise ConfigError(f"model {name!r} is registered twice")
+    if family not in FAMILIES:
+        raise ConfigError(f"model {name!r}: no family {family!r} in asym.models.families")
+    schema = FAMILIES[family]
+    unknown = sorted(set(overrides) - set(schema.model_fields) - {"by_dataset"})
+    if unknown:
+        raise ConfigError(f"model {name!r} overrides {unknown}, which family {family!r} does not have")
+    for key, value in overrides.items():
+        try:
+            TypeAdapter(schema.model_fields[key].rebuild_annotation()).validate_python(value)
+        except ValidationError as exc:
+            raise ConfigError(f"model {name!r}: override {key}={value!r}: {exc.errors()[0]['msg']}") from None
     _ENTRIES[name] = Entry(name, target, family, kind, description, overrides, recipe)
 
 
@@ -107,51 +121,3 @@ def get(name: str) -> Entry:
         return _ENTRIES[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; registered: {names()}") from None
-
-
-def resolve_config(name: str, params: Any, dataset: str | None = None, **overrides: Any) -> dict[str, Any]:
-    """The family block of params.yaml for the active scale, with the entry's and caller's
-    overrides (flat keys: an override replaces the family's value)."""
-    entry = get(name)
-    return {**params.model_family(entry.family, dataset), **entry.overrides, **overrides}
-
-
-def model_class(name: str) -> type:
-    module, cls = get(name).target.split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def build(name: str, audio_dim: int, visual_dim: int, params: Any, dataset: str | None = None,
-          **overrides: Any):
-    """Instantiate registry entry `name`: forward(audio, visual, lengths) -> logits (B,)."""
-    cls = model_class(name)
-    cfg = resolve_config(name, params, dataset, **overrides)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "audio_dim", "visual_dim"}
-    unknown = sorted(set(cfg) - accepted)
-    if unknown:
-        raise ConfigError(f"model {name!r} ({cls.__name__}) does not take {unknown}; it takes {sorted(accepted)}")
-    return cls(audio_dim=audio_dim, visual_dim=visual_dim, **cfg)
-
-
-def input_widths() -> dict[str, tuple[int, int]]:
-    """(audio, visual) feature widths of each release format."""
-    from asym.data import dvlog, lmvd
-
-    return {"dvlog": (dvlog.AUDIO_DIM, dvlog.VISUAL_DIM), "lmvd": (lmvd.AUDIO_DIM, lmvd.VISUAL_DIM)}
-
-
-def parameter_count(name: str, params: Any, scale: str, dataset: str) -> int:
-    """Parameters of `name` at `scale` on `dataset`'s input widths, shared ones counted once."""
-    model = build(name, *input_widths()[dataset], params=params.at_scale(scale), dataset=dataset)
-    return sum(p.numel() for p in model.parameters())
-
-
-def details(params: Any) -> list[dict[str, Any]]:
-    """One row per model: kind, recipe and parameter count at each scale on each dataset's widths."""
-    rows = []
-    for name in names():
-        e = get(name)
-        counts = {f"{scale}/{ds}": parameter_count(name, params, scale, ds) for scale in params.scales
-                  for ds in input_widths()}
-        rows.append({"model": name, "kind": e.kind, "recipe": e.recipe, **counts})
-    return rows

@@ -86,13 +86,14 @@ def test_bimamba_through_the_device_scan_is_padding_exact(device, tiny, monkeypa
 
 def test_paper_scale_asym_step_in_bf16_tracks_fp32(device, tiny):
     from asym.config import load_params
-    from asym.models import registry
+    from asym.data.formats import input_widths
+    from asym.models import factory
 
     scale = "demo" if tiny else "paper"
     params = load_params(ROOT / "params.yaml").at_scale(scale)
-    a_dim, v_dim = registry.input_widths()["dvlog"]
+    a_dim, v_dim = input_widths()["dvlog"]
     torch.manual_seed(0)
-    net = registry.build("asym", a_dim, v_dim, params=params, dataset="dvlog").to(device).eval()
+    net = factory.from_params("asym", params, "dvlog", widths=(a_dim, v_dim)).to(device).eval()
     batch, T = (2, 24) if tiny else (8, 1000)
     g = torch.Generator().manual_seed(1)
     audio, visual = torch.randn(batch, T, a_dim, generator=g), torch.randn(batch, T, v_dim, generator=g)

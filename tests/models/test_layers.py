@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from asym.config import load_params
-from asym.models import registry
+from asym.models import factory
 from asym.models.layers import ConvBlock, MaskedBatchNorm1d, length_mask, param_groups
 from asym.nn.mamba import Mamba
 from tests.project import ROOT
@@ -62,7 +62,7 @@ def _groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
 @pytest.mark.parametrize("copied", [False, True])
 def test_param_groups_exempt_state_matrices_skips_norms_and_biases_from_weight_decay(name, copied):
     torch.manual_seed(0)
-    model = registry.build(name, 25, 136, params=PARAMS)
+    model = factory.from_params(name, PARAMS, widths=(25, 136))
     model = copy.deepcopy(model) if copied else model     # deepcopy drops attributes set on a Parameter
     decay, no_decay = _groups(model)
     ids = [id(p) for p in decay + no_decay]

@@ -13,21 +13,22 @@ import torch
 import torch.nn.functional as F
 
 from asym.config import load_params
-from asym.models import registry
+from asym.data.formats import input_widths
+from asym.models import factory
 from asym.models.layers import length_mask
 from asym.nn.mamba import Mamba
 from tests.project import ROOT
 
 PARAMS = load_params(ROOT / "params.yaml")
 PAPER = PARAMS.at_scale("paper")
-WIDTHS = registry.input_widths()
+WIDTHS = input_widths()
 
 
 @functools.cache
 def paper_model(name: str, dataset: str) -> torch.nn.Module:
     """The paper-scale build on the dataset's widths, built once for this module's tests."""
     torch.manual_seed(1)
-    return registry.build(name, *WIDTHS[dataset], params=PAPER, dataset=dataset)
+    return factory.from_params(name, PAPER, dataset, widths=WIDTHS[dataset])
 
 
 def n_params(model, prefix: str = "") -> int:
@@ -61,7 +62,7 @@ def test_caf_mamba_has_the_parameters_of_its_code_at_its_configuration(dataset, 
                + res_mamba                                          # MME
                + linear(d, 1))                                      # output
     assert by_hand == {"dvlog": 4_020_749, "lmvd": 4_096_269}[dataset]
-    assert registry.parameter_count("caf-mamba", PARAMS, "paper", dataset) == by_hand
+    assert factory.parameter_count("caf-mamba", PARAMS, "paper", dataset) == by_hand
 
 
 def test_caf_mamba_is_built_as_its_code_builds_it():
@@ -77,7 +78,7 @@ def test_caf_mamba_is_built_as_its_code_builds_it():
 
 def test_caf_mamba_fuses_three_streams_by_per_frame_softmax_weights_and_two_convolutions():
     torch.manual_seed(0)
-    m = registry.build("caf-mamba", 25, 136, params=PARAMS).eval()
+    m = factory.from_params("caf-mamba", PARAMS, widths=(25, 136)).eval()
     seen = {}
     m.cime.register_forward_hook(lambda mod, args, out: seen.update(cime_in=args[0], cime_out=out))
     m.ufe_a.register_forward_hook(lambda mod, args, out: seen.update(a=out))
@@ -131,7 +132,7 @@ def test_mdd_net_has_the_parameters_of_its_code_at_its_configuration_less_its_un
 @pytest.fixture(scope="module")
 def mdd_demo():
     torch.manual_seed(0)
-    return registry.build("mdd-net", 25, 136, params=PARAMS)
+    return factory.from_params("mdd-net", PARAMS, widths=(25, 136))
 
 
 def test_mdd_net_keeps_hatnets_stage_blocks_frozen_at_pytorchs_default_initialisation(mdd_demo):
@@ -201,7 +202,7 @@ def test_mdd_net_global_self_attention_follows_its_einsums(mdd_demo):
 
 
 def test_mdd_net_streams_are_downsampled_alike_or_refused():
-    m = registry.build("mdd-net", 25, 136, params=PARAMS)
+    m = factory.from_params("mdd-net", PARAMS, widths=(25, 136))
     seen = {}
     m.a_bn.register_forward_hook(lambda mod, args, out: seen.update(a=args[1]))
     m.v_bn.register_forward_hook(lambda mod, args, out: seen.update(v=args[1]))
@@ -211,7 +212,7 @@ def test_mdd_net_streams_are_downsampled_alike_or_refused():
     from asym.errors import ConfigError
 
     with pytest.raises(ConfigError, match="downsample as the acoustic bottleneck"):
-        registry.build("mdd-net", 25, 136, params=PARAMS, bottleneck_stride=8)
+        factory.from_params("mdd-net", PARAMS, widths=(25, 136), bottleneck_stride=8)
 
 
 # --- DepMamba (Jiaxin-Ye/DepMamba @6e96fd2) ----------------------------------------------------------------

@@ -10,20 +10,21 @@ import torch
 
 from asym.config import load_params
 from asym.data.dvlog import read_dvlog
+from asym.data.formats import input_widths
 from asym.data.synthetic import write_dvlog
-from asym.models import registry
+from asym.models import factory, registry
 from asym.models.layers import MaskedBatchNorm1d, length_mask, sinusoidal_positions, zero_padding
 from asym.nn.mamba import BiMamba, Mamba
 from tests.project import ROOT
 
 PARAMS = load_params(ROOT / "params.yaml")
 NAMES = registry.names()
-WIDTHS = registry.input_widths()          # dvlog (25, 136), lmvd (128, 136)
+WIDTHS = input_widths()          # dvlog (25, 136), lmvd (128, 136)
 
 
 def build(name: str, a_dim: int = 25, v_dim: int = 136):
     torch.manual_seed(0)
-    return registry.build(name, a_dim, v_dim, params=PARAMS)
+    return factory.from_params(name, PARAMS, widths=(a_dim, v_dim))
 
 
 def batch(b: int = 4, t: int = 30, seed: int = 0, a_dim: int = 25, v_dim: int = 136):
@@ -142,7 +143,7 @@ def test_unidirectional_variant_is_forward_only_at_the_full_models_parameter_cou
     assert all(m.bwd is not None for m in mamba_blocks(full))
     assert all(u.fwd.A_log.shape[1] == f.fwd.A_log.shape[1] for u, f in zip(mamba_blocks(uni), mamba_blocks(full),
                                                                           strict=True))   # same d_state
-    for row in registry.details(PARAMS):
+    for row in factory.details(PARAMS):
         if row["model"] == "asym-unidirectional":
             uni_row = row
         if row["model"] == "asym":
@@ -218,7 +219,7 @@ def test_depmamba_is_built_as_its_public_code_builds_it():
     # less the `a_downsample` Conv1d(256, 256, 16) + BatchNorm(256) that its forward never calls
     paper = PARAMS.at_scale("paper")
     official_total, unused_downsample = 7_714_305, 256 * 256 * 16 + 256 + 2 * 256
-    assert n_params(registry.build("depmamba", 25, 136, params=paper, dataset="dvlog")) == official_total - unused_downsample
+    assert n_params(factory.from_params("depmamba", paper, "dvlog", widths=(25, 136))) == official_total - unused_downsample
 
 
 def test_entries_name_their_recipe_and_spell_their_model_once():
@@ -237,13 +238,37 @@ def test_asym_refuses_unknown_modalities_with_a_config_error():
     from asym.errors import ConfigError
 
     with pytest.raises(ConfigError, match="modalities"):
-        registry.build("asym", 25, 136, params=PARAMS, modalities=["text"])
+        factory.from_params("asym", PARAMS, widths=(25, 136), modalities=["text"])
 
 
 def test_registry_rejects_unknown_names_and_keys():
     from asym.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown model"):
-        registry.build("nope", 25, 136, params=PARAMS)
-    with pytest.raises(ConfigError, match="does not take"):
-        registry.build("asym", 25, 136, params=PARAMS, bogus=1)
+        factory.from_params("nope", PARAMS, widths=(25, 136))
+    with pytest.raises(ConfigError, match=r"model\.demo\.asym: bogus: unknown key \(a typo\?\)"):
+        factory.from_params("asym", PARAMS, widths=(25, 136), bogus=1)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_each_family_schema_is_its_models_constructor(name):
+    """The typed family (asym.models.families) holds exactly the arguments the class takes."""
+    import inspect
+
+    from asym.models.families import FAMILIES
+
+    schema = FAMILIES[registry.get(name).family]
+    takes = set(inspect.signature(factory.model_class(name).__init__).parameters) - {"self", "audio_dim", "visual_dim"}
+    assert set(schema.model_fields) - {"by_dataset"} == takes
+
+
+def test_a_registry_entry_with_a_bad_override_is_refused_when_it_is_declared():
+    from asym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not have"):
+        registry.register("asym-typo", "asym.models.asym:ASYM", "asym", "ablation", "a typo", use_gat=False)
+    with pytest.raises(ConfigError, match="use_gate"):
+        registry.register("asym-typo", "asym.models.asym:ASYM", "asym", "ablation", "a bad value", use_gate="nope")
+    with pytest.raises(ConfigError, match="no family"):
+        registry.register("typo", "asym.models.asym:ASYM", "asymm", "ablation", "no such family")
+    assert "asym-typo" not in registry.names() and "typo" not in registry.names()

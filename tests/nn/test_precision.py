@@ -65,12 +65,13 @@ def test_scan_state_is_float32_under_autocast(backend, monkeypatch):
 
 
 def test_paper_width_asym_step_under_bf16_autocast_tracks_float32(params, monkeypatch):
-    from asym.models import registry
+    from asym.data.formats import input_widths
+    from asym.models import factory
 
     paper = params.at_scale("paper")
-    a_dim, v_dim = registry.input_widths()["lmvd"]
+    a_dim, v_dim = input_widths()["lmvd"]
     torch.manual_seed(0)
-    net = registry.build("asym", a_dim, v_dim, params=paper, dataset="lmvd").eval()   # no dropout
+    net = factory.from_params("asym", paper, "lmvd", widths=(a_dim, v_dim)).eval()   # no dropout
     g = torch.Generator().manual_seed(1)
     batch, T = 2, 24
     audio = torch.randn(batch, T, a_dim, generator=g)

@@ -218,9 +218,9 @@ def test_without_triton_the_cpu_paths_run_and_the_triton_backend_says_why():
         import torch
         import asym.cli, asym.train, asym.evaluate, asym.report
         from asym.config import load_params
-        from asym.models import registry
+        from asym.models import factory, registry
         from asym.nn import ssm
-        net = registry.build("asym", 6, 5, params=load_params("params.yaml"), dataset="lmvd")
+        net = factory.from_params("asym", load_params("params.yaml"), "lmvd", widths=(6, 5))
         logits = net(torch.randn(2, 9, 6), torch.randn(2, 9, 5), torch.tensor([9, 4]))
         logits.sum().backward()
         assert ssm.pick_backend(torch.zeros(1)) == "cpu"

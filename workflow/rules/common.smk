@@ -7,11 +7,16 @@ import shutil
 import sys
 
 from asym.config import load_params
+from asym.errors import ConfigError
 from asym.layout import Layout, code_deps, stage_data_deps, stage_params
 from asym.models import registry
 
 PARAMS_FILE = config.get("params", "params.yaml")
-P = load_params(PARAMS_FILE)
+try:
+    P = load_params(PARAMS_FILE)
+except ConfigError as exc:   # the dotted key and the problem, without a traceback of this file
+    sys.stderr.write(f"{exc}\n")
+    sys.exit(2)
 L = Layout.from_cwd(P)
 ASYM = f"{shlex.quote(sys.executable)} -m asym --params {shlex.quote(PARAMS_FILE)}"
 PACKAGE_ROOT = str(registry.__file__).rsplit("/asym/", 1)[0]
