@@ -8,13 +8,16 @@ over partitions and per partition) and confusion.png (test).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from asym.io import read_json, write_json
 from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
 from asym.metrics import confusion, label_metrics, score_metrics
+
+if TYPE_CHECKING:
+    from asym.config import Params
 
 
 def fold_metrics(part: pd.DataFrame) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def evaluate_run(run: Path, plot: Any = None) -> dict[str, Any]:
     return payload
 
 
-def evaluate_all(params: Any) -> list[dict[str, Any]]:
+def evaluate_all(params: Params) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     from asym.plots import ConfusionPlotter

@@ -13,9 +13,12 @@ import ast
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asym.models import registry
+
+if TYPE_CHECKING:
+    from asym.config import Params
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -73,7 +76,7 @@ class Layout:
     datasets: tuple[str, ...] = ()      # the run's datasets: a model card is written for each
 
     @classmethod
-    def of(cls, params: Any, absolute: bool = True) -> Layout:
+    def of(cls, params: Params, absolute: bool = True) -> Layout:
         """Absolute paths for the steps; as written in params.yaml for dvc.yaml (which sits
         beside it)."""
         if absolute:
@@ -81,7 +84,7 @@ class Layout:
         return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, datasets=tuple(params.datasets))
 
     @classmethod
-    def from_cwd(cls, params: Any) -> Layout:
+    def from_cwd(cls, params: Params) -> Layout:
         """Paths relative to the working directory, for Snakemake: its records of a job's params
         and code are keyed by path, so a project folder can be moved or copied whole."""
         return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets))
@@ -156,7 +159,7 @@ class Layout:
 
 
 # --- what each stage depends on ---------------------------------------------------------------
-def stage_params(params: Any, stage: str, dataset: str | None = None, model: str | None = None,
+def stage_params(params: Params, stage: str, dataset: str | None = None, model: str | None = None,
                  protocol: str | None = None) -> list[str]:
     """The dotted params.yaml keys a stage reads: editing any other key never reruns it. With
     `protocol`, the optimism study's split and train stages: its seeds instead of the run's."""
@@ -234,7 +237,7 @@ def code_deps(stage: str, model: str | None = None) -> list[str]:
     return sorted(files - _NOT_TRACKED)
 
 
-def stage_data_deps(params: Any, stage: str, dataset: str | None = None, absolute: bool = False) -> list[str]:
+def stage_data_deps(params: Params, stage: str, dataset: str | None = None, absolute: bool = False) -> list[str]:
     """Files besides the DAG's own that a stage reads: a user's subjects or split CSV, and the
     package's published split and published results."""
     def user(path: Any) -> str:

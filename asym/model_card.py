@@ -10,7 +10,7 @@ Cards for Model Reporting" (FAT* 2019): details, intended use, data, metrics, su
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from asym.io import read_json, write_text
 from asym.layout import TRAIN_FILES, Layout
 from asym.metrics import CONVENTION
 from asym.models import registry
+
+if TYPE_CHECKING:
+    from asym.config import Params
 
 CARD_METRICS = ("accuracy", "precision", "recall", "f1", "f1_weighted", "balanced_accuracy", "mcc", "auroc",
                 "auprc", "ece")
@@ -47,7 +50,7 @@ def _fmt(k: str, v: Any) -> str:
     return f"{float(v):.3f}" if k in RAW_METRICS else f"{100 * float(v):.2f}"
 
 
-def _summaries(params: Any, dataset: str, model: str) -> list[dict[str, Any]]:
+def _summaries(params: Params, dataset: str, model: str) -> list[dict[str, Any]]:
     lay = Layout.of(params)
     out = []
     for s in params.seeds:
@@ -57,7 +60,7 @@ def _summaries(params: Any, dataset: str, model: str) -> list[dict[str, Any]]:
     return out
 
 
-def _dataset_card(params: Any, dataset: str) -> dict[str, Any]:
+def _dataset_card(params: Params, dataset: str) -> dict[str, Any]:
     path = Path(Layout.of(params).card_json(dataset))
     return read_json(path) if path.is_file() else {}
 
@@ -67,7 +70,7 @@ def _release(fmt: str) -> str:
     return f"{name} ({paper})" if paper else name
 
 
-def _thresholds(params: Any, runs: list[dict[str, Any]], recipe_name: str) -> str:
+def _thresholds(params: Params, runs: list[dict[str, Any]], recipe_name: str) -> str:
     """Each seed's (and partition's) threshold from its train.json; before any run, the recipe's rule."""
     values = sorted({float(t) for r in runs for t in np.atleast_1d(r.get("threshold", []))})
     return ", ".join(f"{t:g}" for t in values) if values else str(params.recipe(recipe_name).threshold)
@@ -106,7 +109,7 @@ def fairness_table(fair: pd.DataFrame, dataset: str, model: str) -> list[str]:
     return lines
 
 
-def render(params: Any, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str, model: str) -> str:
+def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str, model: str) -> str:
     entry = registry.get(model)
     runs = _summaries(params, dataset, model)
     first = runs[0] if runs else {}
@@ -187,7 +190,7 @@ def render(params: Any, summary: pd.DataFrame, fair: pd.DataFrame, dataset: str,
     return "\n".join(lines)
 
 
-def write_model_cards(params: Any, summary: pd.DataFrame, fair: pd.DataFrame) -> dict[str, Path]:
+def write_model_cards(params: Params, summary: pd.DataFrame, fair: pd.DataFrame) -> dict[str, Path]:
     """Every (dataset, model) card of the run, written atomically; returns them by path key."""
     lay = Layout.of(params)
     out: dict[str, Path] = {}

@@ -23,12 +23,15 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
 from asym.io import read_json, write_json
 from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
+
+if TYPE_CHECKING:
+    from asym.config import Params
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -42,14 +45,14 @@ LOGGED_FORMAT = 2
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
-def tracking_uri(params: Any) -> str:
+def tracking_uri(params: Params) -> str:
     uri = params.mlflow.tracking_uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(params.resolve(uri[len("sqlite:///"):]))
     return uri
 
 
-def ui_address(params: Any, host: str, port: int) -> str:
+def ui_address(params: Params, host: str, port: int) -> str:
     """Where `mlflow ui` shows this experiment's training runs. MLflow 3.17 opens an experiment on
     the GenAI view whatever its kind tag says, unless the address asks for the machine-learning
     one (its `workflowType` parameter)."""
@@ -60,7 +63,7 @@ def ui_address(params: Any, host: str, port: int) -> str:
     return base if exp is None else f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
 
 
-def lock_path(params: Any) -> Path:
+def lock_path(params: Params) -> Path:
     uri = tracking_uri(params)
     if uri.startswith("sqlite:///"):
         return Path(uri[len("sqlite:///"):] + ".lock")
@@ -68,7 +71,7 @@ def lock_path(params: Any) -> Path:
 
 
 @contextlib.contextmanager
-def client(params: Any) -> Iterator[tuple[Any, str]]:
+def client(params: Params) -> Iterator[tuple[Any, str]]:
     """A client and the experiment id, inside the store's write lock."""
     from mlflow.tracking import MlflowClient
 
@@ -172,7 +175,7 @@ def _parquet_schema(parquet: Path) -> str:
     return json.dumps({"mlflow_colspec": [{"name": f.name, "type": str(f.type)} for f in pq.read_schema(parquet)]})
 
 
-def _dataset_input(params: Any, dataset: str, summary: dict[str, Any]) -> Any:
+def _dataset_input(params: Params, dataset: str, summary: dict[str, Any]) -> Any:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     parquet = Path(Layout.of(params).parquet(dataset))
@@ -185,7 +188,7 @@ def _dataset_input(params: Any, dataset: str, summary: dict[str, Any]) -> Any:
     return DatasetInput(dataset=ds, tags=[InputTag("mlflow.data.context", "training")])
 
 
-def _tags(params: Any, summary: dict[str, Any], key: str, commit: str | None) -> dict[str, str]:
+def _tags(params: Params, summary: dict[str, Any], key: str, commit: str | None) -> dict[str, str]:
     tags = {JOB_KEY: key, STAGE: "train", "dataset": summary["dataset"], "model": summary["model"],
             "seed": str(summary["seed"]), "scale": summary["scale"], "recipe": summary["recipe_name"],
             "kind": summary["kind"], "protocol": str(summary.get("protocol")),
@@ -195,7 +198,7 @@ def _tags(params: Any, summary: dict[str, Any], key: str, commit: str | None) ->
     return tags
 
 
-def track_run(c: Any, exp_id: str, params: Any, run_dir: Path, commit: str | None,
+def track_run(c: Any, exp_id: str, params: Params, run_dir: Path, commit: str | None,
               existing: list[Any] | None = None) -> str:
     """Ensure one FINISHED MLflow run mirrors this run folder; return its id. `existing`: the
     runs already under this job key, when the caller has searched for them."""
@@ -249,7 +252,7 @@ def run_uid(run_dir: Path) -> str:
     return hashlib.sha256(f"{files}/{LOGGED_FORMAT}".encode()).hexdigest()[:16]
 
 
-def track_report(c: Any, exp_id: str, params: Any, files: dict[str, Path], commit: str | None) -> str:
+def track_report(c: Any, exp_id: str, params: Params, files: dict[str, Path], commit: str | None) -> str:
     import pandas as pd
     from mlflow.entities import Metric, RunStatus
 
@@ -278,7 +281,7 @@ def track_report(c: Any, exp_id: str, params: Any, files: dict[str, Path], commi
     return rid
 
 
-def track_all(params: Any) -> dict[str, str]:
+def track_all(params: Params) -> dict[str, str]:
     """The `track` step: one run per (dataset, model, seed) and one report run."""
     from tqdm import tqdm
 
@@ -322,7 +325,7 @@ def has_model(c: Any, rid: str) -> bool:
     return any(Path(f.path).name == "MLmodel" for f in c.list_artifacts(rid, MODEL_PATH))
 
 
-def chosen_seed(params: Any, dataset: str, model: str) -> int:
+def chosen_seed(params: Params, dataset: str, model: str) -> int:
     """The seed whose checkpoints scored best on validation (mean over partitions; ties: lowest seed)."""
     import numpy as np
 
@@ -336,7 +339,7 @@ def registered_name(dataset: str, model: str) -> str:
     return f"asym-{dataset}-{model}"
 
 
-def register_models(c: Any, params: Any, record: dict[str, str]) -> dict[str, str]:
+def register_models(c: Any, params: Params, record: dict[str, str]) -> dict[str, str]:
     """Per (dataset, model): the seed chosen on validation as a version of `asym-<dataset>-<model>`,
     tagged with its test metrics, its model card as description. A version that already holds this
     run and card is kept; `models:/<name>/<version>` loads it. Refused, never registered empty: a
@@ -389,7 +392,7 @@ class LiveRun:
     with its job key and finished only after the seed's files are in place; a killed job
     leaves it unfinished, and the next `track` replaces it."""
 
-    def __init__(self, params: Any, dataset: str, model: str) -> None:
+    def __init__(self, params: Params, dataset: str, model: str) -> None:
         self.params, self.dataset, self.model = params, dataset, model
         self.run_ids: dict[int, str] = {}
 
