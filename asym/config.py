@@ -403,10 +403,11 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 class Params:
     """The validated params file plus the few derived views every step needs."""
 
-    def __init__(self, data: ParamsFile, path: Path, raw: dict[str, Any]) -> None:
+    def __init__(self, data: ParamsFile, path: Path, raw: dict[str, Any], study: bool = False) -> None:
         self.data = data
         self.path = path
         self.raw = raw            # the YAML as written: params slices for the DAGs' rerun triggers
+        self.study = study        # the optimism study's view (`for_protocol`): its runs keep more files
 
     # --- scale-resolved views ------------------------------------------------------------
     @property
@@ -417,7 +418,7 @@ class Params:
 
     def at_scale(self, scale: str) -> Params:
         """The same file read at another scale (e.g. paper-scale widths from a demo config)."""
-        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale})
+        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale}, self.study)
 
     @property
     def root(self) -> Path:
@@ -540,7 +541,7 @@ class Params:
         run = d.run.model_copy(update={"models": self.study_models, "seeds": seeds})
         datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
         data = d.model_copy(update={"paths": paths, "run": run, "datasets": datasets})
-        return Params(data, self.path, self.raw)
+        return Params(data, self.path, self.raw, study=True)
 
     def slice(self, dotted: str) -> Any:
         """The raw value at a dotted key (what a DAG stage depends on)."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from asym.config import STUDY_PROTOCOLS
+from asym.data.splits import SELECT_ON_TEST
 from asym.layout import (
     EVAL_FILES,
     PLOTS,
@@ -75,7 +76,7 @@ def render(p: Params) -> str:
                 "cmd": f"{ASYM} train --dataset {ds} --model {model} --entry-digest {registry.get(model).digest()}",
                 "deps": [lay.parquet(ds), lay.split_csv(ds), *code_deps("train", model)],
                 "params": stage_params(p, "train", ds, model),
-                "outs": [f for key in TRAIN_FILES for f in outs[key]],
+                "outs": [f for key in outs for f in outs[key]],
             }
     study = _study_stages(p, lay, stages)
     runs = [(d, m, s) for d in p.datasets for m in p.models for s in p.seeds]
@@ -128,7 +129,8 @@ def _study_stages(p: Params, lay: Layout, stages: dict[str, Any]) -> list[str]:
                            f"--entry-digest {registry.get(model).digest()}",
                     "deps": [lay.parquet(ds), sl.split_csv(ds), *code_deps("train", model)],
                     "params": stage_params(p, "train", ds, model, protocol=protocol),
-                    "outs": [f for key in TRAIN_FILES for f in outs[key]],
+                    "outs": [f for key in outs for f in outs[key]],
                 }
-                read += outs["predictions"] + outs["summary"]
+                # a select-on-test run's epochs too: the report makes its selection again (asym.optimism)
+                read += outs["predictions"] + outs["summary"] + (outs["epochs"] if protocol in SELECT_ON_TEST else [])
     return sorted(read)

@@ -28,6 +28,10 @@ TRAIN_FILES = {"checkpoint": "checkpoint.pt", "predictions": "predictions.parque
 # A seed's progress inside its epochs (asym.resume): rewritten after every epoch, removed when the
 # seed completes. Not a declared output, so neither Snakemake nor DVC deletes it before a rerun.
 RESUME_FILE = "resume.pt"
+# The optimism study's runs keep one more file: every epoch's probabilities on the fold that chose
+# the checkpoint, with the threshold that epoch would label at, so that the report can choose the
+# epoch again inside each bootstrap resample (asym.optimism).
+STUDY_TRAIN_FILES = {"epochs": "epochs.parquet"}
 EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
 
 # reports/: tables (each as Markdown, CSV and LaTeX), aggregates and plots.
@@ -74,20 +78,24 @@ class Layout:
     reports: str
     logs: str
     datasets: tuple[str, ...] = ()      # the run's datasets: a model card is written for each
+    study: bool = False                 # the optimism study's folders (`for_protocol`)
 
     @classmethod
     def of(cls, params: Params, absolute: bool = True) -> Layout:
         """Absolute paths for the steps; as written in params.yaml for dvc.yaml (which sits
         beside it)."""
+        study = bool(getattr(params, "study", False))
         if absolute:
-            return cls(**{k: str(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets))
-        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, datasets=tuple(params.datasets))
+            return cls(**{k: str(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets), study=study)
+        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, datasets=tuple(params.datasets),
+                   study=study)
 
     @classmethod
     def from_cwd(cls, params: Params) -> Layout:
         """Paths relative to the working directory, for Snakemake: its records of a job's params
         and code are keyed by path, so a project folder can be moved or copied whole."""
-        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets))
+        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets),
+                   study=bool(getattr(params, "study", False)))
 
     # --- data ------------------------------------------------------------------------
     def raw_dir(self, dataset: str) -> str:
@@ -116,14 +124,18 @@ class Layout:
         return f"{self.runs}/{dataset}/{model}/seed{seed}"
 
     def run_file(self, dataset: str, model: str, seed: int | str, key: str) -> str:
-        name = {**TRAIN_FILES, **EVAL_FILES}[key]
+        name = {**TRAIN_FILES, **STUDY_TRAIN_FILES, **EVAL_FILES}[key]
         return f"{self.run_dir(dataset, model, seed)}/{name}"
+
+    def train_files(self) -> dict[str, str]:
+        """What a training job writes into each seed's folder (train.json, written last, marks it complete)."""
+        return {**TRAIN_FILES, **(STUDY_TRAIN_FILES if self.study else {})}
 
     def resume_file(self, dataset: str, model: str, seed: int | str) -> str:
         return f"{self.run_dir(dataset, model, seed)}/{RESUME_FILE}"
 
     def train_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
-        return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in TRAIN_FILES}
+        return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in self.train_files()}
 
     def eval_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
         return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in EVAL_FILES}
@@ -134,7 +146,8 @@ class Layout:
 
     def for_protocol(self, protocol: str) -> Layout:
         """The optimism study's layout under `protocol` (its own splits and runs folders)."""
-        return replace(self, splits=study_folder(self.splits, protocol), runs=study_folder(self.runs, protocol))
+        return replace(self, splits=study_folder(self.splits, protocol), runs=study_folder(self.runs, protocol),
+                       study=True)
 
     def report_outputs(self, models: list[str], study: bool = False) -> dict[str, str]:
         """Every file `asym report` writes, by name (`study`: the optimism study is on)."""

@@ -1,13 +1,28 @@
 """The report's `protocol_optimism` table: what choosing the checkpoint on the reported fold adds.
 
 The optimism study (params.yaml `optimism`) trains each of its models under `kfold` and under
-`kfold_select_on_test` on the same outer folds, training parts and seeds (asym.data.splits).
-Per dataset and model this sets the honest score beside the optimistic one: the mean ± std over
-seeds and outer folds of each (seed, fold)'s test metrics, their difference (optimistic minus
-honest) with its paired 95% CI and two-sided p from one bootstrap of the pooled test vlogs
-(subjects when known), the same resamples for both protocols and every seed; each vlog is tested
-once per seed under each protocol, so the pairing is vlog by vlog. Labels are the saved ones (each
-run's decision threshold); only metrics of labels are compared, as the published ones are.
+`kfold_select_on_test` on the same outer folds, training and validation parts and seeds
+(asym.data.splits): on one seed both follow the same training trajectory and label at the same
+threshold rule; they differ in the fold that chooses the checkpoint, nothing else.
+
+One estimand throughout, the one the report's CIs and paired tests use for a `kfold` run
+(asym.report, asym.stats): the metric of each seed's test labels pooled over its k outer folds
+(every vlog is tested once per seed), averaged over seeds. The point is that estimand on the
+test vlogs; its 95% CI is the percentile interval of the same estimand over the report's
+bootstrap of those vlogs (subjects when known), one set of resamples per dataset shared by both
+protocols, every seed and every model, so Δ = optimistic − honest is paired resample by
+resample; the p of ΔF1 is the report's paired permutation test (asym.stats.swap_deltas: a
+unit's labels exchanged between the two protocols, all seeds at once).
+
+The selection is made again inside every resample. The optimistic epoch was chosen on the very
+test vlogs the bootstrap resamples, so resampling its saved labels would hold the selection
+fixed and leave its noise out of the CI. Every study run keeps each epoch's probabilities on the
+fold that chose its checkpoint, with the threshold that epoch would label at (epochs.parquet,
+asym.layout.STUDY_TRAIN_FILES): in each resample each partition's epoch is chosen again on the
+resampled test fold by the recipe's selection metric (first best on ties, as in training) and
+its vlogs are labelled at that epoch. The honest epochs were chosen on validation parts, which
+the bootstrap leaves alone: their labels stay as saved. The permutation test exchanges saved
+labels, so its p is conditional on the selections made.
 """
 
 from __future__ import annotations
@@ -19,77 +34,191 @@ import numpy as np
 import pandas as pd
 
 from asym.config import STUDY_PROTOCOLS
-from asym.data.splits import OPTIMISTIC_FLAG
+from asym.data.splits import OPTIMISTIC_FLAG, read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_text
-from asym.layout import Layout
-from asym.metrics import label_metrics
-from asym.stats import bootstrap_p, percentile_ci, resample_weights, weighted_metrics
+from asym.layout import STUDY_TRAIN_FILES, TRAIN_FILES, Layout
+from asym.metrics import LABEL_METRICS, selection_score
+from asym.report import DatasetRuns, load_dataset_runs
+from asym.stats import (
+    percentile_ci,
+    permutation_p,
+    resample_weights,
+    swap_deltas,
+    swap_draws,
+    weighted_metrics,
+)
+from asym.thresholds import labelled_resamples
 
 HONEST, OPTIMISTIC = STUDY_PROTOCOLS
 COMPARED = ("accuracy", "f1")
 LABELS = {"accuracy": "Acc", "f1": "F1 (dep.)"}
 CI_STREAM = 100          # the study's resamples are drawn from their own stream of the report's ci_seed
+# Selection scores this close count as equal: the first such epoch wins, as training's strict `>`
+# keeps the first of equal scores (two orders of summation differ in the last bits only).
+TIE = 1e-12
 
 
-def load_protocol_runs(params: Any, protocol: str, dataset: str) -> dict[str, Any]:
-    """Every study run of `dataset` under `protocol`: labels aligned by test vlog, and the
-    metrics of each (model, seed, outer fold)."""
+# --- the runs -------------------------------------------------------------------------------------
+def check_same_folds(params: Any, dataset: str) -> None:
+    """Both protocols' split files must hold the same partitions (they are written alike, one per
+    protocol, each with its own record): a difference would make the comparison unpaired."""
+    paths = [Path(Layout.of(params.for_protocol(pr)).split_csv(dataset)) for pr in STUDY_PROTOCOLS]
+    honest, optimistic = (read_split(p).reset_index(drop=True) for p in paths)
+    if not honest.equals(optimistic):
+        raise DataError(paths[1], f"not the same folds as {paths[0]}: the optimism study compares the two "
+                        "protocols on one split (split both again)")
+
+
+def load_arms(params: Any, dataset: str) -> dict[str, DatasetRuns]:
+    """Each protocol's study runs of `dataset` (asym.report.load_dataset_runs: test labels and
+    probabilities aligned by vlog), on the same test vlogs."""
+    check_same_folds(params, dataset)
+    arms = {pr: load_dataset_runs(params.for_protocol(pr), dataset, per_run=False) for pr in STUDY_PROTOCOLS}
+    if list(arms[HONEST].ids) != list(arms[OPTIMISTIC].ids):
+        raise DataError(Layout.of(params.for_protocol(OPTIMISTIC)).runs,
+                        f"{dataset}: the {HONEST} and {OPTIMISTIC} runs were tested on different vlogs")
+    return arms
+
+
+def run_summaries(params: Any, protocol: str, dataset: str, model: str) -> list[tuple[Path, dict[str, Any]]]:
+    """(run folder, train.json) of every study seed of `model` under `protocol`."""
     study = params.for_protocol(protocol)
     layout = Layout.of(study)
-    info = read_json(layout.split_json(dataset))
-    ref, preds, rows = None, {}, []
-    for model in study.models:
-        for seed in study.seeds:
-            run = Path(layout.run_dir(dataset, model, seed))
-            test = pd.read_parquet(run / "predictions.parquet").query("fold == 'test'").sort_values("sample_id")
-            if ref is None:
-                ref = test
-            elif list(test["sample_id"]) != list(ref["sample_id"]):
-                raise DataError(run, f"its test vlogs differ from those of the other {protocol} runs of {dataset}")
-            preds.setdefault(model, []).append(test["pred"].to_numpy(int))
-            for p, part in test.groupby("partition", sort=True):
-                rows.append({"model": model, "seed": seed, "partition": int(p),
-                             **label_metrics(part["label"].to_numpy(int), part["pred"].to_numpy(int))})
-    if ref is None:
-        raise DataError(layout.runs, f"no {protocol} runs of {dataset} for the optimism table")
-    independent = info.get("subject_independent", "unknown")
-    units = ref["subject_id" if independent != "unknown" else "sample_id"].to_numpy(str)
-    return {"ids": ref["sample_id"].to_numpy(str), "y": ref["label"].to_numpy(int), "units": units,
-            "independent": independent, "preds": {m: np.stack(v) for m, v in preds.items()},
-            "units_metrics": pd.DataFrame(rows)}
+    out = []
+    for seed in study.seeds:
+        run = Path(layout.run_dir(dataset, model, seed))
+        out.append((run, read_json(run / TRAIN_FILES["summary"])))
+    return out
 
 
-def _seed_mean(y: np.ndarray, preds: np.ndarray, W: np.ndarray, metric: str) -> np.ndarray:
-    """The metric of the labels on every resample, averaged over seeds (a 0/1 score is its label)."""
-    return np.mean([weighted_metrics(y, p.astype(float), W)[metric] for p in preds], axis=0)
+Partition = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]   # positions, epochs, probs (E, n), thresholds (E,)
+
+
+def read_epochs(run: Path, ids: np.ndarray) -> list[Partition]:
+    """A select-on-test run's epochs.parquet, per partition: the positions of its test vlogs
+    among `ids`, its epochs, their probabilities (epochs, vlogs) and thresholds."""
+    path = run / STUDY_TRAIN_FILES["epochs"]
+    df = pd.read_parquet(path)
+    if not (df["fold"] == "test").all():
+        raise DataError(path, f"holds epochs of the {sorted(set(df['fold']) - {'test'})} fold(s); a "
+                        f"{OPTIMISTIC} run's must be of the test fold, which chose its checkpoint")
+    where = {s: i for i, s in enumerate(ids)}
+    parts: list[Partition] = []
+    for p, part in df.groupby("partition", sort=True):
+        epochs = np.sort(part["epoch"].unique())
+        by_epoch = [part[part["epoch"] == e] for e in epochs]
+        order = by_epoch[0]["sample_id"].tolist()
+        if any(g["sample_id"].tolist() != order for g in by_epoch):
+            raise DataError(path, f"partition {p}: its epochs hold different vlogs")
+        unknown = [s for s in order if s not in where]
+        if unknown:
+            raise DataError(path, f"partition {p}: {len(unknown)} vlog(s) not among the run's test vlogs, e.g. {unknown[:3]}")
+        parts.append((np.array([where[s] for s in order]), epochs,
+                      np.stack([g["prob"].to_numpy(np.float32) for g in by_epoch]),
+                      np.array([float(g["threshold"].iloc[0]) for g in by_epoch])))
+    covered = np.sort(np.concatenate([q[0] for q in parts])) if parts else np.array([], int)
+    if not np.array_equal(covered, np.arange(len(ids))):
+        raise DataError(path, "its partitions' test folds are not the run's test vlogs, each once")
+    return parts
+
+
+# --- the selection, again -------------------------------------------------------------------------
+def selection_scores(m: dict[str, np.ndarray], metric: str) -> np.ndarray:
+    """asym.metrics.selection_score of every resample at once. The rule is linear in the metrics
+    (one of them, or the mean of four), so its weights are read off unit inputs; the first
+    resample is checked against the rule itself."""
+    keys = list(m)
+    weights = {j: selection_score({k: float(k == j) for k in keys}, metric) for j in keys}
+    scores = np.sum([w * np.asarray(m[k], float) for k, w in weights.items() if w], axis=0)
+    first = {k: float(np.ravel(m[k])[0]) for k in keys} if scores.size else None
+    if first is not None and not np.isclose(np.ravel(scores)[0], selection_score(first, metric), rtol=0, atol=1e-12):
+        raise ValueError(f"selection metric {metric!r} is not linear in the metrics: cannot score resamples at once")
+    return scores
+
+
+def chosen_epochs(y: np.ndarray, parts: list[Partition], W: np.ndarray, metric: str) -> np.ndarray:
+    """(resamples, partitions): the index of the epoch each resample chooses in each partition,
+    by the selection score at the default threshold on its resampled test vlogs, first best."""
+    choice = np.empty((W.shape[0], len(parts)), dtype=int)
+    for j, (idx, _, probs, _) in enumerate(parts):
+        Wp = W[:, idx]
+        scores = np.stack([selection_scores(weighted_metrics(y[idx], pe, Wp, LABEL_METRICS), metric) for pe in probs])
+        choice[:, j] = np.argmax(scores >= scores.max(0) - TIE, axis=0)
+    return choice
+
+
+def reselected_resamples(y: np.ndarray, parts: list[Partition], W: np.ndarray, metric: str) -> dict[str, np.ndarray]:
+    """One seed's pooled test metrics (COMPARED) on every resample, each partition labelled at the
+    epoch that resample chooses (its threshold for that epoch). Resamples choosing the same
+    epochs share one label vector: asym.stats.weighted_metrics runs once per distinct choice."""
+    choice = chosen_epochs(y, parts, W, metric)
+    combos, which = np.unique(choice, axis=0, return_inverse=True)
+    which = np.asarray(which).ravel()
+    out = {k: np.empty(W.shape[0]) for k in COMPARED}
+    for c, combo in enumerate(combos):
+        labels = np.empty(len(y))
+        for (idx, _, probs, thresholds), e in zip(parts, combo, strict=True):
+            labels[idx] = probs[e] >= float(thresholds[e])        # float32 against a float, as training labels
+        rows = which == c
+        for k, v in weighted_metrics(y, labels, W[rows], COMPARED).items():   # a 0/1 score is its own label
+            out[k][rows] = v
+    return out
+
+
+def optimistic_resamples(params: Any, dataset: str, model: str, runs: DatasetRuns, W: np.ndarray) -> dict[str, np.ndarray]:
+    """The optimistic arm's seed-mean metrics on every resample, with the selection made again."""
+    per_seed = []
+    for run, summary in run_summaries(params, OPTIMISTIC, dataset, model):
+        metric = summary["recipe"]["selection_metric"]
+        per_seed.append(reselected_resamples(runs.y, read_epochs(run, runs.ids), W, metric))
+    return {k: np.mean([s[k] for s in per_seed], axis=0) for k in COMPARED}
+
+
+# --- the table --------------------------------------------------------------------------------------
+def _threshold(params: Any, dataset: str, model: str) -> tuple[str, dict[str, float]]:
+    """The recipe's threshold rule of the model's study runs, and per protocol the mean threshold."""
+    rules, means = set(), {}
+    for pr in STUDY_PROTOCOLS:
+        summaries = [s for _, s in run_summaries(params, pr, dataset, model)]
+        rules |= {str(s["recipe"]["threshold"]) for s in summaries}
+        means[pr] = float(np.mean([t for s in summaries for t in s["threshold"]]))
+    if len(rules) != 1:
+        raise DataError(Layout.of(params.for_protocol(OPTIMISTIC)).runs,
+                        f"{dataset}/{model}: the study's runs were labelled by different threshold rules {sorted(rules)}")
+    return rules.pop(), means
 
 
 def compare(params: Any) -> pd.DataFrame:
-    """One row per (dataset, model): both protocols' scores, their difference, CI and p."""
+    """One row per (dataset, model): both protocols' scores with their CIs, their difference with
+    its CI and the paired test's p, and the threshold that labelled the vlogs."""
     rows = []
     for d_index, ds in enumerate(params.datasets):
-        runs = {pr: load_protocol_runs(params, pr, ds) for pr in STUDY_PROTOCOLS}
-        honest, optimistic = runs[HONEST], runs[OPTIMISTIC]
-        if list(honest["ids"]) != list(optimistic["ids"]):
-            raise DataError(None, f"{ds}: the {HONEST} and {OPTIMISTIC} runs were tested on different vlogs")
-        W = resample_weights(honest["units"], params.report.bootstrap,
+        arms = load_arms(params, ds)
+        honest, optimistic = arms[HONEST], arms[OPTIMISTIC]
+        n = len(honest.y)
+        W = resample_weights(honest.units, params.report.bootstrap,
                              np.random.default_rng([params.report.ci_seed, CI_STREAM, d_index]))
+        S = swap_draws(honest.units, params.report.bootstrap,
+                       np.random.default_rng([params.report.ci_seed, CI_STREAM, d_index, 1]))
         for model in params.study_models:
-            row: dict[str, Any] = {"dataset": ds, "model": model, "subject_independent": honest["independent"],
-                                   "n_test": len(honest["y"])}
-            for pr, r in runs.items():
-                units = r["units_metrics"][r["units_metrics"]["model"] == model]
-                row[f"n_units_{pr}"] = len(units)
-                for k in COMPARED:
-                    row[f"{k}_{pr}"] = float(units[k].mean())
-                    row[f"{k}_{pr}_std"] = float(units[k].std(ddof=1)) if len(units) > 1 else 0.0
+            point = {pr: labelled_resamples(r.y, r.probs[model], r.preds[model], np.ones((1, n)))
+                     for pr, r in arms.items()}
+            resamples = {HONEST: labelled_resamples(honest.y, honest.probs[model], honest.preds[model], W),
+                         OPTIMISTIC: optimistic_resamples(params, ds, model, optimistic, W)}
+            rule, means = _threshold(params, ds, model)
+            row: dict[str, Any] = {"dataset": ds, "model": model, "subject_independent": honest.subject_independent,
+                                   "n_test": n, "n_seeds": len(honest.probs[model]), "threshold_rule": rule,
+                                   **{f"threshold_{pr}": means[pr] for pr in STUDY_PROTOCOLS}}
             for k in COMPARED:
-                delta = (_seed_mean(optimistic["y"], optimistic["preds"][model], W, k)
-                         - _seed_mean(honest["y"], honest["preds"][model], W, k))
+                for pr in STUDY_PROTOCOLS:
+                    row[f"{k}_{pr}"] = float(point[pr][k][0])
+                    row[f"{k}_{pr}_ci_low"], row[f"{k}_{pr}_ci_high"] = percentile_ci(resamples[pr][k])
                 row[f"delta_{k}"] = row[f"{k}_{OPTIMISTIC}"] - row[f"{k}_{HONEST}"]
-                row[f"delta_{k}_ci_low"], row[f"delta_{k}_ci_high"] = percentile_ci(delta)
-                row[f"delta_{k}_p"] = bootstrap_p(delta)
+                row[f"delta_{k}_ci_low"], row[f"delta_{k}_ci_high"] = percentile_ci(
+                    resamples[OPTIMISTIC][k] - resamples[HONEST][k])
+            observed, null = swap_deltas(honest.y, honest.preds[model], optimistic.preds[model], S)
+            row["delta_f1_p"] = permutation_p(observed, null)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -97,29 +226,39 @@ def compare(params: Any) -> pd.DataFrame:
 CAPTION = (f"The cost of selecting on the test fold, measured ({OPTIMISTIC_FLAG} in the `{OPTIMISTIC}` "
            f"columns). Each model trained under `{HONEST}` (the checkpoint chosen on a validation part carved from "
            f"the training folds) and under `{OPTIMISTIC}` (chosen on the very fold that is reported, as the LMVD "
-           "authors', MDD-Net's and MMFformer's code do), on the same outer folds, training parts and seeds. "
-           "Test metrics in %: mean ± std over seeds and outer folds; Δ = optimistic − honest with its paired "
-           "95% bootstrap CI and two-sided p over the pooled test vlogs (subjects when known).")
+           "authors', MDD-Net's and MMFformer's code do), on the same outer folds, training and validation parts and "
+           "seeds. Test metrics in %: the metric of each seed's test labels pooled over its outer folds, mean over "
+           "seeds (the estimand of the report's CIs and paired tests); 95% CIs from the report's bootstrap of the "
+           "test vlogs (subjects when known), the same resamples for both protocols; Δ = optimistic − honest, paired "
+           "resample by resample. The CIs reflect the selection's own noise: inside every resample each "
+           f"`{OPTIMISTIC}` partition's epoch is chosen again, by the recipe's selection metric, on the resampled "
+           "test vlogs (the honest epochs, chosen on validation, stay). p (ΔF1): the report's paired permutation "
+           "test of ΔF1 on the saved labels, conditional on the selections made. Labels at each run's decision "
+           "threshold (column `threshold`): the recipe's fixed value, or `valid_f1`, tuned on the validation part at "
+           "the chosen checkpoint under both protocols (never on the test fold), mean over seeds and folds.")
 
 
-def _pct(mean: float, std: float) -> str:
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+def _pct(value: float, lo: float, hi: float, sign: str = "") -> str:
+    return f"{100 * value:{sign}.2f} [{100 * lo:{sign}.2f}, {100 * hi:{sign}.2f}]"
 
 
-def _delta(row: pd.Series, k: str) -> str:
-    return f"{100 * row[f'delta_{k}']:+.2f} [{100 * row[f'delta_{k}_ci_low']:+.2f}, {100 * row[f'delta_{k}_ci_high']:+.2f}]"
+def _threshold_cell(row: pd.Series) -> str:
+    if row["threshold_rule"] != "valid_f1":
+        return str(row["threshold_rule"])
+    return f"valid_f1 ({row[f'threshold_{HONEST}']:.2f} / {row[f'threshold_{OPTIMISTIC}']:.2f})"
 
 
 def view(part: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({"model": part["model"]})
+    out = pd.DataFrame({"model": part["model"], "threshold": [_threshold_cell(r) for _, r in part.iterrows()]})
     for k in COMPARED:
         for pr in STUDY_PROTOCOLS:
             flag = " (optimistic)" if pr == OPTIMISTIC else ""
-            out[f"{LABELS[k]} `{pr}`{flag}"] = [_pct(r[f"{k}_{pr}"], r[f"{k}_{pr}_std"]) for _, r in part.iterrows()]
-        out[f"Δ{LABELS[k]} [95% CI]"] = [_delta(r, k) for _, r in part.iterrows()]
-        out[f"p (Δ{LABELS[k]})"] = [f"{r[f'delta_{k}_p']:.3f}" if r[f"delta_{k}_p"] >= 0.001 else "<0.001"
-                                    for _, r in part.iterrows()]
-    out["seeds × folds"] = [str(int(n)) for n in part[f"n_units_{HONEST}"]]
+            out[f"{LABELS[k]} `{pr}`{flag} [95% CI]"] = [
+                _pct(r[f"{k}_{pr}"], r[f"{k}_{pr}_ci_low"], r[f"{k}_{pr}_ci_high"]) for _, r in part.iterrows()]
+        out[f"Δ{LABELS[k]} [95% CI]"] = [_pct(r[f"delta_{k}"], r[f"delta_{k}_ci_low"], r[f"delta_{k}_ci_high"], "+")
+                                          for _, r in part.iterrows()]
+    out["p (ΔF1)"] = [f"{p:.3f}" if p >= 0.001 else "<0.001" for p in part["delta_f1_p"]]
+    out["seeds"] = [str(int(n)) for n in part["n_seeds"]]
     return out.reset_index(drop=True)
 
 

@@ -130,46 +130,66 @@ def plot_reliability(curves: list[tuple[str, str, np.ndarray, np.ndarray, float]
     save_figure(fig, path)
 
 
-def plot_published(summary: Any, published: Any, protocols: dict[str, str], scale: str, path: Path) -> None:
-    """Per dataset, published F1 beside the F1 measured here (95% CI), majority floor dotted.
+def published_points(summary: Any, published: Any, protocols: dict[str, str]) -> Any:
+    """What the published plot draws, one row per point: per dataset, ours (F1 with its bootstrap
+    CI) then the published F1s, each with its label, convention and whether its checkpoint was
+    chosen on the reported fold (`optimistic`)."""
+    import pandas as pd
 
-    Ours: filled, with their bootstrap CIs. Published: hollow circles (depressed-class F1) or
-    squares (weighted F1), labelled with their protocol; red where the checkpoint was chosen on
-    the reported fold. At `scale: demo` ours are about synthetic data and the title says so.
+    from asym.reference import OPTIMISTIC_PROTOCOLS
+
+    rows = []
+    for ds in [d for d in dict.fromkeys(summary["dataset"]) if d in protocols]:
+        ours = summary[(summary["dataset"] == ds) & (summary["kind"] != "floor")]
+        for _, r in ours.iterrows():
+            rows.append({"dataset": ds, "label": f"{r['model']} (ours, {protocols[ds]})", "source": "ours",
+                         "f1": 100 * r["f1"], "ci_low": 100 * r["f1_ci_low"], "ci_high": 100 * r["f1_ci_high"],
+                         "convention": "depressed-class", "optimistic": protocols[ds] in OPTIMISTIC_PROTOCOLS})
+        pub = published[(published["dataset"] == ds) & published["f1"].notna()]
+        for _, r in pub.iterrows():
+            optimistic = r["protocol"] in OPTIMISTIC_PROTOCOLS
+            conv = r["metric_convention"]
+            note = {"weighted": ", w.", "unnamed": ", convention unnamed"}.get(conv, "")
+            rows.append({"dataset": ds, "label": f"{r['method']} ({r['protocol']}{note}{', optimistic' if optimistic else ''})",
+                         "source": "published", "f1": float(r["f1"]), "ci_low": np.nan, "ci_high": np.nan,
+                         "convention": conv, "optimistic": optimistic})
+    return pd.DataFrame(rows, columns=["dataset", "label", "source", "f1", "ci_low", "ci_high", "convention",
+                                       "optimistic"])
+
+
+def plot_published(summary: Any, published: Any, protocols: dict[str, str], scale: str, path: Path) -> Any:
+    """Per dataset, published F1 beside the F1 measured here (95% CI), majority floor dotted;
+    returns what it drew (`published_points`).
+
+    Ours: filled, with their bootstrap CIs. Published: hollow circles (depressed-class F1),
+    squares (weighted F1) or triangles (convention unnamed), labelled with their protocol; red
+    where the checkpoint was chosen on the reported fold. At `scale: demo` ours are about
+    synthetic data and the title says so.
     """
-    from asym.data.splits import SELECT_ON_TEST
-
     plt = _plt()
+    points = published_points(summary, published, protocols)
     datasets = [d for d in dict.fromkeys(summary["dataset"]) if d in protocols]
-    ours_all = summary[summary["kind"] != "floor"]
-    pub_all = published[published["f1"].notna()]
-    heights = [len(ours_all[ours_all["dataset"] == d]) + len(pub_all[pub_all["dataset"] == d]) for d in datasets]
+    heights = [int((points["dataset"] == d).sum()) for d in datasets]
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.2 * len(datasets), 0.26 * max(heights + [8]) + 1.6),
                              squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
-        ours = ours_all[ours_all["dataset"] == ds]
-        pub = pub_all[pub_all["dataset"] == ds]
-        labels, y = [], 0
-        for _, r in ours.iterrows():
-            lo, hi = 100 * (r["f1"] - r["f1_ci_low"]), 100 * (r["f1_ci_high"] - r["f1"])
-            ax.errorbar(100 * r["f1"], y, xerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", color="tab:blue", capsize=2, ms=4)
-            labels.append(f"{r['model']} (ours, {protocols[ds]})")
-            y += 1
-        for _, r in pub.iterrows():
-            optimistic = r["protocol"] in SELECT_ON_TEST
-            weighted = r["metric_convention"] == "weighted"
-            ax.plot(r["f1"], y, "s" if weighted else "o", mfc="none", ms=5,
-                    color="tab:red" if optimistic else "tab:gray")
-            labels.append(f"{r['method']} ({r['protocol']}{', w.' if weighted else ''}{', optimistic' if optimistic else ''})")
-            y += 1
+        part = points[points["dataset"] == ds].reset_index(drop=True)
+        for y, r in part.iterrows():
+            if r["source"] == "ours":
+                lo, hi = r["f1"] - r["ci_low"], r["ci_high"] - r["f1"]
+                ax.errorbar(r["f1"], y, xerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", color="tab:blue", capsize=2, ms=4)
+            else:
+                marker = {"weighted": "s", "unnamed": "^"}.get(r["convention"], "o")
+                ax.plot(r["f1"], y, marker, mfc="none", ms=5, color="tab:red" if r["optimistic"] else "tab:gray")
         floor = summary[(summary["dataset"] == ds) & (summary["model"] == "majority")]
         if len(floor):
             ax.axvline(100 * float(floor["f1"].iloc[0]), color="black", ls=":", lw=1, label="majority floor (ours)")
             ax.legend(fontsize=7, loc="best")
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(part)), list(part["label"]), fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel("F1 of the depressed class, % (squares: weighted F1)")
+        ax.set_xlabel("F1 of the depressed class, % (squares: weighted F1; triangles: convention unnamed)")
         note = "\n(ours: synthetic demo data, comparable with nothing published)" if scale == "demo" else ""
         ax.set_title(f"{ds}: published vs measured{note}", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
+    return points

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asym.config import DEFAULT_THRESHOLD
 from asym.data.splits import read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_json
@@ -57,10 +58,12 @@ class DatasetRuns:
 
     def __post_init__(self) -> None:
         for model, prob in self.probs.items():      # no saved labels: the default threshold's
-            self.preds.setdefault(model, (np.asarray(prob) >= 0.5).astype(int))
+            self.preds.setdefault(model, (np.asarray(prob) >= DEFAULT_THRESHOLD).astype(int))
 
 
-def load_dataset_runs(params: Any, dataset: str) -> DatasetRuns:
+def load_dataset_runs(params: Any, dataset: str, per_run: bool = True) -> DatasetRuns:
+    """Every run of `dataset` (params' models and seeds); `per_run`: with each run's per-partition
+    metrics (its metrics.json, which `evaluate` writes), else its predictions alone."""
     layout = Layout.of(params)
     info = read_json(layout.split_json(dataset))
     subject_independent = info.get("subject_independent", "unknown")
@@ -70,14 +73,8 @@ def load_dataset_runs(params: Any, dataset: str) -> DatasetRuns:
     for model in params.models:
         for seed in params.seeds:
             run = Path(layout.run_dir(dataset, model, seed))
-            metrics, summary = read_json(run / "metrics.json"), read_json(run / "train.json")
-            thresholds = summary.get("threshold") or [0.5] * len(metrics["partitions"])
-            for p, folds in metrics["partitions"].items():
-                rows.append({"model": model, "seed": seed, "partition": int(p),
-                             **{k: folds["test"][k] for k in METRICS}, "n_params": summary["n_params"],
-                             "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"],
-                             "threshold_rule": str(summary.get("recipe", {}).get("threshold", 0.5)),
-                             "threshold": float(thresholds[int(p)])})
+            if per_run:
+                rows += _run_rows(run, model, seed)
             pred = pd.read_parquet(run / "predictions.parquet").query("fold == 'test'").sort_values("sample_id")
             if ref is None:
                 ref = pred
@@ -92,7 +89,17 @@ def load_dataset_runs(params: Any, dataset: str) -> DatasetRuns:
                        ref["sample_id"].to_numpy(str), ref["label"].to_numpy(int), units,
                        ref["gender"].to_numpy(object), ref["n_frames"].to_numpy(int),
                        {m: np.stack(v) for m, v in probs.items()}, {m: np.stack(v) for m, v in preds.items()},
-                       pd.DataFrame(rows))
+                       pd.DataFrame(rows) if per_run else None)
+
+
+def _run_rows(run: Path, model: str, seed: int) -> list[dict[str, Any]]:
+    """One row per partition of a run: its test metrics and what the tables say of it."""
+    metrics, summary = read_json(run / "metrics.json"), read_json(run / "train.json")
+    thresholds = summary.get("threshold") or [DEFAULT_THRESHOLD] * len(metrics["partitions"])
+    return [{"model": model, "seed": seed, "partition": int(p), **{k: folds["test"][k] for k in METRICS},
+             "n_params": summary["n_params"], "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"],
+             "threshold_rule": str(summary.get("recipe", {}).get("threshold", DEFAULT_THRESHOLD)),
+             "threshold": float(thresholds[int(p)])} for p, folds in metrics["partitions"].items()]
 
 
 def floors(params: Any, dataset: str) -> dict[str, dict[str, float]]:

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asym.config import DEFAULT_THRESHOLD
 from asym.data.splits import OPTIMISTIC_FLAG, SELECT_ON_TEST
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION
-from asym.reference import published_results
+from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
 
 MACRO = "macro-avg"
 LOWER_IS_BETTER = {"ece"}
@@ -65,10 +66,11 @@ class Context:
     def threshold_line(self) -> str:
         """Which decision threshold labelled each model's test vlogs (the recipe's `threshold`)."""
         trained = self.summary[(self.summary["kind"] != "floor") & (self.summary["dataset"] != MACRO)]
-        rules = trained["threshold_rule"].fillna("0.5").astype(str) if "threshold_rule" in trained else None
+        default = str(DEFAULT_THRESHOLD)
+        rules = trained["threshold_rule"].fillna(default).astype(str) if "threshold_rule" in trained else None
         head = "Decision threshold (P(depressed) at or above which a vlog is labelled depressed): "
         if rules is None or rules.nunique() <= 1 and "valid_f1" not in set(rules):
-            return head + f"{'0.5' if rules is None or rules.empty else rules.iloc[0]} for every model."
+            return head + f"{default if rules is None or rules.empty else rules.iloc[0]} for every model."
         parts = []
         for rule, group in trained.groupby(rules, sort=True):
             if rule == "valid_f1":
@@ -158,11 +160,16 @@ def _published(ds: str, protocols: dict[str, str]) -> pd.DataFrame:
         return pub[(pub["dataset"] == ds) & (pub["protocol"] == protocols[ds])]
     ok = pub[pub.apply(lambda r: protocols.get(r["dataset"]) == r["protocol"], axis=1)]
     rows = []
-    for (key, conv), g in ok.groupby(["key", "metric_convention"]):
-        if set(g["dataset"]) == set(protocols):
-            rows.append({"key": key, "metric_convention": conv, "method": g["method"].iloc[0],
-                         **{m: g[m].mean() if g[m].notna().all() else np.nan for m in ("accuracy", "f1")},
-                         "source": "; ".join(g["source"].unique())})
+    for key, of_key in ok.groupby("key"):
+        if set(of_key["dataset"]) != set(protocols):
+            continue
+        # accuracy has no convention: any row's; F1 only where every dataset's has this convention
+        acc = of_key.groupby("dataset")["accuracy"].first()
+        accuracy = acc.mean() if acc.notna().all() else np.nan
+        for conv, g in of_key.groupby("metric_convention"):
+            f1 = g["f1"].mean() if set(g["dataset"]) == set(protocols) and g["f1"].notna().all() else np.nan
+            rows.append({"key": key, "metric_convention": conv, "method": g["method"].iloc[0], "accuracy": accuracy,
+                         "f1": f1, "source": "; ".join(of_key["source"].unique())})
     return pd.DataFrame(rows, columns=["key", "metric_convention", "method", "accuracy", "f1", "source"])
 
 
@@ -175,7 +182,7 @@ def published_blocks(ds: str, ctx: Context, shown: list[str]) -> list[tuple[str,
     pub = pub[pub["dataset"] == ds]
     protocol = ctx.protocols[ds]
     same = pub[(pub["protocol"] == protocol) & ~((pub["model"] != "") & pub["model"].isin(shown))]
-    optimistic = pub[pub["protocol"].isin(SELECT_ON_TEST) & (pub["protocol"] != protocol)]
+    optimistic = pub[pub["protocol"].isin(OPTIMISTIC_PROTOCOLS) & (pub["protocol"] != protocol)]
     blocks = []
     if len(same):
         blocks.append((f"Published with the same protocol (`{protocol}`), not trained here", _published_view(same)))

@@ -4,7 +4,8 @@
 checkpoint, the threshold of a grid (`threshold_grid`) with the highest depressed-class F1 on
 the validation fold, as BAR Loss (Gao et al., Interspeech 2026) is described to do. Ties go to
 the threshold nearest 0.5, then to the lower one. The checkpoint itself is chosen at 0.5, before
-the threshold is tuned. Each partition's threshold is stored in train.json (`threshold`); the
+the threshold is tuned; under a select-on-test protocol the threshold is still tuned on the
+validation fold, never on the test fold that chose the checkpoint. Each partition's threshold is stored in train.json (`threshold`); the
 saved predictions' `pred` column holds the labels at it, and every metric of labels (evaluate,
 the report's CIs, fairness, confusion matrices) is computed from that column, never from
 `prob >= 0.5` again.
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from asym.config import DEFAULT_THRESHOLD
 from asym.metrics import LABEL_METRICS, METRICS
 from asym.stats import seed_mean_resamples
 
@@ -40,7 +42,7 @@ def f1_per_threshold(y: np.ndarray, prob: np.ndarray, grid: np.ndarray) -> np.nd
 def best_f1_threshold(y: np.ndarray, prob: np.ndarray, grid: np.ndarray) -> float:
     f1 = f1_per_threshold(y, prob, grid)
     best = np.flatnonzero(np.isclose(f1, f1.max(), rtol=0, atol=1e-12))
-    order = np.lexsort((grid[best], np.round(np.abs(grid[best] - 0.5), 9)))   # nearest 0.5 first, then the lower
+    order = np.lexsort((grid[best], np.round(np.abs(grid[best] - DEFAULT_THRESHOLD), 9)))   # nearest 0.5, then lower
     return float(grid[best[order[0]]])
 
 
@@ -56,7 +58,7 @@ def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: n
     the metrics of labels taken from the saved labels `preds` (n_seeds, n) and those of scores
     (AUROC, AUPRC, ECE) from `probs`. At threshold 0.5 the two agree and one pass is made."""
     by_prob = seed_mean_resamples(y, probs, W)
-    if np.array_equal(np.asarray(preds, bool), np.asarray(probs) >= 0.5):
+    if np.array_equal(np.asarray(preds, bool), np.asarray(probs) >= DEFAULT_THRESHOLD):
         return by_prob
     by_label = seed_mean_resamples(y, np.asarray(preds, float), W)   # a 0/1 score is its own label at 0.5
     return {k: (by_label if k in LABEL_METRICS else by_prob)[k] for k in METRICS}

@@ -1,4 +1,5 @@
-"""Train one (dataset, model) for a list of seeds: the checkpoint is chosen on validation only.
+"""Train one (dataset, model) for a list of seeds: the checkpoint is chosen on validation only
+(on the test fold under a select-on-test protocol, for the optimism study: asym.data.splits).
 
 One job trains every seed (and, under `kfold`, every partition) so that start-up is paid once;
 each seed keeps its own run folder (see asym.layout): checkpoint.pt (tensors only),
@@ -6,6 +7,7 @@ predictions.parquet (valid + test, with gender and length), history.csv and trai
 written atomically, train.json last. A seed whose folder is complete is not trained again; a seed
 killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.resume).
 Everything the trainer does besides the model comes from the model's recipe in params.yaml.
+The optimism study's runs also write epochs.parquet (asym.layout.STUDY_TRAIN_FILES).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,10 +30,10 @@ from tqdm import tqdm
 
 from asym.config import DEFAULT_THRESHOLD
 from asym.data.parquet import FeatureTable
-from asym.data.splits import load_partitions, selection_partitions
-from asym.errors import ConfigError
+from asym.data.splits import load_partitions, selection_fold
+from asym.errors import ConfigError, DataError
 from asym.io import atomic_path, read_json, write_json
-from asym.layout import PACKAGE, TRAIN_FILES, Layout, code_deps
+from asym.layout import PACKAGE, STUDY_TRAIN_FILES, TRAIN_FILES, Layout, code_deps
 from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory, registry
@@ -190,9 +192,12 @@ def predict(model: nn.Module, table: FeatureTable, norm: Normalizer, batch_size:
 
 
 def validation_score(model: nn.Module, valid: FeatureTable, norm: Normalizer, batch_size: int, device: torch.device,
-                     metric: str) -> tuple[float, dict[str, float]]:
-    """The checkpoint-selection score: computed on the validation fold, and only ever called with it."""
-    m = label_metrics(valid.label, predict(model, valid, norm, batch_size, device) >= DEFAULT_THRESHOLD)
+                     metric: str, probs: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
+    """The checkpoint-selection score, on the fold that chooses the checkpoint: the validation
+    fold, the test fold only under a select-on-test protocol (asym.data.splits.selection_fold).
+    `probs`: that fold's probabilities, when the caller has them already."""
+    prob = predict(model, valid, norm, batch_size, device) if probs is None else probs
+    m = label_metrics(valid.label, prob >= DEFAULT_THRESHOLD)
     return selection_score(m, metric), m
 
 
@@ -259,9 +264,11 @@ class Resumable:
 
 def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, recipe: Any, dataset: str,
         rng: np.random.Generator, rt: Runtime, on_epoch: Callable[[dict[str, float]], None] | None = None,
-        resume: Resumable | None = None) -> FitResult:
-    """The epoch loop; the best epoch by the validation selection score (first best on ties).
-    With `resume`, the loop goes on after the partition's last saved epoch, and saves after each."""
+        resume: Resumable | None = None, select: str = "valid", keep_epochs: bool = False) -> FitResult:
+    """The epoch loop; the best epoch by the selection score on fold `select` (first best on ties),
+    whose history columns are named after it. A plateau scheduler steps on the validation fold's
+    loss whatever `select` is. With `resume`, the loop goes on after the partition's last saved
+    epoch, and saves after each; `keep_epochs` keeps each epoch's record (`epoch_record`)."""
     feed = TrainFeed(folds["train"], norm, recipe, dataset, rng)
     opt = build_optimizer(model, recipe, dataset)
     sched = build_scheduler(opt, recipe, dataset)
@@ -286,13 +293,16 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, reci
         lr = float(opt.param_groups[0]["lr"])        # this epoch's, before the scheduler moves it
         loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
         seconds = time.perf_counter() - t0
-        score, val = validation_score(model, folds["valid"], norm, rt.eval_batch_size, rt.device,
-                                      recipe.selection_metric)
+        probs = predict(model, folds[select], norm, rt.eval_batch_size, rt.device) if keep_epochs else None
+        score, val = validation_score(model, folds[select], norm, rt.eval_batch_size, rt.device,
+                                      recipe.selection_metric, probs=probs)
         stepped_on = None if sched is None else step_scheduler(sched, lambda: validation_loss(
             model, folds["valid"], norm, rt.eval_batch_size, rt.device, loss_fn))
         row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
-               **{f"valid_{k}": v for k, v in val.items()}, "valid_selection": score, "lr": lr,
+               **{f"{select}_{k}": v for k, v in val.items()}, f"{select}_selection": score, "lr": lr,
                **({"valid_loss": stepped_on} if stepped_on is not None else {})}
+        if probs is not None:
+            row[EPOCH_RECORD] = epoch_record(model, folds, select, probs, norm, recipe, rt)
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -311,10 +321,51 @@ def _best(best: FitResult | None) -> dict[str, Any] | None:
     return None if best is None else {"epoch": best.best_epoch, "score": best.best_score, "state": best.best_state}
 
 
+# The key of a history row holding the epoch's record (a study run's): kept with the history, so
+# that a resumed seed has it for its earlier epochs too, but neither in history.csv nor logged.
+EPOCH_RECORD = "_epoch_record"
+
+
+def epoch_record(model: nn.Module, folds: dict[str, FeatureTable], select: str, probs: np.ndarray,
+                 norm: Normalizer, recipe: Any, rt: Runtime) -> dict[str, Any]:
+    """One epoch's probabilities on the selection fold and the threshold this epoch's weights
+    would label at (tuned on the validation fold, as at the chosen checkpoint): what choosing
+    the epoch again needs (asym.optimism)."""
+    def valid_probs() -> np.ndarray:
+        return probs if select == "valid" else predict(model, folds["valid"], norm, rt.eval_batch_size, rt.device)
+    threshold = decision_threshold(recipe, folds["valid"].label, valid_probs)
+    return {"prob": np.asarray(probs, np.float32).tolist(), "threshold": float(threshold)}
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row as history.csv and MLflow see it (without the epoch's record)."""
+    return {k: v for k, v in row.items() if k != EPOCH_RECORD}
+
+
+def epoch_rows(results: list[FitResult], partitions: list[dict[str, FeatureTable]], select: str,
+               where: Path) -> pd.DataFrame:
+    """epochs.parquet: per partition and epoch, the selection fold's vlogs with their probability
+    and the epoch's threshold."""
+    frames = []
+    for p, (res, folds) in enumerate(zip(results, partitions, strict=True)):
+        t = folds[select]
+        for row in res.history:
+            if EPOCH_RECORD not in row:
+                raise DataError(where, f"partition {p}, epoch {row['epoch']}: no epoch record to write "
+                                       f"{STUDY_TRAIN_FILES['epochs']} from; delete its resume.pt and train it again")
+            rec = row[EPOCH_RECORD]
+            frames.append(pd.DataFrame({
+                "partition": np.int16(p), "epoch": np.int16(row["epoch"]), "fold": select, "sample_id": t.sample_id,
+                "label": t.label.astype(np.int8), "prob": np.asarray(rec["prob"], np.float32),
+                "threshold": float(rec["threshold"])}))
+    return pd.concat(frames, ignore_index=True)
+
+
 # --- one job -----------------------------------------------------------------------------------
-def run_complete(out: Path) -> bool:
-    """train.json is written last: its presence with every other file means the seed is done."""
-    return all((out / name).is_file() for name in TRAIN_FILES.values())
+def run_complete(out: Path, names: Iterable[str] | None = None) -> bool:
+    """train.json is written last: its presence with every other file (`names`, default the
+    main runs' TRAIN_FILES) means the seed is done."""
+    return all((out / name).is_file() for name in (TRAIN_FILES.values() if names is None else names))
 
 
 def _prediction_rows(model: nn.Module, folds: dict[str, FeatureTable], norm: Normalizer, partition: int,
@@ -358,10 +409,10 @@ def train_job(params: Any, dataset: str, model_name: str, seeds: list[int], obse
     recipe = params.recipe(entry.recipe)
     table, partitions = load_partitions(Path(layout.parquet(dataset)), Path(layout.split_csv(dataset)),
                                         subjects_disjoint=params.protocol(dataset) != "depmamba")
-    partitions = selection_partitions(params.protocol(dataset), partitions)   # select-on-test: valid := test
     device = pick_device(params.train.device)
     torch.set_num_threads(params.train.threads)
-    todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)))]
+    todo = [s for s in seeds if not run_complete(Path(layout.run_dir(dataset, model_name, s)),
+                                                 layout.train_files().values())]
     steps = sum(len(TrainFeed(p["train"], Normalizer.identity(p["train"]), recipe, dataset,
                               np.random.default_rng(0))) for p in partitions) * int(recipe.epochs)
     rt = Runtime(device, params.train.precision, params.train.pin_memory, params.train.eval_batch_size)
@@ -399,18 +450,20 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
     seed_everything(seed, rt.device)
     rng = np.random.default_rng(seed)
     meta = table.meta
+    select = selection_fold(params.protocol(dataset))
     results, predictions, norms, thresholds = [], [], [], []
     for p, folds in enumerate(partitions):
         norm = fit_normalizer(recipe, folds["train"])
         model = factory.from_params(model_name, params, dataset, widths=(meta["audio_dim"], meta["visual_dim"]))
         model = model.to(rt.device)
-        on_epoch = None if observer is None else (lambda row, p=p: observer(seed, p, row))
+        on_epoch = None if observer is None else (lambda row, p=p: observer(seed, p, public_row(row)))
         if p < len(resume.finished):         # trained to its end before the kill
             res = FitResult(**resume.finished[p])
             for row in res.history if on_epoch is not None else []:
                 on_epoch(row)
         else:
-            res = fit(model, folds, norm, recipe, dataset, rng, rt, on_epoch=on_epoch, resume=Resumable(resume, p))
+            res = fit(model, folds, norm, recipe, dataset, rng, rt, on_epoch=on_epoch, resume=Resumable(resume, p),
+                      select=select, keep_epochs=layout.study)
             resume.finish(p, res.best_epoch, res.best_score, res.best_state, res.history)
         model.load_state_dict(res.best_state)
         thresholds.append(decision_threshold(recipe, folds["valid"].label, partial(
@@ -420,13 +473,15 @@ def train_seed(params: Any, dataset: str, model_name: str, seed: int, partitions
         norms.append(norm)
     n_params = sum(q.numel() for q in model.parameters() if q.requires_grad)
     finished = time.time()
-    save_run(out, results, norms, predictions, checkpoint_meta(params, dataset, model_name, seed, meta, thresholds))
+    save_run(out, results, norms, predictions, checkpoint_meta(params, dataset, model_name, seed, meta, thresholds),
+             epochs=epoch_rows(results, partitions, select, out) if layout.study else None)
     summary = {
         "dataset": dataset, "model": model_name, "seed": seed, "kind": entry.kind, "scale": params.scale,
         "protocol": params.protocol(dataset), "n_partitions": len(partitions), "device": str(rt.device),
         "precision": rt.precision, "n_params": n_params,
         "recipe_name": entry.recipe, "recipe": recipe.model_dump(mode="json"),
         "model_config": params.model_config(model_name, dataset).kwargs(),
+        "selection_fold": select,            # the fold whose score chose each partition's checkpoint
         "best_epoch": [r.best_epoch for r in results], "best_valid_selection": [r.best_score for r in results],
         "threshold": thresholds,
         "epochs": int(recipe.epochs),
@@ -488,7 +543,7 @@ def checkpoint_meta(params: Any, dataset: str, model_name: str, seed: int, table
 
 
 def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predictions: list[pd.DataFrame],
-             meta: dict[str, Any] | None = None) -> None:
+             meta: dict[str, Any] | None = None, epochs: pd.DataFrame | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / TRAIN_FILES["summary"]).unlink(missing_ok=True)   # an old summary must not vouch for new files
     ckpt = {"partitions": [{"state_dict": r.best_state, "best_epoch": torch.tensor(r.best_epoch), **n.tensors()}
@@ -497,9 +552,13 @@ def save_run(out: Path, results: list[FitResult], norms: list[Normalizer], predi
         torch.save(ckpt, tmp)
     with atomic_path(out / TRAIN_FILES["predictions"]) as tmp:
         pd.concat(predictions, ignore_index=True).to_parquet(tmp, index=False)
-    history = pd.concat([pd.DataFrame(r.history).assign(partition=p) for p, r in enumerate(results)], ignore_index=True)
+    history = pd.concat([pd.DataFrame([public_row(h) for h in r.history]).assign(partition=p)
+                         for p, r in enumerate(results)], ignore_index=True)
     with atomic_path(out / TRAIN_FILES["history"]) as tmp:
         history[["partition", *[c for c in history.columns if c != "partition"]]].to_csv(tmp, index=False)
+    if epochs is not None:
+        with atomic_path(out / STUDY_TRAIN_FILES["epochs"]) as tmp:
+            epochs.to_parquet(tmp, index=False)
 
 
 def load_checkpoint(path: Path, partition: int = 0) -> tuple[dict[str, torch.Tensor], Normalizer | PerSampleNormalizer, int]:

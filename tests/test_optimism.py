@@ -1,9 +1,11 @@
 """The optimism study: `kfold_select_on_test` is `kfold` with the checkpoint chosen on the test
-fold, nothing else; the `protocol_optimism` table sets the two side by side, paired; both DAGs
-hold the study's jobs."""
+fold, nothing else (a plateau scheduler and a tuned threshold still read the validation part);
+the `protocol_optimism` table sets the two side by side, paired, one estimand for points and
+CIs, the selection made again inside the bootstrap; both DAGs hold the study's jobs."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,34 +13,62 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import yaml
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 import asym.train as train_mod
 from asym import optimism
 from asym.cli import main
-from asym.data.splits import OPTIMISTIC_FLAG, read_split
+from asym.config import load_params
+from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
+from asym.errors import DataError
 from asym.layout import Layout, stage_params
+from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
-from asym.stats import resample_weights, weighted_metrics
+from asym.models import factory
+from asym.stats import resample_weights
+from asym.thresholds import best_f1_threshold, threshold_grid
 from tests.project import make_project, prepared
 
 HONEST, OPTIMISTIC = "kfold", "kfold_select_on_test"
 STUDY = {"optimism": {"models": {"demo": ["mean-mlp"], "paper": []}, "seeds": {"demo": [0, 1], "paper": [0]}},
          "split": {"kfold": {"k": 3, "valid_fraction": 0.2}}}
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
+    """mean-mlp under both protocols with a plateau scheduler (patience 0: it steps on every epoch's
+    validation loss) and the threshold tuned on validation: what would differ between the two
+    protocols if selecting on test let the test fold reach anything but the choice of epoch."""
     root = tmp_path_factory.mktemp("study")
-    p = prepared(root, ["mean-mlp"], epochs=4, **STUDY)
+    prepared(root, ["mean-mlp"], epochs=6, **STUDY)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["recipes"]["demo"]["asym"].update(
+        scheduler="plateau", plateau={"factor": {"dvlog": 0.5, "lmvd": 0.5}, "patience": 0},
+        threshold="valid_f1", threshold_grid={"low": 0.05, "high": 0.95, "step": 0.05})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = load_params(root / "params.yaml")
     for protocol in (HONEST, OPTIMISTIC):
         assert main(["--params", str(root / "params.yaml"), "split", "--dataset", "dvlog", "--protocol", protocol]) == 0
         train_mod.train_job(p.for_protocol(protocol), "dvlog", "mean-mlp", p.study_seeds)
     return p
 
 
-def _runs(p, protocol: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    run = Path(Layout.of(p.for_protocol(protocol)).run_dir("dvlog", "mean-mlp", seed))
-    return pd.read_csv(run / "history.csv"), pd.read_parquet(run / "predictions.parquet")
+def _run(p, protocol: str, seed: int) -> Path:
+    return Path(Layout.of(p.for_protocol(protocol)).run_dir("dvlog", "mean-mlp", seed))
+
+
+def _files(p, protocol: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    run = _run(p, protocol, seed)
+    return (pd.read_csv(run / "history.csv"), pd.read_parquet(run / "predictions.parquet"),
+            train_mod.read_summary(run))
+
+
+def _partitions(p, protocol: str):
+    lay = Layout.of(p.for_protocol(protocol))
+    return load_partitions(Path(lay.parquet("dvlog")), Path(lay.split_csv("dvlog")))[1]
 
 
 def test_the_study_lives_in_its_own_folders_with_the_same_folds(study):
@@ -46,6 +76,9 @@ def test_the_study_lives_in_its_own_folders_with_the_same_folds(study):
     lay = {pr: Layout.of(p.for_protocol(pr)) for pr in (HONEST, OPTIMISTIC)}
     assert lay[HONEST].for_protocol("x") != lay[HONEST] and lay[HONEST] == Layout.of(p).for_protocol(HONEST)
     assert lay[OPTIMISTIC].runs.endswith("runs/protocols/kfold_select_on_test")
+    assert lay[OPTIMISTIC].study and not Layout.of(p).study
+    assert "epochs" in lay[OPTIMISTIC].train_outputs("dvlog", "mean-mlp", [0])
+    assert "epochs" not in Layout.of(p).train_outputs("dvlog", "mean-mlp", [0])   # main runs: no epochs file
     splits = {pr: read_split(Path(lay[pr].split_csv("dvlog"))) for pr in lay}
     assert splits[HONEST].equals(splits[OPTIMISTIC]) and splits[HONEST]["partition"].nunique() == 3
     assert not Path(Layout.of(p).run_dir("dvlog", "mean-mlp", 0)).exists()               # main runs untouched
@@ -53,59 +86,189 @@ def test_the_study_lives_in_its_own_folders_with_the_same_folds(study):
     assert "optimism.seeds.demo" in train_keys and "run.seeds.demo" not in train_keys
 
 
-def test_selecting_on_test_follows_the_same_training_and_picks_the_test_folds_best_epoch(study):
+def test_the_report_refuses_protocols_split_differently(study):
+    """The two split files are compared, not assumed equal."""
+    path = Path(Layout.of(study.for_protocol(OPTIMISTIC)).split_csv("dvlog"))
+    kept = path.read_text()
+    try:
+        split = pd.read_csv(path, dtype=str)
+        first = split["partition"] == "0"
+        a = split.loc[first & (split["fold"] == "valid"), "subject_id"].iloc[0]
+        b = split.loc[first & (split["fold"] == "train"), "subject_id"].iloc[0]
+        of_a, of_b = first & (split["subject_id"] == a), first & (split["subject_id"] == b)
+        split.loc[of_a, "fold"], split.loc[of_b, "fold"] = "train", "valid"   # still leak-free: another valid part
+        split.to_csv(path, index=False)
+        with pytest.raises(DataError, match="not the same folds"):
+            optimism.compare(study)
+    finally:
+        path.write_text(kept)
+
+
+def test_selecting_on_test_changes_the_chosen_epoch_only(study):
+    """Same trajectory (losses, learning rates, the plateau scheduler's validation losses) and
+    the same validation part for the scheduler and the threshold; only the epoch differs."""
+    p = study
+    parts = _partitions(p, OPTIMISTIC)
+    recipe = p.recipe("asym")
+    cut = False
+    for seed in p.study_seeds:
+        (h_hist, _, h_sum), (o_hist, o_pred, o_sum) = _files(p, HONEST, seed), _files(p, OPTIMISTIC, seed)
+        assert o_sum["protocol"] == OPTIMISTIC and o_sum["selection_fold"] == "test" and h_sum["selection_fold"] == "valid"
+        for col in ("train_loss", "lr", "valid_loss"):
+            np.testing.assert_array_equal(h_hist[col], o_hist[col], err_msg=col)     # one trajectory
+        cut |= bool((o_hist.groupby("partition")["lr"].nunique() > 1).any())
+        assert "test_selection" in o_hist and "valid_selection" not in o_hist      # named after the fold that chose
+        for q, folds in enumerate(parts):
+            rows = o_pred[o_pred["partition"] == q]
+            valid, test = rows[rows["fold"] == "valid"], rows[rows["fold"] == "test"]
+            assert sorted(valid["sample_id"]) == sorted(folds["valid"].sample_id)   # the real validation part
+            assert not set(valid["sample_id"]) & set(test["sample_id"])
+            hist = o_hist[o_hist["partition"] == q]
+            best = int(hist.loc[hist["test_selection"].idxmax(), "epoch"])           # first best on the test fold
+            assert o_sum["best_epoch"][q] == best
+            assert selection_score(label_metrics(test["label"], test["prob"] >= 0.5), "mean4") == pytest.approx(
+                hist["test_selection"].max())
+            # the threshold: tuned on the validation part at the chosen checkpoint, never on test
+            grid = threshold_grid(recipe.threshold_grid)
+            assert o_sum["threshold"][q] == best_f1_threshold(valid["label"].to_numpy(), valid["prob"].to_numpy(), grid)
+            # the scheduler's loss at the chosen epoch: the validation part's, not the test fold's
+            state, norm, epoch = train_mod.load_checkpoint(_run(p, OPTIMISTIC, seed) / "checkpoint.pt", q)
+            model = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
+            model.load_state_dict(state)
+            loss_fn = build_loss(recipe, folds["train"].label, CPU, model)
+            on = {f: train_mod.validation_loss(model, folds[f], norm, p.train.eval_batch_size, CPU, loss_fn)
+                  for f in ("valid", "test")}
+            logged = hist.loc[hist["epoch"] == epoch, "valid_loss"].iloc[0]
+            assert logged == pytest.approx(on["valid"], rel=1e-5) and logged != pytest.approx(on["test"], rel=1e-3)
+    assert cut, "the plateau scheduler never cut the rate: the trajectories could not have differed"
+
+
+def test_every_epoch_is_kept_as_training_saw_it(study):
+    """epochs.parquet: each epoch's test-fold probabilities give back the history's selection
+    scores, and at the chosen epoch the saved predictions and the threshold."""
     p = study
     for seed in p.study_seeds:
-        h_hist, (o_hist, o_pred) = _runs(p, HONEST, seed)[0], _runs(p, OPTIMISTIC, seed)
-        np.testing.assert_array_equal(h_hist["train_loss"], o_hist["train_loss"])      # one trajectory
-        for part, rows in o_pred.groupby("partition"):
-            assert sorted(rows.loc[rows["fold"] == "valid", "sample_id"]) == sorted(rows.loc[rows["fold"] == "test",
-                                                                                              "sample_id"])
-            test = rows[rows["fold"] == "test"]
-            hist = o_hist[o_hist["partition"] == part]
-            best = int(hist.loc[hist["valid_selection"].idxmax(), "epoch"])             # first best on the test fold
-            h_best = int(train_mod.read_summary(Path(Layout.of(p.for_protocol(HONEST)).run_dir(
-                "dvlog", "mean-mlp", seed)))["best_epoch"][part])
-            o_summary = train_mod.read_summary(Path(Layout.of(p.for_protocol(OPTIMISTIC)).run_dir("dvlog", "mean-mlp",
-                                                                                                   seed)))
-            assert o_summary["best_epoch"][part] == best and o_summary["protocol"] == OPTIMISTIC
-            score = selection_score(label_metrics(test["label"], test["pred"]), "mean4")
-            assert score == pytest.approx(hist["valid_selection"].max())                 # the reported score is the max
-            assert hist.loc[hist["epoch"] == h_best, "valid_selection"].iloc[0] <= score   # honest epoch, on test
+        hist, pred, summary = _files(p, OPTIMISTIC, seed)
+        epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed) / "epochs.parquet")
+        assert set(epochs["fold"]) == {"test"} and epochs.groupby("partition")["epoch"].nunique().eq(6).all()
+        for (q, e), g in epochs.groupby(["partition", "epoch"]):
+            row = hist[(hist["partition"] == q) & (hist["epoch"] == e)].iloc[0]
+            assert selection_score(label_metrics(g["label"], g["prob"] >= 0.5), "mean4") == pytest.approx(
+                row["test_selection"], abs=1e-12)
+            if e == summary["best_epoch"][q]:
+                saved = pred[(pred["partition"] == q) & (pred["fold"] == "test")].set_index("sample_id")
+                np.testing.assert_array_equal(g.set_index("sample_id")["prob"], saved.loc[g["sample_id"], "prob"])
+                assert g["threshold"].iloc[0] == summary["threshold"][q]
+        honest = pd.read_parquet(_run(p, HONEST, seed) / "epochs.parquet")
+        assert set(honest["fold"]) == {"valid"}                       # the honest arm's: the fold that chose
 
 
-def test_the_optimism_table_sets_both_protocols_side_by_side_paired(study, tmp_path):
+def _pooled(p, protocol: str, weights: np.ndarray | None = None) -> dict[str, float]:
+    """The estimand by hand: each seed's saved test labels pooled over its folds, scikit-learn's
+    metric (weighted by a resample's counts), mean over seeds."""
+    out = {"accuracy": [], "f1": []}
+    for seed in p.study_seeds:
+        t = _files(p, protocol, seed)[1].query("fold == 'test'").sort_values("sample_id")
+        w = None if weights is None else weights
+        out["accuracy"].append(accuracy_score(t["label"], t["pred"], sample_weight=w))
+        out["f1"].append(f1_score(t["label"], t["pred"], sample_weight=w, zero_division=0))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def test_points_and_cis_share_one_estimand_and_the_test_is_the_reports(study, tmp_path):
     p = study
     table = optimism.compare(p)
     [row] = table.to_dict("records")
+    points = {pr: _pooled(p, pr) for pr in (HONEST, OPTIMISTIC)}
     for pr in (HONEST, OPTIMISTIC):
-        per_unit = []
-        for seed in p.study_seeds:
-            test = _runs(p, pr, seed)[1].query("fold == 'test'")
-            per_unit += [label_metrics(g["label"], g["pred"])["f1"] for _, g in test.groupby("partition")]
-        assert row[f"f1_{pr}"] == pytest.approx(np.mean(per_unit)) and row[f"n_units_{pr}"] == 6
-        assert row[f"f1_{pr}_std"] == pytest.approx(np.std(per_unit, ddof=1))
-    assert row["delta_f1"] == pytest.approx(row[f"f1_{OPTIMISTIC}"] - row[f"f1_{HONEST}"])
-    assert row["delta_accuracy"] == pytest.approx(row[f"accuracy_{OPTIMISTIC}"] - row[f"accuracy_{HONEST}"])
-    # the CI is of the paired difference on the report's resamples of the pooled test vlogs
-    ids = sorted(_runs(p, HONEST, 0)[1].query("fold == 'test'")["sample_id"])
-    W = resample_weights(np.array(ids), p.report.bootstrap, np.random.default_rng([p.report.ci_seed, 100, 0]))
+        for k in ("accuracy", "f1"):
+            assert row[f"{k}_{pr}"] == pytest.approx(points[pr][k])
+            assert row[f"{k}_{pr}_ci_low"] <= row[f"{k}_{pr}_ci_high"]
+    for k in ("accuracy", "f1"):
+        assert row[f"delta_{k}"] == pytest.approx(points[OPTIMISTIC][k] - points[HONEST][k])
+    # the p is the report's permutation test of that very ΔF1
+    from asym.stats import swap_deltas, swap_draws
 
-    def pooled(pr: str) -> np.ndarray:
-        out = []
-        for seed in p.study_seeds:
-            t = _runs(p, pr, seed)[1].query("fold == 'test'").sort_values("sample_id")
-            out.append(weighted_metrics(t["label"].to_numpy(), t["pred"].to_numpy(float), W)["f1"])
-        return np.mean(out, axis=0)
-    delta = pooled(OPTIMISTIC) - pooled(HONEST)
-    assert (row["delta_f1_ci_low"], row["delta_f1_ci_high"]) == pytest.approx(tuple(np.percentile(delta, [2.5, 97.5])))
-    assert 0 < row["delta_f1_p"] <= 1
+    arms = optimism.load_arms(p, "dvlog")
+    S = swap_draws(arms[HONEST].units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, optimism.CI_STREAM, 0, 1]))
+    observed, _ = swap_deltas(arms[HONEST].y, arms[HONEST].preds["mean-mlp"], arms[OPTIMISTIC].preds["mean-mlp"], S)
+    assert observed == pytest.approx(row["delta_f1"]) and 0 < row["delta_f1_p"] <= 1
+    assert row["threshold_rule"] == "valid_f1" and 0 < row[f"threshold_{OPTIMISTIC}"] < 1
     paths = {f"protocol_optimism_{f}": tmp_path / f"protocol_optimism.{f}" for f in ("md", "csv", "tex")}
     optimism.write_table(table, p, paths)
     md = paths["protocol_optimism_md"].read_text()
     assert OPTIMISTIC_FLAG in md and "`kfold_select_on_test` (optimistic)" in md and "| mean-mlp" in md
+    assert "chosen again" in md and "conditional on the selections made" in md
+    assert f"valid_f1 ({row['threshold_kfold']:.2f} / {row[f'threshold_{OPTIMISTIC}']:.2f})" in md
+    assert "tuned on the validation part" in md
     assert r"\begin{tabular}" in paths["protocol_optimism_tex"].read_text()
     assert pd.read_csv(paths["protocol_optimism_csv"])["delta_f1"].iloc[0] == pytest.approx(row["delta_f1"])
+
+
+def _chosen_by_hand(p, seed: int, w: np.ndarray, ids: list[str]) -> pd.DataFrame:
+    """One resample of one seed by brute force: per partition, each epoch scored by scikit-learn
+    with the resample's counts as sample weights, the first best kept, labelled at its threshold."""
+    epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed) / "epochs.parquet")
+    weight = dict(zip(ids, w, strict=True))
+    chosen = []
+    for _, part in epochs.groupby("partition"):
+        best, best_score = None, -np.inf
+        for _, g in part.groupby("epoch", sort=True):
+            sw = g["sample_id"].map(weight).to_numpy()
+            y, pred = g["label"].to_numpy(), (g["prob"] >= 0.5).to_numpy()
+            if sw.sum() == 0:
+                score = 0.0
+            else:
+                score = np.mean([accuracy_score(y, pred, sample_weight=sw),
+                                 precision_score(y, pred, sample_weight=sw, zero_division=0),
+                                 recall_score(y, pred, sample_weight=sw, zero_division=0),
+                                 f1_score(y, pred, sample_weight=sw, zero_division=0)])
+            if score > best_score + 1e-12:
+                best, best_score = g, score
+        chosen.append(best.assign(pred=(best["prob"] >= best["threshold"].iloc[0]).astype(int)))
+    return pd.concat(chosen).set_index("sample_id").loc[ids]
+
+
+def test_the_optimistic_ci_makes_the_selection_again_in_every_resample(study):
+    p = study
+    runs = optimism.load_arms(p, "dvlog")[OPTIMISTIC]
+    ids = list(runs.ids)
+    W = resample_weights(runs.units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, optimism.CI_STREAM, 0]))
+    got = optimism.optimistic_resamples(p, "dvlog", "mean-mlp", runs, W)
+    moved = False
+    for b in range(12):
+        f1 = []
+        for seed in p.study_seeds:
+            chosen = _chosen_by_hand(p, seed, W[b], ids)
+            f1.append(f1_score(chosen["label"], chosen["pred"], sample_weight=W[b], zero_division=0))
+        assert got["f1"][b] == pytest.approx(np.mean(f1), abs=1e-12)
+    for seed in p.study_seeds:
+        summary = train_mod.read_summary(_run(p, OPTIMISTIC, seed))
+        parts = optimism.read_epochs(_run(p, OPTIMISTIC, seed), runs.ids)
+        unit = optimism.chosen_epochs(runs.y, parts, np.ones((1, len(ids))), "mean4")[0]
+        assert [int(q[1][e]) for q, e in zip(parts, unit, strict=True)] == summary["best_epoch"]   # the training's choice
+        again = optimism.chosen_epochs(runs.y, parts, W, "mean4")
+        moved |= bool((again != unit).any())
+    assert moved, "no resample chose another epoch: the CI would not show the selection's noise"
+    m = {"accuracy": W[:3, :4], "precision": W[:3, 4:8], "recall": W[:3, 8:12], "f1": W[:3, 12:16]}
+    for metric in ("mean4", "f1"):                    # the vectorised rule is the training's rule
+        vec = optimism.selection_scores(m, metric)
+        for i, j in np.ndindex(vec.shape):
+            assert vec[i, j] == pytest.approx(selection_score({k: v[i, j] for k, v in m.items()}, metric))
+
+
+def test_a_select_on_test_run_without_its_epochs_is_refused(study, tmp_path):
+    run = _run(study, OPTIMISTIC, 0)
+    copy = tmp_path / "seed0"
+    shutil.copytree(run, copy)
+    epochs = pd.read_parquet(copy / "epochs.parquet")
+    epochs.assign(fold="valid").to_parquet(copy / "epochs.parquet")
+    ids = optimism.load_arms(study, "dvlog")[OPTIMISTIC].ids
+    with pytest.raises(DataError, match="must be of the test fold"):
+        optimism.read_epochs(copy, ids)
+    epochs[epochs["partition"] != 1].to_parquet(copy / "epochs.parquet")
+    with pytest.raises(DataError, match="each once"):
+        optimism.read_epochs(copy, ids)
 
 
 def test_both_dags_hold_the_study(tmp_path):
@@ -118,15 +281,16 @@ def test_both_dags_hold_the_study(tmp_path):
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_protocol"] == 2 * 2 and counts["split_protocol"] == 2 * 2 and counts["train"] == 2 * 2
     assert "runs/protocols/kfold_select_on_test/lmvd/mean-mlp/seed0/train.json" in proc.stdout
+    assert "runs/protocols/kfold_select_on_test/lmvd/mean-mlp/seed0/epochs.parquet" in proc.stdout
     assert "reports/protocol_optimism.md" in proc.stdout
-    import yaml
-
-    from asym.config import load_params
     from asym.dvc_yaml import render
 
     stages = yaml.safe_load(render(load_params(root / "params.yaml")))["stages"]
     assert {"train-kfold-dvlog-mean-mlp", "train-kfold_select_on_test-lmvd-mean-mlp", "split-kfold-lmvd"} <= set(stages)
     assert "runs/protocols/kfold/dvlog/mean-mlp/seed0/predictions.parquet" in stages["report"]["deps"]
+    assert "runs/protocols/kfold_select_on_test/dvlog/mean-mlp/seed0/epochs.parquet" in stages["report"]["deps"]
+    assert "runs/protocols/kfold/dvlog/mean-mlp/seed0/epochs.parquet" in stages["train-kfold-dvlog-mean-mlp"]["outs"]
+    assert not any(f.endswith("epochs.parquet") for f in stages["train-dvlog-mean-mlp"]["outs"])
     assert "reports/protocol_optimism.md" in stages["report"]["outs"]
     assert stages["train-kfold-dvlog-mean-mlp"]["cmd"].endswith(
         f"--protocol kfold --entry-digest {__import__('asym.models.registry', fromlist=['get']).get('mean-mlp').digest()}")

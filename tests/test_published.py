@@ -20,7 +20,7 @@ from tests.test_report import F1, _write_runs
 # design notes' table of peers (shared/design/peers.md): method, dataset, convention, protocol, (acc, P, R, F1)
 PEERS = [
     ("ASYM", "dvlog", "depressed-class", "official", (70.91, None, None, 77.13)),
-    ("ASYM", "lmvd", "depressed-class", "depmamba", (74.68, None, None, 74.90)),
+    ("ASYM", "lmvd", "unnamed", "depmamba", (74.68, None, None, 74.90)),
     ("CAF-Mamba", "dvlog", "depressed-class", "official", (None, None, None, 77.04)),
     ("CAF-Mamba", "lmvd", "depressed-class", "depmamba", (74.32, None, None, 74.87)),
     ("CAF-Mamba (4 streams)", "lmvd", "depressed-class", "depmamba", (78.69, 78.26, 79.12, 78.69)),
@@ -39,9 +39,9 @@ PEERS = [
     ("Depression Detector", "dvlog", "weighted", "official", (None, 65.40, 65.57, 63.50)),
     ("BAR Loss", "dvlog", "depressed-class", "official", (None, None, None, 77.66)),
     ("BAR Loss", "lmvd", "depressed-class", "depmamba", (76.50, 75.00, 79.12, 77.01)),
-    ("MDD-Net", "dvlog", "depressed-class", "kfold_select_on_test", (72.60, 73.92, 80.65, 77.07)),
-    ("MMFformer", "dvlog", "depressed-class", "kfold_select_on_test", (81.08, 81.76, 88.64, 84.78)),
-    ("MMFformer", "lmvd", "depressed-class", "kfold_select_on_test", (80.71, 79.31, 81.80, 80.27)),
+    ("MDD-Net", "dvlog", "depressed-class", "kfold10_select_on_test_vlog", (72.60, 73.92, 80.65, 77.07)),
+    ("MMFformer", "dvlog", "depressed-class", "kfold10_select_on_test_vlog", (81.08, 81.76, 88.64, 84.78)),
+    ("MMFformer", "lmvd", "depressed-class", "kfold10_select_on_test_vlog", (80.71, 79.31, 81.80, 80.27)),
 ]
 
 
@@ -60,6 +60,29 @@ def test_every_row_of_the_peers_table_is_recorded_with_its_provenance():
     assert copies["confidence"].str.match(r"(low|medium)").all()
     assert set(pub.loc[pub["model"] != "", "model"]) == {"asym", "caf-mamba", "depmamba", "tamfn",
                                                          "depression-detector", "mdd-net"}
+    # a convention the source leaves unnamed is tagged so, never guessed
+    unnamed = pub[pub["metric_convention"] == "unnamed"]
+    assert list(unnamed["method"]) == ["ASYM"] and unnamed["confidence"].str.contains("neither named").all()
+
+
+def test_the_peers_ten_fold_protocol_is_optimistic_and_never_ours():
+    """MDD-Net's and MMFformer's KFold(10) by vlog, selecting on the reported fold, carries a tag
+    of its own: flagged optimistic wherever shown, beside none of our protocols, ours included."""
+    from asym.config import Protocol
+    from asym.data.splits import SELECT_ON_TEST
+    from asym.reference import OPTIMISTIC_PROTOCOLS, PUBLISHED_ONLY
+    from asym.tables import _published
+
+    ours = set(Protocol.__args__)
+    assert set(PUBLISHED_ONLY).isdisjoint(ours) and set(SELECT_ON_TEST) <= ours
+    assert set(OPTIMISTIC_PROTOCOLS) == set(SELECT_ON_TEST) | set(PUBLISHED_ONLY)
+    pub = published_results()
+    peers = pub[pub["method"].isin(["MDD-Net", "MMFformer"])]
+    assert set(peers["protocol"]) == {"kfold10_select_on_test_vlog"}
+    assert peers["confidence"].str.contains("10 folds|KFold\\(10").all()
+    for protocol in ours:
+        shown = _published("dvlog", {"dvlog": protocol})
+        assert "mdd-net" not in set(shown["key"]), protocol
 
 
 @pytest.fixture
@@ -97,14 +120,33 @@ def test_at_paper_scale_published_numbers_stand_beside_ours_only_with_convention
     assert all(m in same for m in ("CAF-Mamba", "BAR Loss", "STST", "DepMamba")) and "| ASYM" not in same
     assert "MDD-Net" not in same and "MMFformer" not in same
     assert optimistic.startswith(f"Protocol-optimistic published numbers ({OPTIMISTIC_FLAG})")
-    assert "MDD-Net" in optimistic and "84.78" in optimistic and "kfold_select_on_test" in optimistic
-    assert "74.9" in next(line for line in lmvd.splitlines() if line.startswith("| **asym**"))
+    assert "MDD-Net" in optimistic and "84.78" in optimistic and "kfold10_select_on_test_vlog" in optimistic
+    lmvd_asym = next(line for line in lmvd.splitlines() if line.startswith("| **asym**"))
+    assert "74.68" in lmvd_asym and "74.90" not in lmvd_asym           # its F1's convention is unnamed: not beside ours
     assert "CAF-Mamba (4 streams)" in lmvd and "MMFformer" in lmvd and "MDD-Net" not in lmvd
     assert "###" not in macro                                                 # blocks are per dataset
     assert r"\begin{tabular}" in paths["comparison_tex"].read_text()
     plot = tmp_path / "published.png"
-    plots.plot_published(summary, published_results(), ctx.protocols, paper.scale, plot)
+    points = plots.plot_published(summary, published_results(), ctx.protocols, paper.scale, plot)
     assert plot.stat().st_size > 10_000
+    pub = published_results()
+    for ds in ("dvlog", "lmvd"):
+        drawn = points[points["dataset"] == ds]
+        ours = summary[(summary["dataset"] == ds) & (summary["kind"] != "floor")]
+        mine = drawn[drawn["source"] == "ours"]
+        assert list(mine["label"]) == [f"{m} (ours, {ctx.protocols[ds]})" for m in ours["model"]]
+        np.testing.assert_allclose(mine["f1"], 100 * ours["f1"].to_numpy())
+        np.testing.assert_allclose(mine["ci_low"], 100 * ours["f1_ci_low"].to_numpy())
+        theirs = drawn[drawn["source"] == "published"]
+        with_f1 = pub[(pub["dataset"] == ds) & pub["f1"].notna()]
+        np.testing.assert_allclose(theirs["f1"], with_f1["f1"].to_numpy())
+        assert list(theirs["optimistic"]) == list(with_f1["protocol"] == "kfold10_select_on_test_vlog")
+    mdd = points[points["label"].str.startswith("MDD-Net")].iloc[0]
+    assert mdd["optimistic"] and mdd["label"] == "MDD-Net (kfold10_select_on_test_vlog, optimistic)"
+    asym_lmvd = points[(points["dataset"] == "lmvd") & points["label"].str.startswith("ASYM")].iloc[0]
+    assert asym_lmvd["convention"] == "unnamed" and "convention unnamed" in asym_lmvd["label"]
+    weighted = points[points["convention"] == "weighted"].iloc[0]
+    assert weighted["label"] == "Depression Detector (official, w.)"
 
 
 def test_a_select_on_test_protocol_carries_the_optimistic_flag(paper, tmp_path):

@@ -4,6 +4,7 @@ threshold tuned on validation; and one training step of CAF-Mamba and MDD-Net wi
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from sklearn.metrics import f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 import asym.train as train_mod
 from asym.config import load_params
@@ -80,16 +81,19 @@ def test_caf_mamba_trains_with_its_recipe_and_steps_on_the_validation_loss(proje
     assert np.isfinite(hist["valid_loss"]).all() and np.isfinite(hist["train_loss"]).all()
     lr = project.recipe("caf-mamba").lr_for("dvlog")
     assert hist["lr"].tolist() == pytest.approx(plateau_by_hand(hist["valid_loss"].tolist(), lr, 0.5, 0))
-    # the loss it stepped on is the mean BCE of the validation vlogs, here after the last epoch
+    # the loss it stepped on is the mean BCE of the validation vlogs: at the chosen epoch, the
+    # checkpoint's own loss on the validation fold (and not on the test fold)
     _, parts = load_partitions(Path(Layout.of(project).parquet("dvlog")), Path(Layout.of(project).split_csv("dvlog")))
-    torch.manual_seed(0)
+    state, norm, epoch = train_mod.load_checkpoint(out / "checkpoint.pt")
     model = factory.from_params("caf-mamba", project, "dvlog", widths=(25, 136))
-    norm = train_mod.fit_normalizer(project.recipe("caf-mamba"), parts[0]["train"])
-    z = train_mod.predict(model, parts[0]["valid"], norm, 8, torch.device("cpu"), logits=True).astype(np.float64)
-    y = parts[0]["valid"].label
-    by_hand = float(np.mean(np.logaddexp(0, z) - y * z))           # BCE with logits, per vlog
+    model.load_state_dict(state)
+    z = {f: train_mod.predict(model, parts[0][f], norm, 8, torch.device("cpu"), logits=True).astype(np.float64)
+         for f in ("valid", "test")}
+    by_hand = {f: float(np.mean(np.logaddexp(0, z[f]) - parts[0][f].label * z[f])) for f in z}   # BCE with logits
+    logged = float(hist.loc[hist["epoch"] == epoch, "valid_loss"].iloc[0])
+    assert logged == pytest.approx(by_hand["valid"], rel=1e-5) and logged != pytest.approx(by_hand["test"], rel=1e-3)
     got = train_mod.validation_loss(model, parts[0]["valid"], norm, 8, torch.device("cpu"), torch.nn.BCEWithLogitsLoss())
-    assert got == pytest.approx(by_hand, rel=1e-5)
+    assert got == pytest.approx(by_hand["valid"], rel=1e-5)
 
 
 def test_mdd_net_trains_with_its_recipe(project):
@@ -152,6 +156,8 @@ def test_a_tuned_threshold_is_stored_and_labels_every_saved_prediction(project):
     metrics = evaluate_run(out)
     test = preds[preds["fold"] == "test"]
     assert metrics["test"]["f1"] == pytest.approx(f1_score(test["label"], test["prob"] >= t, zero_division=0))
+    tn, fp, fn, tp = confusion_matrix(test["label"], test["prob"] >= t, labels=[0, 1]).ravel()
+    assert metrics["test"]["confusion"] == {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
     assert metrics["test"]["auroc"] == pytest.approx(metrics["partitions"]["0"]["test"]["auroc"])
 
 
@@ -167,3 +173,135 @@ def test_recipes_refuse_options_without_their_settings(project, tmp_path):
         (tmp_path / "p.yaml").write_text(yaml.safe_dump(bad))
         with pytest.raises(ConfigError, match=message):
             load_params(tmp_path / "p.yaml")
+
+
+# --- the tuned threshold in the report --------------------------------------------------------------
+TUNED = 0.35
+
+
+@pytest.fixture
+def tuned_runs(tmp_path):
+    """Hand-made runs (tests.test_report) in which asym's labels come from a threshold tuned on
+    validation (0.35), the other models' from 0.5."""
+    from tests.test_report import F1, _write_runs
+
+    p = _write_runs(tmp_path, F1)
+    lay = Layout.of(p)
+    for ds in p.datasets:
+        for seed in p.seeds:
+            run = Path(lay.run_dir(ds, "asym", seed))
+            pred = pd.read_parquet(run / "predictions.parquet")
+            pred.assign(pred=(pred["prob"] >= TUNED).astype(int)).to_parquet(run / "predictions.parquet")
+            summary = read_json(run / "train.json")
+            (run / "train.json").write_text(json.dumps({**summary, "threshold": [TUNED],
+                                                        "recipe": {"threshold": "valid_f1"}}))
+    return p
+
+
+def test_the_report_labels_with_the_tuned_threshold_and_says_so(tuned_runs, tmp_path):
+    from asym import tables
+    from asym.report import aggregate, fairness, load_dataset_runs
+    from asym.stats import percentile_ci, resample_weights
+
+    p = tuned_runs
+    summary, all_runs = aggregate(p)
+    runs = {r.name: r for r in all_runs}
+    row = summary.set_index(["dataset", "model"]).loc[("dvlog", "asym")]
+    assert row["threshold_rule"] == "valid_f1" and row["threshold"] == pytest.approx(TUNED)
+    r = load_dataset_runs(p, "dvlog")
+    saved = [pd.read_parquet(Path(Layout.of(p).run_dir("dvlog", "asym", s)) / "predictions.parquet")
+             .sort_values("sample_id")["pred"].to_numpy() for s in p.seeds]
+    np.testing.assert_array_equal(r.preds["asym"], np.stack(saved))           # what confusion and fairness read
+    assert not np.array_equal(r.preds["asym"], r.probs["asym"] >= 0.5)
+    # the label metrics' CIs from the saved labels: scikit-learn with each resample's counts as weights
+    W = resample_weights(r.units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, 0]))
+    f1 = [np.mean([f1_score(r.y, pred, sample_weight=w, zero_division=0) for pred in saved]) for w in W]
+    assert (row["f1_ci_low"], row["f1_ci_high"]) == pytest.approx(percentile_ci(np.array(f1)))
+    # subgroups from the saved labels too
+    fair = fairness(p, all_runs).set_index(["dataset", "model", "attribute", "group"])
+    terciles = np.searchsorted(np.quantile(r.n_frames, [1 / 3, 2 / 3]), r.n_frames, side="right")
+    short = terciles == 0
+    by_hand = np.mean([accuracy_score(r.y[short], pred[short]) for pred in saved])
+    assert fair.loc[("dvlog", "asym", "length", "short"), "accuracy"] == pytest.approx(by_hand)
+    # the tables say which threshold labelled which model
+    ctx = tables.Context.of(p, summary, all_runs)
+    line = ctx.threshold_line()
+    assert "`valid_f1`" in line and f"asym on dvlog {TUNED:.2f}" in line and f"asym on lmvd {TUNED:.2f}" in line
+    assert "0.5 for asym-no-mem, mean-mlp" in line and runs["dvlog"].preds["mean-mlp"].shape == (3, 40)
+    paths = {f"results_{f}": tmp_path / f"results.{f}" for f in ("md", "csv", "tex")}
+    tables.write_table("results", ctx, paths)
+    assert line in paths["results_md"].read_text()
+
+
+def test_a_single_rule_is_stated_once():
+    from asym import tables
+
+    summary = pd.DataFrame({"dataset": ["dvlog", "dvlog"], "model": ["asym", "mean-mlp"], "kind": ["asym", "baseline"],
+                            "threshold_rule": ["0.5", "0.5"], "threshold": [0.5, 0.5]})
+    ctx = tables.Context("demo", summary, ["dvlog"], {"dvlog": "official"}, {"dvlog": "true"}, 0.05, [0], 0.8)
+    assert ctx.threshold_line().endswith("0.5 for every model.")
+
+
+# --- per-vlog z-scoring in training and in `asym predict` ----------------------------------------------
+@pytest.fixture(scope="module")
+def per_sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("per-sample")
+    prepared(root, ["mean-mlp"], epochs=2)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["recipes"]["demo"]["asym"].update(normalize="per_sample", std_floor=1e-8)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = load_params(root / "params.yaml")
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0])
+    return p
+
+
+def _affine(table, seed: int = 3):
+    """Every vlog's features scaled and shifted feature by feature, by its own factors."""
+    from asym.data.sample import Sample
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, sid in enumerate(table.sample_id):
+        a, v = table.audio[i], table.visual[i]
+        sa, sv = rng.uniform(0.5, 3, a.shape[1]), rng.uniform(0.5, 3, v.shape[1])
+        out.append(Sample(sid, int(table.label[i]), (a * sa + rng.normal(0, 5, a.shape[1])).astype(np.float32),
+                          (v * sv + rng.normal(0, 50, v.shape[1])).astype(np.float32), table.fold[i],
+                          table.subject_id[i]))
+    return out
+
+
+def test_per_vlog_z_scoring_makes_training_and_predict_blind_to_each_vlogs_scale(per_sample, tmp_path):
+    from asym import cli
+    from asym.data.parquet import read_samples, write_samples
+    from asym.predict import read_predictions
+
+    p = per_sample
+    lay = Layout.of(p)
+    table, parts = load_partitions(Path(lay.parquet("dvlog")), Path(lay.split_csv("dvlog")))
+    moved = tmp_path / "moved.parquet"
+    write_samples(_affine(table), moved, table.meta)
+    moved_table = read_samples(moved)
+    recipe = p.recipe("asym")
+    # the trainer: what it feeds the model is the same for both tables
+    train = parts[0]["train"]
+    idx = [table.sample_id.index(s) for s in train.sample_id]
+    norm = train_mod.fit_normalizer(recipe, train)
+    assert isinstance(norm, PerSampleNormalizer)
+    feeds = [train_mod.TrainFeed(t, norm, recipe, "dvlog", np.random.default_rng(0)) for t in (train, moved_table.select(idx))]
+    for got, want in zip(*(f.batches() for f in reversed(feeds)), strict=True):
+        for (ga, gv, gy), (wa, wv, wy) in zip(got, want, strict=True):
+            assert gy == wy
+            np.testing.assert_allclose(ga, wa, atol=2e-4)
+            np.testing.assert_allclose(gv, wv, atol=2e-4)
+    zscore = train_mod.fit_normalizer(recipe.model_copy(update={"normalize": "zscore"}), train)
+    first = idx[0]
+    assert not np.allclose(zscore(table.audio[first], table.visual[first])[0],
+                           zscore(moved_table.audio[first], moved_table.visual[first])[0], atol=1e-2)   # it is not
+    # `asym predict` on the moved features gives back the run's own probabilities
+    run = Path(lay.run_dir("dvlog", "mean-mlp", 0))
+    saved = pd.read_parquet(run / "predictions.parquet").query("fold == 'test'").set_index("sample_id")
+    out = tmp_path / "moved.csv"
+    assert cli.main(["--params", str(p.path), "predict", "--model", str(run), "--input", str(moved),
+                     "--output", str(out)]) == 0
+    got = read_predictions(out).set_index("id").loc[saved.index]
+    np.testing.assert_allclose(got["probability"], saved["prob"], atol=1e-5)

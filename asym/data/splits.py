@@ -10,13 +10,15 @@ k, each sample being in the test fold of exactly one. Protocols:
 - `kfold`: k stratified outer folds, grouped by subject; inside each, a validation part carved
   (grouped, stratified) from the training folds selects the checkpoint, never the test fold;
 - `kfold_select_on_test`: what the LMVD authors' code, MDD-Net's and MMFformer's do, measured
-  rather than adopted: k folds over the pooled data, the checkpoint (and any tuned threshold)
-  chosen on the very fold that is reported. Its split file is `kfold`'s (same outer folds, same
-  training part, the validation part left unused), and `selection_partitions` makes the trainer
-  select on the test fold: on one seed both protocols follow the same training trajectory (a
-  scheduler stepped on validation loss apart), so their difference is the cost of selecting on
-  test alone. The published protocols also train on the part left unused here. Never a
-  default; every table that shows it says "optimistic: selection on the test fold";
+  rather than adopted: k folds over the pooled data, the checkpoint chosen on the very fold that
+  is reported. Its split file is `kfold`'s (same outer folds, same training part, same
+  validation part), and `selection_fold` makes the trainer choose the checkpoint on the test
+  fold and on nothing else: a plateau scheduler still steps on the validation part's loss and a
+  tuned threshold is still tuned on it, so on one seed both protocols follow the same training
+  trajectory and label with the same rule, and their difference is the cost of selecting on test
+  alone. The published protocols train on that validation part too (and split by vlog, into 10
+  folds): their numbers carry a tag of their own (asym.reference). Never a default; every table
+  that shows it says "optimistic: selection on the test fold";
 - `csv`: a user's `sample,fold` file.
 
 A split is subject-independent when no subject has vlogs in two folds of a partition. Releases
@@ -238,12 +240,11 @@ def fold_tables(table: FeatureTable, split: pd.DataFrame, split_path: Path, data
     return out
 
 
-def selection_partitions(protocol: str, partitions: list[dict[str, FeatureTable]]) -> list[dict[str, FeatureTable]]:
-    """The folds as the trainer uses them: under a select-on-test protocol the test fold stands in
-    for the validation fold (checkpoint, threshold, a plateau scheduler's loss); otherwise as split."""
-    if protocol not in SELECT_ON_TEST:
-        return partitions
-    return [{**folds, "valid": folds["test"]} for folds in partitions]
+def selection_fold(protocol: str) -> str:
+    """The fold whose score chooses the checkpoint: the test fold under a select-on-test protocol,
+    the validation fold otherwise. It chooses the checkpoint only: the scheduler's loss and a
+    tuned threshold always come from the validation fold."""
+    return "test" if protocol in SELECT_ON_TEST else "valid"
 
 
 def load_partitions(data: Path, split_path: Path, subjects_disjoint: bool = True) -> tuple[FeatureTable, list[dict[str, FeatureTable]]]:

@@ -5,6 +5,7 @@ tested in test_registry_models.py; a training step of each in test_training_opti
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -48,6 +49,22 @@ def mamba_ssm(d: int, d_state: int, expand: int = 4, d_conv: int = 4) -> int:
     inner, rank = expand * d, math.ceil(d / 16)
     return (linear(d, 2 * inner, False) + inner * d_conv + inner + linear(inner, rank + 2 * d_state, False)
             + linear(rank, inner) + inner * d_state + inner + linear(inner, d, False))
+
+
+def test_each_peers_paper_block_states_each_value_once():
+    """A per-dataset refinement that repeats its family's own value says it twice (and lets the
+    two drift apart): every `by_dataset` entry of a peer's paper block changes something."""
+    import yaml
+
+    blocks = yaml.safe_load((ROOT / "params.yaml").read_text())["model"]["paper"]
+    for family in ("depmamba", "caf_mamba", "mdd_net"):
+        block = blocks[family]
+        for dataset, refined in block.get("by_dataset", {}).items():
+            assert refined, (family, dataset)
+            same = {k: v for k, v in refined.items() if block.get(k) == v}
+            assert not same, f"model.paper.{family}.by_dataset.{dataset} repeats {same}"
+    assert PAPER.model_config("caf-mamba", "lmvd").d_state == 16 and PAPER.model_config("caf-mamba", "dvlog").d_state == 12
+    assert PAPER.model_config("depmamba", "lmvd").d_state == 16 and PAPER.model_config("depmamba", "dvlog").d_state == 12
 
 
 # --- CAF-Mamba (zbw-zhou/CAF-Mamba @15ca7fc, models/CafMambaBimodal.py, config/config.yaml) ----------
@@ -179,26 +196,50 @@ def test_mdd_net_reuses_its_v_to_a_attention_for_the_joint_pair(mdd_demo):
     assert calls == ["av", "va", "va"]
 
 
-def test_mdd_net_global_self_attention_follows_its_einsums(mdd_demo):
-    """The code's GSA written out with its reindexing tensor It (x, i, r), on one unpadded vlog."""
-    gsa = mdd_demo.gsa.eval()
-    T, heads, c, L = 9, gsa.heads, gsa.key_dim, gsa.reach + 1
+def test_mdd_net_global_self_attention_is_what_its_docstring_says(mdd_demo):
+    """The GSA as asym.models.baselines.mdd_net describes it, frame by frame and head by head in
+    plain loops, on one unpadded vlog: per head, content_t = sum_d (sum_s softmax_s(k)_ds v_s) q_dt;
+    the relative term v_t (q_t . sum of rel_r over offsets r with t + r inside the vlog), through
+    the BatchNorm of the key dim (running statistics, set at random here); the two summed, heads
+    side by side, through the biased output map."""
+    gsa = copy.deepcopy(mdd_demo.gsa).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name in ("running_mean", "weight", "bias"):
+            getattr(gsa.norm, name).copy_(torch.randn_like(getattr(gsa.norm, name)))
+        gsa.norm.running_var.copy_(torch.rand_like(gsa.norm.running_var) + 0.5)
+    T, heads, c, reach = 9, gsa.heads, gsa.key_dim, gsa.reach
     x = torch.randn(1, T, 25)
     with torch.no_grad():
-        ours = gsa(x, length_mask(torch.tensor([T]), T))
-        qkv = (gsa.to_qkv.weight @ x[0].t()).chunk(3, dim=0)                     # 1x1 conv: (h c, t) each
-        q, k, v = (t.reshape(heads, c, T) for t in qkv)                          # 'b (h c) t -> (b h) c t'
-        k = k.softmax(dim=-1)
-        content = torch.einsum("nde,ndt->net", torch.einsum("ndt,net->nde", k, v), q)
-        pos, rel = torch.arange(T), torch.arange(-(L - 1), L)
-        It = ((pos[None, :, None] - pos[:, None, None]) == rel[None, None, :]).float()
-        Pt = torch.einsum("tir,rd->tid", It, gsa.rel_positions)
-        rel_out = torch.einsum("nit,net->net", torch.einsum("ndt,tid->nit", q, Pt), v)
+        ours = gsa(x, length_mask(torch.tensor([T]), T))[0]
+        w = gsa.to_qkv.weight
+        hc = heads * c
+
+        def proj(which: int, head: int, t: int) -> torch.Tensor:      # q (0), k (1) or v (2) of a head at frame t
+            rows = w[which * hc + head * c: which * hc + (head + 1) * c]
+            return rows @ x[0, t]
         bn = gsa.norm
-        rel_out = (rel_out - bn.running_mean[None, :, None]) / torch.sqrt(bn.running_var[None, :, None] + bn.eps)
-        rel_out = rel_out * bn.weight[None, :, None] + bn.bias[None, :, None]
-        out = gsa.to_out.weight @ (content + rel_out).reshape(heads * c, T) + gsa.to_out.bias[:, None]
-    torch.testing.assert_close(ours[0], out.t(), rtol=1e-4, atol=1e-5)
+        expected = torch.zeros(T, x.shape[-1])
+        for t in range(T):
+            heads_out = []
+            for h in range(heads):
+                q = [proj(0, h, s) for s in range(T)]
+                k = [proj(1, h, s) for s in range(T)]
+                v = [proj(2, h, s) for s in range(T)]
+                content = torch.zeros(c)
+                for e in range(c):
+                    for d in range(c):
+                        norm = sum(math.exp(float(k[s][d])) for s in range(T))
+                        context = sum(math.exp(float(k[s][d])) / norm * float(v[s][e]) for s in range(T))
+                        content[e] += context * float(q[t][d])
+                gate = sum(float(q[t] @ gsa.rel_positions[r + reach]) for r in range(-reach, reach + 1)
+                           if 0 <= t + r < T)
+                rel = torch.tensor([(float(v[t][e]) * gate - float(bn.running_mean[e]))
+                                    / math.sqrt(float(bn.running_var[e]) + bn.eps) * float(bn.weight[e])
+                                    + float(bn.bias[e]) for e in range(c)])
+                heads_out.append(content + rel)
+            expected[t] = gsa.to_out.weight @ torch.cat(heads_out) + gsa.to_out.bias
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_mdd_net_streams_are_downsampled_alike_or_refused():

@@ -2,12 +2,16 @@
 # under `kfold_select_on_test`, each in its own folders (asym.layout.study_folder); the report's
 # `protocol_optimism` table sets the two side by side. Off (no jobs) when its model list is empty.
 from asym.config import STUDY_PROTOCOLS
+from asym.data.splits import SELECT_ON_TEST
 
 STUDY = list(STUDY_PROTOCOLS) if P.study_models else []
 SL = {protocol: L.for_protocol(protocol) for protocol in STUDY}
 PL = L.for_protocol("{protocol}")          # Snakemake's patterns
 STUDY_RUNS = [(pr, d, m, s) for pr in STUDY for d in P.datasets for m in P.study_models for s in P.study_seeds]
-STUDY_INPUTS = sorted({SL[pr].run_file(d, m, s, k) for pr, d, m, s in STUDY_RUNS for k in ("predictions", "summary")}
+# What the report reads of the study: predictions and train.json of every run, each select-on-test
+# run's epochs (its selection is made again inside the bootstrap: asym.optimism), the splits.
+STUDY_READS = {pr: ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ())) for pr in STUDY}
+STUDY_INPUTS = sorted({SL[pr].run_file(d, m, s, k) for pr, d, m, s in STUDY_RUNS for k in STUDY_READS[pr]}
                       | {f for pr in STUDY for d in P.datasets for f in (SL[pr].split_csv(d), SL[pr].split_json(d))})
 
 
