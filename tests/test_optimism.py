@@ -23,6 +23,7 @@ from asym.cli import main
 from asym.config import load_params
 from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
 from asym.errors import DataError
+from asym.evaluate import evaluate_predictions
 from asym.layout import Layout, stage_params
 from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
@@ -123,6 +124,8 @@ def test_selecting_on_test_changes_the_chosen_epoch_only(study):
             valid, test = rows[rows["fold"] == "valid"], rows[rows["fold"] == "test"]
             assert sorted(valid["sample_id"]) == sorted(folds["valid"].sample_id)   # the real validation part
             assert not set(valid["sample_id"]) & set(test["sample_id"])
+            scored = evaluate_predictions(_run(p, OPTIMISTIC, seed) / "predictions.parquet")["partitions"][str(q)]
+            assert scored["valid"]["n"] == len(folds["valid"]) and scored["test"]["n"] == len(folds["test"])
             hist = o_hist[o_hist["partition"] == q]
             best = int(hist.loc[hist["test_selection"].idxmax(), "epoch"])           # first best on the test fold
             assert o_sum["best_epoch"][q] == best
@@ -161,6 +164,39 @@ def test_every_epoch_is_kept_as_training_saw_it(study):
                 assert g["threshold"].iloc[0] == summary["threshold"][q]
         honest = pd.read_parquet(_run(p, HONEST, seed) / "epochs.parquet")
         assert set(honest["fold"]) == {"valid"}                       # the honest arm's: the fold that chose
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_study_seed_resumes_with_every_epochs_record(study, tmp_path):
+    """The epoch records live in the history resume.pt keeps: a seed killed inside its epochs
+    writes the same epochs.parquet as the uninterrupted run, and no observer sees a record."""
+    root = Path(study.path).parent
+    shutil.copytree(root, tmp_path / "p")
+    p = load_params(tmp_path / "p" / "params.yaml")
+    shutil.rmtree(Layout.of(p.for_protocol(OPTIMISTIC)).runs)          # its splits kept, its runs to train again
+    seen: list[dict] = []
+
+    def killer(seed: int, partition: int, row: dict) -> None:
+        seen.append(row)
+        if (seed, partition, row["epoch"]) == (1, 1, 3) and not any(isinstance(r, Killed) for r in seen):
+            seen.append(Killed())
+            raise seen[-1]
+
+    with pytest.raises(Killed):
+        train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observer=killer)
+    assert Path(_run(p, OPTIMISTIC, 1) / "resume.pt").exists() and not (_run(p, OPTIMISTIC, 1) / "train.json").exists()
+    train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observer=killer)
+    rows = [r for r in seen if isinstance(r, dict)]
+    assert rows and all(train_mod.EPOCH_RECORD not in row and "test_selection" in row for row in rows)
+    for seed in p.study_seeds:
+        for name in ("epochs.parquet", "predictions.parquet"):
+            pd.testing.assert_frame_equal(pd.read_parquet(_run(p, OPTIMISTIC, seed) / name),
+                                          pd.read_parquet(_run(study, OPTIMISTIC, seed) / name))
+        pd.testing.assert_frame_equal(pd.read_csv(_run(p, OPTIMISTIC, seed) / "history.csv").drop(columns="epoch_time_s"),
+                                      pd.read_csv(_run(study, OPTIMISTIC, seed) / "history.csv").drop(columns="epoch_time_s"))
 
 
 def _pooled(p, protocol: str, weights: np.ndarray | None = None) -> dict[str, float]:

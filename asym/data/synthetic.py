@@ -12,8 +12,8 @@ can be run against known answers:
   energy. Every effect is multiplied by a per-vlog random factor and buried in noise, so classes
   overlap.
 - `synchrony`: the label lives only in the coupling between the modalities. The mouth opening
-  follows the vocal energy `lag` frames later, with correlation `coupling.normal` or
-  `coupling.depressed`. Each modality alone is drawn from one process whatever the label: the
+  follows the vocal energy (which drives the prosodic acoustic dimensions) `lag` frames later,
+  with correlation `coupling.normal` or `coupling.depressed`. Each modality alone is drawn from one process whatever the label: the
   mouth's driver is `c` times the lagged energy plus `sqrt(1 - c^2)` times an independent copy of
   the same stationary Gaussian AR(1) process, which is that process again for every `c`. So every
   per-frame and per-vlog statistic of the audio alone, or of the landmarks alone, has the same
@@ -146,7 +146,8 @@ class _Generator:
         amp = np.full(self.audio_dim, 0.6)
         amp[self.prosody] = 1.2 * expressive
         audio = subj["audio_id"] + _smooth_noise(rng, t_a, self.audio_dim) * amp
-        audio[:, self.prosody] += float(sync["energy_amplitude"]) * expressive * energy[:, None]   # prosody follows energy
+        # the prosodic dimensions follow the vocal energy
+        audio[:, self.prosody] += float(sync["energy_amplitude"]) * expressive * energy[:, None]
         audio += rng.normal(0, 0.3, audio.shape)
         audio = audio * self.audio_scale + self.audio_offset
         motion = 8.0 * expressive
