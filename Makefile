@@ -96,7 +96,7 @@ wheels-for-tests: $(STAMP)
 
 test: $(STAMP) oracle wheels-for-tests
 	$(BIN)/ruff check asym tests benchmarks workflow/scripts
-	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup --durations=15
 
 test-fast: $(STAMP) oracle wheels-for-tests
 	$(BIN)/ruff check asym tests benchmarks workflow/scripts
