@@ -15,6 +15,11 @@ Precision: every backend reads bf16 inputs as they are, keeps the state, the adj
 sum in float32 or wider (float64 for float64 inputs; the CPU kernel always in float64), and
 returns the output in u's dtype and the last state in float32 (float64 for float64 inputs).
 The scan runs outside autocast, so under torch.autocast nothing inside it is recast.
+
+Two inputs mamba-ssm accepts are refused here, by every backend alike, with a message saying so:
+a complex A (S4D-complex; Mamba's S4D-real initialisation is real, and no model here uses one),
+and a constant B or C of shape (d_inner, d_state) (time-invariant, as in S4; every Mamba block
+here computes B and C from its input, so they always carry the batch and time axes).
 """
 
 from __future__ import annotations
@@ -180,12 +185,28 @@ def pick_backend(u: torch.Tensor, backend: str = "auto") -> str:
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend: str = "auto"):
+    check_supported(A, B, C)
     chosen = pick_backend(u, backend)
     device = u.device.type
     autocasting = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
     with torch.autocast(device, enabled=False) if autocasting else contextlib.nullcontext():
         return _dispatch(chosen, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                          return_last_state)
+
+
+def check_supported(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> None:
+    """Refuse, before any backend sees them, the two inputs the module docstring names."""
+    if A.is_complex():
+        raise NotImplementedError("selective_scan: complex A is not supported (Mamba's S4D-real init is real); "
+                                  "pass a real A of shape (d_inner, d_state)")
+    for name, t in (("B", B), ("C", C)):
+        if t.dim() == 2:
+            raise NotImplementedError(f"selective_scan: a constant {name} of shape (d_inner, d_state) "
+                                      f"{tuple(t.shape)} is not supported; pass an input-dependent {name} of "
+                                      "shape (batch, d_state, L) or (batch, groups, d_state, L)")
+        if t.dim() not in (3, 4):
+            raise ValueError(f"selective_scan: {name} must be (batch, d_state, L) or (batch, groups, d_state, L), "
+                             f"got shape {tuple(t.shape)}")
 
 
 def _dispatch(chosen, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):

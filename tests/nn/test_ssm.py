@@ -170,3 +170,22 @@ def test_cuda_kernel_matches_torch_path_and_cpu_kernel(groups):
         assert g.keys() == ref_g.keys()
         for key in ref_g:
             assert rel_err(g[key], ref_g[key]) < 1e-3, (name, key)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch", "triton"])
+def test_inputs_mamba_ssm_takes_but_we_do_not_are_refused_clearly(backend, monkeypatch):
+    """A complex A and a constant (d_inner, d_state) B or C: every backend, one clear message."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    g = torch.Generator().manual_seed(0)
+    b, d, n, L = 1, 4, 3, 5
+    u, delta, z = (torch.randn(b, d, L, generator=g) for _ in range(3))
+    A = -torch.rand(d, n, generator=g)
+    B, C = torch.randn(b, n, L, generator=g), torch.randn(b, n, L, generator=g)
+    with pytest.raises(NotImplementedError, match="complex A is not supported"):
+        selective_scan(u, delta, A.to(torch.complex64), B, C, backend=backend)
+    with pytest.raises(NotImplementedError, match=r"constant B of shape \(d_inner, d_state\) \(4, 3\)"):
+        selective_scan(u, delta, A, torch.randn(d, n), C, backend=backend)
+    with pytest.raises(NotImplementedError, match="constant C"):
+        selective_scan(u, delta, A, B, torch.randn(d, n), backend=backend)
+    with pytest.raises(ValueError, match="got shape"):
+        selective_scan(u, delta, A, B[0, 0], C, backend=backend)
