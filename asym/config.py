@@ -33,6 +33,13 @@ STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
 
 
 
+def per_dataset(values: Mapping[str, float], dataset: str, what: str) -> float:
+    """A recipe's per-dataset value, or an error naming the setting and the datasets it has."""
+    if dataset not in values:
+        raise ConfigError(f"{what} has no entry for dataset {dataset!r} (has {sorted(values)})")
+    return float(values[dataset])
+
+
 class ByScale(Strict, Generic[T]):
     demo: T
     paper: T
@@ -233,9 +240,7 @@ class PlateauConfig(Strict):
         return v
 
     def factor_for(self, dataset: str) -> float:
-        if dataset not in self.factor:
-            raise ConfigError(f"recipe plateau.factor has no entry for dataset {dataset!r} (has {sorted(self.factor)})")
-        return float(self.factor[dataset])
+        return per_dataset(self.factor, dataset, "recipe plateau.factor")
 
 
 class CombinedLossConfig(Strict):
@@ -313,9 +318,7 @@ class RecipeConfig(Strict):
         return self
 
     def lr_for(self, dataset: str) -> float:
-        if dataset not in self.lr:
-            raise ConfigError(f"recipe lr has no entry for dataset {dataset!r} (has {sorted(self.lr)})")
-        return float(self.lr[dataset])
+        return per_dataset(self.lr, dataset, "recipe lr")
 
 
 class ReportConfig(Strict):
