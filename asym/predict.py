@@ -110,7 +110,9 @@ def load_run(run_dir: Path, device: torch.device) -> RunModel:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:    # torch raises several kinds for a truncated or foreign file
-        raise DataError(path, f"unreadable checkpoint: {exc}") from None
+        # not torch's message: it suggests weights_only=False, which would run code from the file
+        raise DataError(path, "not a checkpoint written by `asym train` (truncated, or another kind of file; "
+                        f"it is read as tensors only, never unpickled; torch said {type(exc).__name__})") from None
     meta = _meta(ckpt, path)
     thresholds = [float(t) for t in meta["threshold"]]
     if len(thresholds) != len(ckpt["partitions"]):

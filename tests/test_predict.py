@@ -5,6 +5,8 @@ their partitions for new vlogs; wrong inputs are refused naming the file."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from asym.io import read_json, write_json
 from asym.layout import Layout
 from asym.predict import DISCLAIMER, check_compatible, load_run, read_predictions, run_dirs
 from asym.train import train_job
-from tests.project import prepared, small_params
+from tests.project import ROOT, prepared, small_params
 
 CPU = torch.device("cpu")
 
@@ -277,3 +279,16 @@ def test_a_kfold_lmvd_model_holds_each_partitions_test_scores_and_averages_them_
     assert got["threshold"].iloc[0] == pytest.approx(np.mean(r.thresholds))
     spread = each.max(axis=1) - each.min(axis=1)
     assert (spread > 0).all()                          # the partitions' models really differ
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_naming_it_without_advice_to_unpickle(tmp_path):
+    run = tmp_path / "runs" / "dvlog" / "mean-mlp" / "seed0"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_text("not a checkpoint")
+    proc = subprocess.run([sys.executable, "-m", "asym", "--params", str(ROOT / "params.yaml"), "predict", "--model",
+                           str(run), "--input", str(tmp_path), "--output", str(tmp_path / "out.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f"{run / 'checkpoint.pt'}: not a checkpoint written by `asym train`" in proc.stderr
+    assert "weights_only` set to `False`" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.csv").exists()
