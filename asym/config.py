@@ -13,7 +13,7 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from asym.errors import ConfigError
 from asym.models.families import Family, ModelBlocks
 from asym.schema import Strict
+
+if TYPE_CHECKING:
+    from asym.layout import Run
 
 T = TypeVar("T")
 Scale = Literal["demo", "paper"]
@@ -515,6 +518,13 @@ class Params:
 
         chosen = self.data.run.models
         return registry.names() if chosen == "all" else list(chosen)
+
+    def runs(self, dataset: str | None = None, model: str | None = None) -> list[Run]:
+        """The run grid (datasets x models x seeds), optionally of one dataset or model."""
+        from asym.layout import Run
+
+        return [Run(d, m, s) for d in ([dataset] if dataset else self.datasets)
+                for m in ([model] if model else self.models) for s in self.seeds]
 
     # --- the optimism study: the same steps, another protocol, its own folders --------------
     @property

@@ -67,6 +67,55 @@ def study_folder(root: str, protocol: str) -> str:
 
 
 KEYS = ("raw", "processed", "splits", "runs", "reports", "logs")
+RUN_FILES = {**TRAIN_FILES, **STUDY_TRAIN_FILES, **EVAL_FILES}
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One trained (dataset, model, seed): the unit every step after the split works on."""
+
+    dataset: str
+    model: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """`dvlog/asym/seed0`: how logs, MLflow and the CLI name the run (and its folder under runs/)."""
+        return f"{self.dataset}/{self.model}/seed{self.seed}"
+
+    @classmethod
+    def parse(cls, key: str) -> Run:
+        dataset, model, seed = key.split("/")
+        if not seed.startswith("seed") or not seed[4:].isdigit():
+            raise ValueError(f"{key!r} is no run key (<dataset>/<model>/seed<k>)")
+        return cls(dataset, model, int(seed[4:]))
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """A run's files in one layout (the main runs', or the optimism study's under a protocol)."""
+
+    run: Run
+    layout: Layout
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.layout.run_dir(self.run.dataset, self.run.model, self.run.seed))
+
+    def file(self, key: str) -> Path:
+        return self.folder / RUN_FILES[key]
+
+    @property
+    def resume(self) -> Path:
+        return self.folder / RESUME_FILE
+
+    def complete(self) -> bool:
+        """train.json is written last: its presence with every other file the training job
+        writes (the study's runs keep one more) means the seed is done."""
+        return all((self.folder / name).is_file() for name in self.layout.train_files().values())
+
+    def evaluated(self) -> bool:
+        return self.complete() and all(self.file(k).is_file() for k in EVAL_FILES)
 
 
 @dataclass(frozen=True)
@@ -124,7 +173,7 @@ class Layout:
         return f"{self.runs}/{dataset}/{model}/seed{seed}"
 
     def run_file(self, dataset: str, model: str, seed: int | str, key: str) -> str:
-        name = {**TRAIN_FILES, **STUDY_TRAIN_FILES, **EVAL_FILES}[key]
+        name = RUN_FILES[key]
         return f"{self.run_dir(dataset, model, seed)}/{name}"
 
     def train_files(self) -> dict[str, str]:
@@ -134,11 +183,12 @@ class Layout:
     def resume_file(self, dataset: str, model: str, seed: int | str) -> str:
         return f"{self.run_dir(dataset, model, seed)}/{RESUME_FILE}"
 
+    def run(self, run: Run) -> RunFiles:
+        """`run`'s folder and files in this layout."""
+        return RunFiles(run, self)
+
     def train_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
         return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in self.train_files()}
-
-    def eval_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
-        return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in EVAL_FILES}
 
     # --- reports ---------------------------------------------------------------------
     def report_file(self, name: str) -> str:
