@@ -94,17 +94,17 @@ def cmd_split(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     p = _study(_params(args), args)
     from asym.models import registry
-    from asym.train import env_threads
+    from asym.train.job import env_threads
 
     entry = registry.get(args.model)
     if args.entry_digest and args.entry_digest != entry.digest():
         raise ConfigError(f"the registry entry of {args.model!r} changed since dvc.yaml was written: run `asym dvc-yaml`")
     env_threads(p.train.threads)
-    from asym.train import train_job
+    from asym.train.job import train_job
 
     live = None
     if p.mlflow.live:
-        from asym.tracking import LiveRun
+        from asym.tracking.track import LiveRun
 
         live = LiveRun(p, args.dataset, args.model)
     seeds = args.seeds if args.seeds else p.seeds
@@ -127,7 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from asym.report import make_report
+    from asym.report.aggregate import make_report
 
     p = _params(args)
     files = make_report(p)
@@ -135,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_track(args: argparse.Namespace) -> None:
-    from asym.tracking import track_all
+    from asym.tracking.track import track_all
 
     p = _params(args)
     record = track_all(p)
@@ -144,14 +144,14 @@ def cmd_track(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """A trained run (or every seed of a model) applied to a release or an `asym extract` output."""
-    from asym.train import pick_device
+    from asym.train.job import pick_device
 
     p = _params(args) if Path(args.params).is_file() else None
     if p is not None:
         import torch
 
         torch.set_num_threads(p.train.threads)
-    from asym.predict import predict_path
+    from asym.inference.predict import predict_path
 
     device = args.device or (pick_device(p.train.device) if p is not None else "cpu")
     frame = predict_path(Path(args.model), Path(args.input), Path(args.output), device)
@@ -161,7 +161,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_extract(args: argparse.Namespace) -> None:
     """Videos (or videos + audio files) -> a D-Vlog release of their eGeMAPS and landmark features."""
     from asym.config import load_extract
-    from asym.extract import FILL_RULE, extract
+    from asym.inference.extract import FILL_RULE, extract
 
     report = extract([Path(v) for v in args.video], Path(args.output), load_extract(args.params),
                      [Path(a) for a in args.audio] if args.audio else None, Path(args.labels) if args.labels else None)
@@ -173,7 +173,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 def cmd_ui(args: argparse.Namespace) -> None:
     """`mlflow ui` over this config's store, after printing the address of the training runs."""
-    from asym.tracking import tracking_uri, ui_address
+    from asym.tracking.track import tracking_uri, ui_address
 
     p = _params(args)
     if tracking_uri(p).startswith(("http://", "https://")):

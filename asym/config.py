@@ -96,7 +96,7 @@ class ReadersConfig(Strict):
 
 
 class ExtractConfig(Strict):
-    """`asym extract`: D-Vlog's features from a video (asym.extract)."""
+    """`asym extract`: D-Vlog's features from a video (asym.inference.extract)."""
 
     sample_rate: int = Field(gt=0)            # Hz: the audio track is resampled to it for openSMILE
     upsample: int = Field(ge=0)               # dlib's face detector: upsamplings before detecting
@@ -247,7 +247,7 @@ class PlateauConfig(Strict):
 
 
 class CombinedLossConfig(Strict):
-    """`loss: combined` (MDD-Net's CombinedLoss, asym.losses): BCE on label-smoothed targets, plus
+    """`loss: combined` (MDD-Net's CombinedLoss, asym.train.losses): BCE on label-smoothed targets, plus
     `focal_weight` x that BCE x the batch mean of the focal factors, plus `l2_weight` x `l2_lambda`
     x the sum of every parameter's L2 norm."""
 
@@ -298,7 +298,7 @@ class RecipeConfig(Strict):
     batch_size: int = Field(ge=1)
     selection_metric: Literal["mean4", "accuracy", "f1", "balanced_accuracy", "mcc"]
     # the probability at or above which a vlog is labelled depressed; `valid_f1`: the grid's
-    # threshold of highest F1 on the validation fold, at the chosen checkpoint (asym.thresholds)
+    # threshold of highest F1 on the validation fold, at the chosen checkpoint (asym.train.thresholds)
     threshold: float | Literal["valid_f1"] = DEFAULT_THRESHOLD
     threshold_grid: ThresholdGrid | None = None
 

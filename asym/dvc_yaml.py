@@ -70,7 +70,7 @@ def render(p: Params) -> str:
     for ds in p.datasets:
         for model in p.models:
             # The run folders' files, never the folders: DVC removes a stage's outs before running
-            # it, and each seed's resume.pt (asym.resume) must outlive a killed stage's rerun.
+            # it, and each seed's resume.pt (asym.train.resume) must outlive a killed stage's rerun.
             outs = lay.train_outputs(ds, model, p.seeds)
             stages[stage_name("train", ds, model)] = {
                 "cmd": f"{ASYM} train --dataset {ds} --model {model} --entry-digest {registry.get(model).digest()}",
@@ -131,6 +131,6 @@ def _study_stages(p: Params, lay: Layout, stages: dict[str, Any]) -> list[str]:
                     "params": stage_params(p, "train", ds, model, protocol=protocol),
                     "outs": [f for key in outs for f in outs[key]],
                 }
-                # a select-on-test run's epochs too: the report makes its selection again (asym.optimism)
+                # a select-on-test run's epochs too: the report makes its selection again (asym.report.optimism)
                 read += outs["predictions"] + outs["summary"] + (outs["epochs"] if protocol in SELECT_ON_TEST else [])
     return sorted(read)

@@ -39,7 +39,7 @@ def evaluate_predictions(pred_path: Path) -> dict[str, Any]:
 
 def evaluate_run(run: Path, plot: Any = None) -> dict[str, Any]:
     """metrics.json and confusion.png of one run folder; `plot` draws (a ConfusionPlotter)."""
-    from asym.plots import plot_confusion
+    from asym.report.plots import plot_confusion
 
     plot = plot or plot_confusion
     info = read_json(run / TRAIN_FILES["summary"])
@@ -55,7 +55,7 @@ def evaluate_run(run: Path, plot: Any = None) -> dict[str, Any]:
 def evaluate_all(params: Params) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    from asym.plots import ConfusionPlotter
+    from asym.report.plots import ConfusionPlotter
 
     layout = Layout.of(params)
     runs = [Path(layout.run_dir(d, m, s)) for d in params.datasets for m in params.models for s in params.seeds]

@@ -25,12 +25,12 @@ PACKAGE = Path(__file__).resolve().parent
 # Per (dataset, model, seed) run folder.
 TRAIN_FILES = {"checkpoint": "checkpoint.pt", "predictions": "predictions.parquet",
                "history": "history.csv", "summary": "train.json"}
-# A seed's progress inside its epochs (asym.resume): rewritten after every epoch, removed when the
+# A seed's progress inside its epochs (asym.train.resume): rewritten after every epoch, removed when the
 # seed completes. Not a declared output, so neither Snakemake nor DVC deletes it before a rerun.
 RESUME_FILE = "resume.pt"
 # The optimism study's runs keep one more file: every epoch's probabilities on the fold that chose
 # the checkpoint, with the threshold that epoch would label at, so that the report can choose the
-# epoch again inside each bootstrap resample (asym.optimism).
+# epoch again inside each bootstrap resample (asym.report.optimism).
 STUDY_TRAIN_FILES = {"epochs": "epochs.parquet"}
 EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
 
@@ -40,7 +40,7 @@ PLOTS = {"metrics_plot": "metrics.png", "confusion_plot": "confusion_matrices.pn
          "reliability_plot": "reliability.png", "published_plot": "published.png"}
 AGGREGATES = {"summary_csv": "summary.csv", "summary_json": "summary.json", "runs_csv": "runs.csv"}
 TRACKING_RECORD = "mlflow_runs.json"
-MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.model_card)
+MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.report.model_card)
 
 
 def report_tables(models: list[str], study: bool = False) -> list[str]:
@@ -258,8 +258,8 @@ def stage_params(params: Params, stage: str, dataset: str | None = None, model: 
 # adding a model does not rerun every other one.
 _NOT_TRACKED = {"asym/models/registry.py", "asym/__init__.py", "asym/models/__init__.py"}
 STAGE_MODULES = {"fetch": ["asym.data.fetch"], "convert": ["asym.data.convert"], "split": ["asym.data.splits"],
-                 "train": ["asym.train"], "evaluate": ["asym.evaluate"], "report": ["asym.report"],
-                 "track": ["asym.tracking", "asym.mlflow_pyfunc"]}   # the MLflow Model's code, run by path
+                 "train": ["asym.train.job"], "evaluate": ["asym.evaluate"], "report": ["asym.report.aggregate"],
+                 "track": ["asym.tracking.track", "asym.tracking.mlflow_pyfunc"]}   # the MLflow Model's code, run by path
 
 
 def _module_file(module: str) -> Path | None:

@@ -3,7 +3,7 @@
     python benchmarks/calibration.py [--quick] [--json FILE] [--md FILE]
 
 Two classifiers' predictions are drawn on test folds of the real sizes, with a known true
-difference in depressed-class F1, and judged by asym.stats' own functions, those the report
+difference in depressed-class F1, and judged by asym.report.stats' own functions, those the report
 calls: the paired permutation test of ΔF1 (`swap_draws`, `swap_deltas`, `permutation_p`), the
 percentile-bootstrap test it replaced (`resample_weights`, `weighted_metrics`, `bootstrap_p`),
 the bootstrap CIs (`percentile_ci`), Holm's adjustment (`holm`) and the normal-approximation
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from asym.config import load_params  # noqa: E402
 from asym.io import write_json, write_text  # noqa: E402
-from asym.stats import (  # noqa: E402
+from asym.report.stats import (  # noqa: E402
     bootstrap_p,
     holm,
     minimum_detectable_effect,

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # writing or plots) and parquet.py (not the Markdown wording of the dataset card).
 SCOPE: dict[str, list[str]] = {
     "asym.metrics": ["*"],
-    "asym.stats": ["*"],
-    "asym.report": ["x_floors", "x__point", "x_aggregate", "x__macro", "x__combine", "x__paired_tests",
+    "asym.report.stats": ["*"],
+    "asym.report.aggregate": ["x_floors", "x__point", "x_aggregate", "x__macro", "x__combine", "x__paired_tests",
                     "x_fairness", "x_load_dataset_runs"],
     "asym.data.splits": ["*"],
     "asym.data.validate": ["*"],
@@ -40,14 +40,14 @@ SCOPE: dict[str, list[str]] = {
     "asym.data.lmvd": ["*"],
     "asym.data.parquet": ["x__sequence_column", "x_write_samples", "xǁFeatureTableǁ*", "x__unpack", "x_read_samples",
                           "x_dataset_card"],
-    "asym.train": ["xǁNormalizerǁ*", "x_random_window", "x_offline_crops", "xǁTrainFeedǁ*", "x_predict",
+    "asym.train.job": ["xǁNormalizerǁ*", "x_random_window", "x_offline_crops", "xǁTrainFeedǁ*", "x_predict",
                    "x_validation_score", "x_fit", "x_save_run", "x_load_checkpoint"],
 }
 # The fast tests that judge each module's mutants (tests/mutmut_scope.py keeps only these).
 TESTS: dict[str, list[str]] = {
     "asym.metrics": ["tests/test_metrics.py", "tests/test_stats.py"],
-    "asym.stats": ["tests/test_stats.py", "tests/test_report.py"],
-    "asym.report": ["tests/test_report.py"],
+    "asym.report.stats": ["tests/test_stats.py", "tests/test_report.py"],
+    "asym.report.aggregate": ["tests/test_report.py"],
     "asym.data.splits": ["tests/data/test_splits.py"],
     "asym.data.validate": ["tests/data/test_convert.py", "tests/data/test_dvlog.py", "tests/data/test_lmvd.py"],
     "asym.data.convert": ["tests/data/test_convert.py", "tests/data/test_dvlog.py", "tests/data/test_lmvd.py",
@@ -55,7 +55,7 @@ TESTS: dict[str, list[str]] = {
     "asym.data.dvlog": ["tests/data/test_dvlog.py", "tests/data/test_convert.py"],
     "asym.data.lmvd": ["tests/data/test_lmvd.py", "tests/data/test_convert.py"],
     "asym.data.parquet": ["tests/data/test_parquet.py", "tests/data/test_convert.py", "tests/data/test_splits.py"],
-    "asym.train": ["tests/test_train.py"],
+    "asym.train.job": ["tests/test_train.py"],
 }
 KILLED = {"killed", "timeout", "caught by type check"}
 LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")

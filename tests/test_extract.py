@@ -19,9 +19,9 @@ skimage_data = pytest.importorskip("skimage.data")
 from asym import cli  # noqa: E402
 from asym.data.dvlog import read_dvlog  # noqa: E402
 from asym.errors import DataError  # noqa: E402
-from asym.extract import frames_per_second, landmark_row, nearest_per_second  # noqa: E402
+from asym.inference.extract import frames_per_second, landmark_row, nearest_per_second  # noqa: E402
+from asym.inference.predict import read_predictions  # noqa: E402
 from asym.layout import Layout  # noqa: E402
-from asym.predict import read_predictions  # noqa: E402
 
 FPS, SIDE, SR = 10, 320, 16000
 CROP = (40, 100)                     # (row, column) of the frame's corner in the 512 x 512 photograph
@@ -223,7 +223,7 @@ def test_landmark_columns_follow_the_configured_order():
 
 
 def test_an_extract_output_is_predicted_by_a_trained_model(extracted, tmp_path):
-    from asym.train import train_job
+    from asym.train.job import train_job
     from tests.project import prepared
 
     out, _, _ = extracted

@@ -10,7 +10,7 @@ import torch
 
 from asym.config import CombinedLossConfig, load_params
 from asym.errors import ConfigError
-from asym.losses import CombinedLoss, build_loss
+from asym.train.losses import CombinedLoss, build_loss
 from tests.project import ROOT
 
 CFG = CombinedLossConfig(smoothing=0.1, focal_weight=0.5, focal_alpha=1.0, focal_gamma=2.0, l2_weight=0.5,

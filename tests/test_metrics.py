@@ -129,7 +129,7 @@ def test_ece_of_no_vlog_one_vlog_and_other_bin_counts():
 
 
 def test_a_subgroup_of_one_class_or_no_positive_prediction_scores_without_a_warning():
-    from asym.stats import weighted_metrics
+    from asym.report.stats import weighted_metrics
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -11,9 +11,9 @@ from asym.data.splits import read_split, split_summary
 from asym.evaluate import evaluate_run
 from asym.io import write_json
 from asym.layout import Layout
-from asym.model_card import write_model_cards
-from asym.report import aggregate, fairness
-from asym.train import train_job
+from asym.report.aggregate import aggregate, fairness
+from asym.report.model_card import write_model_cards
+from asym.train.job import train_job
 from tests.project import prepared
 
 
@@ -64,7 +64,7 @@ def test_synthetic_only_for_the_demo_generators_data_and_lmvd_cards_point_away_f
     features, which `asym extract` does not make (it writes D-Vlog's)."""
     import json
 
-    from asym.model_card import render
+    from asym.report.model_card import render
 
     p, summary, fair, cards = reported
     lay = Layout.of(p)

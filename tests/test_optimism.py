@@ -17,19 +17,19 @@ import torch
 import yaml
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-import asym.train as train_mod
-from asym import optimism
+import asym.train.job as train_mod
 from asym.cli import main
 from asym.config import load_params
 from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
 from asym.errors import DataError
 from asym.evaluate import evaluate_predictions
 from asym.layout import Layout, stage_params
-from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory
-from asym.stats import resample_weights
-from asym.thresholds import best_f1_threshold, threshold_grid
+from asym.report import optimism
+from asym.report.stats import resample_weights
+from asym.train.losses import build_loss
+from asym.train.thresholds import best_f1_threshold, threshold_grid
 from tests.project import make_project, prepared
 
 HONEST, OPTIMISTIC = "kfold", "kfold_select_on_test"
@@ -223,7 +223,7 @@ def test_points_and_cis_share_one_estimand_and_the_test_is_the_reports(study, tm
     for k in ("accuracy", "f1"):
         assert row[f"delta_{k}"] == pytest.approx(points[OPTIMISTIC][k] - points[HONEST][k])
     # the p is the report's permutation test of that very ΔF1
-    from asym.stats import swap_deltas, swap_draws
+    from asym.report.stats import swap_deltas, swap_draws
 
     arms = optimism.load_arms(p, "dvlog")
     S = swap_draws(arms[HONEST].units, p.report.bootstrap, np.random.default_rng([p.report.ci_seed, optimism.CI_STREAM, 0, 1]))

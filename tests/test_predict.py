@@ -18,10 +18,16 @@ import yaml
 from asym import cli
 from asym.data.dvlog import find_root
 from asym.errors import ConfigError, DataError
+from asym.inference.predict import (
+    DISCLAIMER,
+    check_compatible,
+    load_run,
+    read_predictions,
+    run_dirs,
+)
 from asym.io import read_json, write_json
 from asym.layout import Layout
-from asym.predict import DISCLAIMER, check_compatible, load_run, read_predictions, run_dirs
-from asym.train import train_job
+from asym.train.job import train_job
 from tests.project import ROOT, prepared, small_params
 
 CPU = torch.device("cpu")
@@ -256,7 +262,7 @@ def lmvd_kfold(tmp_path_factory):
 
 def test_a_kfold_lmvd_model_holds_each_partitions_test_scores_and_averages_them_for_new_vlogs(lmvd_kfold, tmp_path):
     from asym.config import LmvdReaderConfig
-    from asym.predict import read_release_table
+    from asym.inference.predict import read_release_table
 
     p, release, run = lmvd_kfold
     r = load_run(run, CPU)

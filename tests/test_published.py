@@ -71,7 +71,7 @@ def test_the_peers_ten_fold_protocol_is_optimistic_and_never_ours():
     from asym.config import Protocol
     from asym.data.splits import SELECT_ON_TEST
     from asym.reference import OPTIMISTIC_PROTOCOLS, PUBLISHED_ONLY
-    from asym.tables import _published
+    from asym.report.tables import _published
 
     ours = set(Protocol.__args__)
     assert set(PUBLISHED_ONLY).isdisjoint(ours) and set(SELECT_ON_TEST) <= ours
@@ -101,8 +101,8 @@ def paper(tmp_path):
 
 
 def test_at_paper_scale_published_numbers_stand_beside_ours_only_with_convention_and_protocol(paper, tmp_path):
-    from asym import plots, tables
-    from asym.report import aggregate
+    from asym.report import plots, tables
+    from asym.report.aggregate import aggregate
 
     summary, runs = aggregate(paper)
     ctx = tables.Context.of(paper, summary, runs)
@@ -150,8 +150,8 @@ def test_at_paper_scale_published_numbers_stand_beside_ours_only_with_convention
 
 
 def test_a_select_on_test_protocol_carries_the_optimistic_flag(paper, tmp_path):
-    from asym import tables
-    from asym.report import aggregate
+    from asym.report import tables
+    from asym.report.aggregate import aggregate
 
     info = json.loads(Path(Layout.of(paper).split_json("dvlog")).read_text())
     Path(Layout.of(paper).split_json("dvlog")).write_text(json.dumps({**info, "protocol": "kfold_select_on_test"}))

@@ -13,7 +13,7 @@ import yaml
 from asym.config import load_params
 from asym.layout import Layout
 from asym.metrics import METRICS, all_metrics
-from asym.report import MACRO, aggregate, make_report
+from asym.report.aggregate import MACRO, aggregate, make_report
 from tests.project import small_params
 
 MODELS = ["asym", "asym-no-mem", "mean-mlp"]
@@ -136,7 +136,7 @@ def test_the_report_writes_every_declared_file_and_names_its_conventions(tmp_pat
 
 
 def test_published_numbers_stand_only_beside_the_same_protocol_at_paper_scale(tmp_path):
-    from asym.tables import _published
+    from asym.report.tables import _published
 
     pub = _published("lmvd", {"dvlog": "official", "lmvd": "depmamba"})
     # only models built here, only DepMamba's split: not the 4-stream CAF-Mamba, BAR Loss or MMFformer
@@ -152,7 +152,7 @@ def test_published_numbers_stand_only_beside_the_same_protocol_at_paper_scale(tm
 
 
 def test_the_resampling_unit_is_the_subject_when_subjects_are_known(tmp_path):
-    from asym.report import load_dataset_runs
+    from asym.report.aggregate import load_dataset_runs
 
     (tmp_path / "known").mkdir()
     (tmp_path / "unknown").mkdir()
@@ -173,7 +173,7 @@ def test_the_resampling_unit_is_the_subject_when_subjects_are_known(tmp_path):
 
 def test_runs_on_other_test_vlogs_or_no_runs_are_refused(tmp_path):
     from asym.errors import DataError
-    from asym.report import load_dataset_runs
+    from asym.report.aggregate import load_dataset_runs
 
     p = _write_runs(tmp_path, F1)
     lay = Layout.of(p)
@@ -204,7 +204,7 @@ def test_floors_accept_a_published_split_that_leaks_subjects(tmp_path):
 
 
 def _fairness_runs(n_frames, gender, probs):
-    from asym.report import DatasetRuns
+    from asym.report.aggregate import DatasetRuns
 
     n = len(n_frames)
     y = np.array([1, 0] * n)[:n]
@@ -216,7 +216,7 @@ def test_fairness_groups_by_gender_and_length_tercile():
     from types import SimpleNamespace
 
     from asym.metrics import label_metrics
-    from asym.report import fairness
+    from asym.report.aggregate import fairness
 
     # lengths 1..7: the tercile edges fall on 3 and 5, which belong to the upper group
     probs = [[0.9, 0.5, 0.2, 0.1, 0.8, 0.7, 0.6], [0.6, 0.1, 0.9, 0.4, 0.2, 0.3, 0.5]]
@@ -238,7 +238,7 @@ def test_fairness_groups_by_gender_and_length_tercile():
 def test_fairness_skips_empty_groups_and_unknown_gender():
     from types import SimpleNamespace
 
-    from asym.report import fairness
+    from asym.report.aggregate import fairness
 
     runs = _fairness_runs([5] * 4, [None] * 4, [[0.9, 0.1, 0.9, 0.1]])        # one length: every vlog "long"
     out = fairness(SimpleNamespace(models=["m"]), [runs])
@@ -277,7 +277,7 @@ def test_one_seed_has_no_spread_and_two_seeds_have_one(tmp_path):
 
 
 def test_floors_use_the_training_labels_for_the_guess_and_the_test_labels_for_the_score(tmp_path):
-    from asym.report import floors
+    from asym.report.aggregate import floors
 
     p = _write_runs(tmp_path, F1)
     # training fold mostly depressed, test fold mostly normal: always "depressed" scores 1/4
@@ -300,8 +300,8 @@ SUMMARY_COLUMNS = {"dataset", "model", "kind", "recipe", "protocol", "subject_in
 
 
 def test_the_macro_average_against_its_definition(tmp_path):
-    from asym.report import load_dataset_runs
-    from asym.stats import percentile_ci, resample_weights, seed_mean_resamples
+    from asym.report.aggregate import load_dataset_runs
+    from asym.report.stats import percentile_ci, resample_weights, seed_mean_resamples
 
     p = _write_runs(tmp_path, F1)
     summary, _ = aggregate(p)
@@ -331,8 +331,8 @@ def test_one_dataset_has_no_macro_average(tmp_path):
 
 
 def test_paired_tests_against_their_definition(tmp_path):
-    from asym.report import load_dataset_runs
-    from asym.stats import (
+    from asym.report.aggregate import load_dataset_runs
+    from asym.report.stats import (
         holm,
         minimum_detectable_effect,
         percentile_ci,
@@ -393,7 +393,7 @@ def test_ablation_and_comparison_captions_state_the_detectable_effect(tmp_path):
 
 
 def test_combined_subject_independence():
-    from asym.report import _combine
+    from asym.report.aggregate import _combine
 
     assert _combine(["true", "true"]) == "true"
     assert _combine(["true", "false"]) == "false" and _combine(["unknown", "false"]) == "false"
@@ -403,7 +403,7 @@ def test_combined_subject_independence():
 def test_fairness_rows_name_their_dataset_and_model_and_use_known_genders():
     from types import SimpleNamespace
 
-    from asym.report import fairness
+    from asym.report.aggregate import fairness
 
     runs = _fairness_runs([1, 2, 3, 4, 5, 6], ["f", "m", "f", "m", "f", "m"], [[0.9, 0.1, 0.9, 0.1, 0.2, 0.8]])
     out = fairness(SimpleNamespace(models=["m"]), [runs])

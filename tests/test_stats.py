@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as sk
 
 from asym.metrics import METRICS, all_metrics
-from asym.stats import (
+from asym.report.stats import (
     bootstrap_p,
     holm,
     minimum_detectable_effect,

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from asym import tracking
 from asym.evaluate import evaluate_run
 from asym.io import read_json
 from asym.layout import Layout
-from asym.train import train_job
+from asym.tracking import track as tracking
+from asym.train.job import train_job
 from tests.project import ROOT, prepared
 
 
@@ -168,7 +168,7 @@ def test_live_logging_is_completed_not_duplicated(trained):
 WRITER = textwrap.dedent("""
     import json, os, sys, time
     from asym.config import load_params
-    from asym import tracking
+    from asym.tracking import track as tracking
     p = load_params(sys.argv[1])
     k, n, barrier = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     open(os.path.join(barrier, k), "w").close()
@@ -257,8 +257,8 @@ def registered(tmp_path_factory):
     from asym.config import load_params
     from asym.data.splits import read_split, split_summary
     from asym.io import write_json
-    from asym.model_card import write_model_cards
-    from asym.report import aggregate, fairness
+    from asym.report.aggregate import aggregate, fairness
+    from asym.report.model_card import write_model_cards
 
     root = tmp_path_factory.mktemp("registry")
     p = prepared(root, ["mean-mlp"], epochs=2)
@@ -283,7 +283,7 @@ def registered(tmp_path_factory):
 
 def _test_fold_input(p):
     from asym.data.parquet import read_samples
-    from asym.mlflow_model import frame_from_table
+    from asym.tracking.mlflow_model import frame_from_table
 
     lay = Layout.of(p)
     table = read_samples(Path(lay.parquet("dvlog")))
@@ -313,7 +313,7 @@ def test_the_seed_chosen_on_validation_is_registered_with_its_card_and_metrics(r
     # saved from code: the model's code file is copied in and run at load; nothing is pickled
     assert flavor["model_code_path"].endswith("mlflow_pyfunc.py") and (model_dir / "mlflow_pyfunc.py").is_file()
     assert not list(model_dir.rglob("*.pkl")) and "python_model" not in flavor
-    assert (model_dir / "code" / "asym" / "predict.py").is_file()
+    assert (model_dir / "code" / "asym" / "inference" / "predict.py").is_file()
     # the input example is synthetic: zeros of the model's widths, no vlog of the dataset
     example = json.loads((model_dir / "input_example.json").read_text())
     rows = pd.DataFrame(example["data"], columns=example["columns"])
@@ -345,8 +345,8 @@ def test_the_models_requirements_are_asyms_declared_dependencies_without_local_l
 def test_the_registered_model_scores_exactly_as_asym_predict(registered, tmp_path):
     import mlflow.pyfunc
 
-    from asym.predict import load_run as load_asym_run
-    from asym.predict import predict_frame, run_dirs
+    from asym.inference.predict import load_run as load_asym_run
+    from asym.inference.predict import predict_frame, run_dirs
 
     p, record, versions = registered
     mlflow.set_tracking_uri(tracking.tracking_uri(p))

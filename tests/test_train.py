@@ -15,7 +15,7 @@ import torch
 import yaml
 from torch import nn
 
-import asym.train as train_mod
+import asym.train.job as train_mod
 from asym.config import load_params
 from asym.data.convert import convert
 from asym.data.parquet import read_samples
@@ -686,7 +686,7 @@ def _draws(feed_rng: np.random.Generator) -> list:
 
 
 def test_every_generator_comes_back_from_a_weights_only_file(tmp_path):
-    from asym.resume import capture_rng, restore_rng
+    from asym.train.resume import capture_rng, restore_rng
 
     feed_rng = np.random.default_rng(7)
     np.random.randn()                                    # a cached gaussian in numpy's global state
@@ -703,7 +703,7 @@ def test_every_generator_comes_back_from_a_weights_only_file(tmp_path):
 
 def test_a_grad_scaler_is_saved_and_a_loop_that_does_not_fit_its_file_is_refused(tmp_path):
     from asym.errors import DataError
-    from asym.resume import Loop, SeedResume
+    from asym.train.resume import Loop, SeedResume
 
     def loop(scaler):
         model = nn.Linear(3, 1)

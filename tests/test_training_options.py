@@ -15,7 +15,7 @@ import torch
 import yaml
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-import asym.train as train_mod
+import asym.train.job as train_mod
 from asym.config import load_params
 from asym.data.splits import load_partitions
 from asym.errors import ConfigError
@@ -23,9 +23,9 @@ from asym.evaluate import evaluate_run
 from asym.io import read_json
 from asym.layout import Layout
 from asym.models import factory
-from asym.normalize import PerSampleNormalizer, zscore_frames
-from asym.optimization import build_optimizer, build_scheduler, step_scheduler
-from asym.thresholds import best_f1_threshold, f1_per_threshold, threshold_grid
+from asym.train.normalize import PerSampleNormalizer, zscore_frames
+from asym.train.optimization import build_optimizer, build_scheduler, step_scheduler
+from asym.train.thresholds import best_f1_threshold, f1_per_threshold, threshold_grid
 from tests.project import prepared
 
 
@@ -199,9 +199,9 @@ def tuned_runs(tmp_path):
 
 
 def test_the_report_labels_with_the_tuned_threshold_and_says_so(tuned_runs, tmp_path):
-    from asym import tables
-    from asym.report import aggregate, fairness, load_dataset_runs
-    from asym.stats import percentile_ci, resample_weights
+    from asym.report import tables
+    from asym.report.aggregate import aggregate, fairness, load_dataset_runs
+    from asym.report.stats import percentile_ci, resample_weights
 
     p = tuned_runs
     summary, all_runs = aggregate(p)
@@ -234,7 +234,7 @@ def test_the_report_labels_with_the_tuned_threshold_and_says_so(tuned_runs, tmp_
 
 
 def test_a_single_rule_is_stated_once():
-    from asym import tables
+    from asym.report import tables
 
     summary = pd.DataFrame({"dataset": ["dvlog", "dvlog"], "model": ["asym", "mean-mlp"], "kind": ["asym", "baseline"],
                             "threshold_rule": ["0.5", "0.5"], "threshold": [0.5, 0.5]})
@@ -273,7 +273,7 @@ def _affine(table, seed: int = 3):
 def test_per_vlog_z_scoring_makes_training_and_predict_blind_to_each_vlogs_scale(per_sample, tmp_path):
     from asym import cli
     from asym.data.parquet import read_samples, write_samples
-    from asym.predict import read_predictions
+    from asym.inference.predict import read_predictions
 
     p = per_sample
     lay = Layout.of(p)

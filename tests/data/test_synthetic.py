@@ -15,7 +15,7 @@ from asym.data.dvlog import read_dvlog
 from asym.data.lmvd import read_lmvd
 from asym.data.synthetic import MOUTH, OPENFACE_COLUMNS, write_dvlog, write_lmvd
 from asym.errors import ConfigError
-from asym.stats import holm
+from asym.report.stats import holm
 
 
 def test_dvlog_layout_matches_the_release(dvlog_dir, small_synth):

@@ -216,7 +216,7 @@ def test_without_triton_the_cpu_paths_run_and_the_triton_backend_says_why():
         import sys
         sys.modules["triton"] = None          # any `import triton` now raises ImportError
         import torch
-        import asym.cli, asym.train, asym.evaluate, asym.report
+        import asym.cli, asym.train.job, asym.evaluate, asym.report.aggregate
         from asym.config import load_params
         from asym.models import factory, registry
         from asym.nn import ssm

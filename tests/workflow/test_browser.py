@@ -38,7 +38,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from asym.config import load_params
 from asym.layout import Layout
-from asym.tracking import file_digest, ui_address
+from asym.tracking.track import file_digest, ui_address
 from tests.project import ROOT, small_params
 from tests.workflow import headless_chromium
 from tests.workflow.conftest import BIN, ENV, TINY, job_counts, run, snakemake

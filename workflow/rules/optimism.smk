@@ -9,7 +9,7 @@ SL = {protocol: L.for_protocol(protocol) for protocol in STUDY}
 PL = L.for_protocol("{protocol}")          # Snakemake's patterns
 STUDY_RUNS = [(pr, d, m, s) for pr in STUDY for d in P.datasets for m in P.study_models for s in P.study_seeds]
 # What the report reads of the study: predictions and train.json of every run, each select-on-test
-# run's epochs (its selection is made again inside the bootstrap: asym.optimism), the splits.
+# run's epochs (its selection is made again inside the bootstrap: asym.report.optimism), the splits.
 STUDY_READS = {pr: ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ())) for pr in STUDY}
 STUDY_INPUTS = sorted({SL[pr].run_file(d, m, s, k) for pr, d, m, s in STUDY_RUNS for k in STUDY_READS[pr]}
                       | {f for pr in STUDY for d in P.datasets for f in (SL[pr].split_csv(d), SL[pr].split_json(d))})

@@ -3,7 +3,7 @@ rule train:
         data=rules.convert.output.parquet,
         split=rules.split.output.csv,
         code=code("train"),
-    # Each seed's resume.pt (asym.resume) sits beside these files and is not an output: Snakemake
+    # Each seed's resume.pt (asym.train.resume) sits beside these files and is not an output: Snakemake
     # removes a job's outputs before it runs the job again (--rerun-incomplete), never that file, so
     # a killed job goes on inside its seeds.
     output:

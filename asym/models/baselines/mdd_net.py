@@ -2,7 +2,7 @@
 IEEE SMC 2025; arXiv 2508.08093), block by block as its public code builds it (github
 rezwanh001/Multimodal-Depression-Detection, commit b85a8a0: models/depdet.py `DepDet(d=256, l=6)`,
 models/gsabottlenecknet.py, models/hatnet.py, models/mutualtransformer.py; its recipe, loss and
-per-vlog z-scoring are `recipes.*.mdd-net`, asym.losses and asym.normalize).
+per-vlog z-scoring are `recipes.*.mdd-net`, asym.train.losses and asym.train.normalize).
 
 Acoustic branch (GSABottleneckNet):
 - Global self-attention (GSA) over the audio features: bias-free 1x1 q/k/v of 8 heads x key dim

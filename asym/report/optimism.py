@@ -6,12 +6,12 @@ The optimism study (params.yaml `optimism`) trains each of its models under `kfo
 threshold rule; they differ in the fold that chooses the checkpoint, nothing else.
 
 One estimand throughout, the one the report's CIs and paired tests use for a `kfold` run
-(asym.report, asym.stats): the metric of each seed's test labels pooled over its k outer folds
+(asym.report.aggregate, asym.report.stats): the metric of each seed's test labels pooled over its k outer folds
 (every vlog is tested once per seed), averaged over seeds. The point is that estimand on the
 test vlogs; its 95% CI is the percentile interval of the same estimand over the report's
 bootstrap of those vlogs (subjects when known), one set of resamples per dataset shared by both
 protocols, every seed and every model, so Δ = optimistic − honest is paired resample by
-resample; the p of ΔF1 is the report's paired permutation test (asym.stats.swap_deltas: a
+resample; the p of ΔF1 is the report's paired permutation test (asym.report.stats.swap_deltas: a
 unit's labels exchanged between the two protocols, all seeds at once).
 
 The selection is made again inside every resample. The optimistic epoch was chosen on the very
@@ -39,8 +39,8 @@ from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_text
 from asym.layout import STUDY_TRAIN_FILES, TRAIN_FILES, Layout
 from asym.metrics import LABEL_METRICS, selection_score
-from asym.report import DatasetRuns, load_dataset_runs
-from asym.stats import (
+from asym.report.aggregate import DatasetRuns, load_dataset_runs
+from asym.report.stats import (
     percentile_ci,
     permutation_p,
     resample_weights,
@@ -48,7 +48,7 @@ from asym.stats import (
     swap_draws,
     weighted_metrics,
 )
-from asym.thresholds import labelled_resamples
+from asym.train.thresholds import labelled_resamples
 
 HONEST, OPTIMISTIC = STUDY_PROTOCOLS
 COMPARED = ("accuracy", "f1")
@@ -71,7 +71,7 @@ def check_same_folds(params: Any, dataset: str) -> None:
 
 
 def load_arms(params: Any, dataset: str) -> dict[str, DatasetRuns]:
-    """Each protocol's study runs of `dataset` (asym.report.load_dataset_runs: test labels and
+    """Each protocol's study runs of `dataset` (asym.report.aggregate.load_dataset_runs: test labels and
     probabilities aligned by vlog), on the same test vlogs."""
     check_same_folds(params, dataset)
     arms = {pr: load_dataset_runs(params.for_protocol(pr), dataset, per_run=False) for pr in STUDY_PROTOCOLS}
@@ -151,7 +151,7 @@ def chosen_epochs(y: np.ndarray, parts: list[Partition], W: np.ndarray, metric: 
 def reselected_resamples(y: np.ndarray, parts: list[Partition], W: np.ndarray, metric: str) -> dict[str, np.ndarray]:
     """One seed's pooled test metrics (COMPARED) on every resample, each partition labelled at the
     epoch that resample chooses (its threshold for that epoch). Resamples choosing the same
-    epochs share one label vector: asym.stats.weighted_metrics runs once per distinct choice."""
+    epochs share one label vector: asym.report.stats.weighted_metrics runs once per distinct choice."""
     choice = chosen_epochs(y, parts, W, metric)
     combos, which = np.unique(choice, axis=0, return_inverse=True)
     which = np.asarray(which).ravel()
@@ -268,7 +268,7 @@ def view(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, params: Any, paths: dict[str, Path]) -> None:
-    from asym.tables import to_latex
+    from asym.report.tables import to_latex
 
     independence = {"true": "verified subject-independent", "false": "NOT subject-independent",
                     "unknown": "subject independence could not be verified (no subject ids)"}

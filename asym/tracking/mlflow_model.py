@@ -1,11 +1,11 @@
 """A trained run as an MLflow Model (pyfunc flavour): feature sequences in, probabilities out.
 
 The model is saved from code (MLflow's models-from-code): its `python_model` is the file
-asym/mlflow_pyfunc.py, copied into the model folder, which builds `AsymPyfunc` with
+asym/tracking/mlflow_pyfunc.py, copied into the model folder, which builds `AsymPyfunc` with
 `mlflow.models.set_model`; loading or serving the model runs that file and unpickles nothing
 (the checkpoint loads with `weights_only=True`). The folder carries the run's checkpoint.pt (each
 partition's weights, training-fold normaliser and threshold, and everything needed to rebuild
-the network; see asym.predict) and the asym package itself (`code_paths`), with requirements
+the network; see asym.inference.predict) and the asym package itself (`code_paths`), with requirements
 pinned from asym's own declared dependencies at the installed versions (`pinned_requirements`).
 Its input is one row per vlog: `id`, and `audio` / `visual` as lists of
 per-second feature rows exactly as asym's readers output them (what `asym convert` writes and
@@ -34,7 +34,7 @@ from asym.layout import PACKAGE, TRAIN_FILES
 
 ARTIFACT = "run"                 # the pyfunc artifact: a folder with checkpoint.pt
 MODEL_PATH = "model"             # where a run's model sits among its artifacts
-CODE_FILE = PACKAGE / "mlflow_pyfunc.py"     # the model's code (models-from-code)
+CODE_FILE = PACKAGE / "tracking" / "mlflow_pyfunc.py"     # the model's code (models-from-code)
 PROJECT = "asym"                 # the distribution whose declared dependencies the model pins
 EXAMPLE_VLOGS = 2                # the logged input example: this many vlogs ...
 EXAMPLE_SECONDS = 3              # ... of this many per-second rows each
@@ -47,13 +47,13 @@ class AsymPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         import torch
 
-        from asym.predict import load_run
+        from asym.inference.predict import load_run
 
         self.device = torch.device("cpu")
         self.run = load_run(Path(context.artifacts[ARTIFACT]), self.device)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from asym.predict import predict_frame
+        from asym.inference.predict import predict_frame
 
         return predict_frame([self.run], table_from_frame(model_input, self.run.meta), self.device)
 
@@ -154,7 +154,7 @@ def save_run_model(run_dir: Path, dest: Path) -> Path:
     import mlflow.pyfunc
     import torch
 
-    from asym.predict import load_run
+    from asym.inference.predict import load_run
 
     run = load_run(run_dir, torch.device("cpu"))          # refuses a checkpoint it could not serve
     meta = run.meta

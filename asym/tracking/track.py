@@ -311,7 +311,7 @@ def log_run_model(c: Any, rid: str, run_dir: Path) -> None:
     """The run's model as an MLflow Model under its artifacts (`model/`)."""
     import tempfile
 
-    from asym.mlflow_model import MODEL_PATH, save_run_model
+    from asym.tracking.mlflow_model import MODEL_PATH, save_run_model
 
     with tempfile.TemporaryDirectory() as tmp:
         dest = save_run_model(run_dir, Path(tmp) / MODEL_PATH)
@@ -320,7 +320,7 @@ def log_run_model(c: Any, rid: str, run_dir: Path) -> None:
 
 def has_model(c: Any, rid: str) -> bool:
     """Whether the run's artifacts hold its MLflow Model (`model/MLmodel`)."""
-    from asym.mlflow_model import MODEL_PATH
+    from asym.tracking.mlflow_model import MODEL_PATH
 
     return any(Path(f.path).name == "MLmodel" for f in c.list_artifacts(rid, MODEL_PATH))
 
@@ -347,7 +347,7 @@ def register_models(c: Any, params: Params, record: dict[str, str]) -> dict[str,
     from mlflow.exceptions import MlflowException
 
     from asym.errors import DataError
-    from asym.mlflow_model import MODEL_PATH
+    from asym.tracking.mlflow_model import MODEL_PATH
 
     lay = Layout.of(params)
     out = {}

@@ -4,6 +4,6 @@ It is never imported by asym itself (`set_model` is for MLflow's loader)."""
 
 from mlflow.models import set_model
 
-from asym.mlflow_model import AsymPyfunc
+from asym.tracking.mlflow_model import AsymPyfunc
 
 set_model(AsymPyfunc())

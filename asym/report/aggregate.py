@@ -2,8 +2,8 @@
 
 Point estimates are the mean ± std over seeds (and folds, under `kfold`) of each run's test
 metrics; 95% CIs and the paired tests against ASYM come from one bootstrap per dataset
-(asym.stats); the floors (`majority`, `chance`) are computed from the real labels. The tables
-are written by asym.tables, the figures by asym.plots; MLflow logging is the `track` step's.
+(asym.report.stats); the floors (`majority`, `chance`) are computed from the real labels. The tables
+are written by asym.report.tables, the figures by asym.report.plots; MLflow logging is the `track` step's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from asym.layout import Layout
 from asym.metrics import METRICS, chance_floor, confusion, label_metrics, majority_floor
 from asym.models import registry
 from asym.reference import published_results
-from asym.stats import (
+from asym.report.stats import (
     holm,
     minimum_detectable_effect,
     percentile_ci,
@@ -32,7 +32,7 @@ from asym.stats import (
     swap_deltas,
     swap_draws,
 )
-from asym.thresholds import labelled_resamples
+from asym.train.thresholds import labelled_resamples
 
 MACRO = "macro-avg"
 FLOORS = ("majority", "chance")
@@ -159,7 +159,7 @@ def aggregate(params: Any) -> tuple[pd.DataFrame, list[DatasetRuns]]:
 
 
 def _swap_nulls(params: Any, runs: DatasetRuns, d_index: int) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
-    """Per model, ΔF1 against asym and its permutation distribution (asym.stats.swap_deltas),
+    """Per model, ΔF1 against asym and its permutation distribution (asym.report.stats.swap_deltas),
     from one set of exchanges per dataset shared by every model, seeded like the resamples."""
     if "asym" not in runs.preds:
         return {}
@@ -293,7 +293,7 @@ def reliability_curves(all_runs: list[DatasetRuns]) -> list[tuple[str, str, np.n
 
 # --- the step ---------------------------------------------------------------------------------------
 def make_report(params: Any) -> dict[str, Path]:
-    from asym import plots, tables
+    from asym.report import plots, tables
 
     layout = Layout.of(params)
     out = layout.report_outputs(params.models, study=bool(params.study_models))
@@ -311,7 +311,7 @@ def make_report(params: Any) -> dict[str, Path]:
         if f"{name}_md" in out:
             tables.write_table(name, context, {k: Path(v) for k, v in out.items() if k.startswith(f"{name}_")})
     tables.write_fairness(fair, context, {k: Path(v) for k, v in out.items() if k.startswith("fairness_")})
-    from asym.model_card import write_model_cards
+    from asym.report.model_card import write_model_cards
 
     write_model_cards(params, summary, fair)                 # reports/model_cards/<dataset>-<model>.md
     trained = summary[summary["kind"] != "floor"]
@@ -326,7 +326,7 @@ def make_report(params: Any) -> dict[str, Path]:
     plots.plot_reliability(reliability_curves(all_runs), Path(out["reliability_plot"]))
     plots.plot_published(summary, published_results(), context.protocols, params.scale, Path(out["published_plot"]))
     if "protocol_optimism_md" in out:
-        from asym import optimism
+        from asym.report import optimism
 
         optimism.write_table(optimism.compare(params), params, {k: Path(v) for k, v in out.items()
                                                                   if k.startswith("protocol_optimism_")})

@@ -20,7 +20,7 @@ import numpy as np
 
 from asym.config import DEFAULT_THRESHOLD
 from asym.metrics import LABEL_METRICS, METRICS
-from asym.stats import seed_mean_resamples
+from asym.report.stats import seed_mean_resamples
 
 
 def threshold_grid(cfg: Any) -> np.ndarray:
@@ -54,7 +54,7 @@ def decision_threshold(recipe: Any, valid_labels: np.ndarray, valid_probs: Calla
 
 
 def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
-    """Per metric, the seed-averaged value on every resample (asym.stats.seed_mean_resamples),
+    """Per metric, the seed-averaged value on every resample (asym.report.stats.seed_mean_resamples),
     the metrics of labels taken from the saved labels `preds` (n_seeds, n) and those of scores
     (AUROC, AUPRC, ECE) from `probs`. At threshold 0.5 the two agree and one pass is made."""
     by_prob = seed_mean_resamples(y, probs, W)

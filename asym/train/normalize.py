@@ -29,5 +29,5 @@ class PerSampleNormalizer:
         return zscore_frames(a, self.std_floor), zscore_frames(v, self.std_floor)
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint keeps of it (asym.train.load_checkpoint rebuilds it from this)."""
+        """What a checkpoint keeps of it (asym.train.job.load_checkpoint rebuilds it from this)."""
         return {"std_floor": torch.tensor(self.std_floor, dtype=torch.float64)}

@@ -5,7 +5,7 @@ One job trains every seed (and, under `kfold`, every partition) so that start-up
 each seed keeps its own run folder (see asym.layout): checkpoint.pt (tensors only),
 predictions.parquet (valid + test, with gender and length), history.csv and train.json, all
 written atomically, train.json last. A seed whose folder is complete is not trained again; a seed
-killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.resume).
+killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.train.resume).
 Everything the trainer does besides the model comes from the model's recipe in params.yaml.
 The optimism study's runs also write epochs.parquet (asym.layout.STUDY_TRAIN_FILES).
 """
@@ -34,13 +34,13 @@ from asym.data.splits import load_partitions, selection_fold
 from asym.errors import ConfigError, DataError
 from asym.io import atomic_path, read_json, write_json
 from asym.layout import PACKAGE, STUDY_TRAIN_FILES, TRAIN_FILES, Layout, code_deps
-from asym.losses import build_loss
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory, registry
-from asym.normalize import PerSampleNormalizer
-from asym.optimization import build_optimizer, build_scheduler, step_scheduler
-from asym.resume import Loop, SeedResume, fingerprint
-from asym.thresholds import decision_threshold
+from asym.train.losses import build_loss
+from asym.train.normalize import PerSampleNormalizer
+from asym.train.optimization import build_optimizer, build_scheduler, step_scheduler
+from asym.train.resume import Loop, SeedResume, fingerprint
+from asym.train.thresholds import decision_threshold
 
 EpochObserver = Callable[[int, int, dict[str, float]], None]   # (seed, partition, history row)
 CHECKPOINT_VERSION = 1          # of the checkpoint's `meta` block
@@ -209,7 +209,7 @@ def validation_loss(model: nn.Module, valid: FeatureTable, norm: Normalizer, bat
         return float(loss_fn(logits, torch.as_tensor(valid.label, dtype=torch.float32, device=device)))
 
 
-# The optimiser, scheduler and loss of a recipe: asym.optimization and asym.losses.
+# The optimiser, scheduler and loss of a recipe: asym.train.optimization and asym.train.losses.
 
 
 @dataclass
@@ -330,7 +330,7 @@ def epoch_record(model: nn.Module, folds: dict[str, FeatureTable], select: str, 
                  norm: Normalizer, recipe: Any, rt: Runtime) -> dict[str, Any]:
     """One epoch's probabilities on the selection fold and the threshold this epoch's weights
     would label at (tuned on the validation fold, as at the chosen checkpoint): what choosing
-    the epoch again needs (asym.optimism)."""
+    the epoch again needs (asym.report.optimism)."""
     def valid_probs() -> np.ndarray:
         return probs if select == "valid" else predict(model, folds["valid"], norm, rt.eval_batch_size, rt.device)
     threshold = decision_threshold(recipe, folds["valid"].label, valid_probs)

@@ -41,7 +41,7 @@ from asym.models import factory, registry
 DISCLAIMER = ("research model trained on self-reported vlog labels (D-Vlog / LMVD); "
               "not a diagnostic tool and not for clinical use")
 SEED_DIR = re.compile(r"seed(\d+)")
-# Seeds of one model must agree on these to be averaged (asym.predict.check_compatible).
+# Seeds of one model must agree on these to be averaged (asym.inference.predict.check_compatible).
 SAME_MODEL = ("format", "audio_dim", "visual_dim", "model", "scale", "model_config")
 
 
@@ -63,7 +63,7 @@ class RunModel:
 
     def per_partition(self, table: FeatureTable, device: torch.device) -> np.ndarray:
         """(partitions, vlogs): each partition's own model's probabilities."""
-        from asym.train import predict
+        from asym.train.job import predict
 
         batch = int(self.meta["eval_batch_size"])
         return np.stack([predict(m, table, n, batch, device) for m, n in zip(self.models, self.norms, strict=True)])
@@ -87,7 +87,7 @@ def build_model(meta: dict[str, Any], where: Path) -> nn.Module:
 
 
 def _meta(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
-    from asym.train import CHECKPOINT_VERSION
+    from asym.train.job import CHECKPOINT_VERSION
 
     meta = ckpt.get("meta")
     if not meta:
@@ -101,7 +101,7 @@ def _meta(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def load_run(run_dir: Path, device: torch.device) -> RunModel:
     """Rebuild one seed's model(s) from its checkpoint.pt alone, read once."""
-    from asym.train import unpack_partition
+    from asym.train.job import unpack_partition
 
     run_dir = Path(run_dir)
     path = run_dir / TRAIN_FILES["checkpoint"]

@@ -264,7 +264,7 @@ CAPTIONS = {
 
 def detectable_effect(part: pd.DataFrame, ctx: Context) -> str:
     """The caption's line on what this test fold can detect: the ΔF1 the paired test finds with
-    `ctx.power` (asym.stats.minimum_detectable_effect, per comparison in the report's summary)."""
+    `ctx.power` (asym.report.stats.minimum_detectable_effect, per comparison in the report's summary)."""
     rows = part[(part["model"] != "asym") & (part["kind"] != "floor")]
     if "mde_f1_vs_asym" not in rows or rows["mde_f1_vs_asym"].isna().all():
         return ""
