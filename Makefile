@@ -35,6 +35,7 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  $(addprefix --find-links ,$(PIP_FIND_LINKS)) --quiet -o $(LOCK)
+	$(BIN)/python workflow/scripts/conda_env.py
 
 # mamba-ssm's own pure-PyTorch selective_scan_ref is the tests' oracle, and the sources of
 # mamba-ssm and causal-conv1d are what the CPU tests check our calls into them against. Neither

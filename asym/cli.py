@@ -100,18 +100,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.entry_digest and args.entry_digest != entry.digest():
         raise ConfigError(f"the registry entry of {args.model!r} changed since dvc.yaml was written: run `asym dvc-yaml`")
     env_threads(p.train.threads)
+    from asym.layout import Run
     from asym.train.job import train_job
 
-    live = None
+    observers = []
     if p.mlflow.live:
         from asym.tracking.track import LiveRun
 
-        live = LiveRun(p, args.dataset, args.model)
+        observers.append(LiveRun(p, args.dataset, args.model))
     seeds = args.seeds if args.seeds else p.seeds
-    done = train_job(p, args.dataset, args.model, seeds, observer=live.on_epoch if live else None,
-                     on_seed_done=live.finish if live else None)
+    done = train_job(p, args.dataset, args.model, seeds, observers=observers)
     for s in done:
-        print(f"{args.dataset}/{args.model}/seed{s['seed']}: best epoch {s['best_epoch']}, "
+        print(f"{Run(args.dataset, args.model, s['seed']).key}: best epoch {s['best_epoch']}, "
               f"valid selection {s['best_valid_selection']}, {s['epoch_time_s']:.2f} s/epoch")
     if len(done) < len(seeds):
         print(f"{args.dataset}/{args.model}: {len(seeds) - len(done)} seed(s) already complete, kept")
@@ -119,11 +119,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from asym.evaluate import evaluate_all, evaluate_run
+    from asym.layout import Run
 
     payloads = [evaluate_run(Path(args.run))] if args.run else evaluate_all(_params(args))
     for m in payloads:
         t = m["test"]
-        print(f"{m['dataset']}/{m['model']}/seed{m['seed']}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")
+        print(f"{Run(m['dataset'], m['model'], m['seed']).key}: test acc {t['accuracy']:.3f} F1 {t['f1']:.3f}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -206,7 +207,7 @@ def print_details(rows: list[dict], chosen: list[str]) -> None:
 
 
 def cmd_dvc_yaml(args: argparse.Namespace) -> None:
-    from asym.dvc_yaml import render
+    from asym.dag.dvc_yaml import render
     from asym.io import write_text
 
     p = _params(args)

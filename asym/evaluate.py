@@ -1,8 +1,8 @@
 """Per-run metrics from the predictions a training job saved (no model is loaded here).
 
 One `evaluate` job covers every run: it is torch-free and cheap, and a change of the metric
-code reruns it alone, never the training. Each run gets metrics.json (valid and test, pooled
-over partitions and per partition) and confusion.png (test).
+code reruns it alone, never the training. Each run gets its metrics (valid and test, pooled
+over partitions and per partition) and its confusion matrix's figure (test).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from asym.io import read_json, write_json
-from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
+from asym.layout import EVAL_FILES, TRAIN_FILES, Layout, Run
 from asym.metrics import confusion, label_metrics, score_metrics
 
 if TYPE_CHECKING:
     from asym.config import Params
+    from asym.report.plots import ConfusionPlot
 
 
 def fold_metrics(part: pd.DataFrame) -> dict[str, Any]:
@@ -37,8 +38,9 @@ def evaluate_predictions(pred_path: Path) -> dict[str, Any]:
     return out
 
 
-def evaluate_run(run: Path, plot: Any = None) -> dict[str, Any]:
-    """metrics.json and confusion.png of one run folder; `plot` draws (a ConfusionPlotter)."""
+def evaluate_run(run: Path, plot: ConfusionPlot | None = None) -> dict[str, Any]:
+    """The metrics and confusion figure of one run folder (`asym evaluate --run` names a folder,
+    not a run of a params file); `plot` draws (a ConfusionPlotter)."""
     from asym.report.plots import plot_confusion
 
     plot = plot or plot_confusion
@@ -46,7 +48,7 @@ def evaluate_run(run: Path, plot: Any = None) -> dict[str, Any]:
     metrics = evaluate_predictions(run / TRAIN_FILES["predictions"])
     payload = {"dataset": info["dataset"], "model": info["model"], "seed": info["seed"],
                "protocol": info.get("protocol"), **metrics}
-    plot(metrics["test"]["confusion"], f"{info['dataset']}/{info['model']}/seed{info['seed']} (test)",
+    plot(metrics["test"]["confusion"], f"{Run(info['dataset'], info['model'], info['seed']).key} (test)",
          run / EVAL_FILES["confusion"])
     write_json(run / EVAL_FILES["metrics"], payload)
     return payload
@@ -58,7 +60,7 @@ def evaluate_all(params: Params) -> list[dict[str, Any]]:
     from asym.report.plots import ConfusionPlotter
 
     layout = Layout.of(params)
-    runs = [Path(layout.run_dir(d, m, s)) for d in params.datasets for m in params.models for s in params.seeds]
+    runs = [layout.run(run).folder for run in params.runs()]
     plotter = ConfusionPlotter()
     try:
         return [evaluate_run(r, plotter) for r in tqdm(runs, desc="evaluate", unit="run", leave=False, disable=None)]

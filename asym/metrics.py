@@ -15,7 +15,6 @@ scikit-learn lacks: it is built on `sklearn.calibration.calibration_curve`.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 
@@ -24,14 +23,14 @@ LABEL_METRICS = ("accuracy", "precision", "recall", "f1", "precision_weighted", 
                  "balanced_accuracy", "mcc")
 SCORE_METRICS = ("auroc", "auprc", "ece")
 METRICS = LABEL_METRICS + SCORE_METRICS
+ECE_BINS = 10
 CONVENTION = {
     "accuracy": "accuracy", "precision": "depressed class", "recall": "depressed class", "f1": "depressed class",
     "precision_weighted": "weighted", "recall_weighted": "weighted", "f1_weighted": "weighted",
     "balanced_accuracy": "mean recall of both classes", "mcc": "Matthews correlation",
     "auroc": "from probabilities", "auprc": "from probabilities (average precision)",
-    "ece": f"expected calibration error, {10} equal-width bins (lower is better)",
+    "ece": f"expected calibration error, {ECE_BINS} equal-width bins (lower is better)",
 }
-ECE_BINS = 10
 
 
 def _sklearn():
@@ -110,7 +109,7 @@ def selection_score(m: dict[str, float], metric: str) -> float:
     return float(np.mean([m[k] for k in HEADLINE])) if metric == "mean4" else float(m[metric])
 
 
-def majority_floor(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+def majority_floor(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
     """Always the training fold's majority class (its prior as the probability)."""
     from sklearn.dummy import DummyClassifier
 

@@ -83,7 +83,7 @@ def test_the_cli_refuses_a_typo_before_anything_runs(params, tmp_path):
 
 
 def test_dvc_yaml_is_generated_from_the_registry_and_the_layout(params):
-    from asym.dvc_yaml import render
+    from asym.dag.dvc_yaml import render
 
     committed = (params.root / "dvc.yaml").read_text()
     assert committed == render(params), "dvc.yaml is stale: run `asym dvc-yaml`"

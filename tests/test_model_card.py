@@ -10,7 +10,7 @@ import yaml
 from asym.data.splits import read_split, split_summary
 from asym.evaluate import evaluate_run
 from asym.io import write_json
-from asym.layout import Layout
+from asym.layout import Layout, Run
 from asym.report.aggregate import aggregate, fairness
 from asym.report.model_card import write_model_cards
 from asym.train.job import train_job
@@ -24,7 +24,7 @@ def reported(tmp_path_factory):
     write_json(lay.split_json("dvlog"), split_summary(read_split(lay.split_csv("dvlog"), subjects_disjoint=False),
                                                       False, "official"))
     train_job(p, "dvlog", "mean-mlp", [0])
-    evaluate_run(Path(lay.run_dir("dvlog", "mean-mlp", 0)))
+    evaluate_run(lay.run(Run("dvlog", "mean-mlp", 0)).folder)
     summary, all_runs = aggregate(p)
     fair = fairness(p, all_runs)
     return p, summary, fair, write_model_cards(p, summary, fair)
@@ -50,7 +50,7 @@ def test_a_card_carries_the_reports_metrics_floors_and_subgroups(reported):
 
 
 def test_cards_are_declared_report_outputs_of_both_dags(reported):
-    from asym.dvc_yaml import render
+    from asym.dag.dvc_yaml import render
 
     p, *_ = reported
     outputs = Layout.of(p).report_outputs(p.models)
@@ -94,7 +94,7 @@ def test_both_dags_declare_what_report_and_track_read(tmp_path):
     import sys
 
     from asym.config import load_params
-    from asym.dvc_yaml import render
+    from asym.dag.dvc_yaml import render
     from tests.project import make_project
 
     root = make_project(tmp_path / "p", ["mean-mlp"], [0], epochs=1)

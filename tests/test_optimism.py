@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,15 @@ from asym.config import load_params
 from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
 from asym.errors import DataError
 from asym.evaluate import evaluate_predictions
-from asym.layout import Layout, stage_params
+from asym.io import read_json
+from asym.layout import Layout, Run, RunFiles, stage_params
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory
 from asym.report import optimism
 from asym.report.stats import resample_weights
+from asym.train.loop import EPOCH_RECORD, validation_loss
 from asym.train.losses import build_loss
+from asym.train.observe import TrainObserver
 from asym.train.thresholds import best_f1_threshold, threshold_grid
 from tests.project import make_project, prepared
 
@@ -57,14 +61,14 @@ def study(tmp_path_factory):
     return p
 
 
-def _run(p, protocol: str, seed: int) -> Path:
-    return Path(Layout.of(p.for_protocol(protocol)).run_dir("dvlog", "mean-mlp", seed))
+def _run(p, protocol: str, seed: int) -> RunFiles:
+    return Layout.of(p.for_protocol(protocol)).run(Run("dvlog", "mean-mlp", seed))
 
 
 def _files(p, protocol: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     run = _run(p, protocol, seed)
-    return (pd.read_csv(run / "history.csv"), pd.read_parquet(run / "predictions.parquet"),
-            train_mod.read_summary(run))
+    return (pd.read_csv(run.file("history")), pd.read_parquet(run.file("predictions")),
+            read_json(run.file("summary")))
 
 
 def _partitions(p, protocol: str):
@@ -82,7 +86,7 @@ def test_the_study_lives_in_its_own_folders_with_the_same_folds(study):
     assert "epochs" not in Layout.of(p).train_outputs("dvlog", "mean-mlp", [0])   # main runs: no epochs file
     splits = {pr: read_split(Path(lay[pr].split_csv("dvlog"))) for pr in lay}
     assert splits[HONEST].equals(splits[OPTIMISTIC]) and splits[HONEST]["partition"].nunique() == 3
-    assert not Path(Layout.of(p).run_dir("dvlog", "mean-mlp", 0)).exists()               # main runs untouched
+    assert not Layout.of(p).run(Run("dvlog", "mean-mlp", 0)).folder.exists()             # main runs untouched
     train_keys = stage_params(p, "train", "dvlog", "mean-mlp", protocol=OPTIMISTIC)
     assert "optimism.seeds.demo" in train_keys and "run.seeds.demo" not in train_keys
 
@@ -124,7 +128,7 @@ def test_selecting_on_test_changes_the_chosen_epoch_only(study):
             valid, test = rows[rows["fold"] == "valid"], rows[rows["fold"] == "test"]
             assert sorted(valid["sample_id"]) == sorted(folds["valid"].sample_id)   # the real validation part
             assert not set(valid["sample_id"]) & set(test["sample_id"])
-            scored = evaluate_predictions(_run(p, OPTIMISTIC, seed) / "predictions.parquet")["partitions"][str(q)]
+            scored = evaluate_predictions(_run(p, OPTIMISTIC, seed).file("predictions"))["partitions"][str(q)]
             assert scored["valid"]["n"] == len(folds["valid"]) and scored["test"]["n"] == len(folds["test"])
             hist = o_hist[o_hist["partition"] == q]
             best = int(hist.loc[hist["test_selection"].idxmax(), "epoch"])           # first best on the test fold
@@ -135,11 +139,11 @@ def test_selecting_on_test_changes_the_chosen_epoch_only(study):
             grid = threshold_grid(recipe.threshold_grid)
             assert o_sum["threshold"][q] == best_f1_threshold(valid["label"].to_numpy(), valid["prob"].to_numpy(), grid)
             # the scheduler's loss at the chosen epoch: the validation part's, not the test fold's
-            state, norm, epoch = train_mod.load_checkpoint(_run(p, OPTIMISTIC, seed) / "checkpoint.pt", q)
+            state, norm, epoch = train_mod.load_checkpoint(_run(p, OPTIMISTIC, seed).file("checkpoint"), q)
             model = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
             model.load_state_dict(state)
             loss_fn = build_loss(recipe, folds["train"].label, CPU, model)
-            on = {f: train_mod.validation_loss(model, folds[f], norm, p.train.eval_batch_size, CPU, loss_fn)
+            on = {f: validation_loss(model, folds[f], norm, p.train.eval_batch_size, CPU, loss_fn)
                   for f in ("valid", "test")}
             logged = hist.loc[hist["epoch"] == epoch, "valid_loss"].iloc[0]
             assert logged == pytest.approx(on["valid"], rel=1e-5) and logged != pytest.approx(on["test"], rel=1e-3)
@@ -152,7 +156,7 @@ def test_every_epoch_is_kept_as_training_saw_it(study):
     p = study
     for seed in p.study_seeds:
         hist, pred, summary = _files(p, OPTIMISTIC, seed)
-        epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed) / "epochs.parquet")
+        epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed).file("epochs"))
         assert set(epochs["fold"]) == {"test"} and epochs.groupby("partition")["epoch"].nunique().eq(6).all()
         for (q, e), g in epochs.groupby(["partition", "epoch"]):
             row = hist[(hist["partition"] == q) & (hist["epoch"] == e)].iloc[0]
@@ -162,7 +166,7 @@ def test_every_epoch_is_kept_as_training_saw_it(study):
                 saved = pred[(pred["partition"] == q) & (pred["fold"] == "test")].set_index("sample_id")
                 np.testing.assert_array_equal(g.set_index("sample_id")["prob"], saved.loc[g["sample_id"], "prob"])
                 assert g["threshold"].iloc[0] == summary["threshold"][q]
-        honest = pd.read_parquet(_run(p, HONEST, seed) / "epochs.parquet")
+        honest = pd.read_parquet(_run(p, HONEST, seed).file("epochs"))
         assert set(honest["fold"]) == {"valid"}                       # the honest arm's: the fold that chose
 
 
@@ -179,24 +183,25 @@ def test_a_killed_study_seed_resumes_with_every_epochs_record(study, tmp_path):
     shutil.rmtree(Layout.of(p.for_protocol(OPTIMISTIC)).runs)          # its splits kept, its runs to train again
     seen: list[dict] = []
 
-    def killer(seed: int, partition: int, row: dict) -> None:
-        seen.append(row)
-        if (seed, partition, row["epoch"]) == (1, 1, 3) and not any(isinstance(r, Killed) for r in seen):
-            seen.append(Killed())
-            raise seen[-1]
+    class Killer(TrainObserver):
+        def on_epoch(self, seed: int, partition: int, row: dict) -> None:
+            seen.append(row)
+            if (seed, partition, row["epoch"]) == (1, 1, 3) and not any(isinstance(r, Killed) for r in seen):
+                seen.append(Killed())
+                raise seen[-1]
 
     with pytest.raises(Killed):
-        train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observer=killer)
-    assert Path(_run(p, OPTIMISTIC, 1) / "resume.pt").exists() and not (_run(p, OPTIMISTIC, 1) / "train.json").exists()
-    train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observer=killer)
+        train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observers=[Killer()])
+    assert _run(p, OPTIMISTIC, 1).resume.exists() and not _run(p, OPTIMISTIC, 1).file("summary").exists()
+    train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observers=[Killer()])
     rows = [r for r in seen if isinstance(r, dict)]
-    assert rows and all(train_mod.EPOCH_RECORD not in row and "test_selection" in row for row in rows)
+    assert rows and all(EPOCH_RECORD not in row and "test_selection" in row for row in rows)
     for seed in p.study_seeds:
-        for name in ("epochs.parquet", "predictions.parquet"):
-            pd.testing.assert_frame_equal(pd.read_parquet(_run(p, OPTIMISTIC, seed) / name),
-                                          pd.read_parquet(_run(study, OPTIMISTIC, seed) / name))
-        pd.testing.assert_frame_equal(pd.read_csv(_run(p, OPTIMISTIC, seed) / "history.csv").drop(columns="epoch_time_s"),
-                                      pd.read_csv(_run(study, OPTIMISTIC, seed) / "history.csv").drop(columns="epoch_time_s"))
+        for key in ("epochs", "predictions"):
+            pd.testing.assert_frame_equal(pd.read_parquet(_run(p, OPTIMISTIC, seed).file(key)),
+                                          pd.read_parquet(_run(study, OPTIMISTIC, seed).file(key)))
+        pd.testing.assert_frame_equal(pd.read_csv(_run(p, OPTIMISTIC, seed).file("history")).drop(columns="epoch_time_s"),
+                                      pd.read_csv(_run(study, OPTIMISTIC, seed).file("history")).drop(columns="epoch_time_s"))
 
 
 def _pooled(p, protocol: str, weights: np.ndarray | None = None) -> dict[str, float]:
@@ -244,7 +249,7 @@ def test_points_and_cis_share_one_estimand_and_the_test_is_the_reports(study, tm
 def _chosen_by_hand(p, seed: int, w: np.ndarray, ids: list[str]) -> pd.DataFrame:
     """One resample of one seed by brute force: per partition, each epoch scored by scikit-learn
     with the resample's counts as sample weights, the first best kept, labelled at its threshold."""
-    epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed) / "epochs.parquet")
+    epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed).file("epochs"))
     weight = dict(zip(ids, w, strict=True))
     chosen = []
     for _, part in epochs.groupby("partition"):
@@ -279,7 +284,7 @@ def test_the_optimistic_ci_makes_the_selection_again_in_every_resample(study):
             f1.append(f1_score(chosen["label"], chosen["pred"], sample_weight=W[b], zero_division=0))
         assert got["f1"][b] == pytest.approx(np.mean(f1), abs=1e-12)
     for seed in p.study_seeds:
-        summary = train_mod.read_summary(_run(p, OPTIMISTIC, seed))
+        summary = read_json(_run(p, OPTIMISTIC, seed).file("summary"))
         parts = optimism.read_epochs(_run(p, OPTIMISTIC, seed), runs.ids)
         unit = optimism.chosen_epochs(runs.y, parts, np.ones((1, len(ids))), "mean4")[0]
         assert [int(q[1][e]) for q, e in zip(parts, unit, strict=True)] == summary["best_epoch"]   # the training's choice
@@ -295,14 +300,14 @@ def test_the_optimistic_ci_makes_the_selection_again_in_every_resample(study):
 
 def test_a_select_on_test_run_without_its_epochs_is_refused(study, tmp_path):
     run = _run(study, OPTIMISTIC, 0)
-    copy = tmp_path / "seed0"
-    shutil.copytree(run, copy)
-    epochs = pd.read_parquet(copy / "epochs.parquet")
-    epochs.assign(fold="valid").to_parquet(copy / "epochs.parquet")
+    copy = replace(run.layout, runs=str(tmp_path)).run(run.run)
+    shutil.copytree(run.folder, copy.folder)
+    epochs = pd.read_parquet(copy.file("epochs"))
+    epochs.assign(fold="valid").to_parquet(copy.file("epochs"))
     ids = optimism.load_arms(study, "dvlog")[OPTIMISTIC].ids
     with pytest.raises(DataError, match="must be of the test fold"):
         optimism.read_epochs(copy, ids)
-    epochs[epochs["partition"] != 1].to_parquet(copy / "epochs.parquet")
+    epochs[epochs["partition"] != 1].to_parquet(copy.file("epochs"))
     with pytest.raises(DataError, match="each once"):
         optimism.read_epochs(copy, ids)
 
@@ -319,7 +324,7 @@ def test_both_dags_hold_the_study(tmp_path):
     assert "runs/protocols/kfold_select_on_test/lmvd/mean-mlp/seed0/train.json" in proc.stdout
     assert "runs/protocols/kfold_select_on_test/lmvd/mean-mlp/seed0/epochs.parquet" in proc.stdout
     assert "reports/protocol_optimism.md" in proc.stdout
-    from asym.dvc_yaml import render
+    from asym.dag.dvc_yaml import render
 
     stages = yaml.safe_load(render(load_params(root / "params.yaml")))["stages"]
     assert {"train-kfold-dvlog-mean-mlp", "train-kfold_select_on_test-lmvd-mean-mlp", "split-kfold-lmvd"} <= set(stages)

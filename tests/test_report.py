@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from asym.config import load_params
-from asym.layout import Layout
+from asym.layout import Layout, Run
 from asym.metrics import METRICS, all_metrics
 from asym.report.aggregate import MACRO, aggregate, make_report
 from tests.project import small_params
@@ -46,17 +46,17 @@ def _write_runs(root: Path, f1: dict, n_test: int = 40, partitions: int = 1, sub
             "subject_independent_verified": subjects_supplied, "n_subjects": len(set(subjects))}))
         for model in MODELS:
             for s, value in enumerate(f1[ds][model]):
-                run = Path(lay.run_dir(ds, model, s))
-                run.mkdir(parents=True)
+                run = lay.run(Run(ds, model, s))
+                run.folder.mkdir(parents=True)
                 prob = np.clip(y * 0.6 + rng.normal(0.2, 0.25, n_test), 0, 1)
                 pd.DataFrame({"sample_id": ids, "subject_id": subjects, "partition": 0, "fold": "test", "label": y,
                               "prob": prob, "pred": (prob >= 0.5).astype(int), "gender": None,
-                              "n_frames": np.arange(n_test) + 10}).to_parquet(run / "predictions.parquet")
+                              "n_frames": np.arange(n_test) + 10}).to_parquet(run.file("predictions"))
                 point = all_metrics(y, prob)
                 parts = {str(q): {"test": {**point, "f1": value + 0.01 * q}} for q in range(partitions)}
-                (run / "metrics.json").write_text(json.dumps({"partitions": parts, "test": point, "valid": point}))
-                (run / "train.json").write_text(json.dumps({"n_params": 1000, "epoch_time_s": 0.1, "recipe_name": "asym",
-                                                            "threshold": [0.5] * partitions}))
+                run.file("metrics").write_text(json.dumps({"partitions": parts, "test": point, "valid": point}))
+                run.file("summary").write_text(json.dumps({"n_params": 1000, "epoch_time_s": 0.1, "recipe_name": "asym",
+                                                           "threshold": [0.5] * partitions}))
     return p
 
 
@@ -177,17 +177,20 @@ def test_runs_on_other_test_vlogs_or_no_runs_are_refused(tmp_path):
 
     p = _write_runs(tmp_path, F1)
     lay = Layout.of(p)
-    pred_path = Path(lay.run_dir("lmvd", "mean-mlp", 2)) / "predictions.parquet"
+    pred_path = lay.run(Run("lmvd", "mean-mlp", 2)).file("predictions")
     pred = pd.read_parquet(pred_path)
     pred.assign(sample_id=pred["sample_id"].str.replace("lmvd039", "lmvd999")).to_parquet(pred_path)
     with pytest.raises(DataError, match="its test vlogs differ from those of the other runs of lmvd") as err:
         load_dataset_runs(p, "lmvd")
     assert err.value.path == lay.run_dir("lmvd", "mean-mlp", 2)
 
-    class NoModels:
+    class NoRuns:
         def __getattr__(self, name):
-            return [] if name == "models" else getattr(p, name)
-    empty = NoModels()
+            return getattr(p, name)
+
+        def runs(self, dataset=None, model=None):
+            return []
+    empty = NoRuns()
     with pytest.raises(DataError, match="no runs of dvlog to report") as err:
         load_dataset_runs(empty, "dvlog")
     assert err.value.path == str(lay.runs)

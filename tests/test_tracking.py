@@ -157,7 +157,7 @@ def test_live_logging_is_completed_not_duplicated(trained):
     for name in ("train.json", "metrics.json", "history.csv", "predictions.parquet", "confusion.png", "checkpoint.pt"):
         text = (run / name).read_bytes()
         (seed7 / name).write_bytes(text.replace(b'"seed": 0', b'"seed": 7') if name == "train.json" else text)
-    live.finish(7, seed7)
+    live.on_seed_done(7, seed7)
     with tracking.client(p) as (c, exp):
         rid = tracking.track_run(c, exp, p, seed7, None)
     [r] = _runs(p, key)

@@ -16,15 +16,20 @@ import yaml
 from torch import nn
 
 import asym.train.job as train_mod
+import asym.train.loop as loop_mod
 from asym.config import load_params
 from asym.data.convert import convert
 from asym.data.parquet import read_samples
 from asym.data.splits import load_partitions, make_split
 from asym.data.synthetic import write_dvlog
 from asym.io import read_json
-from asym.layout import Layout
+from asym.layout import TRAIN_FILES, Layout, Run
 from asym.models import factory, registry
 from asym.models.registry import Entry
+from asym.train.feed import TrainFeed, offline_crops, random_window
+from asym.train.normalize import Normalizer
+from asym.train.observe import TrainObserver
+from asym.train.optimization import build_optimizer
 from tests.project import ROOT, small_params
 
 LONG = 18   # frames: EpochFlip's threshold
@@ -94,20 +99,20 @@ def flip_project(tmp_path_factory):
 def epoch_flip(monkeypatch):
     monkeypatch.setitem(registry._ENTRIES, "epoch-flip",
                         Entry("epoch-flip", "tests.test_train:EpochFlip", "mean_mlp", "baseline", "test model"))
-    original = train_mod.train_epoch
+    original = loop_mod.train_epoch
 
     def counting(model, *args, **kwargs):
         loss = original(model, *args, **kwargs)
         model.epoch += 1
         return loss
-    monkeypatch.setattr(train_mod, "train_epoch", counting)
+    monkeypatch.setattr(loop_mod, "train_epoch", counting)
 
 
 def _score_on(p, fold: str, state: dict, norm) -> float:
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
     model = EpochFlip(0, 0, 1, 0.0)
     model.load_state_dict(state)
-    return train_mod.validation_score(model, parts[0][fold], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")[0]
+    return loop_mod.validation_score(model, parts[0][fold], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")[0]
 
 
 def test_the_checkpoint_is_chosen_on_validation_never_on_test(flip_project, epoch_flip):
@@ -135,7 +140,7 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
     net = factory.from_params(model, p, "dvlog", widths=(25, 136))
     net.load_state_dict(state)
-    score, _ = train_mod.validation_score(net, parts[0]["valid"], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")
+    score, _ = loop_mod.validation_score(net, parts[0]["valid"], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")
     hist = pd.read_csv(out / "history.csv")
     assert score == pytest.approx(hist["valid_selection"].max(), abs=1e-12)
     assert best_epoch == int(hist.loc[hist["valid_selection"].idxmax(), "epoch"])   # first best
@@ -148,12 +153,12 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
 def test_the_normaliser_sees_training_vlogs_only(official, monkeypatch, tmp_path):
     p = official
     seen: list[list[str]] = []
-    fit = train_mod.Normalizer.fit.__func__
+    fit = Normalizer.fit.__func__
 
     def spy(cls, table):
         seen.append(list(table.sample_id))
         return fit(cls, table)
-    monkeypatch.setattr(train_mod.Normalizer, "fit", classmethod(spy))
+    monkeypatch.setattr(Normalizer, "fit", classmethod(spy))
     monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
     train_mod.train_job(p, "dvlog", "mean-mlp", [0])
     split = pd.read_csv(Layout.of(p).split_csv("dvlog"), dtype={"sample_id": str})
@@ -177,12 +182,12 @@ def test_kfold_selects_inside_the_training_folds(tmp_path, monkeypatch):
     split = make_split(read_samples(data), "kfold", p.split, data)
     split.to_csv(lay.split_csv("dvlog"), index=False)
     seen: list[set[str]] = []
-    original = train_mod.validation_score
+    original = loop_mod.validation_score
 
     def spy(model, valid, *args, **kwargs):
         seen.append(set(valid.sample_id))
         return original(model, valid, *args, **kwargs)
-    monkeypatch.setattr(train_mod, "validation_score", spy)
+    monkeypatch.setattr(loop_mod, "validation_score", spy)
     train_mod.train_job(p, "dvlog", "mean-mlp", [0])
     assert len(seen) == 3 * 2                                   # every partition, every epoch
     split["sample_id"] = split["sample_id"].astype(str)
@@ -200,15 +205,15 @@ def test_kfold_selects_inside_the_training_folds(tmp_path, monkeypatch):
 def test_depmamba_trains_with_its_official_recipe(official, monkeypatch, tmp_path):
     p = official
     seen: dict[str, object] = {"clipped": 0, "fit": 0}
-    build_opt = train_mod.build_optimizer
+    build_opt = build_optimizer
 
     def spy_opt(model, recipe, dataset):
         seen["optimizer"] = build_opt(model, recipe, dataset)
         return seen["optimizer"]
-    monkeypatch.setattr(train_mod, "build_optimizer", spy_opt)
-    monkeypatch.setattr(train_mod.nn.utils, "clip_grad_norm_", lambda *a, **k: seen.__setitem__("clipped", 1))
-    monkeypatch.setattr(train_mod.Normalizer, "fit", classmethod(lambda cls, t: seen.__setitem__("fit", 1)))
-    monkeypatch.setattr(train_mod, "build_scheduler",
+    monkeypatch.setattr(loop_mod, "build_optimizer", spy_opt)
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", lambda *a, **k: seen.__setitem__("clipped", 1))
+    monkeypatch.setattr(Normalizer, "fit", classmethod(lambda cls, t: seen.__setitem__("fit", 1)))
+    monkeypatch.setattr(loop_mod, "build_scheduler",
                         lambda opt, recipe, dataset: seen.setdefault("scheduler", recipe.scheduler) and None)
     monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
     [summary] = train_mod.train_job(p, "dvlog", "depmamba", [0])
@@ -224,7 +229,7 @@ def test_depmamba_trains_with_its_official_recipe(official, monkeypatch, tmp_pat
 def test_asym_recipe_exempts_a_log_d_norms_and_biases_from_weight_decay(official):
     p = official
     model = factory.from_params("asym", p, "dvlog", widths=(25, 136))
-    opt = train_mod.build_optimizer(model, p.recipe("asym"), "dvlog")
+    opt = build_optimizer(model, p.recipe("asym"), "dvlog")
     assert type(opt) is torch.optim.AdamW
     decayed, exempt = opt.param_groups
     assert decayed["weight_decay"] == p.recipe("asym").weight_decay and exempt["weight_decay"] == 0.0
@@ -241,7 +246,7 @@ def test_offline_crops_follow_the_published_augmentation():
 
     z = [np.zeros((n, 2), np.float32) for n in (3000, 300)]
     t = FeatureTable(["a", "b"], ["a", "b"], np.array([1, 0]), [None, None], z, z, {})
-    views = train_mod.offline_crops(t, np.random.default_rng(0), n_crops=5, min_frames=500)
+    views = offline_crops(t, np.random.default_rng(0), n_crops=5, min_frames=500)
     whole = [(0, 0, 3000), (1, 0, 300)]
     assert [v for v in views if v in whole] == whole                  # every vlog whole, once
     crops = [v for v in views if v not in whole]
@@ -253,6 +258,58 @@ def test_a_complete_seed_is_not_trained_again(official):
     p = official
     train_mod.train_job(p, "dvlog", "mean-mlp", [0])
     assert train_mod.train_job(p, "dvlog", "mean-mlp", [0]) == []
+
+
+class Events(TrainObserver):
+    """Every event an observer is told, in order, with whether the seed's train.json exists at
+    its on_seed_done."""
+
+    def __init__(self, name: str, events: list[tuple]) -> None:
+        self.name, self.events = name, events
+
+    def on_seed_start(self, seed: int) -> None:
+        self.events.append((self.name, "seed", seed))
+
+    def on_step(self, seconds: float) -> None:
+        assert seconds > 0
+        self.events.append((self.name, "step"))
+
+    def on_epoch(self, seed: int, partition: int, row) -> None:
+        self.events.append((self.name, "epoch", seed, partition, row["epoch"]))
+
+    def on_seed_done(self, seed: int, folder: Path) -> None:
+        self.events.append((self.name, "done", seed, folder, (folder / "train.json").is_file()))
+
+
+def test_every_observer_is_told_each_event_of_the_job_in_order(official, monkeypatch, tmp_path):
+    p = official
+    monkeypatch.setattr(train_mod, "Layout", _elsewhere(tmp_path))
+    events: list[tuple] = []
+    train_mod.train_job(p, "dvlog", "mean-mlp", [0, 1], observers=[Events("a", events), Events("b", events)])
+    _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
+    recipe = p.recipe(registry.get("mean-mlp").recipe)
+    steps = len(TrainFeed(parts[0]["train"], Normalizer.identity(parts[0]["train"]), recipe, "dvlog",
+                          np.random.default_rng(0)))
+    want = []
+    for seed in (0, 1):
+        folder = train_mod.Layout.of(p).run(Run("dvlog", "mean-mlp", seed)).folder
+        want.append(("seed", seed))
+        for epoch in range(1, recipe.epochs + 1):
+            want += [("step",)] * steps + [("epoch", seed, 0, epoch)]
+        want.append(("done", seed, folder, True))
+    assert [e[1:] for e in events if e[0] == "a"] == want
+    assert events[::2] == [("a", *e) for e in want] and events[1::2] == [("b", *e) for e in want]
+
+
+def test_the_eta_warning_is_said_once_from_the_first_steps(capsys):
+    from asym.train.observe import EtaWarning
+
+    eta = EtaWarning(7200, "dvlog/asym")
+    for seconds in (1.0, 3.0, 2.0, 50.0):
+        eta.on_step(seconds)
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "dvlog/asym runs at scale `paper` on the CPU" in err
+    assert "from its first 3 steps one run will take about 4.0 h" in err
 
 
 def test_two_processes_with_two_threads_give_identical_runs(tmp_path):
@@ -290,7 +347,7 @@ def test_random_window_draws_aligned_windows_within_the_bounds():
     rng = np.random.default_rng(0)
     lengths, starts = set(), set()
     for _ in range(2000):
-        wa, wv = train_mod.random_window(a, v, rng, max_frames=20, min_frames=8)
+        wa, wv = random_window(a, v, rng, max_frames=20, min_frames=8)
         length, start = len(wa), int(wa[0, 0]) // fa
         np.testing.assert_array_equal(wa, a[start: start + length])
         np.testing.assert_array_equal(wv, v[start: start + length])       # the same frames of both streams
@@ -299,15 +356,15 @@ def test_random_window_draws_aligned_windows_within_the_bounds():
     assert lengths == set(range(8, 21))                                    # every length in [min, max]
     assert min(s for s, _ in starts) == 0 and (n - 8, 8) in starts and (n - 20, 20) in starts
     # a vlog shorter than max_frames: windows up to the whole vlog; one of min_frames or less: kept whole
-    short = {len(train_mod.random_window(a[:12], v[:12], rng, 20, 8)[0]) for _ in range(500)}
+    short = {len(random_window(a[:12], v[:12], rng, 20, 8)[0]) for _ in range(500)}
     assert short == set(range(8, 13))
-    whole_a, whole_v = train_mod.random_window(a[:8], v[:8], rng, 20, 8)
+    whole_a, whole_v = random_window(a[:8], v[:8], rng, 20, 8)
     np.testing.assert_array_equal(whole_a, a[:8])
     np.testing.assert_array_equal(whole_v, v[:8])
     # a vlog exactly min_frames long is kept whole, even when max_frames is shorter
-    np.testing.assert_array_equal(train_mod.random_window(a[:8], v[:8], rng, 5, 8)[0], a[:8])
+    np.testing.assert_array_equal(random_window(a[:8], v[:8], rng, 5, 8)[0], a[:8])
     # max_frames below min_frames: every window is max_frames long
-    assert {len(train_mod.random_window(a, v, rng, 5, 8)[0]) for _ in range(50)} == {5}
+    assert {len(random_window(a, v, rng, 5, 8)[0]) for _ in range(50)} == {5}
 
 
 def test_the_normaliser_is_the_per_feature_z_score_of_the_training_frames():
@@ -317,7 +374,7 @@ def test_the_normaliser_is_the_per_feature_z_score_of_the_training_frames():
     audio = [rng.normal(3.0, 2.0, (n, 2)).astype(np.float32) for n in (5, 9)]
     visual = [np.c_[rng.normal(-1.0, 0.5, (n, 1)), np.full((n, 1), 7.0)].astype(np.float32) for n in (5, 9)]
     t = FeatureTable(["a", "b"], ["a", "b"], np.array([0, 1]), [None, None], audio, visual, {})
-    norm = train_mod.Normalizer.fit(t)
+    norm = Normalizer.fit(t)
     frames_a, frames_v = np.concatenate(audio).astype(np.float64), np.concatenate(visual).astype(np.float64)
     np.testing.assert_allclose(norm.a_mean, frames_a.mean(0))
     np.testing.assert_allclose(norm.a_std, frames_a.std(0))
@@ -330,8 +387,8 @@ def test_the_normaliser_is_the_per_feature_z_score_of_the_training_frames():
     np.testing.assert_allclose(zv[:, 1], 0.0)
     # a feature whose spread is at the 1e-8 floor counts as constant
     flat = FeatureTable(["a"], ["a"], np.array([0]), [None], [np.array([[0.0], [2e-8]])], [np.ones((2, 1))], {})
-    assert train_mod.Normalizer.fit(flat).a_std.tolist() == [1.0]
-    ident = train_mod.Normalizer.identity(t.select([0]))               # one vlog is enough to know the widths
+    assert Normalizer.fit(flat).a_std.tolist() == [1.0]
+    ident = Normalizer.identity(t.select([0]))               # one vlog is enough to know the widths
     assert [x.tolist() for x in (ident.a_mean, ident.a_std, ident.v_mean, ident.v_std)] == [[0, 0], [1, 1], [0, 0], [1, 1]]
 
 
@@ -351,7 +408,7 @@ def test_a_seed_left_incomplete_is_trained_again_over_its_folder(official, monke
     out.mkdir(parents=True)
     (out / "history.csv").write_text("stale\n")                     # a crash after the first file
     [summary] = train_mod.train_job(p, "dvlog", "mean-mlp", [0])
-    assert train_mod.run_complete(out) and summary["seed"] == 0
+    assert train_mod.Layout.of(p).run(Run("dvlog", "mean-mlp", 0)).complete() and summary["seed"] == 0
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]
 
 
@@ -381,7 +438,7 @@ def _recipe(crop: dict, batch_size: int = 8):
                                   {"kind": "offline", "n_crops": 3, "min_frames": 12}], ids=lambda c: c["kind"])
 def test_an_epoch_feeds_every_training_view_once_in_batches_of_the_recipes_size(crop):
     t = _numbered_table()
-    feed = train_mod.TrainFeed(t, train_mod.Normalizer.identity(t), _recipe(crop), "dvlog", np.random.default_rng(0))
+    feed = TrainFeed(t, Normalizer.identity(t), _recipe(crop), "dvlog", np.random.default_rng(0))
     n_views = len(feed.views)
     if crop["kind"] == "offline":
         assert n_views > len(t)                                        # the crops are fed beside the whole vlogs
@@ -414,7 +471,7 @@ def test_offline_crops_cover_every_allowed_length_and_position():
     z = [np.zeros((n, 1), np.float32)] * vlogs
     t = FeatureTable([str(i) for i in range(vlogs)], [str(i) for i in range(vlogs)], np.zeros(vlogs, int), [None] * vlogs, z, z, {})
     for min_frames, lengths in ((3, set(range(3, n))), (1, set(range(1, n)))):
-        crops = [(s, e) for _, s, e in train_mod.offline_crops(t, np.random.default_rng(0), 5, min_frames) if s > 0]
+        crops = [(s, e) for _, s, e in offline_crops(t, np.random.default_rng(0), 5, min_frames) if s > 0]
         assert {e - s for s, e in crops} == lengths                    # length int(u T): every value from min to T - 1
         assert min(s for s, _ in crops) == 1 and max(e for _, e in crops) == n and all(e <= n for _, e in crops)
         # each of the 5 draws is kept with probability P(int(u T) >= min): a rejected draw does not end the vlog's crops
@@ -451,8 +508,8 @@ def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(officia
                         real_clip(params, max_norm, **kw))
     rows = []
     net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
-    rt = train_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size)
-    result = train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog",
+    rt = loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size)
+    result = loop_mod.fit(net, folds, Normalizer.fit(folds["train"]), recipe, "dvlog",
                            np.random.default_rng(0), rt, on_epoch=rows.append)
     assert clipped and set(clipped) == {recipe.grad_clip}
     assert [r["epoch"] for r in rows] == list(range(1, recipe.epochs + 1)) and rows == result.history
@@ -461,7 +518,7 @@ def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(officia
 @pytest.mark.parametrize("n_vlogs", [40, 41, 47])
 def test_an_epoch_has_as_many_batches_as_it_says(n_vlogs):
     t = _numbered_table(n_vlogs)
-    feed = train_mod.TrainFeed(t, train_mod.Normalizer.identity(t), _recipe({"kind": "none"}), "dvlog",
+    feed = TrainFeed(t, Normalizer.identity(t), _recipe({"kind": "none"}), "dvlog",
                                np.random.default_rng(0))
     assert len(feed) == len(list(feed.batches())) == -(-n_vlogs // 8)
 
@@ -473,10 +530,10 @@ def test_balanced_class_weighting_weighs_the_training_folds_positives(official, 
     recipe = p.recipe("asym").model_copy(update={"class_weighting": "balanced", "epochs": 1})
     weights = []
     real = nn.BCEWithLogitsLoss
-    monkeypatch.setattr(train_mod.nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
+    monkeypatch.setattr(nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
     net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
-    train_mod.fit(net, folds, train_mod.Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
-                  train_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
+    loop_mod.fit(net, folds, Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
+                  loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
     pos = int(folds["train"].label.sum())
     [w] = weights
     assert float(w) == pytest.approx((len(folds["train"]) - pos) / pos)
@@ -491,7 +548,7 @@ def test_a_probability_of_one_half_counts_as_depressed_in_selection(official):
         def forward(self, audio, visual, lengths):
             return torch.zeros(audio.shape[0])
 
-    _, m = train_mod.validation_score(Undecided(), valid, train_mod.Normalizer.identity(valid), 16,
+    _, m = loop_mod.validation_score(Undecided(), valid, Normalizer.identity(valid), 16,
                                       torch.device("cpu"), "mean4")
     assert m["recall"] == 1.0 and m["accuracy"] == pytest.approx(valid.label.mean())
 
@@ -499,16 +556,20 @@ def test_a_probability_of_one_half_counts_as_depressed_in_selection(official):
 # --- resuming inside a seed ----------------------------------------------------------------------
 
 class Killed(Exception):
-    """Stands for a SIGKILL: raised from the per-epoch callback, before that epoch is saved."""
+    """Stands for a SIGKILL: raised from an observer's on_epoch, before that epoch is saved."""
 
 
-def _killer(at: tuple[int, int, int], rows: list[tuple[int, int, dict]]):
-    """An observer that records every row and dies at (seed, partition, epoch) `at`."""
-    def observe(seed: int, partition: int, row: dict) -> None:
-        rows.append((seed, partition, row))
-        if (seed, partition, row["epoch"]) == at:
+class EpochRows(TrainObserver):
+    """An observer that records every row as (seed, partition, row) and, given `kill_at`, dies at
+    that (seed, partition, epoch)."""
+
+    def __init__(self, rows: list[tuple[int, int, dict]], kill_at: tuple[int, int, int] | None = None) -> None:
+        self.rows, self.kill_at = rows, kill_at
+
+    def on_epoch(self, seed: int, partition: int, row: dict) -> None:
+        self.rows.append((seed, partition, row))
+        if (seed, partition, row["epoch"]) == self.kill_at:
             raise Killed
-    return observe
 
 
 @pytest.fixture(scope="module")
@@ -536,11 +597,11 @@ def offline_entry(monkeypatch):
                               "test model", {}, "depmamba"))
 
 
-def _train_in(monkeypatch, where: Path, p, model: str, seeds: list[int], observer=None) -> Path:
+def _train_in(monkeypatch, where: Path, p, model: str, seeds: list[int], observer: TrainObserver | None = None) -> Path:
     """Train with run folders under `where`; return the folder of the runs."""
     monkeypatch.setattr(train_mod, "Layout", _elsewhere(where))
     try:
-        train_mod.train_job(p, "dvlog", model, seeds, observer=observer)
+        train_mod.train_job(p, "dvlog", model, seeds, observers=[observer] if observer is not None else [])
     finally:
         runs = Path(train_mod.Layout.of(p).runs)
     return runs
@@ -570,12 +631,12 @@ def _rows(rows: list[tuple[int, int, dict]]) -> list[tuple[int, int, dict]]:
 def epochs_trained(monkeypatch) -> list[int]:
     """One entry per epoch trained from here on."""
     trained: list[int] = []
-    original = train_mod.train_epoch
+    original = loop_mod.train_epoch
 
     def counting(*args, **kwargs):
         trained.append(1)
         return original(*args, **kwargs)
-    monkeypatch.setattr(train_mod, "train_epoch", counting)
+    monkeypatch.setattr(loop_mod, "train_epoch", counting)
     return trained
 
 
@@ -590,10 +651,10 @@ def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_b
         left):
     p = resume_projects[protocol]
     want_rows: list = []
-    ref = _train_in(monkeypatch, tmp_path / "ref", p, model, [0, 1], observer=lambda *a: want_rows.append(a))
+    ref = _train_in(monkeypatch, tmp_path / "ref", p, model, [0, 1], observer=EpochRows(want_rows))
     rows: list = []
     with pytest.raises(Killed):
-        _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=_killer(killed_at, rows))
+        _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=EpochRows(rows, killed_at))
     seed, partition, epoch = killed_at[0], killed_at[1], killed_at[2] - 1
     lay = train_mod.Layout.of(p)
     resume = Path(lay.resume_file("dvlog", model, seed))
@@ -607,7 +668,7 @@ def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_b
         record = torch.load(lay.resume_file("dvlog", model, done), weights_only=True)
         assert record["current"] is None and len(record["finished"]) == 2
     for s in (0, 1):                                                # as Snakemake and DVC do before a rerun
-        for key in train_mod.TRAIN_FILES:
+        for key in TRAIN_FILES:
             Path(lay.run_file("dvlog", model, s, key)).unlink(missing_ok=True)
     (resume.parent / "history.csv").write_text("stale\n")           # a file of an incomplete seed: trained over
     half_saved = resume.parent / ".resume.pt.k1ll3d.tmp"            # a kill in the middle of a save
@@ -616,7 +677,7 @@ def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_b
     epochs_trained.clear()
 
     rows.clear()
-    runs = _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=lambda *a: rows.append(a))
+    runs = _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=EpochRows(rows))
     assert len(epochs_trained) == left
     where = " of partition 2/2" if protocol == "kfold" else ""
     said = capsys.readouterr().out
@@ -656,12 +717,12 @@ def test_an_unusable_resume_file_is_named_in_a_warning_and_the_seed_starts_again
     p = resume_projects["official"]
     ref = _train_in(monkeypatch, tmp_path / "ref", p, "mean-mlp", [0])
     with pytest.raises(Killed):
-        _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=_killer((0, 0, 3), []))
+        _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=EpochRows([], (0, 0, 3)))
     resume = Path(train_mod.Layout.of(p).resume_file("dvlog", "mean-mlp", 0))
     damage(resume)
     capsys.readouterr()
     rows: list = []
-    _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=lambda *a: rows.append(a))
+    _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=EpochRows(rows))
     captured = capsys.readouterr()
     assert f"warning: {resume}: {reason}" in captured.err and "starts again from its first epoch" in captured.err
     assert "resumed" not in captured.out

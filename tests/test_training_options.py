@@ -23,7 +23,9 @@ from asym.evaluate import evaluate_run
 from asym.io import read_json
 from asym.layout import Layout
 from asym.models import factory
-from asym.train.normalize import PerSampleNormalizer, zscore_frames
+from asym.train.feed import TrainFeed, predict
+from asym.train.loop import validation_loss
+from asym.train.normalize import PerSampleNormalizer, fit_normalizer, zscore_frames
 from asym.train.optimization import build_optimizer, build_scheduler, step_scheduler
 from asym.train.thresholds import best_f1_threshold, f1_per_threshold, threshold_grid
 from tests.project import prepared
@@ -87,12 +89,12 @@ def test_caf_mamba_trains_with_its_recipe_and_steps_on_the_validation_loss(proje
     state, norm, epoch = train_mod.load_checkpoint(out / "checkpoint.pt")
     model = factory.from_params("caf-mamba", project, "dvlog", widths=(25, 136))
     model.load_state_dict(state)
-    z = {f: train_mod.predict(model, parts[0][f], norm, 8, torch.device("cpu"), logits=True).astype(np.float64)
+    z = {f: predict(model, parts[0][f], norm, 8, torch.device("cpu"), logits=True).astype(np.float64)
          for f in ("valid", "test")}
     by_hand = {f: float(np.mean(np.logaddexp(0, z[f]) - parts[0][f].label * z[f])) for f in z}   # BCE with logits
     logged = float(hist.loc[hist["epoch"] == epoch, "valid_loss"].iloc[0])
     assert logged == pytest.approx(by_hand["valid"], rel=1e-5) and logged != pytest.approx(by_hand["test"], rel=1e-3)
-    got = train_mod.validation_loss(model, parts[0]["valid"], norm, 8, torch.device("cpu"), torch.nn.BCEWithLogitsLoss())
+    got = validation_loss(model, parts[0]["valid"], norm, 8, torch.device("cpu"), torch.nn.BCEWithLogitsLoss())
     assert got == pytest.approx(by_hand["valid"], rel=1e-5)
 
 
@@ -285,15 +287,15 @@ def test_per_vlog_z_scoring_makes_training_and_predict_blind_to_each_vlogs_scale
     # the trainer: what it feeds the model is the same for both tables
     train = parts[0]["train"]
     idx = [table.sample_id.index(s) for s in train.sample_id]
-    norm = train_mod.fit_normalizer(recipe, train)
+    norm = fit_normalizer(recipe, train)
     assert isinstance(norm, PerSampleNormalizer)
-    feeds = [train_mod.TrainFeed(t, norm, recipe, "dvlog", np.random.default_rng(0)) for t in (train, moved_table.select(idx))]
+    feeds = [TrainFeed(t, norm, recipe, "dvlog", np.random.default_rng(0)) for t in (train, moved_table.select(idx))]
     for got, want in zip(*(f.batches() for f in reversed(feeds)), strict=True):
         for (ga, gv, gy), (wa, wv, wy) in zip(got, want, strict=True):
             assert gy == wy
             np.testing.assert_allclose(ga, wa, atol=2e-4)
             np.testing.assert_allclose(gv, wv, atol=2e-4)
-    zscore = train_mod.fit_normalizer(recipe.model_copy(update={"normalize": "zscore"}), train)
+    zscore = fit_normalizer(recipe.model_copy(update={"normalize": "zscore"}), train)
     first = idx[0]
     assert not np.allclose(zscore(table.audio[first], table.visual[first])[0],
                            zscore(moved_table.audio[first], moved_table.visual[first])[0], atol=1e-2)   # it is not

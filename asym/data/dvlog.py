@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from asym.data.formats import WIDTHS
-from asym.data.sample import FOLDS, UNLABELLED, Sample, align
-from asym.data.validate import check_unique, load_features, read_table
+from asym.data.sample import UNLABELLED, Sample, align
+from asym.data.validate import load_features, read_labels
 from asym.errors import DataError
 
 HEADER = ["index", "label", "duration", "gender", "fold"]
@@ -35,15 +35,10 @@ def read_dvlog(path: Path, labels_required: bool = True) -> Iterator[Sample]:
     accepted, as `asym extract` writes them for vlogs nobody has labelled."""
     root = find_root(Path(path))
     labels_csv = root / "labels.csv"
-    df = read_table(labels_csv, HEADER, exact=True)
-    check_unique(df["index"].tolist(), labels_csv)
-    rows = df.to_dict("records")
-    for row_no, row in enumerate(rows, start=2):
-        if row["label"] not in LABELS and (labels_required or row["label"]):
-            raise DataError(labels_csv, f"line {row_no}: unknown label {row['label']!r}, expected one of {sorted(LABELS)}")
-        if row["fold"] not in FOLDS and (labels_required or row["fold"]):
-            raise DataError(labels_csv, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
-    extra_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(df["index"]))
+    rows = read_labels(labels_csv, HEADER, LABELS, f"one of {sorted(LABELS)}", exact=True,
+                       labels_required=labels_required, folds_required=labels_required)
+    indices = {row["index"] for row in rows}
+    extra_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in indices)
     if extra_dirs:
         raise DataError(root, f"{len(extra_dirs)} sample folder(s) have no row in labels.csv: {extra_dirs[:5]}")
     for row in rows:

@@ -22,8 +22,8 @@ import pandas as pd
 
 from asym.config import LmvdReaderConfig
 from asym.data.formats import WIDTHS
-from asym.data.sample import FOLDS, UNLABELLED, Sample, align
-from asym.data.validate import check_matrix, check_no_extra, check_unique, load_features, read_table
+from asym.data.sample import UNLABELLED, Sample, align
+from asym.data.validate import check_matrix, check_no_extra, load_features, read_labels
 from asym.errors import DataError
 
 AUDIO_DIM, VISUAL_DIM = WIDTHS["lmvd"]
@@ -115,14 +115,8 @@ def _read_authors(root: Path, reader: LmvdReaderConfig) -> Iterator[Sample]:
 
 def _read_derived(root: Path, labels_required: bool = True) -> Iterator[Sample]:
     labels_csv = root / "labels.csv"
-    df = read_table(labels_csv, DERIVED_HEADER)
-    check_unique(df["index"].tolist(), labels_csv)
-    rows = df.to_dict("records")
-    for row_no, row in enumerate(rows, start=2):
-        if row["label"] not in LABELS and (labels_required or row["label"]):
-            raise DataError(labels_csv, f"line {row_no}: unknown label {row['label']!r}, expected 0 or 1")
-        if row["fold"] and row["fold"] not in FOLDS:
-            raise DataError(labels_csv, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
+    rows = read_labels(labels_csv, DERIVED_HEADER, LABELS, "0 or 1", labels_required=labels_required,
+                       folds_required=False)
     ids = {r["index"] for r in rows}
     check_no_extra(root / "audio", {f"{i}.npy" for i in ids}, "*.npy", "audio")
     check_no_extra(root / "visual", {f"{i}_visual.npy" for i in ids}, "*.npy", "visual")

@@ -1,13 +1,17 @@
-"""Checked loading of feature files: every failure names the file and the problem."""
+"""Checked loading of feature and label files: every failure names the file and the problem."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from asym.data.sample import FOLDS
 from asym.errors import DataError
+
+FIRST_ROW_LINE = 2     # a CSV's first record, below its header, as an editor numbers lines
 
 
 def load_features(path: Path, width: int | None, what: str) -> np.ndarray:
@@ -68,6 +72,23 @@ def check_unique(ids: list[str], path: Path, what: str = "index") -> None:
         if not i:
             raise DataError(path, f"empty {what}")
         seen.add(i)
+
+
+def read_labels(path: Path, header: list[str], labels: Collection[str], label_hint: str, *, exact: bool = False,
+                labels_required: bool = True, folds_required: bool = True) -> list[dict[str, str]]:
+    """A release's labels table, one record per row (a message names the row's line in the file):
+    every index once, every label among `labels` (`label_hint` says which in the message) and
+    every fold one of FOLDS. Without `labels_required` (prediction only) an empty label cell is
+    accepted, without `folds_required` an empty fold cell."""
+    df = read_table(path, header, exact=exact)
+    check_unique(df["index"].tolist(), path)
+    rows = df.to_dict("records")
+    for row_no, row in enumerate(rows, start=FIRST_ROW_LINE):
+        if row["label"] not in labels and (labels_required or row["label"]):
+            raise DataError(path, f"line {row_no}: unknown label {row['label']!r}, expected {label_hint}")
+        if row["fold"] not in FOLDS and (folds_required or row["fold"]):
+            raise DataError(path, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
+    return rows
 
 
 def check_no_extra(folder: Path, expected: set[str], pattern: str, what: str) -> None:

@@ -63,7 +63,7 @@ class RunModel:
 
     def per_partition(self, table: FeatureTable, device: torch.device) -> np.ndarray:
         """(partitions, vlogs): each partition's own model's probabilities."""
-        from asym.train.job import predict
+        from asym.train.feed import predict
 
         batch = int(self.meta["eval_batch_size"])
         return np.stack([predict(m, table, n, batch, device) for m, n in zip(self.models, self.norms, strict=True)])

@@ -50,10 +50,10 @@ def _causal_conv1d_fn():
     return causal_conv1d_fn
 
 
-def _fused_kernels(x: torch.Tensor) -> tuple[Callable | None, str]:
-    """(causal_conv1d's fused conv + SiLU, or None for PyTorch's, and the selective-scan backend)
-    for tensors like x: the CUDA kernels serve CUDA tensors when they import."""
-    return (_causal_conv1d_fn() if x.is_cuda else None), "auto"
+def _fused_conv(x: torch.Tensor) -> Callable | None:
+    """causal_conv1d's fused conv + SiLU for tensors like x, or None for PyTorch's: the CUDA
+    kernel serves CUDA tensors when it imports."""
+    return _causal_conv1d_fn() if x.is_cuda else None
 
 
 class _ScanBranch(nn.Module):
@@ -83,9 +83,7 @@ class _ScanBranch(nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x, z: (B, d_inner, T) -> gated scan output (B, d_inner, T)."""
         T = x.shape[-1]
-        conv, backend = _fused_kernels(x)
-        if self.scan_backend != "auto":
-            backend = self.scan_backend
+        conv = _fused_conv(x)
         if conv is not None:
             x = conv(x.contiguous(), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         else:
@@ -96,7 +94,7 @@ class _ScanBranch(nn.Module):
         A = -torch.exp(self.A_log.float())
         return selective_scan(x.contiguous(), dt.contiguous(), A, B.transpose(1, 2).contiguous(),
                               C.transpose(1, 2).contiguous(), self.D.float(), z.contiguous(),
-                              delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=backend)
+                              delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend)
 
 
 class Mamba(nn.Module):

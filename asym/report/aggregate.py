@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asym.config import DEFAULT_THRESHOLD
+from asym.config import DEFAULT_THRESHOLD, Params
 from asym.data.splits import read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_json
-from asym.layout import Layout
+from asym.layout import Layout, RunFiles
 from asym.metrics import METRICS, chance_floor, confusion, label_metrics, majority_floor
 from asym.models import registry
 from asym.reference import published_results
@@ -61,27 +61,26 @@ class DatasetRuns:
             self.preds.setdefault(model, (np.asarray(prob) >= DEFAULT_THRESHOLD).astype(int))
 
 
-def load_dataset_runs(params: Any, dataset: str, per_run: bool = True) -> DatasetRuns:
+def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> DatasetRuns:
     """Every run of `dataset` (params' models and seeds); `per_run`: with each run's per-partition
-    metrics (its metrics.json, which `evaluate` writes), else its predictions alone."""
+    metrics (which `evaluate` writes), else its predictions alone."""
     layout = Layout.of(params)
     info = read_json(layout.split_json(dataset))
     subject_independent = info.get("subject_independent", "unknown")
     rows, ref = [], None
     probs: dict[str, list[np.ndarray]] = {}
     preds: dict[str, list[np.ndarray]] = {}
-    for model in params.models:
-        for seed in params.seeds:
-            run = Path(layout.run_dir(dataset, model, seed))
-            if per_run:
-                rows += _run_rows(run, model, seed)
-            pred = pd.read_parquet(run / "predictions.parquet").query("fold == 'test'").sort_values("sample_id")
-            if ref is None:
-                ref = pred
-            elif list(pred["sample_id"]) != list(ref["sample_id"]):
-                raise DataError(run, f"its test vlogs differ from those of the other runs of {dataset}")
-            probs.setdefault(model, []).append(pred["prob"].to_numpy(np.float64))
-            preds.setdefault(model, []).append(pred["pred"].to_numpy(int))
+    for run in params.runs(dataset):
+        files = layout.run(run)
+        if per_run:
+            rows += _run_rows(files)
+        pred = pd.read_parquet(files.file("predictions")).query("fold == 'test'").sort_values("sample_id")
+        if ref is None:
+            ref = pred
+        elif list(pred["sample_id"]) != list(ref["sample_id"]):
+            raise DataError(files.folder, f"its test vlogs differ from those of the other runs of {dataset}")
+        probs.setdefault(run.model, []).append(pred["prob"].to_numpy(np.float64))
+        preds.setdefault(run.model, []).append(pred["pred"].to_numpy(int))
     if ref is None:
         raise DataError(layout.runs, f"no runs of {dataset} to report")
     units = ref["subject_id" if subject_independent != "unknown" else "sample_id"].to_numpy(str)
@@ -92,17 +91,18 @@ def load_dataset_runs(params: Any, dataset: str, per_run: bool = True) -> Datase
                        pd.DataFrame(rows) if per_run else None)
 
 
-def _run_rows(run: Path, model: str, seed: int) -> list[dict[str, Any]]:
+def _run_rows(files: RunFiles) -> list[dict[str, Any]]:
     """One row per partition of a run: its test metrics and what the tables say of it."""
-    metrics, summary = read_json(run / "metrics.json"), read_json(run / "train.json")
+    metrics, summary = read_json(files.file("metrics")), read_json(files.file("summary"))
     thresholds = summary.get("threshold") or [DEFAULT_THRESHOLD] * len(metrics["partitions"])
-    return [{"model": model, "seed": seed, "partition": int(p), **{k: folds["test"][k] for k in METRICS},
+    run = files.run
+    return [{"model": run.model, "seed": run.seed, "partition": int(p), **{k: folds["test"][k] for k in METRICS},
              "n_params": summary["n_params"], "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"],
              "threshold_rule": str(summary.get("recipe", {}).get("threshold", DEFAULT_THRESHOLD)),
              "threshold": float(thresholds[int(p)])} for p, folds in metrics["partitions"].items()]
 
 
-def floors(params: Any, dataset: str) -> dict[str, dict[str, float]]:
+def floors(params: Params, dataset: str) -> dict[str, dict[str, float]]:
     """Majority and chance from each partition's training labels and real test labels."""
     split = read_split(Layout.of(params).split_csv(dataset), subjects_disjoint=False)
     out: dict[str, list[dict[str, float]]] = {f: [] for f in FLOORS}
@@ -123,10 +123,11 @@ def _point(units: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def aggregate(params: Any) -> tuple[pd.DataFrame, list[DatasetRuns]]:
+def aggregate(params: Params) -> tuple[pd.DataFrame, list[DatasetRuns]]:
     """summary: one row per (dataset or macro-avg, model), floors included."""
     n_boot, rng_seed = params.report.bootstrap, params.report.ci_seed
-    all_runs, rows = [], []
+    all_runs: list[DatasetRuns] = []
+    rows: list[dict[str, Any]] = []
     resamples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     nulls: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
     for d_index, ds in enumerate(params.datasets):
@@ -158,7 +159,7 @@ def aggregate(params: Any) -> tuple[pd.DataFrame, list[DatasetRuns]]:
     return _paired_tests(params, summary, resamples, nulls), all_runs
 
 
-def _swap_nulls(params: Any, runs: DatasetRuns, d_index: int) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
+def _swap_nulls(params: Params, runs: DatasetRuns, d_index: int) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
     """Per model, ΔF1 against asym and its permutation distribution (asym.report.stats.swap_deltas),
     from one set of exchanges per dataset shared by every model, seeded like the resamples."""
     if "asym" not in runs.preds:
@@ -167,7 +168,7 @@ def _swap_nulls(params: Any, runs: DatasetRuns, d_index: int) -> dict[tuple[str,
     return {(runs.name, m): swap_deltas(runs.y, runs.preds["asym"], runs.preds[m], S) for m in runs.preds if m != "asym"}
 
 
-def _macro(params: Any, summary: pd.DataFrame, all_runs: list[DatasetRuns],
+def _macro(params: Params, summary: pd.DataFrame, all_runs: list[DatasetRuns],
            resamples: dict[tuple[str, str], dict[str, np.ndarray]]) -> pd.DataFrame:
     """Mean over datasets, per seed first so its std is over seeds; CIs from the datasets'
     resamples averaged index by index."""
@@ -208,7 +209,7 @@ def _combine(values: list[str]) -> str:
     return "true" if all(v == "true" for v in values) else ("false" if "false" in values else "unknown")
 
 
-def _paired_tests(params: Any, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]],
+def _paired_tests(params: Params, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]],
                   nulls: dict[tuple[str, str], tuple[float, np.ndarray]]) -> pd.DataFrame:
     """Every model against asym on the same test vlogs: ΔF1, its bootstrap CI and the paired
     permutation test's Holm-adjusted p per dataset (and for the macro-average, whose
@@ -245,7 +246,7 @@ def _paired_tests(params: Any, summary: pd.DataFrame, resamples: dict[tuple[str,
 
 
 # --- subgroups ------------------------------------------------------------------------------------
-def fairness(params: Any, all_runs: list[DatasetRuns]) -> pd.DataFrame:
+def fairness(params: Params, all_runs: list[DatasetRuns]) -> pd.DataFrame:
     """Accuracy and F1 per gender (where known) and per length tercile of the test vlogs, mean
     over seeds, with the gap (max - min) between a attribute's groups."""
     rows = []
@@ -292,7 +293,7 @@ def reliability_curves(all_runs: list[DatasetRuns]) -> list[tuple[str, str, np.n
 
 
 # --- the step ---------------------------------------------------------------------------------------
-def make_report(params: Any) -> dict[str, Path]:
+def make_report(params: Params) -> dict[str, Path]:
     from asym.report import plots, tables
 
     layout = Layout.of(params)

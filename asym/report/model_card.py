@@ -2,8 +2,8 @@
 uncertainty against which floors, per subgroup, and what it must not be used for.
 
 Written by the report step (`reports/model_cards/<dataset>-<model>.md`) from the same summary and
-subgroup rows as the tables, plus each seed's train.json and the dataset card; `asym track` puts
-the card on the model's registered version in MLflow. Sections follow Mitchell et al.'s "Model
+subgroup rows as the tables, plus each seed's training summary and the dataset card; `asym track`
+puts the card on the model's registered version in MLflow. Sections follow Mitchell et al.'s "Model
 Cards for Model Reporting" (FAT* 2019): details, intended use, data, metrics, subgroups, limits.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from asym.data.sample import RELEASES
 from asym.io import read_json, write_text
-from asym.layout import TRAIN_FILES, Layout
+from asym.layout import Layout
 from asym.metrics import CONVENTION
 from asym.models import registry
 
@@ -52,12 +52,8 @@ def _fmt(k: str, v: Any) -> str:
 
 def _summaries(params: Params, dataset: str, model: str) -> list[dict[str, Any]]:
     lay = Layout.of(params)
-    out = []
-    for s in params.seeds:
-        path = Path(lay.run_dir(dataset, model, s)) / TRAIN_FILES["summary"]
-        if path.is_file():
-            out.append(read_json(path))
-    return out
+    paths = [lay.run(run).file("summary") for run in params.runs(dataset, model)]
+    return [read_json(path) for path in paths if path.is_file()]
 
 
 def _dataset_card(params: Params, dataset: str) -> dict[str, Any]:
@@ -71,7 +67,7 @@ def _release(fmt: str) -> str:
 
 
 def _thresholds(params: Params, runs: list[dict[str, Any]], recipe_name: str) -> str:
-    """Each seed's (and partition's) threshold from its train.json; before any run, the recipe's rule."""
+    """Each seed's (and partition's) threshold from its training summary; before any run, the recipe's rule."""
     values = sorted({float(t) for r in runs for t in np.atleast_1d(r.get("threshold", []))})
     return ", ".join(f"{t:g}" for t in values) if values else str(params.recipe(recipe_name).threshold)
 

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asym.config import STUDY_PROTOCOLS
+from asym.config import STUDY_PROTOCOLS, Params
 from asym.data.splits import OPTIMISTIC_FLAG, read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_text
-from asym.layout import STUDY_TRAIN_FILES, TRAIN_FILES, Layout
+from asym.layout import Layout, RunFiles
 from asym.metrics import LABEL_METRICS, selection_score
 from asym.report.aggregate import DatasetRuns, load_dataset_runs
 from asym.report.stats import (
@@ -60,7 +60,7 @@ TIE = 1e-12
 
 
 # --- the runs -------------------------------------------------------------------------------------
-def check_same_folds(params: Any, dataset: str) -> None:
+def check_same_folds(params: Params, dataset: str) -> None:
     """Both protocols' split files must hold the same partitions (they are written alike, one per
     protocol, each with its own record): a difference would make the comparison unpaired."""
     paths = [Path(Layout.of(params.for_protocol(pr)).split_csv(dataset)) for pr in STUDY_PROTOCOLS]
@@ -70,7 +70,7 @@ def check_same_folds(params: Any, dataset: str) -> None:
                         "protocols on one split (split both again)")
 
 
-def load_arms(params: Any, dataset: str) -> dict[str, DatasetRuns]:
+def load_arms(params: Params, dataset: str) -> dict[str, DatasetRuns]:
     """Each protocol's study runs of `dataset` (asym.report.aggregate.load_dataset_runs: test labels and
     probabilities aligned by vlog), on the same test vlogs."""
     check_same_folds(params, dataset)
@@ -81,24 +81,21 @@ def load_arms(params: Any, dataset: str) -> dict[str, DatasetRuns]:
     return arms
 
 
-def run_summaries(params: Any, protocol: str, dataset: str, model: str) -> list[tuple[Path, dict[str, Any]]]:
-    """(run folder, train.json) of every study seed of `model` under `protocol`."""
+def run_summaries(params: Params, protocol: str, dataset: str, model: str) -> list[tuple[RunFiles, dict[str, Any]]]:
+    """(run files, training summary) of every study seed of `model` under `protocol`."""
     study = params.for_protocol(protocol)
     layout = Layout.of(study)
-    out = []
-    for seed in study.seeds:
-        run = Path(layout.run_dir(dataset, model, seed))
-        out.append((run, read_json(run / TRAIN_FILES["summary"])))
-    return out
+    return [(files, read_json(files.file("summary")))
+            for files in (layout.run(run) for run in study.runs(dataset, model))]
 
 
 Partition = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]   # positions, epochs, probs (E, n), thresholds (E,)
 
 
-def read_epochs(run: Path, ids: np.ndarray) -> list[Partition]:
-    """A select-on-test run's epochs.parquet, per partition: the positions of its test vlogs
-    among `ids`, its epochs, their probabilities (epochs, vlogs) and thresholds."""
-    path = run / STUDY_TRAIN_FILES["epochs"]
+def read_epochs(files: RunFiles, ids: np.ndarray) -> list[Partition]:
+    """A select-on-test run's per-epoch probabilities, per partition: the positions of its test
+    vlogs among `ids`, its epochs, their probabilities (epochs, vlogs) and thresholds."""
+    path = files.file("epochs")
     df = pd.read_parquet(path)
     if not (df["fold"] == "test").all():
         raise DataError(path, f"holds epochs of the {sorted(set(df['fold']) - {'test'})} fold(s); a "
@@ -166,17 +163,17 @@ def reselected_resamples(y: np.ndarray, parts: list[Partition], W: np.ndarray, m
     return out
 
 
-def optimistic_resamples(params: Any, dataset: str, model: str, runs: DatasetRuns, W: np.ndarray) -> dict[str, np.ndarray]:
+def optimistic_resamples(params: Params, dataset: str, model: str, runs: DatasetRuns, W: np.ndarray) -> dict[str, np.ndarray]:
     """The optimistic arm's seed-mean metrics on every resample, with the selection made again."""
     per_seed = []
-    for run, summary in run_summaries(params, OPTIMISTIC, dataset, model):
+    for files, summary in run_summaries(params, OPTIMISTIC, dataset, model):
         metric = summary["recipe"]["selection_metric"]
-        per_seed.append(reselected_resamples(runs.y, read_epochs(run, runs.ids), W, metric))
+        per_seed.append(reselected_resamples(runs.y, read_epochs(files, runs.ids), W, metric))
     return {k: np.mean([s[k] for s in per_seed], axis=0) for k in COMPARED}
 
 
 # --- the table --------------------------------------------------------------------------------------
-def _threshold(params: Any, dataset: str, model: str) -> tuple[str, dict[str, float]]:
+def _threshold(params: Params, dataset: str, model: str) -> tuple[str, dict[str, float]]:
     """The recipe's threshold rule of the model's study runs, and per protocol the mean threshold."""
     rules, means = set(), {}
     for pr in STUDY_PROTOCOLS:
@@ -189,7 +186,7 @@ def _threshold(params: Any, dataset: str, model: str) -> tuple[str, dict[str, fl
     return rules.pop(), means
 
 
-def compare(params: Any) -> pd.DataFrame:
+def compare(params: Params) -> pd.DataFrame:
     """One row per (dataset, model): both protocols' scores with their CIs, their difference with
     its CI and the paired test's p, and the threshold that labelled the vlogs."""
     rows = []
@@ -267,7 +264,7 @@ def view(part: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def write_table(table: pd.DataFrame, params: Any, paths: dict[str, Path]) -> None:
+def write_table(table: pd.DataFrame, params: Params, paths: dict[str, Path]) -> None:
     from asym.report.tables import to_latex
 
     independence = {"true": "verified subject-independent", "false": "NOT subject-independent",

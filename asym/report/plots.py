@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Draws a run's confusion counts, titled, into a file: `plot_confusion`, or a ConfusionPlotter
+# that reuses one figure across runs.
+ConfusionPlot = Callable[[dict[str, int], str, Path], None]
 
 
 def _plt():
@@ -84,7 +92,7 @@ def plot_confusion_grid(cells: list[tuple[str, str, dict[str, int]]], path: Path
     save_figure(fig, path)
 
 
-def plot_metric_bars(agg: Any, metrics: tuple[str, ...], floors: Any, path: Path) -> None:
+def plot_metric_bars(agg: pd.DataFrame, metrics: tuple[str, ...], floors: pd.DataFrame, path: Path) -> None:
     """Per dataset, every model's test metrics (mean, 95% CI whiskers), floors as lines."""
     plt = _plt()
     datasets = list(dict.fromkeys(agg["dataset"]))
@@ -130,7 +138,7 @@ def plot_reliability(curves: list[tuple[str, str, np.ndarray, np.ndarray, float]
     save_figure(fig, path)
 
 
-def published_points(summary: Any, published: Any, protocols: dict[str, str]) -> Any:
+def published_points(summary: pd.DataFrame, published: pd.DataFrame, protocols: dict[str, str]) -> pd.DataFrame:
     """What the published plot draws, one row per point: per dataset, ours (F1 with its bootstrap
     CI) then the published F1s, each with its label, convention and whether its checkpoint was
     chosen on the reported fold (`optimistic`)."""
@@ -157,7 +165,8 @@ def published_points(summary: Any, published: Any, protocols: dict[str, str]) ->
                                        "optimistic"])
 
 
-def plot_published(summary: Any, published: Any, protocols: dict[str, str], scale: str, path: Path) -> Any:
+def plot_published(summary: pd.DataFrame, published: pd.DataFrame, protocols: dict[str, str], scale: str,
+                   path: Path) -> pd.DataFrame:
     """Per dataset, published F1 beside the F1 measured here (95% CI), majority floor dotted;
     returns what it drew (`published_points`).
 

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asym.config import DEFAULT_THRESHOLD
+from asym.config import DEFAULT_THRESHOLD, Params
 from asym.data.splits import OPTIMISTIC_FLAG, SELECT_ON_TEST
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
+from asym.report.aggregate import MACRO, DatasetRuns
 
-MACRO = "macro-avg"
 LOWER_IS_BETTER = {"ece"}
 RESULT_METRICS = ("accuracy", "precision", "recall", "f1", "f1_weighted", "balanced_accuracy", "mcc", "auroc",
                   "auprc", "ece")
@@ -39,7 +39,7 @@ class Context:
     power: float                # at which the captions state the detectable ΔF1
 
     @classmethod
-    def of(cls, params: Any, summary: pd.DataFrame, all_runs: list[Any]) -> Context:
+    def of(cls, params: Params, summary: pd.DataFrame, all_runs: list[DatasetRuns]) -> Context:
         datasets = list(dict.fromkeys(summary["dataset"]))
         return cls(params.scale, summary, datasets, {r.name: r.protocol for r in all_runs},
                    {r.name: r.subject_independent for r in all_runs}, params.report.alpha, params.seeds,

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 
 from asym.io import read_json, write_json
-from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
+from asym.layout import EVAL_FILES, TRAIN_FILES, Layout, Run
+from asym.train.observe import TrainObserver
 
 if TYPE_CHECKING:
     from asym.config import Params
@@ -206,7 +207,7 @@ def track_run(c: Any, exp_id: str, params: Params, run_dir: Path, commit: str | 
 
     summary = read_json(run_dir / TRAIN_FILES["summary"])
     metrics = read_json(run_dir / EVAL_FILES["metrics"])
-    key = f"{summary['dataset']}/{summary['model']}/seed{summary['seed']}"
+    key = Run(summary["dataset"], summary["model"], int(summary["seed"])).key
     uid = run_uid(run_dir)
     train_uid = file_digest(run_dir / TRAIN_FILES["summary"])
     live = None
@@ -288,12 +289,10 @@ def track_all(params: Params) -> dict[str, str]:
     layout = Layout.of(params)
     commit = _git_commit(params.root)
     record: dict[str, str] = {}
-    jobs = [(d, m, s) for d in params.datasets for m in params.models for s in params.seeds]
     with client(params) as (c, exp_id):
         by_key = _runs_by_key(c, exp_id)                  # one search, not one per run
-        for d, m, s in tqdm(jobs, desc="mlflow", unit="run", leave=False, disable=None):
-            key = f"{d}/{m}/seed{s}"
-            record[key] = track_run(c, exp_id, params, Path(layout.run_dir(d, m, s)), commit, by_key.get(key, []))
+        for run in tqdm(params.runs(), desc="mlflow", unit="run", leave=False, disable=None):
+            record[run.key] = track_run(c, exp_id, params, layout.run(run).folder, commit, by_key.get(run.key, []))
         files = {k: Path(v) for k, v in layout.report_outputs(params.models, study=bool(params.study_models)).items()}
         record["report"] = track_report(c, exp_id, params, files, commit)
         register_models(c, params, record)
@@ -330,8 +329,8 @@ def chosen_seed(params: Params, dataset: str, model: str) -> int:
     import numpy as np
 
     lay = Layout.of(params)
-    scores = {s: float(np.mean(read_json(Path(lay.run_dir(dataset, model, s)) / TRAIN_FILES["summary"])
-                               ["best_valid_selection"])) for s in params.seeds}
+    scores = {run.seed: float(np.mean(read_json(lay.run(run).file("summary"))["best_valid_selection"]))
+              for run in params.runs(dataset, model)}
     return max(sorted(scores), key=lambda s: scores[s])
 
 
@@ -353,18 +352,18 @@ def register_models(c: Any, params: Params, record: dict[str, str]) -> dict[str,
     out = {}
     for d in params.datasets:
         for m in params.models:
-            seed = chosen_seed(params, d, m)
-            key = f"{d}/{m}/seed{seed}"
-            rid, name = record[key], registered_name(d, m)
+            run = Run(d, m, chosen_seed(params, d, m))
+            files = lay.run(run)
+            rid, name = record[run.key], registered_name(d, m)
             card_path = Path(lay.model_card(d, m))
             if not card_path.is_file():
                 raise DataError(card_path, "missing model card: `asym report` writes it before `asym track`")
             card = card_path.read_text(encoding="utf-8")
             if not has_model(c, rid):
-                raise DataError(Path(lay.run_dir(d, m, seed)), f"its MLflow run {rid} has no logged model "
+                raise DataError(files.folder, f"its MLflow run {rid} has no logged model "
                                 f"({MODEL_PATH}/MLmodel): not registered; run `asym track` again")
-            metrics = read_json(Path(lay.run_dir(d, m, seed)) / EVAL_FILES["metrics"])["test"]
-            tags = {"seed": str(seed), "dataset": d, "model": m, "selected_on": "validation",
+            metrics = read_json(files.file("metrics"))["test"]
+            tags = {"seed": str(run.seed), "dataset": d, "model": m, "selected_on": "validation",
                     **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, int | float)}}
             uid = hashlib.sha256(json.dumps([rid, card, tags], sort_keys=True).encode()).hexdigest()[:16]
             try:
@@ -387,21 +386,21 @@ def register_models(c: Any, params: Params, record: dict[str, str]) -> dict[str,
     return out
 
 
-class LiveRun:
-    """`mlflow.live: true`: a training job's curves in MLflow while it runs. The run is tagged
-    with its job key and finished only after the seed's files are in place; a killed job
-    leaves it unfinished, and the next `track` replaces it."""
+class LiveRun(TrainObserver):
+    """`mlflow.live: true`: a training job's curves in MLflow while it runs, as one of its
+    observers. The run is tagged with its job key and finished only after the seed's files are
+    in place; a killed job leaves it unfinished, and the next `track` replaces it."""
 
     def __init__(self, params: Params, dataset: str, model: str) -> None:
         self.params, self.dataset, self.model = params, dataset, model
         self.run_ids: dict[int, str] = {}
 
-    def on_epoch(self, seed: int, partition: int, row: dict[str, float]) -> None:
+    def on_epoch(self, seed: int, partition: int, row: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
 
         with client(self.params) as (c, exp_id):
             if seed not in self.run_ids:
-                key = f"{self.dataset}/{self.model}/seed{seed}"
+                key = Run(self.dataset, self.model, seed).key
                 for r in _runs_with_key(c, exp_id, key):
                     if r.info.status != "FINISHED":
                         c.delete_run(r.info.run_id)               # a killed predecessor
@@ -413,19 +412,19 @@ class LiveRun:
             _batches(c, self.run_ids[seed], metrics=[Metric(prefix + k, float(v), now, int(row["epoch"]))
                                                      for k, v in row.items() if k != "epoch"])
 
-    def finish(self, seed: int, run_dir: Path) -> None:
+    def on_seed_done(self, seed: int, folder: Path) -> None:
         """After the seed's files are written: params, inputs, and FINISHED."""
         from mlflow.entities import RunStatus
 
         rid = self.run_ids.get(seed)
         if rid is None:
             return
-        summary = read_json(run_dir / TRAIN_FILES["summary"])
-        key = f"{self.dataset}/{self.model}/seed{seed}"
+        summary = read_json(folder / TRAIN_FILES["summary"])
+        key = Run(self.dataset, self.model, seed).key
         with client(self.params) as (c, _):
             for k, v in _tags(self.params, summary, key, _git_commit(self.params.root)).items():
                 c.set_tag(rid, k, v)
-            c.set_tag(rid, "asym.train_uid", file_digest(run_dir / TRAIN_FILES["summary"]))
+            c.set_tag(rid, "asym.train_uid", file_digest(folder / TRAIN_FILES["summary"]))
             _batches(c, rid, flat("", {"recipe": summary["recipe"], "model_config": summary["model_config"],
                                        "n_params": summary["n_params"], "device": summary["device"],
                                        "precision": summary["precision"], "epochs": summary["epochs"]}))

@@ -40,7 +40,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from torch import nn
 
 from asym.errors import DataError
 from asym.io import atomic_path
+
+if TYPE_CHECKING:
+    from asym.train.feed import TrainFeed
 
 FORMAT = 1                                     # the layout of the record below
 _KEYS = ("format", "fingerprint", "started_at", "finished", "current")
@@ -128,7 +131,7 @@ class Loop:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any | None          # an LRScheduler, or anything with state_dict / load_state_dict
-    feed: Any                      # the training feed: its `views` and its Generator `rng`
+    feed: TrainFeed                # its `views` and its Generator `rng` are saved
     scaler: Any | None = None      # a torch.amp.GradScaler, where fp16 training uses one
 
     def state(self) -> dict[str, Any]:

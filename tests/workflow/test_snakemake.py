@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from asym.dvc_yaml import render
+from asym.dag.dvc_yaml import render
 from asym.metrics import majority_floor
 from tests.workflow.conftest import BIN, ENV, job_counts, snakemake
 

@@ -1,0 +1,125 @@
+"""The stage table as Snakemake rules: what workflow/rules/stages.smk reads, one rule per stage.
+
+Every value a rule needs is computed here, so the .smk files hold directives only. Inputs are
+input functions of the job's wildcards (a stage's code and data dependencies differ from one model
+or dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes all it
+needs through `params:` (`asym`, `args`), and its slice of params.yaml as `settings`, so that
+Snakemake reruns a job when, and only when, its own slice changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from snakemake.io import directory, report
+
+from asym.config import STUDY_PROTOCOLS, load_params
+from asym.dag.stages import STAGES, Stage, Wild
+from asym.layout import PACKAGE, Layout
+from asym.models import registry
+
+REPOSITORY = PACKAGE.parent
+CAPTIONS = REPOSITORY / "workflow" / "report"       # `snakemake --report`'s caption of each table and figure
+CONDA_ENV = "../envs/asym.yaml"                       # relative to workflow/rules/ (`asym lock-env` writes it)
+
+
+def _alternatives(values: list[Any]) -> str:
+    return "|".join(re.escape(str(v)) for v in values)
+
+
+class Rules:
+    """The rules of one params file."""
+
+    def __init__(self, params_file: str, conda: bool = False) -> None:
+        self.params_file = params_file
+        self.P = load_params(params_file)
+        self.L = Layout.from_cwd(self.P)
+        self.conda = conda
+        self.stages: tuple[Stage, ...] = STAGES
+        # Whether training jobs will hold a GPU (without importing torch into the DAG's start-up).
+        device = self.P.train.device
+        self.uses_gpu = device == "cuda" or (device == "auto" and shutil.which("nvidia-smi") is not None)
+
+    # --- the whole DAG -------------------------------------------------------------------------
+    def constraints(self) -> dict[str, str]:
+        return {"dataset": _alternatives(self.P.datasets), "model": _alternatives(registry.names())}
+
+    @property
+    def asym(self) -> str:
+        """The command every rule runs: this interpreter's asym, or under `--software-deployment-method
+        conda` the environment's Python running asym from this checkout."""
+        params = shlex.quote(self.params_file)
+        if self.conda:
+            return f"PYTHONPATH={shlex.quote(str(REPOSITORY))}${{PYTHONPATH:+:$PYTHONPATH}} python -m asym --params {params}"
+        return f"{shlex.quote(sys.executable)} -m asym --params {params}"
+
+    # --- one rule ------------------------------------------------------------------------------
+    @staticmethod
+    def _patterns(stage: Stage) -> dict[str, str]:
+        return {k: "{" + k + "}" for k in stage.wildcards}
+
+    def inputs(self, stage: Stage) -> Callable[[Any], dict[str, list[str]]]:
+        """The job's inputs by name, with the code it runs and the data it reads besides the DAG's."""
+        def get(wildcards: Any) -> dict[str, list[str]]:
+            w = dict(wildcards.items())
+            return {**stage.inputs(self.P, self.L, w), "data_deps": stage.data(self.P, w, absolute=True),
+                    "code": [str(REPOSITORY / f) for f in stage.code(w)]}
+        return get
+
+    def outputs(self, stage: Stage) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, files in stage.outputs(self.P, self.L, self._patterns(stage)).items():
+            if name in stage.directories:
+                out[name] = [directory(f) for f in files]
+            elif name.endswith(("_md", "_plot")):
+                caption = str(CAPTIONS / f"{name.rsplit('_', 1)[0]}.rst")
+                category = "Tables" if name.endswith("_md") else "Figures"
+                out[name] = [report(f, caption=caption, category=category) for f in files]
+            else:
+                out[name] = files
+        return out
+
+    def params(self, stage: Stage) -> dict[str, Any]:
+        def args(wildcards: Any) -> str:
+            return shlex.join(stage.command(self.P, dict(wildcards.items())))
+
+        def settings(wildcards: Any) -> str:
+            keys = stage.params_keys(self.P, dict(wildcards.items()))
+            return json.dumps({k: self.P.slice(k) for k in keys}, sort_keys=True)
+
+        return {"asym": self.asym, "args": args, **({"settings": settings} if stage.step != "evaluate" else {})}
+
+    def log(self, stage: Stage) -> str:
+        return stage.log(self.L, self._patterns(stage))
+
+    def threads(self, stage: Stage) -> int:
+        return self.P.train.threads if stage.trains else 1
+
+    def resources(self, stage: Stage) -> dict[str, int]:
+        """One slot of the GPU per training job: the gpu profile shares a GPU among several jobs."""
+        return {"gpu_slots": 1 if stage.trains and self.uses_gpu else 0}
+
+    def wildcard_constraints(self, stage: Stage) -> dict[str, str]:
+        return {"protocol": _alternatives(list(STUDY_PROTOCOLS))} if "protocol" in stage.wildcards else {}
+
+    def message(self, stage: Stage) -> str:
+        seeds = self.P.study_seeds if "protocol" in stage.wildcards else self.P.seeds
+        return stage.message.format(**{k: "{wildcards." + k + "}" for k in stage.wildcards}, seeds=seeds)
+
+
+def params_file(config: dict[str, Any]) -> str:
+    """`--config params=<file>`, else params.yaml (relative paths are the working directory's)."""
+    return os.fspath(config.get("params", "params.yaml"))
+
+
+def conda_enabled(workflow: Any) -> bool:
+    """Whether Snakemake runs the rules in their conda environment."""
+    methods = getattr(workflow.deployment_settings, "deployment_method", ()) or ()
+    return any(str(getattr(m, "value", m)) == "conda" for m in methods)

@@ -1,0 +1,178 @@
+"""The epoch loop of one partition: train an epoch, score it on the fold that selects, keep the
+best epoch's weights (the first best on ties), and save the loop's state for a resume.
+
+The selection score is computed at the 0.5 threshold on the validation fold, or on the test fold
+under a select-on-test protocol (asym.data.splits.selection_fold). The optimiser, scheduler and
+loss come from the recipe (asym.train.optimization, asym.train.losses).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from asym.config import DEFAULT_THRESHOLD
+from asym.data.parquet import FeatureTable
+from asym.errors import ConfigError
+from asym.metrics import label_metrics, selection_score
+from asym.train.feed import TrainFeed, collate, predict
+from asym.train.losses import build_loss
+from asym.train.normalize import AnyNormalizer
+from asym.train.observe import TrainObserver
+from asym.train.optimization import build_optimizer, build_scheduler, step_scheduler
+from asym.train.resume import Loop, SeedResume
+from asym.train.thresholds import decision_threshold
+
+if TYPE_CHECKING:
+    from asym.config import RecipeConfig
+
+# The key of a history row holding the epoch's record (a study run's): kept with the history, so
+# that a resumed seed has it for its earlier epochs too, but neither in history.csv nor logged.
+EPOCH_RECORD = "_epoch_record"
+
+
+@dataclass
+class Runtime:
+    """Where the loop computes, and the observer told of every step."""
+
+    device: torch.device
+    precision: str
+    pin_memory: bool
+    eval_batch_size: int
+    observer: TrainObserver = field(default_factory=TrainObserver)
+
+
+def validation_score(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
+                     metric: str, probs: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
+    """The checkpoint-selection score, on the fold that chooses the checkpoint: the validation
+    fold, the test fold only under a select-on-test protocol (asym.data.splits.selection_fold).
+    `probs`: that fold's probabilities, when the caller has them already."""
+    prob = predict(model, valid, norm, batch_size, device) if probs is None else probs
+    m = label_metrics(valid.label, prob >= DEFAULT_THRESHOLD)
+    return selection_score(m, metric), m
+
+
+def validation_loss(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
+                    loss_fn: nn.Module) -> float:
+    """The recipe's loss over the whole validation fold (what a plateau scheduler steps on)."""
+    logits = torch.from_numpy(predict(model, valid, norm, batch_size, device, logits=True)).to(device)
+    with torch.no_grad():
+        return float(loss_fn(logits, torch.as_tensor(valid.label, dtype=torch.float32, device=device)))
+
+
+def train_epoch(model: nn.Module, feed: TrainFeed, opt: torch.optim.Optimizer, loss_fn: nn.Module,
+                grad_clip: float | None, rt: Runtime) -> float:
+    """One pass over the feed; the mean training loss of its batches."""
+    model.train()
+    losses = []
+    autocast = rt.precision == "bf16" and rt.device.type == "cuda"
+    for items in feed.batches():
+        t0 = time.perf_counter()
+        audio, visual, lengths, labels = collate(items, rt.device, rt.pin_memory)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(audio, visual, lengths)
+        loss = loss_fn(logits.float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+        opt.step()
+        losses.append(float(loss.detach()))
+        rt.observer.on_step(time.perf_counter() - t0)
+    return float(np.mean(losses))
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    best_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Resumable:
+    """Where a partition's epoch loop saves its progress, and what a killed run left of it."""
+
+    seed: SeedResume
+    partition: int
+
+
+def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: AnyNormalizer, recipe: RecipeConfig, dataset: str,
+        rng: np.random.Generator, rt: Runtime, on_epoch: Callable[[dict[str, float]], None] | None = None,
+        resume: Resumable | None = None, select: str = "valid", keep_epochs: bool = False) -> FitResult:
+    """The epoch loop; the best epoch by the selection score on fold `select` (first best on ties),
+    whose history columns are named after it. A plateau scheduler steps on the validation fold's
+    loss whatever `select` is. With `resume`, the loop goes on after the partition's last saved
+    epoch, and saves after each; `keep_epochs` keeps each epoch's record (`epoch_record`)."""
+    feed = TrainFeed(folds["train"], norm, recipe, dataset, rng)
+    opt = build_optimizer(model, recipe, dataset)
+    sched = build_scheduler(opt, recipe, dataset)
+    loss_fn = build_loss(recipe, folds["train"].label, rt.device, model)
+    loop = Loop(model, opt, sched, feed)
+    best: FitResult | None = None
+    history: list[dict[str, float]] = []
+    first = 1
+    saved = resume.seed.saved(resume.partition) if resume is not None else None
+    if saved is not None:
+        saved.restore(loop)
+        history, first = saved.history, saved.epoch + 1
+        if saved.best is not None:
+            best = FitResult(int(saved.best["epoch"]), float(saved.best["score"]), saved.best["state"])
+        for row in history if on_epoch is not None else []:
+            on_epoch(row)                    # a live MLflow run of the killed job is replaced: whole curves
+        rt.observer.on_resume(len(feed) * saved.epoch)
+        saved.restore_rng(feed.rng)          # last, so that nothing above shifts a generator
+    for epoch in range(first, int(recipe.epochs) + 1):
+        t0 = time.perf_counter()
+        lr = float(opt.param_groups[0]["lr"])        # this epoch's, before the scheduler moves it
+        loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
+        seconds = time.perf_counter() - t0
+        probs = predict(model, folds[select], norm, rt.eval_batch_size, rt.device) if keep_epochs else None
+        score, val = validation_score(model, folds[select], norm, rt.eval_batch_size, rt.device,
+                                      recipe.selection_metric, probs=probs)
+        stepped_on = None if sched is None else step_scheduler(sched, lambda: validation_loss(
+            model, folds["valid"], norm, rt.eval_batch_size, rt.device, loss_fn))
+        row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
+               **{f"{select}_{k}": v for k, v in val.items()}, f"{select}_selection": score, "lr": lr,
+               **({"valid_loss": stepped_on} if stepped_on is not None else {})}
+        if probs is not None:
+            row[EPOCH_RECORD] = epoch_record(model, folds, select, probs, norm, recipe, rt)
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if best is None or score > best.best_score:
+            # A copy, never a view of the live weights: later epochs must not change "best".
+            best = FitResult(epoch, score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        if resume is not None:
+            resume.seed.save(resume.partition, epoch, loop, _best(best), history)
+    if best is None:
+        raise ConfigError(f"recipe trains for {recipe.epochs} epochs: nothing to select")
+    best.history = history
+    return best
+
+
+def _best(best: FitResult | None) -> dict[str, Any] | None:
+    return None if best is None else {"epoch": best.best_epoch, "score": best.best_score, "state": best.best_state}
+
+
+def epoch_record(model: nn.Module, folds: dict[str, FeatureTable], select: str, probs: np.ndarray,
+                 norm: AnyNormalizer, recipe: RecipeConfig, rt: Runtime) -> dict[str, Any]:
+    """One epoch's probabilities on the selection fold and the threshold this epoch's weights
+    would label at (tuned on the validation fold, as at the chosen checkpoint): what choosing
+    the epoch again needs (asym.report.optimism)."""
+    def valid_probs() -> np.ndarray:
+        return probs if select == "valid" else predict(model, folds["valid"], norm, rt.eval_batch_size, rt.device)
+    threshold = decision_threshold(recipe, folds["valid"].label, valid_probs)
+    return {"prob": np.asarray(probs, np.float32).tolist(), "threshold": float(threshold)}
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row as history.csv and the observers see it (without the epoch's record)."""
+    return {k: v for k, v in row.items() if k != EPOCH_RECORD}

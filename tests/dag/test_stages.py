@@ -1,0 +1,113 @@
+"""Both DAGs are read off the one stage table: Snakemake's real DAG (its own parser and job graph)
+and dvc.yaml declare the same stages, files, commands and params, and the linter finds nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from asym.config import load_params
+from asym.dag import stages
+from asym.dag.dvc_yaml import render
+from tests.conftest import ROOT
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def snakemake_jobs(workdir: Path) -> list:
+    """Every job of `snakemake --forceall all`, as Snakemake's own DAG builds it (nothing runs)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import DAGSettings, OutputSettings, Quietness, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        wf_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=workdir / "Snakefile",
+                              workdir=workdir)
+        workflow = wf_api.dag(DAGSettings(forceall=True)).workflow_api._workflow
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
+        workflow._build_dag()
+        return [j for j in workflow.dag.jobs if j.rule.name != "all"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project's DAG files, the optimism study on, so that every stage has jobs."""
+    root = tmp_path_factory.mktemp("dag")
+    shutil.copy(ROOT / "Snakefile", root / "Snakefile")
+    shutil.copytree(ROOT / "workflow", root / "workflow")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert raw.get("optimism") and raw["optimism"]["models"]["demo"], "the default params run the optimism study"
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    return root
+
+
+@pytest.fixture(scope="module")
+def jobs(project) -> list:
+    return snakemake_jobs(project)
+
+
+def _relative(path: str, root: Path) -> str:
+    p = Path(path)
+    for base in (root, ROOT):
+        if p.is_absolute() and p.is_relative_to(base):
+            return p.relative_to(base).as_posix()
+    return p.as_posix()
+
+
+def test_snakemake_and_dvc_declare_the_same_stages_files_commands_and_params(project, jobs):
+    p = load_params(project / "params.yaml")
+    dvc = yaml.safe_load(render(p))["stages"]
+    seen = set()
+    for job in jobs:
+        stage = stages.get(job.rule.name)
+        w = dict(job.wildcards.items())
+        name = stage.dvc_name(w)
+        assert name in dvc, f"Snakemake job {job.rule.name} {w} has no DVC stage"
+        seen.add(name)
+        d = dvc[name]
+        outs = {next(iter(o)) if isinstance(o, dict) else o for k in ("outs", "metrics", "plots") for o in d.get(k, [])}
+        assert {_relative(f, project) for f in job.output} == outs, name
+        assert {_relative(f, project) for f in job.input} == set(d["deps"]), name
+        command = " ".join(stage.command(p, w))
+        assert d["cmd"].endswith(command) and f" {command} > " in job.format_wildcards(job.rule.shellcmd) \
+            .replace("{params.args}", job.params.args), name
+        settings = json.loads(job.params.get("settings", "{}"))
+        assert sorted(settings) == sorted(d.get("params", [])), name
+        assert settings == {k: p.slice(k) for k in d.get("params", [])}
+    assert seen == set(dvc), f"DVC stages without a Snakemake job: {sorted(set(dvc) - seen)}"
+    assert {j.rule.name for j in jobs} == {s.name for s in stages.STAGES}
+
+
+def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(jobs):
+    rules = {j.rule.name: j.rule for j in jobs}
+    for rule in rules.values():
+        assert rule.shellcmd == "{params.asym} {params.args} > {log} 2>&1", rule.name
+        assert Path(rule.conda_env).name == "asym.yaml" or str(rule.conda_env).endswith("envs/asym.yaml")
+
+
+def test_snakemakes_linter_finds_nothing():
+    proc = subprocess.run([SNAKEMAKE, "--lint", "--cores", "1"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations, your workflow is in a good condition!" in out, out[-3000:]
+    assert "Lints for" not in out
+
+
+def test_the_rules_conda_environment_pins_exactly_the_lock():
+    from tests.test_lock import locked
+
+    env = yaml.safe_load((ROOT / "workflow" / "envs" / "asym.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pins = {canonicalize_name(line.split("==")[0]): Version(line.split("==")[1]) for line in pip if "==" in line}
+    assert pins == locked()
+    check = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "conda_env.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+

@@ -1,0 +1,26 @@
+# One rule per stage of the stage table (asym/dag/stages.py), the one the DVC stages are written
+# from too: each rule is one `asym` command, and shows in `params:` everything it passes.
+for stage in S.stages:
+
+    rule:
+        name:
+            stage.name
+        input:
+            unpack(S.inputs(stage)),
+        output:
+            **S.outputs(stage),
+        params:
+            **S.params(stage),
+        log:
+            S.log(stage),
+        message:
+            S.message(stage)
+        threads: S.threads(stage)
+        resources:
+            **S.resources(stage),
+        wildcard_constraints:
+            **S.wildcard_constraints(stage),
+        conda:
+            snakefile.CONDA_ENV
+        shell:
+            "{params.asym} {params.args} > {log} 2>&1"
