@@ -541,7 +541,7 @@ class Params:
         `protocol`, the study's models and seeds, and splits and runs in the protocol's own
         folders (asym.layout.study_folder), so the steps themselves need no second code path.
         `raw` stays the file as written: what the study's stages depend on is named by
-        asym.layout.stage_params(..., protocol=...)."""
+        asym.dag.stages.stage_params(..., protocol=...)."""
         from asym.layout import study_folder
 
         if protocol not in STUDY_PROTOCOLS:

@@ -9,11 +9,10 @@ name is spelt once. Path builders take plain strings, so the same call yields a 
 
 from __future__ import annotations
 
-import ast
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asym.models import registry
 
@@ -126,7 +125,6 @@ class Layout:
     runs: str
     reports: str
     logs: str
-    datasets: tuple[str, ...] = ()      # the run's datasets: a model card is written for each
     study: bool = False                 # the optimism study's folders (`for_protocol`)
 
     @classmethod
@@ -135,16 +133,14 @@ class Layout:
         beside it)."""
         study = bool(getattr(params, "study", False))
         if absolute:
-            return cls(**{k: str(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets), study=study)
-        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, datasets=tuple(params.datasets),
-                   study=study)
+            return cls(**{k: str(params.path_of(k)) for k in KEYS}, study=study)
+        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, study=study)
 
     @classmethod
     def from_cwd(cls, params: Params) -> Layout:
         """Paths relative to the working directory, for Snakemake: its records of a job's params
         and code are keyed by path, so a project folder can be moved or copied whole."""
-        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, datasets=tuple(params.datasets),
-                   study=bool(getattr(params, "study", False)))
+        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, study=bool(getattr(params, "study", False)))
 
     # --- data ------------------------------------------------------------------------
     def raw_dir(self, dataset: str) -> str:
@@ -199,128 +195,24 @@ class Layout:
         return replace(self, splits=study_folder(self.splits, protocol), runs=study_folder(self.runs, protocol),
                        study=True)
 
-    def report_outputs(self, models: list[str], study: bool = False) -> dict[str, str]:
-        """Every file `asym report` writes, by name (`study`: the optimism study is on)."""
+    def report_outputs(self, models: list[str], datasets: list[str], study: bool = False) -> dict[str, str]:
+        """Every file `asym report` writes over `models` on `datasets`, by name (`study`: the
+        optimism study is on)."""
         out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models, study)
                for fmt in TABLE_FORMATS}
         out.update({k: self.report_file(v) for k, v in {**AGGREGATES, **PLOTS}.items()})
-        out.update(self.model_cards(models))
+        out.update(self.model_cards(models, datasets))
         return out
 
     def model_card(self, dataset: str, model: str) -> str:
         return self.report_file(f"{MODEL_CARDS}/{dataset}-{model}.md")
 
-    def model_cards(self, models: list[str]) -> dict[str, str]:
+    def model_cards(self, models: list[str], datasets: list[str]) -> dict[str, str]:
         """One model card per (dataset, model), keyed by a name Snakemake accepts as an output's."""
-        return {f"model_card_{d}_{m}".replace("-", "_"): self.model_card(d, m) for d in self.datasets for m in models}
+        return {f"model_card_{d}_{m}".replace("-", "_"): self.model_card(d, m) for d in datasets for m in models}
 
     def tracking_record(self) -> str:
         return self.report_file(TRACKING_RECORD)
 
     def log(self, *parts: str) -> str:
         return "/".join([self.logs, *parts]) + ".log"
-
-
-# --- what each stage depends on ---------------------------------------------------------------
-def stage_params(params: Params, stage: str, dataset: str | None = None, model: str | None = None,
-                 protocol: str | None = None) -> list[str]:
-    """The dotted params.yaml keys a stage reads: editing any other key never reruns it. With
-    `protocol`, the optimism study's split and train stages: its seeds instead of the run's."""
-    scale = params.scale
-    if protocol is not None and stage == "train":
-        return [k if k != f"run.seeds.{scale}" else f"optimism.seeds.{scale}"
-                for k in stage_params(params, stage, dataset, model)]
-    if protocol is not None and stage == "split":
-        return ["scale", f"datasets.{dataset}.format", "split"]
-    if stage == "fetch":
-        fmt = params.dataset(dataset).format
-        return [f"datasets.{dataset}", "synth.seed", f"synth.{fmt}"]
-    if stage == "convert":
-        fmt = params.dataset(dataset).format
-        return [f"datasets.{dataset}", *([f"readers.{fmt}"] if hasattr(params.readers, fmt) else [])]
-    if stage == "split":
-        return ["scale", f"datasets.{dataset}", "split"]
-    if stage == "train":
-        entry = registry.get(model)
-        return ["scale", f"model.{scale}.{entry.family}", f"recipes.{scale}.{entry.recipe}", "train",
-                f"run.seeds.{scale}"]
-    if stage == "evaluate":
-        return []
-    if stage == "report":
-        return ["scale", "run", "report", *(["optimism"] if params.study_models else [])]
-    if stage == "track":
-        return ["mlflow"]
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-# The registry file is left out of the code a training stage depends on: an entry's own
-# content reaches the stage through its digest in the command line (see `asym dvc-yaml`), so
-# adding a model does not rerun every other one.
-_NOT_TRACKED = {"asym/models/registry.py", "asym/__init__.py", "asym/models/__init__.py"}
-STAGE_MODULES = {"fetch": ["asym.data.fetch"], "convert": ["asym.data.convert"], "split": ["asym.data.splits"],
-                 "train": ["asym.train.job"], "evaluate": ["asym.evaluate"], "report": ["asym.report.aggregate"],
-                 "track": ["asym.tracking.track", "asym.tracking.mlflow_pyfunc"]}   # the MLflow Model's code, run by path
-
-
-def _module_file(module: str) -> Path | None:
-    rel = Path(*module.split("."))
-    for candidate in (PACKAGE.parent / rel.with_suffix(".py"), PACKAGE.parent / rel / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path) -> set[str]:
-    """asym modules a file imports, anywhere in it (static: nothing is imported)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "asym")
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "asym":
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)   # `from asym.x import module`
-    return found
-
-
-def code_deps(stage: str, model: str | None = None) -> list[str]:
-    """The package files a stage runs (repository-relative), by a static walk of asym imports."""
-    roots = list(STAGE_MODULES[stage])
-    if stage == "train" and model is not None:
-        roots.append(registry.get(model).target.split(":")[0])
-    seen: dict[str, Path] = {}
-    todo = roots
-    while todo:
-        module = todo.pop()
-        path = _module_file(module)
-        if path is None or module in seen:
-            continue
-        seen[module] = path
-        todo.extend(_imports(path))
-    files = {p.relative_to(PACKAGE.parent).as_posix() for p in seen.values()}
-    return sorted(files - _NOT_TRACKED)
-
-
-def stage_data_deps(params: Params, stage: str, dataset: str | None = None, absolute: bool = False) -> list[str]:
-    """Files besides the DAG's own that a stage reads: a user's subjects or split CSV, and the
-    package's published split and published results."""
-    def user(path: Any) -> str:
-        return str(params.resolve(path)) if absolute else Path(path).as_posix()
-
-    def package(rel: str) -> str:
-        return str(PACKAGE.parent / rel) if absolute else rel
-
-    out: list[str] = []
-    if stage == "convert":
-        ds = params.dataset(dataset)
-        raw = params.resolve(params.paths.raw) / dataset
-        if ds.subjects is not None and raw not in params.resolve(ds.subjects).parents:
-            out.append(user(ds.subjects))      # a subjects CSV inside the fetched folder is covered by it
-    elif stage == "split":
-        protocol, ds = params.protocol(dataset), params.dataset(dataset)
-        if protocol == "depmamba":
-            out += [package("asym/reference/splits/lmvd_depmamba.csv"), package("asym/reference/splits/lmvd_depmamba.json")]
-        if protocol == "csv" and ds.split_csv is not None:
-            out.append(user(ds.split_csv))
-    elif stage == "report":
-        out.append(package("asym/reference/published_results.csv"))
-    return out

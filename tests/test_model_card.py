@@ -53,7 +53,7 @@ def test_cards_are_declared_report_outputs_of_both_dags(reported):
     from asym.dag.dvc_yaml import render
 
     p, *_ = reported
-    outputs = Layout.of(p).report_outputs(p.models)
+    outputs = Layout.of(p).report_outputs(p.models, p.datasets)
     assert outputs["model_card_dvlog_mean_mlp"].endswith("reports/model_cards/dvlog-mean-mlp.md")
     report_stage = yaml.safe_load(render(p))["stages"]["report"]
     assert "reports/model_cards/dvlog-mean-mlp.md" in report_stage["outs"]

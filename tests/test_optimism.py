@@ -21,11 +21,12 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 import asym.train.job as train_mod
 from asym.cli import main
 from asym.config import load_params
+from asym.dag.stages import stage_params
 from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
 from asym.errors import DataError
 from asym.evaluate import evaluate_predictions
 from asym.io import read_json
-from asym.layout import Layout, Run, RunFiles, stage_params
+from asym.layout import Layout, Run, RunFiles
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory
 from asym.report import optimism

@@ -118,7 +118,7 @@ def test_floors_are_computed_from_the_real_labels(tmp_path):
 def test_the_report_writes_every_declared_file_and_names_its_conventions(tmp_path):
     p = _write_runs(tmp_path, F1)
     files = make_report(p)
-    assert set(files) == set(Layout.of(p).report_outputs(p.models))
+    assert set(files) == set(Layout.of(p).report_outputs(p.models, p.datasets))
     for path in files.values():
         assert path.stat().st_size > 0, path
     assert not list(Path(Layout.of(p).reports).glob(".*.tmp"))

@@ -21,7 +21,7 @@ from typing import Any
 from snakemake.io import directory, report
 
 from asym.config import STUDY_PROTOCOLS, load_params
-from asym.dag.stages import STAGES, Stage, Wild
+from asym.dag.stages import STAGES, Stage
 from asym.layout import PACKAGE, Layout
 from asym.models import registry
 
@@ -94,7 +94,7 @@ class Rules:
             keys = stage.params_keys(self.P, dict(wildcards.items()))
             return json.dumps({k: self.P.slice(k) for k in keys}, sort_keys=True)
 
-        return {"asym": self.asym, "args": args, **({"settings": settings} if stage.step != "evaluate" else {})}
+        return {"asym": self.asym, "args": args, "settings": settings}
 
     def log(self, stage: Stage) -> str:
         return stage.log(self.L, self._patterns(stage))

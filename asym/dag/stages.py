@@ -165,13 +165,13 @@ STAGES: tuple[Stage, ...] = (
               "splits": [lay.split_json(d) for d in p.datasets] + [lay.split_csv(d) for d in p.datasets],
               "cards": [lay.card_json(d) for d in p.datasets],         # the model cards' training-data section
               "study": study_reads(p, lay)},
-          outputs=lambda p, lay, w: {k: [f] for k, f in lay.report_outputs(p.models, bool(p.study_models)).items()},
+          outputs=lambda p, lay, w: {k: [f] for k, f in lay.report_outputs(p.models, p.datasets, bool(p.study_models)).items()},
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
     Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
           inputs=lambda p, lay, w: {
               "runs": _run_files(p, lay, (*TRAIN_FILES, *EVAL_FILES)),
               "data": [lay.parquet(d) for d in p.datasets],             # each run's input dataset, by digest
-              "report": list(lay.report_outputs(p.models, bool(p.study_models)).values())},
+              "report": list(lay.report_outputs(p.models, p.datasets, bool(p.study_models)).values())},
           outputs=lambda p, lay, w: {"record": [lay.tracking_record()]},
           dvc_kinds={"record": "uncached"}),
 )
@@ -183,35 +183,54 @@ def get(name: str) -> Stage:
 
 
 # --- the params keys a stage reads ----------------------------------------------------------------
+def _grid(params: Params) -> list[str]:
+    return ["scale", "run.datasets", "run.models", f"run.seeds.{params.scale}"]
+
+
+def _study_switch(params: Params) -> list[str]:
+    """The optimism study when it is on; when it is off, what says so (its model list)."""
+    if params.data.optimism is None:
+        return []
+    return ["optimism"] if params.study_models else [f"optimism.models.{params.scale}"]
+
+
 def stage_params(params: Params, stage: str, dataset: str | None = None, model: str | None = None,
                  protocol: str | None = None) -> list[str]:
     """The dotted params.yaml keys a step reads: editing any other key never reruns it. With
-    `protocol`, the optimism study's split and train steps: its seeds instead of the run's."""
+    `protocol`, the optimism study's split and train steps: its seeds instead of the run's.
+    (tests/dag/test_slices.py records every key each step reads.)"""
     scale = params.scale
     if protocol is not None and stage == "train":
         return [k if k != f"run.seeds.{scale}" else f"optimism.seeds.{scale}"
                 for k in stage_params(params, stage, dataset, model)]
     if protocol is not None and stage == "split":
         return ["scale", f"datasets.{dataset}.format", "split"]
-    if stage == "fetch":
+    if stage in ("fetch", "convert", "train"):
         fmt = params.dataset(dataset).format
+        readers = [f"readers.{fmt}"] if hasattr(params.readers, fmt) else []
+    if stage == "fetch":
         return [f"datasets.{dataset}", "synth.seed", f"synth.{fmt}"]
     if stage == "convert":
-        fmt = params.dataset(dataset).format
-        return [f"datasets.{dataset}", *([f"readers.{fmt}"] if hasattr(params.readers, fmt) else [])]
+        return [f"datasets.{dataset}", *readers]
     if stage == "split":
         return ["scale", f"datasets.{dataset}", "split"]
     if stage == "train":
         entry = registry.get(model)
-        return ["scale", f"model.{scale}.{entry.family}", f"recipes.{scale}.{entry.recipe}", "train",
-                f"run.seeds.{scale}"]
+        return ["scale", f"datasets.{dataset}.format", f"datasets.{dataset}.protocol", *readers,
+                f"model.{scale}.{entry.family}", f"recipes.{scale}.{entry.recipe}", "train", f"run.seeds.{scale}"]
     if stage == "evaluate":
-        return []
+        return _grid(params)
     if stage == "report":
-        return ["scale", "run", "report", *(["optimism"] if params.study_models else [])]
+        described = [f"datasets.{d}.{k}" for d in params.datasets for k in ("protocol", "source")]
+        return ["scale", "run", "report", *described, *_study_switch(params)]
     if stage == "track":
-        return ["mlflow"]
+        return ["mlflow", *_grid(params), *_study_switch(params)]
     raise ValueError(f"unknown stage {stage!r}")
+
+
+# Keys a step reads that change none of its files, so editing them reruns nothing: whether training
+# also logs each epoch to MLflow as it goes (the track step logs every run either way).
+SIDE_EFFECTS = {"train": ("mlflow.live",)}
 
 
 # --- the code a stage runs --------------------------------------------------------------------------

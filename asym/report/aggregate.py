@@ -297,7 +297,7 @@ def make_report(params: Params) -> dict[str, Path]:
     from asym.report import plots, tables
 
     layout = Layout.of(params)
-    out = layout.report_outputs(params.models, study=bool(params.study_models))
+    out = layout.report_outputs(params.models, params.datasets, study=bool(params.study_models))
     summary, all_runs = aggregate(params)
     runs = pd.concat([r.units_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
     with atomic_path(out["runs_csv"]) as tmp:

@@ -33,7 +33,8 @@ from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
 from asym.io import atomic_path, write_json
-from asym.layout import PACKAGE, STUDY_TRAIN_FILES, Layout, Run, RunFiles, code_deps
+from asym.dag.stages import code_deps
+from asym.layout import PACKAGE, STUDY_TRAIN_FILES, Layout, Run, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
 from asym.train.loop import EPOCH_RECORD, FitResult, Resumable, Runtime, fit, public_row

@@ -1,0 +1,107 @@
+"""Each step reads no params key outside its slice (the keys its stage declares to both DAGs):
+every step of a small demo DAG runs in-process, with every read of the typed params recorded by
+its dotted key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from asym import cli
+from asym.config import ByScale, Params, load_params
+from asym.dag import stages
+from tests.project import make_project
+
+# Where the steps' files live and what a params file extends: the DAGs depend on those through the
+# files themselves, never through a params slice.
+EVERYWHERE = ("paths", "extends")
+
+
+class Reads:
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def wrap(self, value: Any, key: str) -> Any:
+        if isinstance(value, BaseModel):
+            return _Model(value, key, self)
+        if isinstance(value, dict):
+            return _Mapping(value, key, self)
+        self.keys.add(key)
+        return value
+
+
+class _Model:
+    """A params block: a field read is recorded by its key; a method or property of the block reads it all."""
+
+    def __init__(self, obj: BaseModel, key: str, reads: Reads) -> None:
+        self._obj, self._key, self._reads = obj, key, reads
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._obj, name)
+        if name in type(self._obj).model_fields:
+            return self._reads.wrap(value, f"{self._key}.{name}".lstrip("."))
+        if name == "at" and isinstance(self._obj, ByScale):
+            return lambda scale: self._reads.wrap(value(scale), f"{self._key}.{scale}")
+        self._reads.keys.add(self._key)
+        return value
+
+
+class _Mapping:
+    def __init__(self, obj: dict, key: str, reads: Reads) -> None:
+        self._obj, self._key, self._reads = obj, key, reads
+
+    def __getitem__(self, name: str) -> Any:
+        return self._reads.wrap(self._obj[name], f"{self._key}.{name}")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._obj
+
+    def __getattr__(self, name: str) -> Any:     # items(), keys(), ...: the whole mapping is read
+        self._reads.keys.add(self._key)
+        return getattr(self._obj, name)
+
+    def __iter__(self):
+        self._reads.keys.add(self._key)
+        return iter(self._obj)
+
+
+def _outside(read: str, allowed: list[str]) -> bool:
+    return not any(read == k or read.startswith(k + ".") for k in [*allowed, *EVERYWHERE])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("slices"), ["mean-mlp", "asym"], [0], epochs=1,
+                        synth={"dvlog": {"n_samples": 24, "seconds": [12, 20]},
+                               "lmvd": {"n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}},
+                        )
+    return root
+
+
+def test_every_step_reads_only_its_slice(project, monkeypatch):
+    params_file = str(project / "params.yaml")
+    p = load_params(params_file)
+    reads = Reads()
+    original = Params.__init__
+
+    def recording(self, data, *args, **kwargs):
+        original(self, data, *args, **kwargs)
+        self.data = reads.wrap(data, "")
+
+    monkeypatch.setattr(Params, "__init__", recording)
+    outside: dict[str, list[str]] = {}
+    ran = 0
+    for stage in stages.STAGES:
+        for w in stage.instances(p):
+            reads.keys.clear()
+            assert cli.main(["--params", params_file, *stage.command(p, w)]) == 0, stage.dvc_name(w)
+            allowed = [*stage.params_keys(p, w), *stages.SIDE_EFFECTS.get(stage.step, ())]
+            wrong = sorted(k for k in reads.keys if _outside(k, allowed))
+            if wrong:
+                outside[stage.dvc_name(w)] = wrong
+            ran += 1
+    assert ran == sum(len(s.instances(p)) for s in stages.STAGES) > 7
+    assert not outside, f"steps read params keys outside their stage's slice: {outside}"
