@@ -105,6 +105,8 @@ test-fast: $(STAMP) oracle wheels-for-tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check asym tests benchmarks workflow/scripts
+	$(BIN)/snakemake --lint
+	$(BIN)/python workflow/scripts/conda_env.py --check
 
 dvc: $(STAMP)
 	$(BIN)/dvc repro

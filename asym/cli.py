@@ -7,18 +7,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asym.config import STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from asym.config import Params
+    from asym.layout import Layout
 
-def _params(args: argparse.Namespace):
+
+def _params(args: argparse.Namespace) -> Params:
     from asym.config import load_params
 
     return load_params(args.params)
 
 
-def _layout(p):
+def _layout(p: Params) -> Layout:
     from asym.layout import Layout
 
     return Layout.of(p)
@@ -67,7 +72,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {out}")
 
 
-def _study(p, args: argparse.Namespace):
+def _study(p: Params, args: argparse.Namespace) -> Params:
     """The params as the optimism study's runs under --protocol read them (asym.config.Params.for_protocol)."""
     return p.for_protocol(args.protocol) if getattr(args, "protocol", None) else p
 

@@ -29,12 +29,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from asym.dag.stages import code_deps
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
 from asym.io import atomic_path, write_json
-from asym.dag.stages import code_deps
-from asym.layout import PACKAGE, STUDY_TRAIN_FILES, Layout, Run, RunFiles
+from asym.layout import PACKAGE, RESUME_FILE, STUDY_TRAIN_FILES, Layout, Run, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
 from asym.train.loop import EPOCH_RECORD, FitResult, Resumable, Runtime, fit, public_row
@@ -219,7 +219,7 @@ def epoch_rows(results: list[FitResult], partitions: list[dict[str, FeatureTable
         for row in res.history:
             if EPOCH_RECORD not in row:
                 raise DataError(where, f"partition {p}, epoch {row['epoch']}: no epoch record to write "
-                                       f"{STUDY_TRAIN_FILES['epochs']} from; delete its resume.pt and train it again")
+                                       f"{STUDY_TRAIN_FILES['epochs']} from; delete its {RESUME_FILE} and train it again")
             rec = row[EPOCH_RECORD]
             frames.append(pd.DataFrame({
                 "partition": np.int16(p), "epoch": np.int16(row["epoch"]), "fold": select, "sample_id": t.sample_id,

@@ -264,7 +264,9 @@ def test_mamba_block_cuda_path_fits_both_packages(stand_ins, monkeypatch, block)
     x, lengths = torch.randn(3, 21, 16), torch.tensor([21, 15, 9])
     with torch.no_grad():
         expected = layer(x, lengths)
-        monkeypatch.setattr(mamba_mod, "_fused_kernels", lambda t: (mamba_mod._causal_conv1d_fn(), "cuda"))
+        monkeypatch.setattr(mamba_mod, "_fused_conv", lambda t: mamba_mod._causal_conv1d_fn())
+        for branch in (layer.fwd, layer.bwd) if block is BiMamba else (layer.fwd,):
+            branch.scan_backend = "cuda"
         got = layer(x, lengths)
     n_branches = 2 if block is BiMamba else 1
     assert len(stand_ins["causal_conv1d_fn"]) == n_branches
