@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from snakemake.io import directory, report
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from asym.config import STUDY_PROTOCOLS, load_params
 from asym.dag.stages import STAGES, Stage
@@ -121,5 +122,4 @@ def params_file(config: dict[str, Any]) -> str:
 
 def conda_enabled(workflow: Any) -> bool:
     """Whether Snakemake runs the rules in their conda environment."""
-    methods = getattr(workflow.deployment_settings, "deployment_method", ()) or ()
-    return any(str(getattr(m, "value", m)) == "conda" for m in methods)
+    return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method

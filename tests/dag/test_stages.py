@@ -22,14 +22,23 @@ from tests.conftest import ROOT
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def snakemake_jobs(workdir: Path) -> list:
-    """Every job of `snakemake --forceall all`, as Snakemake's own DAG builds it (nothing runs)."""
+def snakemake_jobs(workdir: Path, conda: bool = False) -> list:
+    """Every job of `snakemake --forceall all` (with `conda`: `--software-deployment-method conda`),
+    as Snakemake's own DAG builds it (nothing runs)."""
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import DAGSettings, OutputSettings, Quietness, ResourceSettings
+    from snakemake.settings.types import (
+        DAGSettings,
+        DeploymentSettings,
+        OutputSettings,
+        Quietness,
+        ResourceSettings,
+    )
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+    deployment = DeploymentSettings(deployment_method={DeploymentMethod.CONDA} if conda else frozenset())
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         wf_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=workdir / "Snakefile",
-                              workdir=workdir)
+                              workdir=workdir, deployment_settings=deployment)
         workflow = wf_api.dag(DAGSettings(forceall=True)).workflow_api._workflow
         workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
@@ -90,6 +99,23 @@ def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(j
     for rule in rules.values():
         assert rule.shellcmd == "{params.asym} {params.args} > {log} 2>&1", rule.name
         assert Path(rule.conda_env).name == "asym.yaml" or str(rule.conda_env).endswith("envs/asym.yaml")
+
+
+def test_under_conda_every_rule_runs_the_environments_python_on_this_checkout(project):
+    """The conda environment holds the lock's packages, not asym: the rules run it from the checkout."""
+    [job] = [j for j in snakemake_jobs(project, conda=True) if j.rule.name == "evaluate"]
+    assert job.params.asym.endswith(" python -m asym --params params.yaml") and sys.executable not in job.params.asym
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(project)}
+    proc = subprocess.run(["bash", "-c", f"{job.params.asym} {job.params.args} --help"], capture_output=True,
+                          text=True, cwd=project, env=env, timeout=120)
+    assert proc.returncode == 0 and "usage: asym" in proc.stdout, proc.stderr
+    bare = project / "bare-bin"                   # the venv's base interpreter: no asym installed in it
+    bare.mkdir(exist_ok=True)
+    (bare / "python").unlink(missing_ok=True)
+    (bare / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
+    where = subprocess.run(["bash", "-c", job.params.asym.split(" python ")[0] + " python -c 'import asym; print(asym.__file__)'"],
+                           capture_output=True, text=True, cwd=project, env={**env, "PATH": f"{bare}:/usr/bin:/bin"})
+    assert where.stdout.strip() == str(ROOT / "asym" / "__init__.py"), where.stderr
 
 
 def test_snakemakes_linter_finds_nothing():
