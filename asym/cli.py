@@ -87,7 +87,8 @@ def cmd_split(args: argparse.Namespace) -> None:
     data = Path(layout.parquet(args.dataset))
     table = read_samples(data)
     ds, protocol = p.dataset(args.dataset), p.protocol(args.dataset)
-    split = make_split(table, protocol, p.split, data, p.resolve(ds.split_csv) if ds.split_csv else None)
+    csv = p.resolve(ds.split_csv) if protocol == "csv" and ds.split_csv else None   # read by `csv` alone
+    split = make_split(table, protocol, p.split, data, csv)
     with atomic_path(layout.split_csv(args.dataset)) as tmp:
         split.to_csv(tmp, index=False)
     summary = split_summary(split, bool(table.meta.get("subjects_supplied")), protocol)

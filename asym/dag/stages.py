@@ -188,10 +188,11 @@ def _grid(params: Params) -> list[str]:
 
 
 def _study_switch(params: Params) -> list[str]:
-    """The optimism study when it is on; when it is off, what says so (its model list)."""
+    """The optimism study when it is on (with the k of its folds); when it is off, what says so
+    (its model list)."""
     if params.data.optimism is None:
         return []
-    return ["optimism"] if params.study_models else [f"optimism.models.{params.scale}"]
+    return ["optimism", "split.kfold"] if params.study_models else [f"optimism.models.{params.scale}"]
 
 
 def stage_params(params: Params, stage: str, dataset: str | None = None, model: str | None = None,

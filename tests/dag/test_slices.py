@@ -1,6 +1,6 @@
 """Each step reads no params key outside its slice (the keys its stage declares to both DAGs):
-every step of a small demo DAG runs in-process, with every read of the typed params recorded by
-its dotted key."""
+every step of a small demo DAG, the optimism study's included, runs in-process, with every read of
+the typed params recorded by its dotted key."""
 
 from __future__ import annotations
 
@@ -23,13 +23,27 @@ EVERYWHERE = ("paths", "extends")
 class Reads:
     def __init__(self) -> None:
         self.keys: set[str] = set()
+        self.paused = False
+        # The optimism study's view of the file (Params.for_protocol) puts the study's models and
+        # seeds where the run's are, and the protocol of its command line in every dataset's.
+        self.study: dict[str, str | None] = {}
+
+    def add(self, key: str) -> None:
+        if self.paused:
+            return
+        for prefix, meant in self.study.items():
+            if key == prefix or key.startswith(prefix + "."):
+                if meant is None:
+                    return
+                key = meant + key[len(prefix):]
+        self.keys.add(key)
 
     def wrap(self, value: Any, key: str) -> Any:
         if isinstance(value, BaseModel):
             return _Model(value, key, self)
         if isinstance(value, dict):
             return _Mapping(value, key, self)
-        self.keys.add(key)
+        self.add(key)
         return value
 
 
@@ -45,7 +59,7 @@ class _Model:
             return self._reads.wrap(value, f"{self._key}.{name}".lstrip("."))
         if name == "at" and isinstance(self._obj, ByScale):
             return lambda scale: self._reads.wrap(value(scale), f"{self._key}.{scale}")
-        self._reads.keys.add(self._key)
+        self._reads.add(self._key)
         return value
 
 
@@ -60,11 +74,11 @@ class _Mapping:
         return name in self._obj
 
     def __getattr__(self, name: str) -> Any:     # items(), keys(), ...: the whole mapping is read
-        self._reads.keys.add(self._key)
+        self._reads.add(self._key)
         return getattr(self._obj, name)
 
     def __iter__(self):
-        self._reads.keys.add(self._key)
+        self._reads.add(self._key)
         return iter(self._obj)
 
 
@@ -74,11 +88,11 @@ def _outside(read: str, allowed: list[str]) -> bool:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("slices"), ["mean-mlp", "asym"], [0], epochs=1,
+    return make_project(tmp_path_factory.mktemp("slices"), ["mean-mlp", "asym"], [0], epochs=1,
                         synth={"dvlog": {"n_samples": 24, "seconds": [12, 20]},
                                "lmvd": {"n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}},
-                        )
-    return root
+                        optimism={"models": {"demo": ["mean-mlp"], "paper": ["mean-mlp"]},
+                                  "seeds": {"demo": [0], "paper": [0]}})
 
 
 def test_every_step_reads_only_its_slice(project, monkeypatch):
@@ -92,11 +106,28 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
         self.data = reads.wrap(data, "")
 
     monkeypatch.setattr(Params, "__init__", recording)
+    original_study = Params.for_protocol
+
+    def study_view(self, protocol):
+        """What the view reads of the file to build itself is the study's: the keys of its slice are
+        checked through the reads the step makes of the view."""
+        reads.paused = True
+        try:
+            view = original_study(self, protocol)
+            scale, datasets = self.scale, self.datasets
+        finally:
+            reads.paused = False
+        reads.study = {f"run.seeds.{scale}": f"optimism.seeds.{scale}", "run.models": f"optimism.models.{scale}",
+                       **{f"datasets.{d}.protocol": None for d in datasets}}
+        return view
+
+    monkeypatch.setattr(Params, "for_protocol", study_view)
     outside: dict[str, list[str]] = {}
     ran = 0
     for stage in stages.STAGES:
         for w in stage.instances(p):
             reads.keys.clear()
+            reads.study = {}
             assert cli.main(["--params", params_file, *stage.command(p, w)]) == 0, stage.dvc_name(w)
             allowed = [*stage.params_keys(p, w), *stages.SIDE_EFFECTS.get(stage.step, ())]
             wrong = sorted(k for k in reads.keys if _outside(k, allowed))
@@ -104,4 +135,5 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
                 outside[stage.dvc_name(w)] = wrong
             ran += 1
     assert ran == sum(len(s.instances(p)) for s in stages.STAGES) > 7
+    assert {s.name for s in stages.STAGES if s.instances(p)} == set(stages.BY_NAME)   # the study's too
     assert not outside, f"steps read params keys outside their stage's slice: {outside}"
