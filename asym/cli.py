@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asym.config import STUDY_PROTOCOLS
+from asym.config import PARAMS_VARIABLE, STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -110,7 +110,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from asym.train.job import train_job
 
     observers = []
-    if p.mlflow.live:
+    # Live runs are keyed like the track step's (<dataset>/<model>/seed<k>): the optimism study's
+    # runs share those keys with the main grid's, so only the main grid logs live (the study reaches
+    # MLflow as the report's protocol_optimism table).
+    if not getattr(args, "protocol", None) and p.mlflow.live:
         from asym.tracking.track import LiveRun
 
         observers.append(LiveRun(p, args.dataset, args.model))
@@ -221,7 +224,7 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
     if args.check:
         current = Path(args.output).read_text(encoding="utf-8") if Path(args.output).is_file() else ""
         if current != text:
-            raise ConfigError(f"{args.output} is out of date with the registry and params.yaml: run `asym dvc-yaml`")
+            raise ConfigError(f"{args.output} is out of date with the stage table and params.yaml: run `asym dvc-yaml`")
         print(f"{args.output} is up to date")
         return
     write_text(args.output, text)
@@ -230,7 +233,8 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="asym", description=__doc__)
-    ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    ap.add_argument("--params", default=os.environ.get(PARAMS_VARIABLE, "params.yaml"),
+                    help=f"params file (default: ${PARAMS_VARIABLE}, else params.yaml)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write a demo dataset in a release layout")
@@ -303,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
     s.set_defaults(func=cmd_models)
 
-    s = sub.add_parser("dvc-yaml", help="write dvc.yaml from asym.layout, the registry and params.yaml")
+    s = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage table (asym.dag.stages) and params.yaml")
     s.add_argument("--output", default="dvc.yaml")
     s.add_argument("--check", action="store_true", help="fail if the file is out of date")
     s.set_defaults(func=cmd_dvc_yaml)

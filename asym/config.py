@@ -32,6 +32,9 @@ Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "kfold_s
 # The protocols of the optimism study (`optimism` below): the honest one, then the one that chooses
 # the checkpoint on the fold it reports (asym.data.splits).
 STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
+# The params file `asym` reads when no --params is given (else params.yaml): how the Snakemake
+# rules name it, outside their command lines (asym.dag.snakefile).
+PARAMS_VARIABLE = "ASYM_PARAMS"
 
 
 
@@ -541,7 +544,7 @@ class Params:
         `protocol`, the study's models and seeds, and splits and runs in the protocol's own
         folders (asym.layout.study_folder), so the steps themselves need no second code path.
         `raw` stays the file as written: what the study's stages depend on is named by
-        asym.dag.stages.stage_params(..., protocol=...)."""
+        the stage table's study rows (asym.dag.stages)."""
         from asym.layout import study_folder
 
         if protocol not in STUDY_PROTOCOLS:

@@ -1,10 +1,9 @@
-"""Where every artefact lives, and what each DAG stage reads, writes and depends on.
+"""Where every artefact lives: the one description of the artefact layout, and a Run (dataset,
+model, seed) with its files.
 
-This is the one description of the artefact layout: the Snakemake rules (workflow/rules), the
-DVC stages (`asym dvc-yaml`) and the steps themselves all ask this module for paths, so a file
-name is spelt once. Path builders take plain strings, so the same call yields a concrete path
-(`run_file("dvlog", "asym", 0, ...)`), a Snakemake pattern (`"{dataset}"`) or a DVC template
-(`"${item.dataset}"`).
+The stage table (asym.dag.stages), and through it both DAGs, and the steps themselves ask this
+module for paths, so a file name is spelt once. Path builders take plain strings, so the same call
+yields a concrete path (`run_file("dvlog", "asym", 0, ...)`) or a Snakemake pattern (`"{dataset}"`).
 """
 
 from __future__ import annotations
@@ -82,13 +81,6 @@ class Run:
         """`dvlog/asym/seed0`: how logs, MLflow and the CLI name the run (and its folder under runs/)."""
         return f"{self.dataset}/{self.model}/seed{self.seed}"
 
-    @classmethod
-    def parse(cls, key: str) -> Run:
-        dataset, model, seed = key.split("/")
-        if not seed.startswith("seed") or not seed[4:].isdigit():
-            raise ValueError(f"{key!r} is no run key (<dataset>/<model>/seed<k>)")
-        return cls(dataset, model, int(seed[4:]))
-
 
 @dataclass(frozen=True)
 class RunFiles:
@@ -112,9 +104,6 @@ class RunFiles:
         """train.json is written last: its presence with every other file the training job
         writes (the study's runs keep one more) means the seed is done."""
         return all((self.folder / name).is_file() for name in self.layout.train_files().values())
-
-    def evaluated(self) -> bool:
-        return self.complete() and all(self.file(k).is_file() for k in EVAL_FILES)
 
 
 @dataclass(frozen=True)
@@ -176,8 +165,6 @@ class Layout:
         """What a training job writes into each seed's folder (train.json, written last, marks it complete)."""
         return {**TRAIN_FILES, **(STUDY_TRAIN_FILES if self.study else {})}
 
-    def resume_file(self, dataset: str, model: str, seed: int | str) -> str:
-        return f"{self.run_dir(dataset, model, seed)}/{RESUME_FILE}"
 
     def run(self, run: Run) -> RunFiles:
         """`run`'s folder and files in this layout."""

@@ -48,9 +48,9 @@ SCOPE: dict[str, list[str]] = {
 }
 # The fast tests that judge each module's mutants (tests/mutmut_scope.py keeps only these).
 TESTS: dict[str, list[str]] = {
-    "asym.metrics": ["tests/test_metrics.py", "tests/test_stats.py"],
-    "asym.report.stats": ["tests/test_stats.py", "tests/test_report.py"],
-    "asym.report.aggregate": ["tests/test_report.py"],
+    "asym.metrics": ["tests/test_metrics.py", "tests/report/test_stats.py"],
+    "asym.report.stats": ["tests/report/test_stats.py", "tests/report/test_report.py"],
+    "asym.report.aggregate": ["tests/report/test_report.py"],
     "asym.data.splits": ["tests/data/test_splits.py"],
     "asym.data.validate": ["tests/data/test_convert.py", "tests/data/test_dvlog.py", "tests/data/test_lmvd.py"],
     "asym.data.convert": ["tests/data/test_convert.py", "tests/data/test_dvlog.py", "tests/data/test_lmvd.py",
@@ -58,10 +58,10 @@ TESTS: dict[str, list[str]] = {
     "asym.data.dvlog": ["tests/data/test_dvlog.py", "tests/data/test_convert.py"],
     "asym.data.lmvd": ["tests/data/test_lmvd.py", "tests/data/test_convert.py"],
     "asym.data.parquet": ["tests/data/test_parquet.py", "tests/data/test_convert.py", "tests/data/test_splits.py"],
-    "asym.train.normalize": ["tests/test_train.py"],
-    "asym.train.feed": ["tests/test_train.py"],
-    "asym.train.loop": ["tests/test_train.py"],
-    "asym.train.job": ["tests/test_train.py"],
+    "asym.train.normalize": ["tests/train/test_train.py"],
+    "asym.train.feed": ["tests/train/test_train.py"],
+    "asym.train.loop": ["tests/train/test_train.py"],
+    "asym.train.job": ["tests/train/test_train.py"],
 }
 KILLED = {"killed", "timeout", "caught by type check"}
 LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")

@@ -33,9 +33,9 @@ def stage_entry(p: Params, lay: Layout, stage: Stage, w: Wild) -> dict[str, Any]
     inputs = stage.inputs(p, lay, w)
     entry: dict[str, Any] = {
         "cmd": " ".join([ASYM, *stage.command(p, w)]),
-        "deps": [f for files in inputs.values() for f in files] + stage.data(p, w) + stage.code(w),
+        "deps": [f for files in inputs.values() for f in files] + stage.data(p, w, False) + stage.code(w),
     }
-    keys = stage.params_keys(p, w)
+    keys = stage.reads(p, w)
     if keys:
         entry["params"] = keys
     by_kind: dict[str, list[Any]] = {}

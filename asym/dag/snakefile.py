@@ -2,9 +2,9 @@
 
 Every value a rule needs is computed here, so the .smk files hold directives only. Inputs are
 input functions of the job's wildcards (a stage's code and data dependencies differ from one model
-or dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes all it
-needs through `params:` (`asym`, `args`), and its slice of params.yaml as `settings`, so that
-Snakemake reruns a job when, and only when, its own slice changes.
+or dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes its
+command's arguments through `params:` (`args`), and its slice of params.yaml as `settings`, so
+that Snakemake reruns a job when, and only when, its own slice, command or code changes.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from snakemake.io import directory, report
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from asym.config import STUDY_PROTOCOLS, load_params
+from asym.config import PARAMS_VARIABLE, STUDY_PROTOCOLS, load_params
 from asym.dag.stages import STAGES, Stage
 from asym.layout import PACKAGE, Layout
 from asym.models import registry
@@ -53,13 +54,13 @@ class Rules:
         return {"dataset": _alternatives(self.P.datasets), "model": _alternatives(registry.names())}
 
     @property
-    def asym(self) -> str:
-        """The command every rule runs: this interpreter's asym, or under `--software-deployment-method
-        conda` the environment's Python running asym from this checkout."""
-        params = shlex.quote(self.params_file)
-        if self.conda:
-            return f"PYTHONPATH={shlex.quote(str(REPOSITORY))}${{PYTHONPATH:+:$PYTHONPATH}} python -m asym --params {params}"
-        return f"{shlex.quote(sys.executable)} -m asym --params {params}"
+    def shell_prefix(self) -> str:
+        """What every rule's shell starts with: the params file, and the Python that runs asym (this
+        venv's, or under `--software-deployment-method conda` the environment's, running asym from
+        this checkout). Neither is a rule's param, so moving the project or the venv reruns nothing."""
+        where = (f"PYTHONPATH={shlex.quote(str(REPOSITORY))}${{PYTHONPATH:+:$PYTHONPATH}}" if self.conda
+                 else f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
+        return f"set -euo pipefail; export {PARAMS_VARIABLE}={shlex.quote(self.params_file)} {where}; "
 
     # --- one rule ------------------------------------------------------------------------------
     @staticmethod
@@ -70,7 +71,7 @@ class Rules:
         """The job's inputs by name, with the code it runs and the data it reads besides the DAG's."""
         def get(wildcards: Any) -> dict[str, list[str]]:
             w = dict(wildcards.items())
-            return {**stage.inputs(self.P, self.L, w), "data_deps": stage.data(self.P, w, absolute=True),
+            return {**stage.inputs(self.P, self.L, w), "data_deps": stage.data(self.P, w, True),
                     "code": [str(REPOSITORY / f) for f in stage.code(w)]}
         return get
 
@@ -92,10 +93,10 @@ class Rules:
             return shlex.join(stage.command(self.P, dict(wildcards.items())))
 
         def settings(wildcards: Any) -> str:
-            keys = stage.params_keys(self.P, dict(wildcards.items()))
+            keys = stage.reads(self.P, dict(wildcards.items()))
             return json.dumps({k: self.P.slice(k) for k in keys}, sort_keys=True)
 
-        return {"asym": self.asym, "args": args, "settings": settings}
+        return {"args": args, "settings": settings}
 
     def log(self, stage: Stage) -> str:
         return stage.log(self.L, self._patterns(stage))
@@ -111,8 +112,7 @@ class Rules:
         return {"protocol": _alternatives(list(STUDY_PROTOCOLS))} if "protocol" in stage.wildcards else {}
 
     def message(self, stage: Stage) -> str:
-        seeds = self.P.study_seeds if "protocol" in stage.wildcards else self.P.seeds
-        return stage.message.format(**{k: "{wildcards." + k + "}" for k in stage.wildcards}, seeds=seeds)
+        return stage.message_for(self.P).format(**{k: "{wildcards." + k + "}" for k in stage.wildcards})
 
 
 def params_file(config: dict[str, Any]) -> str:

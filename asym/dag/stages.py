@@ -1,25 +1,27 @@
-"""The DAG's one stage table: each stage's wildcards, command, inputs, outputs, the params keys it
-reads, its code and its data dependencies.
+"""The DAG's one stage table: each stage's row holds its wildcards, command, inputs, outputs, the
+params keys it reads, its code and its data dependencies.
 
 Both DAGs are read off this table: the Snakemake rules (asym.dag.snakefile, looped over in
 workflow/rules/stages.smk) and dvc.yaml (asym.dag.dvc_yaml). A stage's files come from
 asym.layout, given wildcard values that are either concrete (`{"dataset": "dvlog"}`, for DVC and
 for Snakemake's input functions) or patterns (`{"dataset": "{dataset}"}`, for Snakemake's outputs).
+tests/dag checks both DAGs against the table, and every step's reads of params.yaml against its
+row's keys.
 
-Each seed's resume.pt (asym.resume) sits beside a training stage's outputs and is never one of
-them: both tools remove a job's outputs before running it again, never that file, so a killed job
-goes on inside its seeds.
+Each seed's resume.pt (asym.train.resume) sits beside a training stage's outputs and is never one
+of them: both tools remove a job's outputs before running it again, never that file, so a killed
+job goes on inside its seeds.
 """
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
+from asym.dag.code import code_deps
 from asym.data.splits import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
@@ -31,6 +33,10 @@ Wild = Mapping[str, str]                      # wildcard -> its value, or its pa
 Files = dict[str, list[str]]                  # named groups of files
 
 
+def _no_files(p: Params, w: Wild, absolute: bool) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str                                  # the Snakemake rule
@@ -38,13 +44,21 @@ class Stage:
     wildcards: tuple[str, ...]
     message: str                               # with `{dataset}`, `{model}`, `{protocol}`, `{seeds}`
     instances: Callable[[Params], list[dict[str, str]]]
-    inputs: Callable[[Params, Layout, Wild], Files]        # the DAG's own files (code and data deps apart)
+    inputs: Callable[[Params, Layout, Wild], Files]        # the DAG's own files
     outputs: Callable[[Params, Layout, Wild], Files]
-    options: Callable[[Params, Wild], list[str]] = lambda p, w: [a for k in ("dataset", "model") if k in w
-                                                                 for a in (f"--{k}", w[k])]
-    trains: bool = False                       # holds `train.threads` and a GPU slot
+    reads: Callable[[Params, Wild], list[str]]             # the dotted params keys the step reads
+    modules: tuple[str, ...]                   # the step's code (with the model's, for training)
+    options: Callable[[Params, Wild], list[str]] = lambda p, w: ["--dataset", w["dataset"]]
+    data: Callable[[Params, Wild, bool], list[str]] = _no_files   # files besides the DAG's (absolute or not)
+    side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
+    seeds: Callable[[Params], list[int]] | None = None     # a training stage's seeds
     directories: frozenset[str] = frozenset()  # output groups that are folders
     dvc_kinds: Mapping[str, str] = field(default_factory=dict)   # output group -> metrics | plots | uncached
+
+    @property
+    def trains(self) -> bool:
+        """A training stage holds `train.threads` and a GPU slot."""
+        return self.seeds is not None
 
     def dvc_name(self, w: Wild) -> str:
         return "-".join([self.step, *(w[k] for k in self.wildcards)])
@@ -56,30 +70,25 @@ class Stage:
         """The `asym` command line after `asym --params <file>`."""
         return [self.step, *self.options(p, w)]
 
-    def params_keys(self, p: Params, w: Wild) -> list[str]:
-        return stage_params(p, self.step, w.get("dataset"), w.get("model"), protocol=w.get("protocol"))
-
     def code(self, w: Wild) -> list[str]:
-        return code_deps(self.step, w.get("model"))
+        return code_deps(self.modules, w.get("model") if self.trains else None)
 
-    def data(self, p: Params, w: Wild, absolute: bool = False) -> list[str]:
-        """Under the optimism study's protocol a split reads nothing besides the Parquet file."""
-        study = p.for_protocol(w["protocol"]) if "protocol" in w else p
-        return stage_data_deps(study, self.step, w.get("dataset"), absolute=absolute)
+    def message_for(self, p: Params) -> str:
+        return self.message.replace("{seeds}", str(self.seeds(p))) if self.seeds is not None else self.message
 
 
 # --- the grids ----------------------------------------------------------------------------------
+def study_protocols(p: Params) -> list[str]:
+    """The optimism study's protocols: none when its model list is empty (the study is off)."""
+    return list(STUDY_PROTOCOLS) if p.study_models else []
+
+
 def _per_dataset(p: Params) -> list[dict[str, str]]:
     return [{"dataset": d} for d in p.datasets]
 
 
 def _per_model(p: Params) -> list[dict[str, str]]:
     return [{"dataset": d, "model": m} for d in p.datasets for m in p.models]
-
-
-def study_protocols(p: Params) -> list[str]:
-    """The optimism study's protocols: none when its model list is empty (the study is off)."""
-    return list(STUDY_PROTOCOLS) if p.study_models else []
 
 
 def _per_protocol(p: Params) -> list[dict[str, str]]:
@@ -95,12 +104,12 @@ def _once(p: Params) -> list[dict[str, str]]:
     return [{}]
 
 
-# --- what each stage reads and writes -------------------------------------------------------------
+# --- what the steps read and write ----------------------------------------------------------------
 def _run_files(p: Params, lay: Layout, keys: tuple[str, ...]) -> list[str]:
     return [lay.run_file(r.dataset, r.model, r.seed, k) for r in p.runs() for k in keys]
 
 
-def _entry(p: Params, w: Wild) -> list[str]:
+def _training(p: Params, w: Wild) -> list[str]:
     """A training command names its registry entry's digest: the entry's content reaches the DAGs
     as a changed command line, so editing one entry reruns only its jobs (asym.cli checks it)."""
     return ["--dataset", w["dataset"], "--model", w["model"], *(["--protocol", w["protocol"]] if "protocol" in w else []),
@@ -109,54 +118,137 @@ def _entry(p: Params, w: Wild) -> list[str]:
 
 def study_reads(p: Params, lay: Layout) -> list[str]:
     """What the report reads of the optimism study: every run's predictions and train.json, each
-    select-on-test run's epochs (its selection is made again inside the bootstrap: asym.optimism),
-    and the splits."""
+    select-on-test run's epochs (its selection is made again inside the bootstrap:
+    asym.report.optimism), and the splits."""
     read: set[str] = set()
     for pr in study_protocols(p):
         sl = lay.for_protocol(pr)
         keys = ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ()))
-        read |= {sl.run_file(d, m, s, k) for d in p.datasets for m in p.study_models for s in p.study_seeds
-                 for k in keys}
+        read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_protocol(pr).runs() for k in keys}
         read |= {f for d in p.datasets for f in (sl.split_csv(d), sl.split_json(d))}
     return sorted(read)
 
 
-def _train_outputs(lay: Layout, w: Wild, seeds: list[int]) -> Files:
-    return lay.train_outputs(w["dataset"], w["model"], seeds)
+def _report_outputs(p: Params, lay: Layout) -> dict[str, str]:
+    return lay.report_outputs(p.models, p.datasets, bool(p.study_models))
 
 
+# --- the params keys the steps read ----------------------------------------------------------------
+def _readers(p: Params, dataset: str) -> list[str]:
+    fmt = p.dataset(dataset).format
+    return [f"readers.{fmt}"] if hasattr(p.readers, fmt) else []
+
+
+def _train_reads(p: Params, w: Wild) -> list[str]:
+    d, entry = w["dataset"], registry.get(w["model"])
+    return ["scale", f"datasets.{d}.format", f"datasets.{d}.protocol", *_readers(p, d),
+            f"model.{p.scale}.{entry.family}", f"recipes.{p.scale}.{entry.recipe}", "train", f"run.seeds.{p.scale}"]
+
+
+def _study_train_reads(p: Params, w: Wild) -> list[str]:
+    """The study's training: its seeds instead of the run's; its protocol is the command's."""
+    run_seeds, protocol = f"run.seeds.{p.scale}", f"datasets.{w['dataset']}.protocol"
+    return [k if k != run_seeds else f"optimism.seeds.{p.scale}" for k in _train_reads(p, w) if k != protocol]
+
+
+# The `split` settings each protocol reads (the others read none: official, depmamba and csv take
+# their folds from the release, DepMamba's published split or the user's file).
+SPLIT_SETTINGS = {"stratified_group": ("ratios", "seed"), "kfold": ("kfold", "seed"),
+                  "kfold_select_on_test": ("kfold", "seed")}
+
+
+def _split_settings(protocol: str) -> list[str]:
+    return [f"split.{k}" for k in SPLIT_SETTINGS.get(protocol, ())]
+
+
+def _grid(p: Params) -> list[str]:
+    return ["scale", "run.datasets", "run.models", f"run.seeds.{p.scale}"]
+
+
+def _study_models(p: Params) -> list[str]:
+    """Whether the optimism study is on, and over which models."""
+    return [] if p.data.optimism is None else [f"optimism.models.{p.scale}"]
+
+
+def _study_report(p: Params) -> list[str]:
+    """The optimism study's table when it is on (with the k of its folds); when it is off, what says so."""
+    return ["optimism", "split.kfold"] if p.study_models else _study_models(p)
+
+
+# --- files besides the DAG's own -----------------------------------------------------------------------
+def _package(rel: str, absolute: bool) -> str:
+    return str(PACKAGE.parent / rel) if absolute else rel
+
+
+def _user(p: Params, path: Any, absolute: bool) -> str:
+    return str(p.resolve(path)) if absolute else Path(path).as_posix()
+
+
+def _subjects(p: Params, w: Wild, absolute: bool) -> list[str]:
+    """A user's subjects CSV; one inside the fetched folder is covered by the folder."""
+    ds = p.dataset(w["dataset"])
+    raw = p.resolve(p.paths.raw) / w["dataset"]
+    return [_user(p, ds.subjects, absolute)] if ds.subjects is not None and raw not in p.resolve(ds.subjects).parents else []
+
+
+def _split_sources(p: Params, w: Wild, absolute: bool) -> list[str]:
+    """DepMamba's published LMVD split, or a user's split CSV."""
+    protocol, ds = p.protocol(w["dataset"]), p.dataset(w["dataset"])
+    if protocol == "depmamba":
+        return [_package(f"asym/reference/splits/lmvd_depmamba.{ext}", absolute) for ext in ("csv", "json")]
+    if protocol == "csv" and ds.split_csv is not None:
+        return [_user(p, ds.split_csv, absolute)]
+    return []
+
+
+def _published(p: Params, w: Wild, absolute: bool) -> list[str]:
+    return [_package("asym/reference/published_results.csv", absolute)]
+
+
+# --- the table -------------------------------------------------------------------------------------------
 STAGES: tuple[Stage, ...] = (
     Stage("fetch", "fetch", ("dataset",), "Fetching the {dataset} release", _per_dataset,
           inputs=lambda p, lay, w: {},
           outputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
-          directories=frozenset({"raw"})),
+          reads=lambda p, w: [f"datasets.{w['dataset']}", "synth.seed", f"synth.{p.dataset(w['dataset']).format}"],
+          modules=("asym.data.fetch",), directories=frozenset({"raw"})),
     Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
           inputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
           outputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])], "card": [lay.card_json(w["dataset"])],
-                                     "card_md": [lay.card_md(w["dataset"])]}),
+                                     "card_md": [lay.card_md(w["dataset"])]},
+          reads=lambda p, w: [f"datasets.{w['dataset']}", *_readers(p, w["dataset"])],
+          modules=("asym.data.convert",), data=_subjects),
     Stage("split", "split", ("dataset",), "Splitting {dataset} by its protocol", _per_dataset,
           inputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])]},
-          outputs=lambda p, lay, w: {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]}),
+          outputs=lambda p, lay, w: {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]},
+          reads=lambda p, w: ["scale", f"datasets.{w['dataset']}", *_split_settings(p.protocol(w["dataset"]))],
+          modules=("asym.data.splits",), data=_split_sources),
     Stage("train", "train", ("dataset", "model"), "Training {model} on {dataset} (seeds {seeds})", _per_model,
           inputs=lambda p, lay, w: {"data": [lay.parquet(w["dataset"])], "split": [lay.split_csv(w["dataset"])]},
-          outputs=lambda p, lay, w: _train_outputs(lay, w, p.seeds), options=_entry, trains=True),
+          outputs=lambda p, lay, w: lay.train_outputs(w["dataset"], w["model"], p.seeds),
+          reads=_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.seeds,
+          # with `mlflow.live`, every epoch is also logged to MLflow as it goes (track logs every run either way)
+          side_effects=("mlflow",)),
     Stage("split_protocol", "split", ("protocol", "dataset"),
           "Splitting {dataset} by {protocol} (optimism study)", _per_protocol,
           inputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])]},
           outputs=lambda p, lay, w: {"csv": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])],
                                      "summary": [lay.for_protocol(w["protocol"]).split_json(w["dataset"])]},
-          options=lambda p, w: ["--dataset", w["dataset"], "--protocol", w["protocol"]]),
+          reads=lambda p, w: ["scale", *_split_settings(w["protocol"])],
+          modules=("asym.data.splits",), options=lambda p, w: ["--dataset", w["dataset"], "--protocol", w["protocol"]]),
     Stage("train_protocol", "train", ("protocol", "dataset", "model"),
           "Training {model} on {dataset} under {protocol} (optimism study)", _per_protocol_model,
           inputs=lambda p, lay, w: {"data": [lay.parquet(w["dataset"])],
                                     "split": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])]},
-          outputs=lambda p, lay, w: _train_outputs(lay.for_protocol(w["protocol"]), w, p.study_seeds),
-          options=_entry, trains=True),
+          outputs=lambda p, lay, w: lay.for_protocol(w["protocol"]).train_outputs(w["dataset"], w["model"],
+                                                                                  p.study_seeds),
+          reads=_study_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.study_seeds),
     Stage("evaluate", "evaluate", (), "Evaluating every run from its saved predictions", _once,
           inputs=lambda p, lay, w: {"predictions": _run_files(p, lay, ("predictions",)),
                                     "summaries": _run_files(p, lay, ("summary",))},
           outputs=lambda p, lay, w: {"metrics": _run_files(p, lay, ("metrics",)),
                                      "confusion": _run_files(p, lay, ("confusion",))},
+          reads=lambda p, w: _grid(p), modules=("asym.evaluate",), options=lambda p, w: [],
           dvc_kinds={"metrics": "metrics"}),
     Stage("report", "report", (), "Aggregating every run into the report tables and plots", _once,
           inputs=lambda p, lay, w: {
@@ -165,14 +257,21 @@ STAGES: tuple[Stage, ...] = (
               "splits": [lay.split_json(d) for d in p.datasets] + [lay.split_csv(d) for d in p.datasets],
               "cards": [lay.card_json(d) for d in p.datasets],         # the model cards' training-data section
               "study": study_reads(p, lay)},
-          outputs=lambda p, lay, w: {k: [f] for k, f in lay.report_outputs(p.models, p.datasets, bool(p.study_models)).items()},
+          outputs=lambda p, lay, w: {k: [f] for k, f in _report_outputs(p, lay).items()},
+          reads=lambda p, w: ["scale", "run", "report",
+                              *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
+                              *_study_report(p)],
+          modules=("asym.report.aggregate",), options=lambda p, w: [], data=_published,
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
     Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
           inputs=lambda p, lay, w: {
               "runs": _run_files(p, lay, (*TRAIN_FILES, *EVAL_FILES)),
               "data": [lay.parquet(d) for d in p.datasets],             # each run's input dataset, by digest
-              "report": list(lay.report_outputs(p.models, p.datasets, bool(p.study_models)).values())},
+              "report": list(_report_outputs(p, lay).values())},
           outputs=lambda p, lay, w: {"record": [lay.tracking_record()]},
+          reads=lambda p, w: ["mlflow", *_grid(p), *_study_models(p)],
+          # the MLflow Model's code, run by path
+          modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"), options=lambda p, w: [],
           dvc_kinds={"record": "uncached"}),
 )
 BY_NAME = {s.name: s for s in STAGES}
@@ -180,130 +279,3 @@ BY_NAME = {s.name: s for s in STAGES}
 
 def get(name: str) -> Stage:
     return BY_NAME[name]
-
-
-# --- the params keys a stage reads ----------------------------------------------------------------
-def _grid(params: Params) -> list[str]:
-    return ["scale", "run.datasets", "run.models", f"run.seeds.{params.scale}"]
-
-
-def _study_switch(params: Params) -> list[str]:
-    """The optimism study when it is on (with the k of its folds); when it is off, what says so
-    (its model list)."""
-    if params.data.optimism is None:
-        return []
-    return ["optimism", "split.kfold"] if params.study_models else [f"optimism.models.{params.scale}"]
-
-
-def stage_params(params: Params, stage: str, dataset: str | None = None, model: str | None = None,
-                 protocol: str | None = None) -> list[str]:
-    """The dotted params.yaml keys a step reads: editing any other key never reruns it. With
-    `protocol`, the optimism study's split and train steps: its seeds instead of the run's.
-    (tests/dag/test_slices.py records every key each step reads.)"""
-    scale = params.scale
-    if protocol is not None and stage == "train":
-        return [k if k != f"run.seeds.{scale}" else f"optimism.seeds.{scale}"
-                for k in stage_params(params, stage, dataset, model)]
-    if protocol is not None and stage == "split":
-        return ["scale", f"datasets.{dataset}.format", "split"]
-    if stage in ("fetch", "convert", "train"):
-        fmt = params.dataset(dataset).format
-        readers = [f"readers.{fmt}"] if hasattr(params.readers, fmt) else []
-    if stage == "fetch":
-        return [f"datasets.{dataset}", "synth.seed", f"synth.{fmt}"]
-    if stage == "convert":
-        return [f"datasets.{dataset}", *readers]
-    if stage == "split":
-        return ["scale", f"datasets.{dataset}", "split"]
-    if stage == "train":
-        entry = registry.get(model)
-        return ["scale", f"datasets.{dataset}.format", f"datasets.{dataset}.protocol", *readers,
-                f"model.{scale}.{entry.family}", f"recipes.{scale}.{entry.recipe}", "train", f"run.seeds.{scale}"]
-    if stage == "evaluate":
-        return _grid(params)
-    if stage == "report":
-        described = [f"datasets.{d}.{k}" for d in params.datasets for k in ("protocol", "source")]
-        return ["scale", "run", "report", *described, *_study_switch(params)]
-    if stage == "track":
-        return ["mlflow", *_grid(params), *_study_switch(params)]
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-# Keys a step reads that change none of its files, so editing them reruns nothing: whether training
-# also logs each epoch to MLflow as it goes (the track step logs every run either way).
-SIDE_EFFECTS = {"train": ("mlflow.live",)}
-
-
-# --- the code a stage runs --------------------------------------------------------------------------
-# The registry file is left out of the code a training stage depends on: an entry's own content
-# reaches the stage through its digest in the command line, so adding a model does not rerun every
-# other one.
-_NOT_TRACKED = {"asym/models/registry.py", "asym/__init__.py", "asym/models/__init__.py"}
-STAGE_MODULES = {"fetch": ["asym.data.fetch"], "convert": ["asym.data.convert"], "split": ["asym.data.splits"],
-                 "train": ["asym.train.job"], "evaluate": ["asym.evaluate"], "report": ["asym.report.aggregate"],
-                 "track": ["asym.tracking.track", "asym.tracking.mlflow_pyfunc"]}   # the MLflow Model's code, run by path
-
-
-def _module_file(module: str) -> Path | None:
-    rel = Path(*module.split("."))
-    for candidate in (PACKAGE.parent / rel.with_suffix(".py"), PACKAGE.parent / rel / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path) -> set[str]:
-    """asym modules a file imports, anywhere in it (static: nothing is imported)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "asym")
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "asym":
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)   # `from asym.x import module`
-    return found
-
-
-def code_deps(stage: str, model: str | None = None) -> list[str]:
-    """The package files a step runs (repository-relative), by a static walk of asym imports."""
-    roots = list(STAGE_MODULES[stage])
-    if stage == "train" and model is not None:
-        roots.append(registry.get(model).target.split(":")[0])
-    seen: dict[str, Path] = {}
-    todo = roots
-    while todo:
-        module = todo.pop()
-        path = _module_file(module)
-        if path is None or module in seen:
-            continue
-        seen[module] = path
-        todo.extend(_imports(path))
-    files = {p.relative_to(PACKAGE.parent).as_posix() for p in seen.values()}
-    return sorted(files - _NOT_TRACKED)
-
-
-# --- files besides the DAG's own -----------------------------------------------------------------------
-def stage_data_deps(params: Params, stage: str, dataset: str | None = None, absolute: bool = False) -> list[str]:
-    """Files besides the DAG's own that a step reads: a user's subjects or split CSV, and the
-    package's published split and published results."""
-    def user(path: Any) -> str:
-        return str(params.resolve(path)) if absolute else Path(path).as_posix()
-
-    def package(rel: str) -> str:
-        return str(PACKAGE.parent / rel) if absolute else rel
-
-    out: list[str] = []
-    if stage == "convert":
-        ds = params.dataset(dataset)
-        raw = params.resolve(params.paths.raw) / dataset
-        if ds.subjects is not None and raw not in params.resolve(ds.subjects).parents:
-            out.append(user(ds.subjects))      # a subjects CSV inside the fetched folder is covered by it
-    elif stage == "split":
-        protocol, ds = params.protocol(dataset), params.dataset(dataset)
-        if protocol == "depmamba":
-            out += [package("asym/reference/splits/lmvd_depmamba.csv"), package("asym/reference/splits/lmvd_depmamba.json")]
-        if protocol == "csv" and ds.split_csv is not None:
-            out.append(user(ds.split_csv))
-    elif stage == "report":
-        out.append(package("asym/reference/published_results.csv"))
-    return out

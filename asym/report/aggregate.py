@@ -25,6 +25,7 @@ from asym.models import registry
 from asym.reference import published_results
 from asym.report.stats import (
     holm,
+    labelled_resamples,
     minimum_detectable_effect,
     percentile_ci,
     permutation_p,
@@ -32,7 +33,6 @@ from asym.report.stats import (
     swap_deltas,
     swap_draws,
 )
-from asym.train.thresholds import labelled_resamples
 
 MACRO = "macro-avg"
 FLOORS = ("majority", "chance")

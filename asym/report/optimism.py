@@ -41,6 +41,7 @@ from asym.layout import Layout, RunFiles
 from asym.metrics import LABEL_METRICS, selection_score
 from asym.report.aggregate import DatasetRuns, load_dataset_runs
 from asym.report.stats import (
+    labelled_resamples,
     percentile_ci,
     permutation_p,
     resample_weights,
@@ -48,7 +49,6 @@ from asym.report.stats import (
     swap_draws,
     weighted_metrics,
 )
-from asym.train.thresholds import labelled_resamples
 
 HONEST, OPTIMISTIC = STUDY_PROTOCOLS
 COMPARED = ("accuracy", "f1")

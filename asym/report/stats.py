@@ -25,7 +25,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from asym.metrics import ECE_BINS, METRICS, ece_bin
+from asym.config import DEFAULT_THRESHOLD
+from asym.metrics import ECE_BINS, LABEL_METRICS, METRICS, ece_bin
 
 
 def resample_weights(units: list[str] | np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -112,6 +113,17 @@ def seed_mean_resamples(y: np.ndarray, probs: np.ndarray, W: np.ndarray) -> dict
     """Per metric, the seed-averaged value on every resample: probs is (n_seeds, n)."""
     per_seed = [weighted_metrics(y, p, W) for p in probs]
     return {k: np.mean([m[k] for m in per_seed], axis=0) for k in METRICS}
+
+
+def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    """Per metric, the seed-averaged value on every resample (seed_mean_resamples),
+    the metrics of labels taken from the saved labels `preds` (n_seeds, n) and those of scores
+    (AUROC, AUPRC, ECE) from `probs`. At threshold 0.5 the two agree and one pass is made."""
+    by_prob = seed_mean_resamples(y, probs, W)
+    if np.array_equal(np.asarray(preds, bool), np.asarray(probs) >= DEFAULT_THRESHOLD):
+        return by_prob
+    by_label = seed_mean_resamples(y, np.asarray(preds, float), W)   # a 0/1 score is its own label at 0.5
+    return {k: (by_label if k in LABEL_METRICS else by_prob)[k] for k in METRICS}
 
 
 def bootstrap_p(deltas: np.ndarray) -> float:

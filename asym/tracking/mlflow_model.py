@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tomllib
 from mlflow.pyfunc import PythonModel
 
 from asym.errors import ConfigError
@@ -129,13 +130,23 @@ def public_version(version: str) -> str:
     return version.split("+", 1)[0]
 
 
-def pinned_requirements() -> list[str]:
-    """asym's declared dependencies (its installed metadata's Requires-Dist, extras left out) at
-    the versions installed now: pyproject.toml stays the one list."""
+def declared_requirements() -> list[str]:
+    """asym's declared dependencies: its installed metadata's Requires-Dist, or, where asym runs
+    from a checkout it was never installed from (the rules' conda environment), pyproject.toml's."""
     try:
-        declared = importlib.metadata.requires(PROJECT) or []
+        return importlib.metadata.requires(PROJECT) or []
     except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(f"{PROJECT} is not installed (no package metadata): `make install` first") from None
+        pyproject = PACKAGE.parent / "pyproject.toml"
+        if not pyproject.is_file():
+            raise ConfigError(f"{PROJECT} is not installed (no package metadata) and {pyproject} is missing: "
+                              "`make install` first") from None
+        return list(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"])
+
+
+def pinned_requirements() -> list[str]:
+    """asym's declared dependencies (extras left out) at the versions installed now:
+    pyproject.toml stays the one list."""
+    declared = declared_requirements()
     pins = []
     for spec in declared:
         requirement, _, marker = spec.partition(";")

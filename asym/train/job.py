@@ -2,7 +2,7 @@
 (on the test fold under a select-on-test protocol, for the optimism study: asym.data.splits).
 
 One job trains every seed (and, under `kfold`, every partition) so that start-up is paid once;
-each seed keeps its own run folder (asym.layout.RunFiles): checkpoint.pt (tensors only),
+each seed keeps its own run folder (asym.layout.RunFiles): checkpoint.pt (the weights with the meta a model is rebuilt from),
 predictions.parquet (valid + test, with gender and length), history.csv and train.json, all
 written atomically, train.json last. A seed whose folder is complete is not trained again; a seed
 killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.train.resume).
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from asym.dag.stages import code_deps
+from asym.dag.code import code_deps
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
@@ -174,7 +174,7 @@ def inputs_digest(params: Params, dataset: str, model_name: str, device: torch.d
              "model_config": params.model_config(model_name, dataset).kwargs(), "precision": precision,
              "device": device.type}
     files = [layout.parquet(dataset), layout.split_csv(dataset),
-             *(PACKAGE.parent / f for f in code_deps("train", model_name))]
+             *(PACKAGE.parent / f for f in code_deps([__name__], model_name))]
     return fingerprint(facts, files)
 
 

@@ -232,9 +232,6 @@ class SeedResume:
         every declared output of a job they run again, complete seeds' included."""
         self._write(None)
 
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
     def _write(self, current: dict[str, Any] | None) -> None:
         """Written beside the outputs and synced before it replaces the previous one, so a kill or a
         node failure leaves the last epoch's file or the one before it, never a partial one."""

@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 from asym.config import DEFAULT_THRESHOLD
-from asym.metrics import LABEL_METRICS, METRICS
-from asym.report.stats import seed_mean_resamples
 
 
 def threshold_grid(cfg: Any) -> np.ndarray:
@@ -51,14 +49,3 @@ def decision_threshold(recipe: Any, valid_labels: np.ndarray, valid_probs: Calla
     if recipe.threshold == "valid_f1":
         return best_f1_threshold(valid_labels, valid_probs(), threshold_grid(recipe.threshold_grid))
     return float(recipe.threshold)
-
-
-def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
-    """Per metric, the seed-averaged value on every resample (asym.report.stats.seed_mean_resamples),
-    the metrics of labels taken from the saved labels `preds` (n_seeds, n) and those of scores
-    (AUROC, AUPRC, ECE) from `probs`. At threshold 0.5 the two agree and one pass is made."""
-    by_prob = seed_mean_resamples(y, probs, W)
-    if np.array_equal(np.asarray(preds, bool), np.asarray(probs) >= DEFAULT_THRESHOLD):
-        return by_prob
-    by_label = seed_mean_resamples(y, np.asarray(preds, float), W)   # a 0/1 score is its own label at 0.5
-    return {k: (by_label if k in LABEL_METRICS else by_prob)[k] for k in METRICS}

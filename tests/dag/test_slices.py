@@ -123,17 +123,23 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
 
     monkeypatch.setattr(Params, "for_protocol", study_view)
     outside: dict[str, list[str]] = {}
+    unused: dict[str, list[str]] = {}
     ran = 0
     for stage in stages.STAGES:
         for w in stage.instances(p):
             reads.keys.clear()
             reads.study = {}
             assert cli.main(["--params", params_file, *stage.command(p, w)]) == 0, stage.dvc_name(w)
-            allowed = [*stage.params_keys(p, w), *stages.SIDE_EFFECTS.get(stage.step, ())]
-            wrong = sorted(k for k in reads.keys if _outside(k, allowed))
+            declared = stage.reads(p, w)
+            wrong = sorted(k for k in reads.keys if _outside(k, [*declared, *stage.side_effects]))
             if wrong:
                 outside[stage.dvc_name(w)] = wrong
+            unread = [k for k in declared if not any(r == k or r.startswith(k + ".") or k.startswith(r + ".")
+                                                     for r in reads.keys)]
+            if unread:
+                unused[stage.dvc_name(w)] = unread
             ran += 1
     assert ran == sum(len(s.instances(p)) for s in stages.STAGES) > 7
     assert {s.name for s in stages.STAGES if s.instances(p)} == set(stages.BY_NAME)   # the study's too
     assert not outside, f"steps read params keys outside their stage's slice: {outside}"
+    assert not unused, f"stages declare params keys their step never reads: {unused}"

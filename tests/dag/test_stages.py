@@ -22,23 +22,14 @@ from tests.conftest import ROOT
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def snakemake_jobs(workdir: Path, conda: bool = False) -> list:
-    """Every job of `snakemake --forceall all` (with `conda`: `--software-deployment-method conda`),
-    as Snakemake's own DAG builds it (nothing runs)."""
+def snakemake_jobs(workdir: Path) -> list:
+    """Every job of `snakemake --forceall all`, as Snakemake's own DAG builds it (nothing runs)."""
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (
-        DAGSettings,
-        DeploymentSettings,
-        OutputSettings,
-        Quietness,
-        ResourceSettings,
-    )
-    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+    from snakemake.settings.types import DAGSettings, OutputSettings, Quietness, ResourceSettings
 
-    deployment = DeploymentSettings(deployment_method={DeploymentMethod.CONDA} if conda else frozenset())
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         wf_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=workdir / "Snakefile",
-                              workdir=workdir, deployment_settings=deployment)
+                              workdir=workdir)
         workflow = wf_api.dag(DAGSettings(forceall=True)).workflow_api._workflow
         workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
@@ -84,9 +75,8 @@ def test_snakemake_and_dvc_declare_the_same_stages_files_commands_and_params(pro
         outs = {next(iter(o)) if isinstance(o, dict) else o for k in ("outs", "metrics", "plots") for o in d.get(k, [])}
         assert {_relative(f, project) for f in job.output} == outs, name
         assert {_relative(f, project) for f in job.input} == set(d["deps"]), name
-        command = " ".join(stage.command(p, w))
-        assert d["cmd"].endswith(command) and f" {command} > " in job.format_wildcards(job.rule.shellcmd) \
-            .replace("{params.args}", job.params.args), name
+        assert d["cmd"] == f"asym --params params.yaml {job.params.args}", name
+        assert job.format_wildcards(job.rule.shellcmd) == f"python -m asym {job.params.args} > {job.log[0]} 2>&1"
         settings = json.loads(job.params.get("settings", "{}"))
         assert sorted(settings) == sorted(d.get("params", [])), name
         assert settings == {k: p.slice(k) for k in d.get("params", [])}
@@ -97,24 +87,37 @@ def test_snakemake_and_dvc_declare_the_same_stages_files_commands_and_params(pro
 def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(jobs):
     rules = {j.rule.name: j.rule for j in jobs}
     for rule in rules.values():
-        assert rule.shellcmd == "{params.asym} {params.args} > {log} 2>&1", rule.name
+        assert rule.shellcmd == "python -m asym {params.args} > {log} 2>&1", rule.name
+        assert set(rule.params.keys()) == {"args", "settings"}, rule.name
         assert Path(rule.conda_env).name == "asym.yaml" or str(rule.conda_env).endswith("envs/asym.yaml")
+
+
+def test_every_job_runs_this_venvs_asym_and_names_the_params_file_outside_its_params(project, jobs):
+    from asym.dag.snakefile import Rules
+
+    prefix = Rules(str(project / "params.yaml")).shell_prefix
+    job = next(j for j in jobs if j.rule.name == "evaluate")
+    command = prefix + job.format_wildcards(job.rule.shellcmd).replace(" > ", " --help > ")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(project)}
+    Path(project / job.log[0]).parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=project, env=env, timeout=120)
+    assert proc.returncode == 0 and "usage: asym evaluate" in Path(project / job.log[0]).read_text(), proc.stderr
+    assert f"ASYM_PARAMS={project / 'params.yaml'}" in prefix
 
 
 def test_under_conda_every_rule_runs_the_environments_python_on_this_checkout(project):
     """The conda environment holds the lock's packages, not asym: the rules run it from the checkout."""
-    [job] = [j for j in snakemake_jobs(project, conda=True) if j.rule.name == "evaluate"]
-    assert job.params.asym.endswith(" python -m asym --params params.yaml") and sys.executable not in job.params.asym
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(project)}
-    proc = subprocess.run(["bash", "-c", f"{job.params.asym} {job.params.args} --help"], capture_output=True,
-                          text=True, cwd=project, env=env, timeout=120)
-    assert proc.returncode == 0 and "usage: asym" in proc.stdout, proc.stderr
+    from asym.dag.snakefile import Rules
+
+    prefix = Rules(str(project / "params.yaml"), conda=True).shell_prefix
+    assert sys.executable not in prefix and str(ROOT) in prefix
     bare = project / "bare-bin"                   # the venv's base interpreter: no asym installed in it
     bare.mkdir(exist_ok=True)
     (bare / "python").unlink(missing_ok=True)
     (bare / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
-    where = subprocess.run(["bash", "-c", job.params.asym.split(" python ")[0] + " python -c 'import asym; print(asym.__file__)'"],
-                           capture_output=True, text=True, cwd=project, env={**env, "PATH": f"{bare}:/usr/bin:/bin"})
+    where = subprocess.run(["bash", "-c", prefix + "python -c 'import asym; print(asym.__file__)'"],
+                           capture_output=True, text=True, cwd=project,
+                           env={"PATH": f"{bare}:/usr/bin:/bin", "HOME": str(project)})
     assert where.stdout.strip() == str(ROOT / "asym" / "__init__.py"), where.stderr
 
 

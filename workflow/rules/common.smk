@@ -11,6 +11,8 @@ except ConfigError as exc:
     sys.stderr.write(f"{exc}\n")
     sys.exit(2)
 
+shell.prefix(S.shell_prefix)
+
 
 wildcard_constraints:
     **S.constraints(),

@@ -1,5 +1,5 @@
 # One rule per stage of the stage table (asym/dag/stages.py), the one the DVC stages are written
-# from too: each rule is one `asym` command, and shows in `params:` everything it passes.
+# from too: each rule is one `asym` command, its arguments and its params slice in `params:`.
 for stage in S.stages:
 
     rule:
@@ -23,4 +23,4 @@ for stage in S.stages:
         conda:
             snakefile.CONDA_ENV
         shell:
-            "{params.asym} {params.args} > {log} 2>&1"
+            "python -m asym {params.args} > {log} 2>&1"

@@ -15,7 +15,7 @@ from asym.config import load_params
 from asym.data.splits import OPTIMISTIC_FLAG
 from asym.layout import Layout
 from asym.reference import published_results
-from tests.test_report import F1, _write_runs
+from tests.report.test_report import F1, _write_runs
 
 # design notes' table of peers (shared/design/peers.md): method, dataset, convention, protocol, (acc, P, R, F1)
 PEERS = [

@@ -183,9 +183,9 @@ TUNED = 0.35
 
 @pytest.fixture
 def tuned_runs(tmp_path):
-    """Hand-made runs (tests.test_report) in which asym's labels come from a threshold tuned on
+    """Hand-made runs (tests.report.test_report) in which asym's labels come from a threshold tuned on
     validation (0.35), the other models' from 0.5."""
-    from tests.test_report import F1, _write_runs
+    from tests.report.test_report import F1, _write_runs
 
     p = _write_runs(tmp_path, F1)
     lay = Layout.of(p)

@@ -98,7 +98,7 @@ def flip_project(tmp_path_factory):
 @pytest.fixture
 def epoch_flip(monkeypatch):
     monkeypatch.setitem(registry._ENTRIES, "epoch-flip",
-                        Entry("epoch-flip", "tests.test_train:EpochFlip", "mean_mlp", "baseline", "test model"))
+                        Entry("epoch-flip", "tests.train.test_train:EpochFlip", "mean_mlp", "baseline", "test model"))
     original = loop_mod.train_epoch
 
     def counting(model, *args, **kwargs):
@@ -657,7 +657,7 @@ def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_b
         _train_in(monkeypatch, tmp_path / "killed", p, model, [0, 1], observer=EpochRows(rows, killed_at))
     seed, partition, epoch = killed_at[0], killed_at[1], killed_at[2] - 1
     lay = train_mod.Layout.of(p)
-    resume = Path(lay.resume_file("dvlog", model, seed))
+    resume = lay.run(Run("dvlog", model, seed)).resume
     record = torch.load(resume, weights_only=True)                  # tensors and plain containers only
     current = record["current"]
     assert (current["partition"], current["epoch"], len(record["finished"])) == (partition, epoch, partition)
@@ -665,7 +665,7 @@ def test_a_seed_killed_inside_its_epochs_resumes_after_its_last_epoch_and_ends_b
     views = current["loop"]["views"]
     assert (len(views) > len(set(views[:, 0].tolist()))) == (model == "mean-mlp-offline")   # crops beside vlogs
     for done in range(seed):                                        # complete: rebuilds its files, no more
-        record = torch.load(lay.resume_file("dvlog", model, done), weights_only=True)
+        record = torch.load(lay.run(Run("dvlog", model, done)).resume, weights_only=True)
         assert record["current"] is None and len(record["finished"]) == 2
     for s in (0, 1):                                                # as Snakemake and DVC do before a rerun
         for key in TRAIN_FILES:
@@ -718,7 +718,7 @@ def test_an_unusable_resume_file_is_named_in_a_warning_and_the_seed_starts_again
     ref = _train_in(monkeypatch, tmp_path / "ref", p, "mean-mlp", [0])
     with pytest.raises(Killed):
         _train_in(monkeypatch, tmp_path / "killed", p, "mean-mlp", [0], observer=EpochRows([], (0, 0, 3)))
-    resume = Path(train_mod.Layout.of(p).resume_file("dvlog", "mean-mlp", 0))
+    resume = train_mod.Layout.of(p).run(Run("dvlog", "mean-mlp", 0)).resume
     damage(resume)
     capsys.readouterr()
     rows: list = []
@@ -734,7 +734,7 @@ def test_an_unusable_resume_file_is_named_in_a_warning_and_the_seed_starts_again
 def test_a_resume_file_left_beside_a_complete_seed_is_removed(official):
     p = official
     train_mod.train_job(p, "dvlog", "mean-mlp", [0])
-    leftover = Path(Layout.of(p).resume_file("dvlog", "mean-mlp", 0))   # a kill after train.json
+    leftover = Layout.of(p).run(Run("dvlog", "mean-mlp", 0)).resume   # a kill after train.json
     leftover.write_bytes(b"left over")
     assert train_mod.train_job(p, "dvlog", "mean-mlp", [0]) == [] and not leftover.exists()
 

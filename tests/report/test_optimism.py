@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 import asym.train.job as train_mod
 from asym.cli import main
 from asym.config import load_params
-from asym.dag.stages import stage_params
+from asym.dag import stages
 from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
 from asym.errors import DataError
 from asym.evaluate import evaluate_predictions
@@ -88,7 +88,7 @@ def test_the_study_lives_in_its_own_folders_with_the_same_folds(study):
     splits = {pr: read_split(Path(lay[pr].split_csv("dvlog"))) for pr in lay}
     assert splits[HONEST].equals(splits[OPTIMISTIC]) and splits[HONEST]["partition"].nunique() == 3
     assert not Layout.of(p).run(Run("dvlog", "mean-mlp", 0)).folder.exists()             # main runs untouched
-    train_keys = stage_params(p, "train", "dvlog", "mean-mlp", protocol=OPTIMISTIC)
+    train_keys = stages.get("train_protocol").reads(p, {"protocol": OPTIMISTIC, "dataset": "dvlog", "model": "mean-mlp"})
     assert "optimism.seeds.demo" in train_keys and "run.seeds.demo" not in train_keys
 
 

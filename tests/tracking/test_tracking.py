@@ -342,6 +342,24 @@ def test_the_models_requirements_are_asyms_declared_dependencies_without_local_l
     assert pinned["mlflow"] == importlib.metadata.version("mlflow")
 
 
+def test_run_from_a_checkout_never_installed_the_requirements_come_from_pyproject(monkeypatch):
+    """The rules' conda environment runs asym from the checkout, with no package metadata."""
+    import importlib.metadata
+
+    from asym.tracking import mlflow_model
+
+    installed = mlflow_model.pinned_requirements()
+    real = importlib.metadata.requires
+
+    def no_metadata(name):
+        if name == mlflow_model.PROJECT:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "requires", no_metadata)
+    assert mlflow_model.pinned_requirements() == installed and len(installed) > 10
+
+
 def test_the_registered_model_scores_exactly_as_asym_predict(registered, tmp_path):
     import mlflow.pyfunc
 
