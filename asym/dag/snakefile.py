@@ -80,7 +80,7 @@ class Rules:
         for name, files in stage.outputs(self.P, self.L, self._patterns(stage)).items():
             if name in stage.directories:
                 out[name] = [directory(f) for f in files]
-            elif name.endswith(("_md", "_plot")):
+            elif stage.captioned and name.endswith(("_md", "_plot")):
                 caption = str(CAPTIONS / f"{name.rsplit('_', 1)[0]}.rst")
                 category = "Tables" if name.endswith("_md") else "Figures"
                 out[name] = [report(f, caption=caption, category=category) for f in files]

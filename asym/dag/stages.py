@@ -53,6 +53,7 @@ class Stage:
     side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
     seeds: Callable[[Params], list[int]] | None = None     # a training stage's seeds
     directories: frozenset[str] = frozenset()  # output groups that are folders
+    captioned: bool = False                    # its tables (`*_md`) and figures (`*_plot`) go in `snakemake --report`
     dvc_kinds: Mapping[str, str] = field(default_factory=dict)   # output group -> metrics | plots | uncached
 
     @property
@@ -261,7 +262,7 @@ STAGES: tuple[Stage, ...] = (
           reads=lambda p, w: ["scale", "run", "report",
                               *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
                               *_study_report(p)],
-          modules=("asym.report.aggregate",), options=lambda p, w: [], data=_published,
+          modules=("asym.report.aggregate",), options=lambda p, w: [], data=_published, captioned=True,
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
     Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
           inputs=lambda p, lay, w: {

@@ -85,11 +85,18 @@ def test_snakemake_and_dvc_declare_the_same_stages_files_commands_and_params(pro
 
 
 def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(jobs):
+    from snakemake.io import is_flagged
+
     rules = {j.rule.name: j.rule for j in jobs}
     for rule in rules.values():
         assert rule.shellcmd == "python -m asym {params.args} > {log} 2>&1", rule.name
         assert set(rule.params.keys()) == {"args", "settings"}, rule.name
-        assert Path(rule.conda_env).name == "asym.yaml" or str(rule.conda_env).endswith("envs/asym.yaml")
+        env = (Path(str(rule.snakefile)).parent / str(rule.conda_env)).resolve()
+        assert env.read_text() == (ROOT / "workflow" / "envs" / "asym.yaml").read_text(), rule.name
+    captioned = {j.rule.name: [f for f in j.output if is_flagged(f, "report")] for j in jobs}
+    assert {r for r, files in captioned.items() if files} == {"report"}      # `snakemake --report` shows those
+    assert {Path(f).name for f in captioned["report"]} >= {"results.md", "metrics.png", "confusion_matrices.png"}
+    assert all(Path(f.flags["report"].caption).is_file() for f in captioned["report"])
 
 
 def test_every_job_runs_this_venvs_asym_and_names_the_params_file_outside_its_params(project, jobs):
