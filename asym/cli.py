@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asym.config import PARAMS_VARIABLE, STUDY_PROTOCOLS
+from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     # Live runs are keyed like the track step's (<dataset>/<model>/seed<k>): the optimism study's
     # runs share those keys with the main grid's, so only the main grid logs live (the study reaches
     # MLflow as the report's protocol_optimism table).
-    if not getattr(args, "protocol", None) and p.mlflow.live:
+    if not args.protocol and p.mlflow.live:
         from asym.tracking.track import LiveRun
 
         observers.append(LiveRun(p, args.dataset, args.model))
@@ -233,8 +233,8 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="asym", description=__doc__)
-    ap.add_argument("--params", default=os.environ.get(PARAMS_VARIABLE, "params.yaml"),
-                    help=f"params file (default: ${PARAMS_VARIABLE}, else params.yaml)")
+    ap.add_argument("--params", default=os.environ.get(PARAMS_VARIABLE) or DEFAULT_PARAMS,
+                    help=f"params file (default: ${PARAMS_VARIABLE}, else {DEFAULT_PARAMS})")
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write a demo dataset in a release layout")

@@ -35,6 +35,7 @@ STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
 # The params file `asym` reads when no --params is given (else params.yaml): how the Snakemake
 # rules name it, outside their command lines (asym.dag.snakefile).
 PARAMS_VARIABLE = "ASYM_PARAMS"
+DEFAULT_PARAMS = "params.yaml"
 
 
 

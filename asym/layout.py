@@ -165,7 +165,6 @@ class Layout:
         """What a training job writes into each seed's folder (train.json, written last, marks it complete)."""
         return {**TRAIN_FILES, **(STUDY_TRAIN_FILES if self.study else {})}
 
-
     def run(self, run: Run) -> RunFiles:
         """`run`'s folder and files in this layout."""
         return RunFiles(run, self)

@@ -1,6 +1,6 @@
 """The package files a step runs, found by a static walk of its asym imports: a stage depends on
 them (editing one reruns exactly the jobs that run it), and a training job's resume fingerprint
-includes them. Kept apart from the stage table, so that editing the table reruns nothing."""
+includes them. Kept apart from the stage table, so that editing the table retrains nothing."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from typing import Any
 from snakemake.io import directory, report
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from asym.config import PARAMS_VARIABLE, STUDY_PROTOCOLS, load_params
+from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS, load_params
 from asym.dag.stages import STAGES, Stage
 from asym.layout import PACKAGE, Layout
 from asym.models import registry
@@ -30,6 +30,13 @@ from asym.models import registry
 REPOSITORY = PACKAGE.parent
 CAPTIONS = REPOSITORY / "workflow" / "report"       # `snakemake --report`'s caption of each table and figure
 CONDA_ENV = "../envs/asym.yaml"         # relative to workflow/rules/; written from the lock by workflow/scripts/conda_env.py
+
+
+def _here(path: str | os.PathLike) -> str:
+    """A path inside the working directory as a relative one (Snakemake keys its records of a job's
+    inputs by path, so a project folder can be moved whole), any other as it is."""
+    rel = os.path.relpath(path)
+    return os.fspath(path) if rel.startswith("..") else rel
 
 
 def _alternatives(values: list[Any]) -> str:
@@ -57,10 +64,16 @@ class Rules:
     def shell_prefix(self) -> str:
         """What every rule's shell starts with: the params file, and the Python that runs asym (this
         venv's, or under `--software-deployment-method conda` the environment's, running asym from
-        this checkout). Neither is a rule's param, so moving the project or the venv reruns nothing."""
-        where = (f"PYTHONPATH={shlex.quote(str(REPOSITORY))}${{PYTHONPATH:+:$PYTHONPATH}}" if self.conda
+        this checkout: Snakemake clears PYTHONPATH there). Neither is a rule's param, so another
+        venv, or another name for the same params file, reruns nothing."""
+        where = (f"PYTHONPATH={shlex.quote(str(REPOSITORY))}" if self.conda
                  else f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
         return f"set -euo pipefail; export {PARAMS_VARIABLE}={shlex.quote(self.params_file)} {where}; "
+
+    @property
+    def snakemake_prefix(self) -> str:
+        """`shell_prefix` as `shell.prefix` takes it: Snakemake formats it like a command."""
+        return self.shell_prefix.replace("{", "{{").replace("}", "}}")
 
     # --- one rule ------------------------------------------------------------------------------
     @staticmethod
@@ -71,8 +84,8 @@ class Rules:
         """The job's inputs by name, with the code it runs and the data it reads besides the DAG's."""
         def get(wildcards: Any) -> dict[str, list[str]]:
             w = dict(wildcards.items())
-            return {**stage.inputs(self.P, self.L, w), "data_deps": stage.data(self.P, w, True),
-                    "code": [str(REPOSITORY / f) for f in stage.code(w)]}
+            return {**stage.inputs(self.P, self.L, w), "data_deps": [_here(f) for f in stage.data(self.P, w, True)],
+                    "code": [_here(REPOSITORY / f) for f in stage.code(w)]}
         return get
 
     def outputs(self, stage: Stage) -> dict[str, Any]:
@@ -117,7 +130,7 @@ class Rules:
 
 def params_file(config: dict[str, Any]) -> str:
     """`--config params=<file>`, else params.yaml (relative paths are the working directory's)."""
-    return os.fspath(config.get("params", "params.yaml"))
+    return os.fspath(config.get("params", DEFAULT_PARAMS))
 
 
 def conda_enabled(workflow: Any) -> bool:

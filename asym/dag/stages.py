@@ -48,7 +48,7 @@ class Stage:
     outputs: Callable[[Params, Layout, Wild], Files]
     reads: Callable[[Params, Wild], list[str]]             # the dotted params keys the step reads
     modules: tuple[str, ...]                   # the step's code (with the model's, for training)
-    options: Callable[[Params, Wild], list[str]] = lambda p, w: ["--dataset", w["dataset"]]
+    options: Callable[[Params, Wild], list[str]] = lambda p, w: [a for k in ("dataset",) if k in w for a in (f"--{k}", w[k])]
     data: Callable[[Params, Wild, bool], list[str]] = _no_files   # files besides the DAG's (absolute or not)
     side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
     seeds: Callable[[Params], list[int]] | None = None     # a training stage's seeds
@@ -249,7 +249,7 @@ STAGES: tuple[Stage, ...] = (
                                     "summaries": _run_files(p, lay, ("summary",))},
           outputs=lambda p, lay, w: {"metrics": _run_files(p, lay, ("metrics",)),
                                      "confusion": _run_files(p, lay, ("confusion",))},
-          reads=lambda p, w: _grid(p), modules=("asym.evaluate",), options=lambda p, w: [],
+          reads=lambda p, w: _grid(p), modules=("asym.evaluate",),
           dvc_kinds={"metrics": "metrics"}),
     Stage("report", "report", (), "Aggregating every run into the report tables and plots", _once,
           inputs=lambda p, lay, w: {
@@ -262,7 +262,7 @@ STAGES: tuple[Stage, ...] = (
           reads=lambda p, w: ["scale", "run", "report",
                               *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
                               *_study_report(p)],
-          modules=("asym.report.aggregate",), options=lambda p, w: [], data=_published, captioned=True,
+          modules=("asym.report.aggregate",), data=_published, captioned=True,
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
     Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
           inputs=lambda p, lay, w: {
@@ -272,7 +272,7 @@ STAGES: tuple[Stage, ...] = (
           outputs=lambda p, lay, w: {"record": [lay.tracking_record()]},
           reads=lambda p, w: ["mlflow", *_grid(p), *_study_models(p)],
           # the MLflow Model's code, run by path
-          modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"), options=lambda p, w: [],
+          modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"),
           dvc_kinds={"record": "uncached"}),
 )
 BY_NAME = {s.name: s for s in STAGES}

@@ -139,7 +139,7 @@ def run_dirs(model_path: Path) -> list[Path]:
                     if (m := SEED_DIR.fullmatch(d.name)) and (d / TRAIN_FILES["checkpoint"]).is_file()
                     and (d / TRAIN_FILES["summary"]).is_file())
     if not seeds:
-        raise DataError(model_path, "no trained run here: expected checkpoint.pt, or seed<k>/ folders with one")
+        raise DataError(model_path, f"no trained run here: expected {TRAIN_FILES['checkpoint']}, or seed<k>/ folders with one")
     return [d for _, d in seeds]
 
 

@@ -22,14 +22,23 @@ from tests.conftest import ROOT
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def snakemake_jobs(workdir: Path) -> list:
-    """Every job of `snakemake --forceall all`, as Snakemake's own DAG builds it (nothing runs)."""
+def snakemake_jobs(workdir: Path, conda: bool = False) -> list:
+    """Every job of `snakemake --forceall all` (with `conda`: `--software-deployment-method conda`),
+    as Snakemake's own DAG builds it (nothing runs)."""
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import DAGSettings, OutputSettings, Quietness, ResourceSettings
+    from snakemake.settings.types import (
+        DAGSettings,
+        DeploymentSettings,
+        OutputSettings,
+        Quietness,
+        ResourceSettings,
+    )
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+    deployment = DeploymentSettings(deployment_method={DeploymentMethod.CONDA} if conda else frozenset())
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         wf_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=workdir / "Snakefile",
-                              workdir=workdir)
+                              workdir=workdir, deployment_settings=deployment)
         workflow = wf_api.dag(DAGSettings(forceall=True)).workflow_api._workflow
         workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
@@ -99,24 +108,51 @@ def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(j
     assert all(Path(f.flags["report"].caption).is_file() for f in captioned["report"])
 
 
+def _prefix_applied() -> str:
+    """The prefix the workflow gave `shell.prefix`, as Snakemake puts it before every job's command."""
+    from snakemake.shell import shell
+
+    return shell._process_prefix
+
+
+def test_a_job_run_by_snakemake_reads_the_params_file_it_was_given_with_this_venv(project, tmp_path):
+    """Another params file (`--config params=`), and no venv on PATH: the job still runs this venv's
+    asym on that file."""
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw_default = raw["synth"]["dvlog"]["n_samples"]
+    raw["synth"]["dvlog"].update(n_samples=12, seconds=[6, 8])
+    work = tmp_path / "other"
+    shutil.copytree(project / "workflow", work / "workflow")
+    shutil.copy(project / "Snakefile", work / "Snakefile")
+    (work / "mine.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "data/raw/dvlog.provenance.json", "--config", "params=mine.yaml"],
+                          capture_output=True, text=True, cwd=work, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(work)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    vlogs = [d for d in (work / "data" / "raw" / "dvlog" / "dvlog-dataset").iterdir() if d.is_dir()]
+    assert len(vlogs) == 12 != raw_default              # the file given, not params.yaml
+
+
 def test_every_job_runs_this_venvs_asym_and_names_the_params_file_outside_its_params(project, jobs):
     from asym.dag.snakefile import Rules
 
     prefix = Rules(str(project / "params.yaml")).shell_prefix
+    assert _prefix_applied() == Rules("params.yaml").shell_prefix       # what common.smk gave Snakemake
     job = next(j for j in jobs if j.rule.name == "evaluate")
     command = prefix + job.format_wildcards(job.rule.shellcmd).replace(" > ", " --help > ")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(project)}
     Path(project / job.log[0]).parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=project, env=env, timeout=120)
     assert proc.returncode == 0 and "usage: asym evaluate" in Path(project / job.log[0]).read_text(), proc.stderr
-    assert f"ASYM_PARAMS={project / 'params.yaml'}" in prefix
 
 
 def test_under_conda_every_rule_runs_the_environments_python_on_this_checkout(project):
     """The conda environment holds the lock's packages, not asym: the rules run it from the checkout."""
     from asym.dag.snakefile import Rules
 
-    prefix = Rules(str(project / "params.yaml"), conda=True).shell_prefix
+    assert snakemake_jobs(project, conda=True)               # Snakemake reads the workflow in this mode
+    prefix = _prefix_applied()
+    assert prefix == Rules("params.yaml", conda=True).shell_prefix
     assert sys.executable not in prefix and str(ROOT) in prefix
     bare = project / "bare-bin"                   # the venv's base interpreter: no asym installed in it
     bare.mkdir(exist_ok=True)

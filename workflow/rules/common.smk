@@ -11,7 +11,7 @@ except ConfigError as exc:
     sys.stderr.write(f"{exc}\n")
     sys.exit(2)
 
-shell.prefix(S.shell_prefix)
+shell.prefix(S.snakemake_prefix)
 
 
 wildcard_constraints:
