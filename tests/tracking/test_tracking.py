@@ -185,6 +185,33 @@ WRITER = textwrap.dedent("""
 """).replace("tracking.Metric", "__import__('mlflow.entities', fromlist=['Metric']).Metric")
 
 
+def test_the_optimism_studys_training_never_logs_live(tmp_path, monkeypatch):
+    """Its runs share the main grid's keys (<dataset>/<model>/seed<k>): a live run of the study
+    would take the place of the main run's."""
+    from asym import cli
+
+    p = prepared(tmp_path, ["mean-mlp"], epochs=1, mlflow={"live": True},
+                 optimism={"models": {"demo": ["mean-mlp"], "paper": ["mean-mlp"]}, "seeds": {"demo": [0], "paper": [0]}})
+    started = []
+
+    class Started(Exception):
+        pass
+
+    def start(self, *args):
+        started.append(args)
+        raise Started
+
+    monkeypatch.setattr(tracking.LiveRun, "__init__", start)
+    params = str(p.path)
+    assert cli.main(["--params", params, "split", "--dataset", "dvlog", "--protocol", "kfold"]) == 0
+    assert cli.main(["--params", params, "train", "--dataset", "dvlog", "--model", "mean-mlp", "--protocol", "kfold"]) == 0
+    assert started == [] and p.for_protocol("kfold").runs()
+    assert Layout.of(p.for_protocol("kfold")).run(p.for_protocol("kfold").runs()[0]).complete()
+    with pytest.raises(Started):        # the main grid's training does start one (stopped by the stand-in)
+        cli.main(["--params", params, "train", "--dataset", "dvlog", "--model", "mean-mlp"])
+    assert len(started) == 1
+
+
 def test_concurrent_writers_on_a_fresh_store_all_succeed(tmp_path):
     """Writers released together from a barrier onto a store that does not exist yet: without
     the lock they race to create its schema and experiment and some fail."""
