@@ -66,6 +66,11 @@ def study_folder(root: str, protocol: str) -> str:
 
 KEYS = ("raw", "processed", "splits", "runs", "reports", "logs")
 RUN_FILES = {**TRAIN_FILES, **STUDY_TRAIN_FILES, **EVAL_FILES}
+SEED_FOLDER = "seed{}"               # a run's folder inside runs/<dataset>/<model>/, and its key's last part
+
+
+def seed_folder(seed: int | str) -> str:
+    return SEED_FOLDER.format(seed)
 
 
 @dataclass(frozen=True, order=True)
@@ -79,7 +84,7 @@ class Run:
     @property
     def key(self) -> str:
         """`dvlog/asym/seed0`: how logs, MLflow and the CLI name the run (and its folder under runs/)."""
-        return f"{self.dataset}/{self.model}/seed{self.seed}"
+        return f"{self.dataset}/{self.model}/{seed_folder(self.seed)}"
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class Layout:
 
     # --- runs ------------------------------------------------------------------------
     def run_dir(self, dataset: str, model: str, seed: int | str) -> str:
-        return f"{self.runs}/{dataset}/{model}/seed{seed}"
+        return f"{self.runs}/{dataset}/{model}/{seed_folder(seed)}"
 
     def run_file(self, dataset: str, model: str, seed: int | str, key: str) -> str:
         name = RUN_FILES[key]

@@ -35,12 +35,12 @@ from asym.data.parquet import FeatureTable, read_samples, write_samples
 from asym.data.sample import release_name
 from asym.errors import ConfigError, DataError
 from asym.io import atomic_path
-from asym.layout import TRAIN_FILES
+from asym.layout import SEED_FOLDER, TRAIN_FILES
 from asym.models import factory, registry
 
 DISCLAIMER = ("research model trained on self-reported vlog labels (D-Vlog / LMVD); "
               "not a diagnostic tool and not for clinical use")
-SEED_DIR = re.compile(r"seed(\d+)")
+SEED_DIR = re.compile(re.escape(SEED_FOLDER).replace(re.escape("{}"), r"(\d+)"))
 # Seeds of one model must agree on these to be averaged (asym.inference.predict.check_compatible).
 SAME_MODEL = ("format", "audio_dim", "visual_dim", "model", "scale", "model_config")
 
