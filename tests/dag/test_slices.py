@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from asym import cli
 from asym.config import ByScale, Params, load_params
 from asym.dag import stages
-from tests.project import make_project
+from tests.project import ROOT, make_project
 
 # Where the steps' files live and what a params file extends: the DAGs depend on those through the
 # files themselves, never through a params slice.
@@ -88,11 +89,13 @@ def _outside(read: str, allowed: list[str]) -> bool:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
+    kfold = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["kfold"]
     return make_project(tmp_path_factory.mktemp("slices"), ["mean-mlp", "asym"], [0], epochs=1,
                         synth={"dvlog": {"n_samples": 24, "seconds": [12, 20]},
                                "lmvd": {"n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}},
                         optimism={"models": {"demo": ["mean-mlp"], "paper": ["mean-mlp"]},
-                                  "seeds": {"demo": [0], "paper": [0]}})
+                                  "seeds": {"demo": [0], "paper": [0]}},
+                        split={"kfold": {**kfold, "k": 2}})       # the study's fits: 2 folds are enough here
 
 
 def test_every_step_reads_only_its_slice(project, monkeypatch):
