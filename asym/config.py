@@ -13,10 +13,10 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from asym.errors import ConfigError
 from asym.models.families import Family, ModelBlocks
@@ -182,19 +182,23 @@ class SplitConfig(Strict):
         return v
 
 
+def distinct_seeds(v: ByScale[list[int]]) -> ByScale[list[int]]:
+    """Each scale's seeds: at least one, distinct, non-negative (the run's and the study's alike)."""
+    for scale in SCALES:
+        seeds = v.at(scale)
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"{scale}: needs distinct non-negative seeds")
+    return v
+
+
+Seeds = Annotated[ByScale[list[int]], AfterValidator(distinct_seeds)]
+
+
 class RunConfig(Strict):
     datasets: list[str] = Field(min_length=1)
     models: Literal["all"] | list[str]
-    seeds: ByScale[list[int]]
+    seeds: Seeds
 
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: ByScale[list[int]]) -> ByScale[list[int]]:
-        for scale in SCALES:
-            seeds = v.at(scale)
-            if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-                raise ValueError(f"{scale}: needs distinct non-negative seeds")
-        return v
 
 
 class TrainConfig(Strict):
@@ -343,16 +347,8 @@ class OptimismConfig(Strict):
     sets the two side by side. An empty list turns the study off."""
 
     models: ByScale[list[str]]
-    seeds: ByScale[list[int]]
+    seeds: Seeds
 
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: ByScale[list[int]]) -> ByScale[list[int]]:
-        for scale in SCALES:
-            seeds = v.at(scale)
-            if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-                raise ValueError(f"{scale}: needs distinct non-negative seeds")
-        return v
 
 
 class ParamsFile(Strict):

@@ -49,6 +49,8 @@ def test_paths_are_resolved_against_the_params_file(tmp_path):
     (lambda r: r["recipes"]["demo"]["asym"].update(epochs="many"), "recipes.demo.asym.epochs"),
     (lambda r: r["recipes"]["demo"]["asym"].update(learning_rate=0.1), "recipes.demo.asym.learning_rate: unknown key"),
     (lambda r: r["train"].update(threads=0), "train.threads"),
+    (lambda r: r["run"]["seeds"].update(demo=[0, 0]), "run.seeds: Value error, demo: needs distinct non-negative seeds"),
+    (lambda r: r["optimism"]["seeds"].update(paper=[]), "optimism.seeds: Value error, paper: needs distinct"),
     (lambda r: r["split"].update(ratios=[0.5, 0.5, 0.5]), "split.ratios"),
     (lambda r: r.pop("train"), "train: Field required"),
     (lambda r: r.update(extra_block={}), "extra_block: unknown key"),
