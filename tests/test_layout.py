@@ -1,0 +1,34 @@
+"""A Run's key and files, and when its folder counts as complete (the main runs' and the study's)."""
+
+from __future__ import annotations
+
+from asym.config import load_params
+from asym.layout import RESUME_FILE, RUN_FILES, STUDY_TRAIN_FILES, TRAIN_FILES, Layout, Run
+from tests.conftest import ROOT
+
+
+def test_a_run_is_complete_with_every_file_its_job_writes_and_the_study_keeps_one_more(tmp_path):
+    main = Layout(**{k: str(tmp_path / k) for k in ("raw", "processed", "splits", "runs", "reports", "logs")})
+    study = main.for_protocol("kfold")
+    run = Run("dvlog", "mean-mlp", 3)
+    assert run.key == "dvlog/mean-mlp/seed3"
+    for lay, names in ((main, TRAIN_FILES), (study, {**TRAIN_FILES, **STUDY_TRAIN_FILES})):
+        files = lay.run(run)
+        assert files.folder == tmp_path / ("runs" if lay is main else "runs/protocols/kfold") / run.key
+        assert {k: files.file(k).name for k in RUN_FILES} == RUN_FILES
+        files.folder.mkdir(parents=True)
+        files.resume.write_bytes(b"")                 # a seed's progress is never its completion
+        assert files.resume.name == RESUME_FILE
+        for name in names.values():
+            assert not files.complete()
+            (files.folder / name).write_bytes(b"")
+        assert files.complete()
+        (files.folder / names["summary"]).unlink()
+        assert not files.complete()
+
+
+def test_the_grid_is_every_dataset_model_and_seed_once():
+    p = load_params(ROOT / "params.yaml")
+    runs = p.runs()
+    assert len(runs) == len(set(runs)) == len(p.datasets) * len(p.models) * len(p.seeds)
+    assert p.runs("lmvd", "asym") == [Run("lmvd", "asym", s) for s in p.seeds]
