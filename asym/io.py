@@ -9,6 +9,7 @@ is created private), so a group sharing a project folder can read every artefact
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -27,12 +28,26 @@ def current_umask() -> int:
     return mask
 
 
+def _temporary_name(target: Path) -> tuple[str, str]:
+    """The prefix and suffix of `atomic_path`'s temporary file beside `target`."""
+    return f".{target.name}.", ".tmp"
+
+
+def remove_temporaries(target: str | os.PathLike) -> None:
+    """Remove what a kill in the middle of `atomic_path(target)` left beside `target`."""
+    target = Path(target)
+    prefix, suffix = _temporary_name(target)
+    for tmp in target.parent.glob(f"{glob.escape(prefix)}*{suffix}"):
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    prefix, suffix = _temporary_name(target)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

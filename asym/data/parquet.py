@@ -31,10 +31,12 @@ def _sequence_column(arrays: list[np.ndarray], width: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), frames)
 
 
-def write_samples(samples: Iterable[Sample], path: Path, meta: dict[str, Any]) -> pa.Table:
+def samples_table(samples: Iterable[Sample], meta: dict[str, Any], where: Path) -> pa.Table:
+    """The Arrow table of `samples` (read from `where`), with its metadata: what a Parquet file
+    holds, in memory."""
     samples = list(samples)
     if not samples:
-        raise DataError(path, "no samples to write")
+        raise DataError(where, "no samples to write")
     a_dim, v_dim = samples[0].audio.shape[1], samples[0].visual.shape[1]
     cols: dict[str, pa.Array] = {
         "sample_id": pa.array([s.sample_id for s in samples], pa.string()),
@@ -50,7 +52,11 @@ def write_samples(samples: Iterable[Sample], path: Path, meta: dict[str, Any]) -
             cols[key] = pa.array([s.extra.get(key) for s in samples], typ)
     table = pa.table(cols)
     meta = {**meta, "audio_dim": int(a_dim), "visual_dim": int(v_dim)}
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+
+
+def write_samples(samples: Iterable[Sample], path: Path, meta: dict[str, Any]) -> pa.Table:
+    table = samples_table(samples, meta, path)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table
@@ -96,10 +102,14 @@ def read_samples(path: Path) -> FeatureTable:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "missing Parquet file (run `asym convert` first)")
-    table = pq.read_table(path)
+    return feature_table(pq.read_table(path), path)
+
+
+def feature_table(table: pa.Table, where: Path) -> FeatureTable:
+    """An asym Arrow table (from a Parquet file at `where`, or `samples_table`) as a FeatureTable."""
     raw_meta = (table.schema.metadata or {}).get(META_KEY)
     if raw_meta is None:
-        raise DataError(path, "not an asym feature table (no asym metadata)")
+        raise DataError(where, "not an asym feature table (no asym metadata)")
     meta = json.loads(raw_meta)
     return FeatureTable(
         table["sample_id"].to_pylist(), table["subject_id"].to_pylist(),

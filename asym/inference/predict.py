@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import sys
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from asym.data.parquet import FeatureTable, read_samples, write_samples
+from asym.data.parquet import FeatureTable, feature_table, read_samples, samples_table
 from asym.data.sample import release_name
 from asym.errors import ConfigError, DataError
 from asym.io import atomic_path
@@ -73,17 +73,28 @@ class RunModel:
         return self.per_partition(table, device).mean(0)
 
 
-def build_model(meta: dict[str, Any], where: Path) -> nn.Module:
-    """The registry's class with the checkpoint's own resolved config (never params.yaml's)."""
+def model_builder(meta: dict[str, Any], where: Path) -> Callable[[], nn.Module]:
+    """Builds the registry's class with the checkpoint's own resolved config (never params.yaml's),
+    once per partition; the config is checked, and a changed entry said, once."""
     entry = registry.get(meta["model"])
     if entry.digest() != meta["entry_digest"]:
         print(f"asym predict: warning: the registry entry of {meta['model']!r} changed since {where} was trained",
               file=sys.stderr)
+
+    def refused(exc: Exception) -> ConfigError:
+        return ConfigError(f"{where}: cannot rebuild {meta['model']!r} from its checkpoint: {exc}")
+
     try:
         config = factory.family_config(meta["model"], meta["model_config"])
-        return factory.build(meta["model"], int(meta["audio_dim"]), int(meta["visual_dim"]), config)
     except (TypeError, ValidationError) as exc:
-        raise ConfigError(f"{where}: cannot rebuild {meta['model']!r} from its checkpoint: {exc}") from None
+        raise refused(exc) from None
+
+    def build() -> nn.Module:
+        try:
+            return factory.build(meta["model"], int(meta["audio_dim"]), int(meta["visual_dim"]), config)
+        except (TypeError, ValidationError) as exc:
+            raise refused(exc) from None
+    return build
 
 
 def _meta(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -118,9 +129,10 @@ def load_run(run_dir: Path, device: torch.device) -> RunModel:
     if len(thresholds) != len(ckpt["partitions"]):
         raise DataError(path, f"{len(thresholds)} threshold(s) for {len(ckpt['partitions'])} partition(s)")
     models, norms = [], []
+    build = model_builder(meta, path)
     for part in ckpt["partitions"]:
         state, norm, _ = unpack_partition(part)
-        model = build_model(meta, path)
+        model = build()
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -176,10 +188,7 @@ def read_release_table(path: Path, meta: dict[str, Any]) -> FeatureTable:
     samples, layout = read_release(fmt, path, reader, labels_required=False)
     if not samples:
         raise DataError(path, "no vlogs to predict")
-    with tempfile.TemporaryDirectory() as tmp:
-        table = Path(tmp) / "input.parquet"
-        write_samples(samples, table, {"format": fmt, "layout": layout, "source": str(path)})
-        return read_samples(table)
+    return feature_table(samples_table(samples, {"format": fmt, "layout": layout, "source": str(path)}, path), path)
 
 
 def read_input(path: Path, meta: dict[str, Any]) -> FeatureTable:

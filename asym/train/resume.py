@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from asym.errors import DataError
-from asym.io import atomic_path
+from asym.io import atomic_path, remove_temporaries
 
 if TYPE_CHECKING:
     from asym.train.feed import TrainFeed
@@ -194,8 +194,7 @@ class SeedResume:
 
     @classmethod
     def open(cls, path: Path, fingerprint: str, started_at: float, warn: Warn) -> SeedResume:
-        for tmp in path.parent.glob(f".{path.name}.*.tmp"):    # a kill in the middle of a save
-            tmp.unlink(missing_ok=True)
+        remove_temporaries(path)                  # a kill in the middle of a save
         return cls(path, fingerprint, started_at, read(path, fingerprint, warn))
 
     @property
