@@ -96,17 +96,28 @@ class TrainFeed:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, table: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
-            logits: bool = False) -> np.ndarray:
-    """P(depressed) of every vlog of `table`, in its order (`logits`: the model's raw outputs)."""
+def outputs(model: nn.Module, table: FeatureTable, norm: AnyNormalizer, batch_size: int,
+            device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """P(depressed) and the model's raw outputs (logits) of every vlog of `table`, in its order,
+    from one pass over it."""
     model.eval()
-    probs = []
+    probs, logits = [], []
     order = np.argsort(table.n_frames, kind="stable")   # similar lengths together: less padding
     for i in range(0, len(order), batch_size):
         items = [(*norm(table.audio[j], table.visual[j]), 0) for j in order[i: i + batch_size]]
         audio, visual, lengths, _ = collate(items, device)
         out = model(audio, visual, lengths)
-        probs.append((out if logits else torch.sigmoid(out)).float().cpu().numpy())
-    out = np.empty(len(order), dtype=np.float32)
-    out[order] = np.concatenate(probs) if probs else np.empty(0)
-    return out
+        probs.append(torch.sigmoid(out).float().cpu().numpy())
+        logits.append(out.float().cpu().numpy())
+    result = []
+    for parts in (probs, logits):
+        column = np.empty(len(order), dtype=np.float32)
+        column[order] = np.concatenate(parts) if parts else np.empty(0)
+        result.append(column)
+    return result[0], result[1]
+
+
+def predict(model: nn.Module, table: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
+            logits: bool = False) -> np.ndarray:
+    """P(depressed) of every vlog of `table`, in its order (`logits`: the model's raw outputs)."""
+    return outputs(model, table, norm, batch_size, device)[1 if logits else 0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from asym.config import DEFAULT_THRESHOLD
 from asym.data.parquet import FeatureTable
 from asym.errors import ConfigError
 from asym.metrics import label_metrics, selection_score
-from asym.train.feed import TrainFeed, collate, predict
+from asym.train.feed import TrainFeed, collate, outputs, predict
 from asym.train.losses import build_loss
 from asym.train.normalize import AnyNormalizer
 from asym.train.observe import TrainObserver
@@ -61,9 +62,35 @@ def validation_score(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer,
 def validation_loss(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
                     loss_fn: nn.Module) -> float:
     """The recipe's loss over the whole validation fold (what a plateau scheduler steps on)."""
-    logits = torch.from_numpy(predict(model, valid, norm, batch_size, device, logits=True)).to(device)
+    return loss_of(predict(model, valid, norm, batch_size, device, logits=True), valid, loss_fn, device)
+
+
+def loss_of(logits: np.ndarray, fold: FeatureTable, loss_fn: nn.Module, device: torch.device) -> float:
+    """The recipe's loss of a fold's logits (`outputs`)."""
     with torch.no_grad():
-        return float(loss_fn(logits, torch.as_tensor(valid.label, dtype=torch.float32, device=device)))
+        return float(loss_fn(torch.from_numpy(logits).to(device),
+                             torch.as_tensor(fold.label, dtype=torch.float32, device=device)))
+
+
+class EpochOutputs:
+    """One epoch's probabilities and logits of each fold it is scored on, from one pass over the
+    fold however many of them the epoch needs (its selection score, a plateau scheduler's loss,
+    a study run's record)."""
+
+    def __init__(self, model: nn.Module, folds: dict[str, FeatureTable], norm: AnyNormalizer, rt: Runtime) -> None:
+        self.model, self.folds, self.norm, self.rt = model, folds, norm, rt
+        self.seen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _of(self, fold: str) -> tuple[np.ndarray, np.ndarray]:
+        if fold not in self.seen:
+            self.seen[fold] = outputs(self.model, self.folds[fold], self.norm, self.rt.eval_batch_size, self.rt.device)
+        return self.seen[fold]
+
+    def probs(self, fold: str) -> np.ndarray:
+        return self._of(fold)[0]
+
+    def loss(self, fold: str, loss_fn: nn.Module) -> float:
+        return loss_of(self._of(fold)[1], self.folds[fold], loss_fn, self.rt.device)
 
 
 def train_epoch(model: nn.Module, feed: TrainFeed, opt: torch.optim.Optimizer, loss_fn: nn.Module,
@@ -134,16 +161,16 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: AnyNormalizer, r
         lr = float(opt.param_groups[0]["lr"])        # this epoch's, before the scheduler moves it
         loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
         seconds = time.perf_counter() - t0
-        probs = predict(model, folds[select], norm, rt.eval_batch_size, rt.device) if keep_epochs else None
+        scored = EpochOutputs(model, folds, norm, rt)
+        probs = scored.probs(select)
         score, val = validation_score(model, folds[select], norm, rt.eval_batch_size, rt.device,
                                       recipe.selection_metric, probs=probs)
-        stepped_on = None if sched is None else step_scheduler(sched, lambda: validation_loss(
-            model, folds["valid"], norm, rt.eval_batch_size, rt.device, loss_fn))
+        stepped_on = None if sched is None else step_scheduler(sched, partial(scored.loss, "valid", loss_fn))
         row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
                **{f"{select}_{k}": v for k, v in val.items()}, f"{select}_selection": score, "lr": lr,
                **({"valid_loss": stepped_on} if stepped_on is not None else {})}
-        if probs is not None:
-            row[EPOCH_RECORD] = epoch_record(model, folds, select, probs, norm, recipe, rt)
+        if keep_epochs:
+            row[EPOCH_RECORD] = epoch_record(folds, probs, partial(scored.probs, "valid"), recipe)
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -162,13 +189,11 @@ def _best(best: FitResult | None) -> dict[str, Any] | None:
     return None if best is None else {"epoch": best.best_epoch, "score": best.best_score, "state": best.best_state}
 
 
-def epoch_record(model: nn.Module, folds: dict[str, FeatureTable], select: str, probs: np.ndarray,
-                 norm: AnyNormalizer, recipe: RecipeConfig, rt: Runtime) -> dict[str, Any]:
+def epoch_record(folds: dict[str, FeatureTable], probs: np.ndarray, valid_probs: Callable[[], np.ndarray],
+                 recipe: RecipeConfig) -> dict[str, Any]:
     """One epoch's probabilities on the selection fold and the threshold this epoch's weights
     would label at (tuned on the validation fold, as at the chosen checkpoint): what choosing
     the epoch again needs (asym.report.optimism)."""
-    def valid_probs() -> np.ndarray:
-        return probs if select == "valid" else predict(model, folds["valid"], norm, rt.eval_batch_size, rt.device)
     threshold = decision_threshold(recipe, folds["valid"].label, valid_probs)
     return {"prob": np.asarray(probs, np.float32).tolist(), "threshold": float(threshold)}
 
