@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
+from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import ConfigError
 from asym.models.families import Family, ModelBlocks
 from asym.schema import Strict
@@ -29,9 +30,9 @@ T = TypeVar("T")
 Scale = Literal["demo", "paper"]
 SCALES: tuple[str, ...] = ("demo", "paper")
 Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "kfold_select_on_test", "csv"]
-# The protocols of the optimism study (`optimism` below): the honest one, then the one that chooses
-# the checkpoint on the fold it reports (asym.data.splits).
-STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
+# The protocols of the optimism study (`optimism` below): the honest one, then its twin that chooses
+# the checkpoint on the fold it reports.
+STUDY_PROTOCOLS: tuple[str, str] = ("kfold", *SELECT_ON_TEST)
 # The params file `asym` reads when no --params is given (else params.yaml): how the Snakemake
 # rules name it, outside their command lines (asym.dag.snakefile).
 PARAMS_VARIABLE = "ASYM_PARAMS"

@@ -5,6 +5,7 @@ includes them. Kept apart from the stage table, so that editing the table retrai
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 from asym.layout import PACKAGE
@@ -24,8 +25,15 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
-    """asym modules a file imports, anywhere in it (static: nothing is imported)."""
+def _imports(path: Path) -> frozenset[str]:
+    """asym modules a file imports, anywhere in it (static: nothing is imported). Each file is
+    parsed once per version of it: the DAG asks for the code of every one of its jobs."""
+    stat = path.stat()
+    return _parsed_imports(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _parsed_imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -33,7 +41,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "asym":
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)   # `from asym.x import module`
-    return found
+    return frozenset(found)
 
 
 def code_deps(modules: tuple[str, ...] | list[str], model: str | None = None) -> list[str]:

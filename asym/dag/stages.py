@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
 from asym.dag.code import code_deps
-from asym.data.splits import SELECT_ON_TEST
+from asym.data.protocols import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 

@@ -38,12 +38,12 @@ import numpy as np
 import pandas as pd
 
 from asym.data.parquet import FeatureTable, read_samples
+from asym.data.protocols import SELECT_ON_TEST
 from asym.data.sample import FOLDS
 from asym.data.validate import check_unique, read_table
 from asym.errors import DataError
 
 COLUMNS = ["sample_id", "subject_id", "label", "partition", "fold"]
-SELECT_ON_TEST = ("kfold_select_on_test",)
 OPTIMISTIC_FLAG = "optimistic: selection on the test fold"
 
 

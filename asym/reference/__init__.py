@@ -7,7 +7,7 @@ from importlib import resources
 
 import pandas as pd
 
-from asym.data.splits import SELECT_ON_TEST
+from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import DataError
 
 # `model`: the registry name of the model built here that the row reports (empty: not built, or

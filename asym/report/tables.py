@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from asym.config import DEFAULT_THRESHOLD, Params
-from asym.data.splits import OPTIMISTIC_FLAG, SELECT_ON_TEST
+from asym.data.protocols import SELECT_ON_TEST
+from asym.data.splits import OPTIMISTIC_FLAG
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results

@@ -69,7 +69,7 @@ def test_the_peers_ten_fold_protocol_is_optimistic_and_never_ours():
     """MDD-Net's and MMFformer's KFold(10) by vlog, selecting on the reported fold, carries a tag
     of its own: flagged optimistic wherever shown, beside none of our protocols, ours included."""
     from asym.config import Protocol
-    from asym.data.splits import SELECT_ON_TEST
+    from asym.data.protocols import SELECT_ON_TEST
     from asym.reference import OPTIMISTIC_PROTOCOLS, PUBLISHED_ONLY
     from asym.report.tables import _published
 
