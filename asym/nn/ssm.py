@@ -58,7 +58,9 @@ def triton_available() -> bool:
     return True
 
 
+@functools.cache
 def _triton_scan():
+    """The Triton scan, imported once (a failed import is not cached: it raises again)."""
     try:
         from asym.nn.scan_triton import selective_scan_triton
     except ImportError as e:
