@@ -20,13 +20,11 @@ from asym.io import read_json, write_text
 from asym.layout import Layout
 from asym.metrics import CONVENTION
 from asym.models import registry
+from asym.report.tables import RESULT_METRICS, metric_value
 
 if TYPE_CHECKING:
     from asym.config import Params
 
-CARD_METRICS = ("accuracy", "precision", "recall", "f1", "f1_weighted", "balanced_accuracy", "mcc", "auroc",
-                "auprc", "ece")
-RAW_METRICS = {"mcc"}          # shown as they are; the others in %
 FEATURES = {"dvlog": "25 eGeMAPS low-level descriptors and 68 facial landmarks per second",
             "lmvd": "128 VGGish embeddings and 68 OpenFace facial landmarks per frame"}
 INDEPENDENCE = {
@@ -42,12 +40,6 @@ NEW_VLOGS = {"dvlog": "`asym predict` applies it to new vlogs (their features ma
 NOT_DIAGNOSTIC = ("**This is not a diagnostic tool.** Its output is a research model's score for a vlog, "
                   "not a clinical assessment of a person; it must not be used to screen, diagnose, triage or "
                   "make any decision about anyone.")
-
-
-def _fmt(k: str, v: Any) -> str:
-    if v is None or not np.isfinite(float(v)):
-        return "–"
-    return f"{float(v):.3f}" if k in RAW_METRICS else f"{100 * float(v):.2f}"
 
 
 def _summaries(params: Params, dataset: str, model: str) -> list[dict[str, Any]]:
@@ -83,13 +75,13 @@ def metrics_table(summary: pd.DataFrame, dataset: str, model: str) -> list[str]:
     floors = {f: _row(summary, dataset, f) for f in ("majority", "chance")}
     lines = ["| metric | convention | mean ± std | 95% CI | majority floor | chance floor |",
              "|---|---|---:|---:|---:|---:|"]
-    for k in CARD_METRICS:
+    for k in RESULT_METRICS:
         if row is None or k not in row:
             continue
         std = row.get(f"{k}_std", np.nan)
-        ci = f"[{_fmt(k, row.get(f'{k}_ci_low'))}, {_fmt(k, row.get(f'{k}_ci_high'))}]"
-        floor = [_fmt(k, f[k]) if f is not None and k in f else "–" for f in floors.values()]
-        lines.append(f"| {k} | {CONVENTION[k]} | {_fmt(k, row[k])} ± {_fmt(k, std)} | {ci} | {floor[0]} | {floor[1]} |")
+        ci = f"[{metric_value(k, row.get(f'{k}_ci_low'))}, {metric_value(k, row.get(f'{k}_ci_high'))}]"
+        floor = [metric_value(k, f[k]) if f is not None and k in f else "–" for f in floors.values()]
+        lines.append(f"| {k} | {CONVENTION[k]} | {metric_value(k, row[k])} ± {metric_value(k, std)} | {ci} | {floor[0]} | {floor[1]} |")
     return lines
 
 
@@ -100,8 +92,8 @@ def fairness_table(fair: pd.DataFrame, dataset: str, model: str) -> list[str]:
     lines = ["| attribute | group | n | accuracy | F1 (depressed) |", "|---|---|---:|---:|---:|"]
     for r in rows.to_dict("records"):
         n = "" if r["n"] != r["n"] else str(int(r["n"]))
-        lines.append(f"| {r['attribute']} | {r['group']} | {n} | {_fmt('accuracy', r['accuracy'])} | "
-                     f"{_fmt('f1', r['f1'])} |")
+        lines.append(f"| {r['attribute']} | {r['group']} | {n} | {metric_value('accuracy', r['accuracy'])} | "
+                     f"{metric_value('f1', r['f1'])} |")
     return lines
 
 

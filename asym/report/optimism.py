@@ -49,6 +49,7 @@ from asym.report.stats import (
     swap_draws,
     weighted_metrics,
 )
+from asym.report.tables import p_value
 
 HONEST, OPTIMISTIC = STUDY_PROTOCOLS
 COMPARED = ("accuracy", "f1")
@@ -240,10 +241,6 @@ def _pct(value: float, lo: float, hi: float, sign: str = "") -> str:
     return f"{100 * value:{sign}.2f} {ci}"
 
 
-def _p(p: float) -> str:
-    return "–" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
-
-
 def _threshold_cell(row: pd.Series) -> str:
     if row["threshold_rule"] != "valid_f1":
         return str(row["threshold_rule"])
@@ -259,7 +256,7 @@ def view(part: pd.DataFrame) -> pd.DataFrame:
                 _pct(r[f"{k}_{pr}"], r[f"{k}_{pr}_ci_low"], r[f"{k}_{pr}_ci_high"]) for _, r in part.iterrows()]
         out[f"Δ{LABELS[k]} [95% CI]"] = [_pct(r[f"delta_{k}"], r[f"delta_{k}_ci_low"], r[f"delta_{k}_ci_high"], "+")
                                           for _, r in part.iterrows()]
-    out["p (ΔF1)"] = [_p(p) for p in part["delta_f1_p"]]
+    out["p (ΔF1)"] = [p_value(p) for p in part["delta_f1_p"]]
     out["seeds"] = [str(int(n)) for n in part["n_seeds"]]
     return out.reset_index(drop=True)
 

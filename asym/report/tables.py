@@ -19,6 +19,7 @@ from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
 from asym.report.aggregate import MACRO, DatasetRuns
 
 LOWER_IS_BETTER = {"ece"}
+RAW_METRICS = frozenset({"mcc"})     # shown as they are, to 3 decimals; the others in %
 RESULT_METRICS = ("accuracy", "precision", "recall", "f1", "f1_weighted", "balanced_accuracy", "mcc", "auroc",
                   "auprc", "ece")
 LABELS = {"accuracy": "Acc", "precision": "P (dep.)", "recall": "R (dep.)", "f1": "F1 (dep.)",
@@ -88,8 +89,19 @@ def _pct(v: float, digits: int = 2) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}"
 
 
+def metric_value(k: str, v: Any) -> str:
+    """One value of metric `k` as every table and card shows it: in %, or as it is (MCC)."""
+    if v is None or not np.isfinite(float(v)):
+        return "–"
+    return f"{float(v):.3f}" if k in RAW_METRICS else _pct(float(v))
+
+
+def p_value(p: float) -> str:
+    return "–" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+
+
 def _cell(row: pd.Series, k: str) -> str:
-    if k == "mcc":
+    if k in RAW_METRICS:
         mean, std = row[k], row.get(f"{k}_std", np.nan)
         return "–" if not np.isfinite(mean) else (f"{mean:.3f}" + (f" ± {std:.3f}" if np.isfinite(std) else ""))
     std = row.get(f"{k}_std", np.nan)
@@ -100,7 +112,7 @@ def _ci(row: pd.Series, k: str) -> str:
     lo, hi = row.get(f"{k}_ci_low", np.nan), row.get(f"{k}_ci_high", np.nan)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "–"
-    if k == "mcc":
+    if k in RAW_METRICS:
         return f"[{lo:.3f}, {hi:.3f}]"
     return f"[{_pct(lo)}, {_pct(hi)}]"
 
@@ -135,8 +147,7 @@ def _delta(row: pd.Series) -> str:
 
 
 def _p(row: pd.Series) -> str:
-    p = row.get("p_vs_asym", np.nan)
-    return "–" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+    return p_value(row.get("p_vs_asym", np.nan))
 
 
 def results_view(part: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
