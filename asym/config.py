@@ -373,18 +373,19 @@ class ParamsFile(Strict):
     def _cross_refs(self) -> ParamsFile:
         from asym.models import registry
 
-        for scale in SCALES if self.optimism is not None else ():
-            unknown = [m for m in self.optimism.models.at(scale) if m not in registry.names()]
+        def known(models: list[str], key: str) -> None:
+            unknown = [m for m in models if m not in registry.names()]
             if unknown:
-                raise ValueError(f"optimism.models.{scale} names unknown models {unknown}; known: {registry.names()}")
+                raise ValueError(f"{key} names unknown models {unknown}; known: {registry.names()}")
+
+        for scale in SCALES if self.optimism is not None else ():
+            known(self.optimism.models.at(scale), f"optimism.models.{scale}")
 
         for name in self.run.datasets:
             if name not in self.datasets:
                 raise ValueError(f"run.datasets names {name!r}, which is not under `datasets`")
         if self.run.models != "all":
-            unknown = [m for m in self.run.models if m not in registry.names()]
-            if unknown:
-                raise ValueError(f"run.models names unknown models {unknown}; known: {registry.names()}")
+            known(self.run.models, "run.models")
         for name, ds in self.datasets.items():
             for scale in SCALES:
                 if ds.protocol.at(scale) == "csv" and ds.split_csv is None:
@@ -454,12 +455,6 @@ class Params:
     @property
     def readers(self) -> ReadersConfig:
         return self.data.readers
-
-    @property
-    def extract(self) -> ExtractConfig:
-        if self.data.extract is None:
-            raise ConfigError(f"{self.path}: no `extract` block (sample_rate, upsample, landmark_order) for `asym extract`")
-        return self.data.extract
 
     @property
     def synth(self) -> SynthConfig:
@@ -582,29 +577,28 @@ def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(base, str):
         raise ConfigError(f"{path}: extends: expected the path of a params file, relative to this one")
     base_path = path.parent / base
-    if not base_path.is_file():
-        raise ConfigError(f"{path}: extends: {base_path}: params file not found")
-    try:
-        base_raw = yaml.safe_load(base_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{base_path}: not valid YAML: {exc}") from None
-    if not isinstance(base_raw, dict):
-        raise ConfigError(f"{base_path}: expected a mapping at top level")
+    base_raw = _yaml_mapping(base_path, f"{path}: extends: {base_path}: params file not found")
     if base_raw.get("extends") is not None:
         raise ConfigError(f"{path}: extends {base_path}, which extends another file: one level only")
     return deep_merge(base_raw, raw)
 
 
-def _read_raw(path: Path) -> dict[str, Any]:
-    """The params file as YAML, with the file it `extends` merged in; not yet validated."""
+def _yaml_mapping(path: Path, missing: str) -> dict[str, Any]:
+    """A YAML file holding a mapping; `missing`: what to say when there is no file."""
     if not path.is_file():
-        raise ConfigError(f"{path}: params file not found")
+        raise ConfigError(missing)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
+    return raw
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    """The params file as YAML, with the file it `extends` merged in; not yet validated."""
+    raw = _yaml_mapping(path, f"{path}: params file not found")
     if raw.get("extends") is not None:
         raw = _extended(path, raw)
     return raw

@@ -17,6 +17,7 @@ av = pytest.importorskip("av")
 skimage_data = pytest.importorskip("skimage.data")
 
 from asym import cli  # noqa: E402
+from asym.config import load_extract  # noqa: E402
 from asym.data.dvlog import read_dvlog  # noqa: E402
 from asym.errors import DataError  # noqa: E402
 from asym.inference.extract import frames_per_second, landmark_row, nearest_per_second  # noqa: E402
@@ -94,7 +95,7 @@ def extract_only(tmp_path_factory, params):
     import yaml
 
     path = tmp_path_factory.mktemp("extract-params") / "params.yaml"
-    path.write_text(yaml.safe_dump({"extract": params.extract.model_dump()}))
+    path.write_text(yaml.safe_dump({"extract": load_extract(params.path).model_dump()}))
     return path
 
 
