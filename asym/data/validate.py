@@ -79,15 +79,16 @@ def read_labels(path: Path, header: list[str], labels: Collection[str], label_hi
     """A release's labels table, one record per row (a message names the row's line in the file):
     every index once, every label among `labels` (`label_hint` says which in the message) and
     every fold one of FOLDS. Without `labels_required` (prediction only) an empty label cell is
-    accepted, without `folds_required` an empty fold cell."""
+    accepted, without `folds_required` an empty fold cell, or no fold column at all."""
     df = read_table(path, header, exact=exact)
     check_unique(df["index"].tolist(), path)
     rows = df.to_dict("records")
     for row_no, row in enumerate(rows, start=FIRST_ROW_LINE):
         if row["label"] not in labels and (labels_required or row["label"]):
             raise DataError(path, f"line {row_no}: unknown label {row['label']!r}, expected {label_hint}")
-        if row["fold"] not in FOLDS and (folds_required or row["fold"]):
-            raise DataError(path, f"line {row_no}: unknown fold {row['fold']!r}, expected one of {list(FOLDS)}")
+        fold = (row.get("fold") or "").strip()
+        if fold not in FOLDS and (folds_required or fold):
+            raise DataError(path, f"line {row_no}: unknown fold {fold!r}, expected one of {list(FOLDS)}")
     return rows
 
 

@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from asym.data import dvlog
-from asym.data.sample import FOLDS
 from asym.errors import ConfigError, DataError
 from asym.io import atomic_dir, write_json
 
@@ -206,22 +205,14 @@ class Extractor:
 # --- inputs and output --------------------------------------------------------------------------
 def read_label_csv(path: Path | None) -> dict[str, dict[str, str]]:
     """A user's `index,label[,gender,fold]` CSV; label is depression/normal (or 1/0)."""
-    from asym.data.validate import check_unique, read_table
+    from asym.data.validate import read_labels
 
     if path is None:
         return {}
-    df = read_table(path, ["index", "label"])
-    check_unique(df["index"].tolist(), path)
-    out = {}
-    for row_no, row in enumerate(df.to_dict("records"), start=2):
-        if row["label"] and row["label"] not in LABEL_NAMES:
-            raise DataError(path, f"line {row_no}: unknown label {row['label']!r}, expected depression/normal or 1/0")
-        fold = (row.get("fold") or "").strip()
-        if fold and fold not in FOLDS:
-            raise DataError(path, f"line {row_no}: unknown fold {fold!r}, expected one of {list(FOLDS)}")
-        out[row["index"]] = {"label": LABEL_NAMES.get(row["label"], ""), "gender": row.get("gender", "") or "",
-                             "fold": fold}
-    return out
+    rows = read_labels(path, ["index", "label"], LABEL_NAMES, "depression/normal or 1/0", labels_required=False,
+                       folds_required=False)
+    return {row["index"]: {"label": LABEL_NAMES.get(row["label"], ""), "gender": row.get("gender", "") or "",
+                           "fold": (row.get("fold") or "").strip()} for row in rows}
 
 
 def _written_by_extract(entry: Path) -> bool:
