@@ -26,7 +26,7 @@ from statistics import NormalDist
 import numpy as np
 
 from asym.config import DEFAULT_THRESHOLD
-from asym.metrics import ECE_BINS, LABEL_METRICS, METRICS, ece_bin
+from asym.metrics import ECE_BINS, METRICS, ece_bin
 
 
 def resample_weights(units: list[str] | np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,13 +53,14 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def weighted_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray,
-                     keys: tuple[str, ...] = METRICS) -> dict[str, np.ndarray]:
+                     keys: tuple[str, ...] = METRICS, pred: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The metrics `keys` of asym.metrics (default: every one) for each row of weights W
-    (n_boot, n). The label metrics cost a few matrix-vector products; the ranking metrics and
-    the ECE, which cost far more, are computed only when asked for (simulations ask for F1 alone)."""
+    (n_boot, n): those of labels from `pred` (default: `prob` at the 0.5 threshold), those of
+    scores from `prob`. The label metrics cost a few matrix-vector products; the ranking metrics
+    and the ECE, which cost far more, are computed only when asked for (simulations ask for F1 alone)."""
     y = np.asarray(y, int)
     prob = np.asarray(prob, float)
-    pred = (prob >= 0.5).astype(int)
+    pred = (prob >= DEFAULT_THRESHOLD).astype(int) if pred is None else np.asarray(pred, int)
     tp, fp = W @ ((y == 1) & (pred == 1)), W @ ((y == 0) & (pred == 1))
     fn, tn = W @ ((y == 1) & (pred == 0)), W @ ((y == 0) & (pred == 0))
     n = tp + fp + fn + tn
@@ -109,21 +110,19 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, floa
     return float(lo), float(hi)
 
 
-def seed_mean_resamples(y: np.ndarray, probs: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
-    """Per metric, the seed-averaged value on every resample: probs is (n_seeds, n)."""
-    per_seed = [weighted_metrics(y, p, W) for p in probs]
+def seed_mean_resamples(y: np.ndarray, probs: np.ndarray, W: np.ndarray,
+                        preds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per metric, the seed-averaged value on every resample: probs (and the labels `preds`,
+    default: probs at 0.5) are (n_seeds, n)."""
+    per_seed = [weighted_metrics(y, p, W, pred=None if preds is None else preds[s]) for s, p in enumerate(probs)]
     return {k: np.mean([m[k] for m in per_seed], axis=0) for k in METRICS}
 
 
 def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
-    """Per metric, the seed-averaged value on every resample (seed_mean_resamples),
-    the metrics of labels taken from the saved labels `preds` (n_seeds, n) and those of scores
-    (AUROC, AUPRC, ECE) from `probs`. At threshold 0.5 the two agree and one pass is made."""
-    by_prob = seed_mean_resamples(y, probs, W)
-    if np.array_equal(np.asarray(preds, bool), np.asarray(probs) >= DEFAULT_THRESHOLD):
-        return by_prob
-    by_label = seed_mean_resamples(y, np.asarray(preds, float), W)   # a 0/1 score is its own label at 0.5
-    return {k: (by_label if k in LABEL_METRICS else by_prob)[k] for k in METRICS}
+    """Per metric, the seed-averaged value on every resample (seed_mean_resamples), the metrics
+    of labels taken from the saved labels `preds` (n_seeds, n), those of scores (AUROC, AUPRC,
+    ECE) from `probs`."""
+    return seed_mean_resamples(y, probs, W, np.asarray(preds))
 
 
 def bootstrap_p(deltas: np.ndarray) -> float:
