@@ -125,7 +125,7 @@ class Layout:
     def of(cls, params: Params, absolute: bool = True) -> Layout:
         """Absolute paths for the steps; as written in params.yaml for dvc.yaml (which sits
         beside it)."""
-        study = bool(getattr(params, "study", False))
+        study = params.study
         if absolute:
             return cls(**{k: str(params.path_of(k)) for k in KEYS}, study=study)
         return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, study=study)
@@ -134,7 +134,7 @@ class Layout:
     def from_cwd(cls, params: Params) -> Layout:
         """Paths relative to the working directory, for Snakemake: its records of a job's params
         and code are keyed by path, so a project folder can be moved or copied whole."""
-        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, study=bool(getattr(params, "study", False)))
+        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, study=params.study)
 
     # --- data ------------------------------------------------------------------------
     def raw_dir(self, dataset: str) -> str:

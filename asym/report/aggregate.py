@@ -56,10 +56,6 @@ class DatasetRuns:
     preds: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n) labels at its threshold
     units_metrics: pd.DataFrame | None = None   # one row per (model, seed, partition)
 
-    def __post_init__(self) -> None:
-        for model, prob in self.probs.items():      # no saved labels: the default threshold's
-            self.preds.setdefault(model, (np.asarray(prob) >= DEFAULT_THRESHOLD).astype(int))
-
 
 def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> DatasetRuns:
     """Every run of `dataset` (params' models and seeds); `per_run`: with each run's per-partition

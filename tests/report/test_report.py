@@ -207,12 +207,15 @@ def test_floors_accept_a_published_split_that_leaks_subjects(tmp_path):
 
 
 def _fairness_runs(n_frames, gender, probs):
+    from asym.config import DEFAULT_THRESHOLD
     from asym.report.aggregate import DatasetRuns
 
     n = len(n_frames)
     y = np.array([1, 0] * n)[:n]
+    probs = np.array(probs, float)
     return DatasetRuns("d", "official", "true", np.array([f"v{i}" for i in range(n)]), y, np.arange(n).astype(str),
-                       np.array(gender, dtype=object), np.array(n_frames), {"m": np.array(probs, float)})
+                       np.array(gender, dtype=object), np.array(n_frames), {"m": probs},
+                       {"m": (probs >= DEFAULT_THRESHOLD).astype(int)})      # labelled at the default threshold
 
 
 def test_fairness_groups_by_gender_and_length_tercile():
