@@ -271,23 +271,6 @@ def fairness(params: Params, all_runs: list[DatasetRuns]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reliability_curves(all_runs: list[DatasetRuns]) -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
-    from sklearn.calibration import calibration_curve
-
-    from asym.metrics import ECE_BINS, expected_calibration_error
-
-    curves = []
-    for runs in all_runs:
-        for model in ("asym", *[m for m in runs.probs if m != "asym"])[:6]:
-            if model not in runs.probs:
-                continue
-            y = np.tile(runs.y, len(runs.probs[model]))
-            prob = runs.probs[model].ravel()
-            observed, predicted = calibration_curve(y, prob, n_bins=ECE_BINS, strategy="uniform")
-            curves.append((runs.name, model, predicted, observed, expected_calibration_error(y, prob)))
-    return curves
-
-
 # --- the step ---------------------------------------------------------------------------------------
 def make_report(params: Params) -> dict[str, Path]:
     from asym.report import plots, tables
@@ -320,11 +303,14 @@ def make_report(params: Params) -> dict[str, Path]:
             counts = [confusion(r.y, pred) for pred in r.preds[model]]
             cells.append((r.name, model, {k: sum(c[k] for c in counts) for k in counts[0]}))
     plots.plot_confusion_grid(cells, Path(out["confusion_plot"]))
-    plots.plot_reliability(reliability_curves(all_runs), Path(out["reliability_plot"]))
+    plots.plot_reliability(plots.reliability_curves(all_runs), Path(out["reliability_plot"]))
     plots.plot_published(summary, published_results(), context.protocols, params.scale, Path(out["published_plot"]))
     if "protocol_optimism_md" in out:
         from asym.report import optimism
 
         optimism.write_table(optimism.compare(params), params, {k: Path(v) for k, v in out.items()
                                                                   if k.startswith("protocol_optimism_")})
+    from asym.report import html
+
+    html.write_pages(params, {k: Path(v) for k, v in out.items()})
     return {k: Path(v) for k, v in out.items()}

@@ -262,7 +262,7 @@ def view(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, params: Params, paths: dict[str, Path]) -> None:
-    from asym.report.tables import to_latex
+    from asym.report.latex import to_latex
 
     independence = {"true": "verified subject-independent", "false": "NOT subject-independent",
                     "unknown": "subject independence could not be verified (no subject ids)"}

@@ -11,6 +11,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
+    from asym.report.aggregate import DatasetRuns
+
 # Draws a run's confusion counts, titled, into a file: `plot_confusion`, or a ConfusionPlotter
 # that reuses one figure across runs.
 ConfusionPlot = Callable[[dict[str, int], str, Path], None]
@@ -202,3 +204,20 @@ def plot_published(summary: pd.DataFrame, published: pd.DataFrame, protocols: di
         ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
     return points
+
+
+def reliability_curves(all_runs: list[DatasetRuns]) -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
+    from sklearn.calibration import calibration_curve
+
+    from asym.metrics import ECE_BINS, expected_calibration_error
+
+    curves = []
+    for runs in all_runs:
+        for model in ("asym", *[m for m in runs.probs if m != "asym"])[:6]:
+            if model not in runs.probs:
+                continue
+            y = np.tile(runs.y, len(runs.probs[model]))
+            prob = runs.probs[model].ravel()
+            observed, predicted = calibration_curve(y, prob, n_bins=ECE_BINS, strategy="uniform")
+            curves.append((runs.name, model, predicted, observed, expected_calibration_error(y, prob)))
+    return curves

@@ -17,6 +17,7 @@ from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
 from asym.report.aggregate import MACRO, DatasetRuns
+from asym.report.latex import to_latex
 
 LOWER_IS_BETTER = {"ece"}
 RAW_METRICS = frozenset({"mcc"})     # shown as they are, to 3 decimals; the others in %
@@ -337,22 +338,3 @@ def write_fairness(fair: pd.DataFrame, ctx: Context, paths: dict[str, Path]) -> 
     write_text(paths["fairness_tex"], "\n".join(tex))
     with atomic_path(paths["fairness_csv"]) as tmp:
         fair.to_csv(tmp, index=False)
-
-
-def _tex(value: Any) -> str:
-    s = str(value).replace("◀", "").strip()
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        s = s.replace(a, b)
-    s = s.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("–", "--")
-    while s.count("**") >= 2:
-        s = s.replace("**", r"\textbf{", 1).replace("**", "}", 1)
-    return s
-
-
-def to_latex(view: pd.DataFrame, caption: str) -> str:
-    """pandas' Styler writes the LaTeX; cells are escaped and bold-marked here first."""
-    tex = view.map(_tex)
-    tex.columns = [_tex(c) for c in view.columns]
-    return tex.style.hide(axis="index").to_latex(
-        caption=_tex(caption), hrules=True, position="t", position_float="centering",
-        column_format="l" + "r" * (len(view.columns) - 1))
