@@ -200,19 +200,43 @@ def cmd_models(args: argparse.Namespace) -> None:
     if args.details:
         print_details(factory.details(_params(args)), registry.names(args.kind))
         return
-    for name in registry.names(args.kind):
-        e = registry.get(name)
-        print(f"{name:26s} {e.kind:9s} {e.recipe:9s} {e.description}")
+    names = registry.names(args.kind)
+    entries = [registry.get(n) for n in names]
+    widths = _widths(names, [e.kind for e in entries], [e.recipe for e in entries])
+    print(_row(widths, MODEL_COLUMNS) + " description")
+    for e in entries:
+        print(_row(widths, (e.name, e.kind, e.recipe)) + f" {e.description}")
+
+
+# The columns `asym models` leads with: whitespace-separated, one entry a line under a header line,
+# so `awk 'NR > 1 {print $1}'` lists the names; the description, which holds spaces, comes last.
+MODEL_COLUMNS = ("model", "kind", "recipe")
+
+
+def _widths(*columns: list[str]) -> list[int]:
+    """Each column as wide as its longest cell or header, so no two cells run together."""
+    return [max(len(h), *map(len, cells)) for h, cells in zip(MODEL_COLUMNS, columns, strict=True)]
+
+
+def _row(widths: list[int], cells: tuple[str, ...]) -> str:
+    return " ".join(f"{c:{w}s}" for c, w in zip(cells, widths, strict=True))
 
 
 def print_details(rows: list[dict], chosen: list[str]) -> None:
     """Parameter counts per scale and dataset, with each count relative to ASYM's."""
     counts = [k for k in rows[0] if "/" in k]
     full = next(r for r in rows if r["model"] == "asym")
-    print(f"{'model':26s} {'kind':9s} {'recipe':9s}" + "".join(f"{k:>22s}" for k in counts))
-    for r in (r for r in rows if r["model"] in chosen):
-        cells = "".join(f"{r[k]:>14,d} ({r[k] / full[k]:4.2f})" for k in counts)
-        print(f"{r['model']:26s} {r['kind']:9s} {r['recipe']:9s}{cells}")
+    shown = [r for r in rows if r["model"] in chosen]
+    cells = [[f"{r[k]:,d} ({r[k] / full[k]:.2f})" for k in counts] for r in shown]
+    count_widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(counts)]
+    widths = _widths(*([r[c] for r in shown] for c in MODEL_COLUMNS))
+
+    def right(values: list[str]) -> str:
+        return "".join(f"  {v:>{w}s}" for v, w in zip(values, count_widths, strict=True))
+
+    print(_row(widths, MODEL_COLUMNS) + right(counts))
+    for r, c in zip(shown, cells, strict=True):
+        print(_row(widths, tuple(r[k] for k in MODEL_COLUMNS)) + right(c))
 
 
 def cmd_dvc_yaml(args: argparse.Namespace) -> None:
@@ -231,57 +255,172 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="asym", description=__doc__)
-    ap.add_argument("--params", default=os.environ.get(PARAMS_VARIABLE) or DEFAULT_PARAMS,
-                    help=f"params file (default: ${PARAMS_VARIABLE}, else {DEFAULT_PARAMS})")
-    sub = ap.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+asym trains and compares models that recognise depression from vlogs, on the
+per-second audio and visual features of D-Vlog and LMVD: ASYM (Attentive Synergy
+Mamba), its ablations and published baselines, each over several seeds under a
+named split protocol. Only ASYM's abstract is public: asym rebuilds the model
+from it, and every detail the abstract leaves out is an assumption. It writes
+tables with confidence intervals and paired tests, plots, a model card per model
+and an HTML report, and logs every run to MLflow. Without the datasets it runs
+on synthetic demos written in each release's own layout: demo numbers show that
+the pipeline works, not how any model performs.
 
-    s = sub.add_parser("synth", help="write a demo dataset in a release layout")
-    s.add_argument("--format", choices=["dvlog", "lmvd"], required=True)
-    s.add_argument("--layout", choices=["authors", "derived"], default="authors", help="LMVD layout")
-    s.add_argument("--output", required=True)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--n-samples", type=int)
+`make run` runs the steps in this order (Snakemake; `dvc repro` runs the same
+DAG), one command each, every path taken from --params:
+  fetch -> convert -> split -> train -> evaluate -> report -> track
+Beside them: `ui` shows the MLflow runs, `models` lists the models, `extract`
+and `predict` apply a trained model to new vlogs. `asym <command> --help` gives
+a command's options; README.md gives the short path (demo, real data, GPU,
+cluster) and the reference."""
+
+EPILOG = """\
+examples:
+  asym models --kind baseline
+  asym train --dataset dvlog --model asym --seeds 0 1 2
+  asym predict --model runs/dvlog/asym --input my-vlogs --output predictions.csv"""
+
+PROJECT = "asym"                 # the distribution pyproject.toml declares (its project.name)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """An option shows its default where it has one to read: not a required option's None nor a
+    flag's False, nor where its help already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _TopHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """`asym --help`: the description's pipeline line and the examples keep their lines."""
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the version is looked up only when asked, so no other command depends on it."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        try:
+            version = package_version()
+        except ConfigError as exc:
+            parser.error(str(exc))
+        print(f"{parser.prog} {version}")
+        parser.exit()
+
+
+def package_version() -> str:
+    """The installed distribution's version; from a checkout that was never installed (the rules'
+    conda environment runs asym so), the version its pyproject.toml declares."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(PROJECT)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    import tomllib
+
+    from asym.layout import PACKAGE
+
+    pyproject = PACKAGE.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ConfigError(f"{PROJECT} is not installed (no package metadata) and {pyproject} is missing")
+    return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
+    """A sub-command whose own --help opens with the summary the command list shows."""
+    return sub.add_parser(name, help=summary, description=f"{summary}. {more}".strip(),
+                          formatter_class=_HelpFormatter)
+
+
+def _dataset(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--dataset", required=True, help="a dataset named under `datasets` in --params (dvlog, lmvd)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="asym", description=DESCRIPTION, epilog=EPILOG, formatter_class=_TopHelpFormatter)
+    ap.add_argument("--version", action=_VersionAction, help="print asym's version and exit")
+    ap.add_argument("--params", default=os.environ.get(PARAMS_VARIABLE) or DEFAULT_PARAMS,
+                    help=f"the params file: datasets, models, seeds, scale and paths "
+                         f"(default: ${PARAMS_VARIABLE} if set, else {DEFAULT_PARAMS})")
+    sub = ap.add_subparsers(dest="command", required=True, title="commands", metavar="<command>")
+
+    s = _command(sub, "synth", "write a demo dataset in a release's on-disk layout",
+                 "Synthetic vlogs with a planted, learnable signal; sizes and mechanism from `synth` in --params.")
+    s.add_argument("--format", choices=["dvlog", "lmvd"], required=True, help="whose release layout to write")
+    s.add_argument("--layout", choices=["authors", "derived"], default="authors",
+                   help="LMVD only: the authors' folders (Audio_feature, Video_feature, label) or per-vlog "
+                        "arrays with a labels.csv")
+    s.add_argument("--output", required=True, help="the folder to write")
+    s.add_argument("--seed", type=int, help="random seed (default: synth.seed of --params)")
+    s.add_argument("--n-samples", type=int, help="number of vlogs (default: synth.<format>.n_samples of --params)")
     s.set_defaults(func=cmd_synth)
 
-    s = sub.add_parser("fetch", help="bring a dataset release into the raw data folder")
-    s.add_argument("--dataset", required=True)
+    s = _command(sub, "fetch", "bring a dataset release into the raw data folder",
+                 "From the dataset's `source` in --params: a URL (checked against its sha256 where given), a local archive "
+                 "or folder, or `demo` (a synthetic release).")
+    _dataset(s)
     s.set_defaults(func=cmd_fetch)
 
-    s = sub.add_parser("convert", help="validate a release and write Parquet + dataset card")
-    s.add_argument("--dataset", help="dataset name in params.yaml (its format, folders and subjects CSV)")
+    s = _command(sub, "convert", "validate a release and write Parquet + dataset card",
+                 "Either --dataset, or --format, --input and --output.")
+    s.add_argument("--dataset", help="a dataset named under `datasets` in --params: its format, folders and subjects CSV")
     s.add_argument("--format", choices=["dvlog", "lmvd"], help="default: the dataset's format")
     s.add_argument("--input", help="release folder (default: the dataset's raw folder)")
     s.add_argument("--output", help="Parquet file (default: the dataset's processed table)")
-    s.add_argument("--subjects", help="sample,subject CSV (overrides params.yaml)")
+    s.add_argument("--subjects", help="sample,subject CSV (overrides the dataset's `subjects` in --params)")
     s.set_defaults(func=cmd_convert)
 
-    s = sub.add_parser("split", help="the dataset's split protocol, with a leakage check")
-    s.add_argument("--dataset", required=True)
-    s.add_argument("--protocol", choices=STUDY_PROTOCOLS, help="the optimism study's split under this protocol")
+    s = _command(sub, "split", "the dataset's split protocol, with a leakage check",
+                 "Writes the split CSV and a summary that says whether it is subject-independent.")
+    _dataset(s)
+    s.add_argument("--protocol", choices=STUDY_PROTOCOLS,
+                   help="the optimism study's split under this protocol (default: the dataset's own protocol)")
     s.set_defaults(func=cmd_split)
 
-    s = sub.add_parser("train", help="train one model on one dataset, every seed (or those given)")
-    s.add_argument("--dataset", required=True)
-    s.add_argument("--model", required=True)
+    s = _command(sub, "train", "train one model on one dataset, every seed (or those given)",
+                 "A seed already complete is kept; an interrupted one resumes.")
+    _dataset(s)
+    s.add_argument("--model", required=True, help="a registry name (`asym models` lists them)")
     s.add_argument("--seeds", type=int, nargs="+", help="default: run.seeds of the active scale")
-    s.add_argument("--entry-digest", help="the registry entry's fingerprint the stage was written for")
-    s.add_argument("--protocol", choices=STUDY_PROTOCOLS, help="the optimism study's runs under this protocol")
+    s.add_argument("--protocol", choices=STUDY_PROTOCOLS,
+                   help="the optimism study's runs under this protocol (default: the main grid's runs)")
+    # Written by the workflow (asym.dag.stages) so that an edited registry entry reruns its jobs;
+    # refused when it no longer matches the entry. Not for users: hidden from --help.
+    s.add_argument("--entry-digest", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="metrics of every run (or of --run) from its saved predictions")
-    s.add_argument("--run", help="one run folder")
+    s = _command(sub, "evaluate", "metrics of every run (or of --run) from its saved predictions")
+    s.add_argument("--run", help="one run folder, runs/<dataset>/<model>/seed<k> (default: every run of --params)")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("report", help="tables and plots in the reports folder")
+    s = _command(sub, "report", "tables and plots in the reports folder",
+                 "Markdown, CSV and LaTeX tables, plots and model cards from every evaluated run.")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("track", help="log every finished run and the report to MLflow, once each")
+    s = _command(sub, "track", "log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
 
-    s = sub.add_parser("extract", help="D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos; "
-                       "reads only the `extract` block of --params")
+    s = _command(sub, "ui", "serve the MLflow UI over the store; print where the training runs are")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (0.0.0.0 makes it reachable from other machines)")
+    s.add_argument("--port", type=int, default=5000, help="port to serve on")
+    s.set_defaults(func=cmd_ui)
+
+    s = _command(sub, "models", "list the model registry",
+                 "One model a line under a header: name, kind, training recipe, description.")
+    s.add_argument("--kind", choices=["asym", "ablation", "baseline"], help="only models of this kind (default: all)")
+    s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
+    s.set_defaults(func=cmd_models)
+
+    s = _command(sub, "extract", "D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos",
+                 "Reads only the `extract` block of --params.")
     s.add_argument("--video", nargs="+", required=True, help="video files; each file's name is its index")
     s.add_argument("--audio", nargs="+", help="audio files, one per video in the same order (default: the video's own track)")
     s.add_argument("--labels", help="optional index,label[,gender,fold] CSV (label: depression/normal or 1/0)")
@@ -289,26 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "`asym extract` output (replaced); any other folder is refused")
     s.set_defaults(func=cmd_extract)
 
-    s = sub.add_parser("predict", help="probabilities for new vlogs from a trained run (or the mean over its seeds)")
+    s = _command(sub, "predict", "probabilities for new vlogs from a trained run (or the mean over its seeds)",
+                 "A research model, not a diagnostic tool.")
     s.add_argument("--model", required=True, help="runs/<dataset>/<model>/seed<k>, or runs/<dataset>/<model> (every seed)")
     s.add_argument("--input", required=True, help="a release folder (either dataset's layout), an `asym extract` "
                    "output or an asym Parquet table")
     s.add_argument("--output", required=True, help="CSV: id, probability, label, threshold")
-    s.add_argument("--device", help="default: train.device of params.yaml, or cpu without one")
+    s.add_argument("--device", help="default: train.device of --params, or cpu without one")
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("ui", help="serve the MLflow UI over the store; print where the training runs are")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=5000)
-    s.set_defaults(func=cmd_ui)
-
-    s = sub.add_parser("models", help="list the model registry")
-    s.add_argument("--kind", choices=["asym", "ablation", "baseline"])
-    s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
-    s.set_defaults(func=cmd_models)
-
-    s = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage table (asym.dag.stages) and params.yaml")
-    s.add_argument("--output", default="dvc.yaml")
+    s = _command(sub, "dvc-yaml", "write dvc.yaml from the stage table (asym.dag.stages) and --params")
+    s.add_argument("--output", default="dvc.yaml", help="the file to write, or with --check to compare")
     s.add_argument("--check", action="store_true", help="fail if the file is out of date")
     s.set_defaults(func=cmd_dvc_yaml)
     return ap
@@ -318,9 +448,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()                  # a closed pipe shows here, not at exit
     except (DataError, ConfigError) as exc:
         print(f"asym {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped early (`asym models | head`): exit quietly, not with a traceback, and
+        # point stdout at /dev/null so that flushing it at exit raises nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 
