@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -11,7 +12,9 @@ from asym.data.splits import read_split, split_summary
 from asym.evaluate import evaluate_run
 from asym.io import write_json
 from asym.layout import Layout, Run
+from asym.models import registry
 from asym.report.aggregate import aggregate, fairness
+from asym.report.model_card import render as render_card
 from asym.report.model_card import write_model_cards
 from asym.train.job import train_job
 from tests.project import prepared
@@ -44,9 +47,12 @@ def test_a_card_carries_the_reports_metrics_floors_and_subgroups(reported):
         assert f"| {r['attribute']} | {r['group']} |" in text
     assert "gender" in set(fair["attribute"])                      # D-Vlog records gender
     assert "Protocol `official`" in text and "could not be verified" in text
-    assert "synthetic demo data" in text and "self-reported" in text and "not a clinical population" in text
+    assert "synthetic demo data" in text and "four annotators who reviewed" in text and "self-reported" not in text
+    assert "YouTube (January 2020 to January 2021) are not a clinical population" in text
     assert text.count("not a diagnostic tool") == 2 and "Research on automatic depression recognition" in text
     assert "iBUG 300-W" in text and "120 vlogs" not in text and "60 vlogs" in text
+    assert ("**Warning: failed seed(s)" in text) == bool(row.get("failed_seeds", ""))
+    assert "(training-fold statistics)" in text and "chosen on the validation fold" in text   # mean-mlp: asym's recipe
 
 
 def test_cards_are_declared_report_outputs_of_both_dags(reported):
@@ -64,26 +70,25 @@ def test_synthetic_only_for_the_demo_generators_data_and_lmvd_cards_point_away_f
     features, which `asym extract` does not make (it writes D-Vlog's)."""
     import json
 
-    from asym.report.model_card import render
-
     p, summary, fair, cards = reported
     lay = Layout.of(p)
     dvlog_card = cards["dvlog/mean-mlp"].read_text()
-    assert "their features made by `asym extract`" in dvlog_card and "Decision threshold: 0.5 " in dvlog_card
+    assert "their features made by `asym extract`" in dvlog_card and "Decision thresholds used: 0.5 (" in dvlog_card
     path = Path(lay.card_json("dvlog"))
     original = path.read_text()
     try:
         path.write_text(json.dumps({**json.loads(original), "source": "/data/dvlog-dataset", "synthetic": False}))
-        text = render(p, summary, fair, "dvlog", "mean-mlp")
+        text = render_card(p, summary, fair, "dvlog", "mean-mlp")
     finally:
         path.write_text(original)
     assert "Scale `demo`" in text and "synthetic demo data" not in text and "`/data/dvlog-dataset`" in text
     write_json(lay.card_json("lmvd"), {**json.loads(original), "dataset": "lmvd", "format": "lmvd", "source": "demo",
                                        "synthetic": True, "audio_dim": 128})
-    text = render(p, summary, fair, "lmvd", "mean-mlp")
+    text = render_card(p, summary, fair, "lmvd", "mean-mlp")
     assert "LMVD (He et al., 2024)" in text and "synthetic demo data" in text
     assert "made as LMVD's were" in text and "their features made by `asym extract`" not in text
-    assert "iBUG 300-W" not in text and "128 VGGish embeddings" in text
+    assert "iBUG 300-W" not in text and "128-d VGGish embeddings (about one row per second)" in text
+    assert "Sina Weibo, Bilibili, TikTok and YouTube" in text and "per frame" not in text
 
 
 def test_both_dags_declare_what_report_and_track_read(tmp_path):
@@ -116,3 +121,176 @@ def test_both_dags_declare_what_report_and_track_read(tmp_path):
         job = dry.stdout.split(jobs[stage], 1)[1].split("Shell command", 1)[0]
         inputs = set(job.split("Input files updated by another job: ", 1)[1].splitlines()[0].split(", "))
         assert set(files) <= inputs, stage
+
+
+# --- every recipe, protocol, normalisation and model: the card states the true thing only --------------------
+def _repo_params():
+    from asym.config import load_params
+    from tests.project import ROOT
+
+    return load_params(ROOT / "params.yaml")
+
+
+def _recipes() -> list[tuple[str, str]]:
+    p = _repo_params()
+    return [(scale, name) for scale in ("demo", "paper") for name in p.at_scale(scale).data.recipes.at(scale)]
+
+
+def _protocols() -> list[str]:
+    from typing import get_args
+
+    from asym.config import Protocol
+
+    return list(get_args(Protocol))
+
+
+@pytest.mark.parametrize("scale,name", _recipes())
+@pytest.mark.parametrize("protocol", _protocols())
+@pytest.mark.parametrize("dataset", ["dvlog", "lmvd"])
+def test_the_recipe_is_listed_as_run_and_the_selection_fold_named_truly(scale, name, protocol, dataset):
+    from asym.data.protocols import SELECT_ON_TEST
+    from asym.report.model_card import recipe_lines
+
+    recipe = _repo_params().at_scale(scale).recipe(name)
+    text = "\n".join(recipe_lines(recipe, name, dataset, protocol, []))
+    assert f"Recipe `{name}`" in text and f"learning rate {recipe.lr[dataset]:g} on {dataset}" in text
+    assert f"{recipe.epochs} epochs, batch {recipe.batch_size}" in text
+    assert ("weight decay none" in text) == (recipe.weight_decay == 0)
+    assert ("every parameter" in text) == (recipe.weight_decay > 0 and recipe.weight_decay_on == "all")
+    assert ("MDD-Net's combined loss" in text) == (recipe.loss == "combined")
+    assert ("ReduceLROnPlateau" in text) == (recipe.scheduler == "plateau")
+    crops = {"none": "crops: none (whole vlogs)", "random_window": "one random window of",
+             "offline": f"up to {recipe.crop.n_crops} random crops of at least"}
+    assert crops[recipe.crop.kind] in text
+    if recipe.crop.kind != "none":
+        assert f"{recipe.crop.min_frames_for(dataset)}" in text
+    assert {"mean4": "best mean of accuracy, precision, recall and F1", "accuracy": "best accuracy"}[
+        recipe.selection_metric] in text
+    assert "decision threshold: fixed at 0.5" in text
+    on_test = protocol in SELECT_ON_TEST
+    assert ("chosen on the validation fold" in text) is not on_test
+    assert ("chosen on the **test** fold" in text and "optimistic" in text) is on_test
+
+
+@pytest.mark.parametrize("normalize", ["zscore", "none", "per_sample"])
+def test_training_fold_statistics_only_where_the_normalisation_uses_them(normalize):
+    from asym.report.model_card import recipe_lines
+
+    base = _repo_params().recipe("asym")
+    recipe = base.model_copy(update={"normalize": normalize, "std_floor": 1e-8})
+    text = "\n".join(recipe_lines(recipe, "asym", "dvlog", "official", []))
+    assert ("training-fold statistics" in text) == (normalize == "zscore")
+    assert ("the raw features" in text) == (normalize == "none")
+    assert ("each vlog z-scored over its own frames" in text) == (normalize == "per_sample")
+
+
+def test_a_tuned_threshold_is_described_with_its_grid_and_the_values_the_seeds_used():
+    from asym.config import ThresholdGrid
+    from asym.report.model_card import _thresholds, recipe_lines
+
+    recipe = _repo_params().recipe("asym").model_copy(
+        update={"threshold": "valid_f1", "threshold_grid": ThresholdGrid(low=0.2, high=0.8, step=0.05)})
+    text = "\n".join(recipe_lines(recipe, "asym", "dvlog", "official", []))
+    assert "tuned per seed on the validation fold" in text and "0.2 to 0.8 (step 0.05)" in text
+    assert "fixed at" not in text
+    used = _thresholds([{"threshold": [0.35]}, {"threshold": [0.4]}], recipe)
+    assert used.startswith("0.35, 0.4 (tuned per seed")
+
+
+def test_the_runs_recorded_selection_fold_wins_over_the_protocols_default():
+    from asym.report.model_card import selection_fold
+
+    assert selection_fold("kfold", [{"selection_fold": "test"}]) == "test"
+    assert selection_fold("kfold_select_on_test", []) == "test"
+    assert selection_fold("kfold_select_on_test", [{"selection_fold": "valid"}]) == "valid"
+    assert selection_fold("official", []) == "valid"
+
+
+@pytest.mark.parametrize("model", registry.names())
+@pytest.mark.parametrize("protocol", ["official", "kfold_select_on_test"])
+def test_every_models_card_states_its_provenance_selection_and_size_truly(reported, model, protocol):
+    """Models without runs here: the card takes the protocol from the summary row, the recipe from params."""
+    from asym.report.model_card import ASYM_PROVENANCE, INTERACTION, NO_STATE_MATRICES, PUBLIC_CODE
+
+    p, summary, fair, _ = reported
+    rows = pd.DataFrame([{"dataset": "dvlog", "model": model, "protocol": protocol}])
+    text = render_card(p, pd.concat([summary[summary["model"] != model], rows]), fair, "dvlog", model)
+    entry = registry.get(model)
+    head = text.split("## Model", 1)[0]
+    assert (ASYM_PROVENANCE in head) == (entry.family == "asym")
+    assert ("rebuild from the abstract" in text) == (entry.family == "asym")
+    # mean-mlp's run here recorded the fold that chose its checkpoint (valid): the record wins over the row
+    on_test = protocol == "kfold_select_on_test" and model != "mean-mlp"
+    assert ("**Optimistic numbers.**" in head) is on_test
+    assert ("chosen on the validation fold" in text) is not on_test
+    if model != "mean-mlp":                       # no run: the demo scale's claim is never the public build's
+        assert PUBLIC_CODE not in text and "Parameters: – (no finished run)" in text
+    assert (INTERACTION in text) == (model == "asym-no-mamba-interaction")
+    assert (NO_STATE_MATRICES in text) == (model == "asym-transformer")
+    assert text.count("not a diagnostic tool") == 2
+
+
+def test_a_demo_size_model_is_called_shrunk_with_both_counts(reported):
+    from asym.report.model_card import trainable_parameters
+
+    p, summary, fair, cards = reported
+    text = cards["dvlog/mean-mlp"].read_text()
+    demo, paper = (trainable_parameters(p, "mean-mlp", "dvlog", s) for s in ("demo", "paper"))
+    assert demo < paper
+    assert f"Parameters: {demo:,} (trainable): **shrunk** at `demo` scale from the {paper:,} of `paper` scale" in text
+
+
+@pytest.mark.parametrize("model", ["depmamba", "caf-mamba", "mdd-net"])
+def test_as_its_public_code_builds_it_only_at_the_public_codes_size(reported, model):
+    from asym.report.model_card import PUBLIC_CODE, description, size_lines, trainable_parameters
+
+    p, *_ = reported
+    entry = registry.get(model)
+    assert PUBLIC_CODE in entry.description
+    paper = trainable_parameters(p, model, "dvlog", "paper")
+    demo = trainable_parameters(p, model, "dvlog", "demo")
+    shrunk = "\n".join([description(entry, False), *size_lines("demo", entry, demo, paper)])
+    assert PUBLIC_CODE not in shrunk and f"{demo:,}" in shrunk and f"{paper:,}" in shrunk and "shrunk" in shrunk
+    full = "\n".join([description(entry, True), *size_lines("paper", entry, paper, paper)])
+    assert PUBLIC_CODE in full and "at its public code's widths" in full and "shrunk" not in full
+
+
+@pytest.mark.parametrize("cells,flagged", [
+    ({}, False),                                                      # a summary from before the columns
+    ({"failed_seeds": "", "failure": ""}, False),
+    ({"failed_seeds": float("nan"), "failure": float("nan")}, False),  # empty cells read back from CSV
+    ({"failed_seeds": "0, 2", "failure": "best epoch 1, every test vlog called depressed"}, True),
+    ({"failed_seeds": 0, "failure": "best epoch 1"}, True),            # seed 0 read back as a number
+])
+def test_a_failed_seed_is_flagged_in_a_warning_block(reported, cells, flagged):
+    p, summary, fair, _ = reported
+    row = summary[(summary["dataset"] == "dvlog") & (summary["model"] == "mean-mlp")].iloc[0].to_dict()
+    row = {k: v for k, v in row.items() if k not in ("failed_seeds", "failure")}
+    rows = pd.DataFrame([{**row, **cells}])
+    text = render_card(p, pd.concat([summary[summary["model"] != "mean-mlp"], rows]), fair, "dvlog", "mean-mlp")
+    head = text.split("## Model", 1)[0]
+    assert ("**Warning: failed seed(s)" in head) is flagged
+    if flagged:
+        assert f"failed seed(s) {cells['failed_seeds']}.** Best epoch 1" in head
+
+
+def test_without_the_interaction_asym_starts_as_the_same_function():
+    """What the card says of asym-no-mamba-interaction: tying A is all it removes, and A starts equal, so at
+    initialisation both models give the same output for the same seed."""
+    import torch
+
+    from asym.models import factory
+
+    p = _repo_params()
+    outputs = {}
+    for model in ("asym", "asym-no-mamba-interaction"):
+        torch.manual_seed(0)
+        net = factory.from_params(model, p, "dvlog").eval()
+        torch.manual_seed(1)
+        audio, visual = torch.randn(2, 20, 25), torch.randn(2, 20, 136)
+        with torch.no_grad():
+            outputs[model] = net(audio, visual, torch.tensor([20, 14]))
+    shared = sum(q.numel() for q in factory.from_params("asym", p, "dvlog").parameters())
+    apart = sum(q.numel() for q in factory.from_params("asym-no-mamba-interaction", p, "dvlog").parameters())
+    assert apart > shared                                    # the A matrices, held once by the full model
+    torch.testing.assert_close(outputs["asym"], outputs["asym-no-mamba-interaction"], rtol=0, atol=1e-6)
