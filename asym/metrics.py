@@ -109,17 +109,46 @@ def selection_score(m: dict[str, float], metric: str) -> float:
     return float(np.mean([m[k] for k in HEADLINE])) if metric == "mean4" else float(m[metric])
 
 
+DEPRESSED_CLASS = ("precision", "recall", "f1")
+# What each floor stands for: the metrics on which it is the score a model must beat. The
+# majority's constant prior is the uninformed reference of every metric but the depressed-class
+# ones (when the majority is normal it never names a depressed vlog: its P is 0/0 and its R and F1
+# are 0 by construction); "always depressed" is the floor of those; a random guess's 0/1 scores
+# have no ranking or calibration to compare with.
+FLOOR_METRICS = {
+    "majority": tuple(k for k in METRICS if k not in DEPRESSED_CLASS),
+    "always-depressed": DEPRESSED_CLASS,
+    "chance": LABEL_METRICS,
+}
+
+
+def _keep(m: dict[str, float], keys: tuple[str, ...]) -> dict[str, float]:
+    """Every metric, NaN where the floor means nothing (FLOOR_METRICS)."""
+    return {k: float(m[k]) if k in keys else float("nan") for k in METRICS}
+
+
 def majority_floor(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
-    """Always the training fold's majority class (its prior as the probability)."""
+    """Always the training fold's majority class (its prior as the probability); its
+    depressed-class P/R/F1 only where that majority is depressed (then it is "always depressed")."""
     from sklearn.dummy import DummyClassifier
 
     clf = DummyClassifier(strategy="prior").fit(np.zeros((len(y_train), 1)), y_train)
     x = np.zeros((len(y_test), 1))
-    return {**label_metrics(y_test, clf.predict(x)), **score_metrics(y_test, clf.predict_proba(x)[:, -1])}
+    pred = clf.predict(x)
+    m = {**label_metrics(y_test, pred), **score_metrics(y_test, clf.predict_proba(x)[:, -1])}
+    depressed = len(pred) > 0 and bool(pred[0] == 1)
+    return _keep(m, FLOOR_METRICS["majority"] + (DEPRESSED_CLASS if depressed else ()))
+
+
+def always_depressed_floor(y_test: np.ndarray) -> dict[str, float]:
+    """Every test vlog called depressed: the floor of the depressed-class P (the prevalence),
+    R (1) and F1 (2·prevalence / (1 + prevalence)), which a constant "normal" cannot give."""
+    y = np.asarray(y_test, int)
+    return _keep(label_metrics(y, np.ones_like(y)), FLOOR_METRICS["always-depressed"])
 
 
 def chance_floor(y_train: np.ndarray, y_test: np.ndarray, draws: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Expected metrics of a stratified random guess (predicts depressed with the training
+    """Expected label metrics of a stratified random guess (predicts depressed with the training
     fold's rate), averaged over `draws` guesses."""
     from sklearn.dummy import DummyClassifier
 
@@ -127,5 +156,5 @@ def chance_floor(y_train: np.ndarray, y_test: np.ndarray, draws: int = 1000, see
     rows = []
     for k in range(draws):
         clf = DummyClassifier(strategy="stratified", random_state=seed + k).fit(np.zeros((len(y_train), 1)), y_train)
-        rows.append(all_metrics(y_test, clf.predict_proba(x)[:, -1]))
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in METRICS}
+        rows.append(label_metrics(y_test, clf.predict(x)))
+    return _keep({k: float(np.mean([r[k] for r in rows])) for k in LABEL_METRICS}, FLOOR_METRICS["chance"])

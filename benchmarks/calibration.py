@@ -1,6 +1,6 @@
 """Size, power and coverage of the report's statistics, by simulation (no training).
 
-    python benchmarks/calibration.py [--quick] [--json FILE] [--md FILE]
+    python benchmarks/calibration.py [--quick] [--part all|tests|optimism] [--json FILE] [--md FILE]
 
 Two classifiers' predictions are drawn on test folds of the real sizes, with a known true
 difference in depressed-class F1, and judged by asym.report.stats' own functions, those the report
@@ -24,6 +24,19 @@ each population metric is known in closed form: recall Phi(mu), false-positive r
 accuracy Phi(mu), AUROC Phi(sqrt(2) mu), F1 = 2 pi Phi(mu) / (pi + pi Phi(mu) + (1 - pi) Phi(-mu))
 at the fold's depressed share pi. Classifier A is set to F1 = F1_LEVEL (ASYM's published level);
 classifier B to F1_LEVEL - ΔF1 by solving for its mu. At ΔF1 = 0 the two are exchangeable.
+
+The optimism study's intervals (`protocol_optimism`, asym.report.optimism): one training run's
+epochs are drawn the same way, every epoch of the same true accuracy (F1_LEVEL) and their scores
+correlated by EPOCH_CORRELATION, on the study's pooled test sets (every vlog tested once over the
+k outer folds of params.yaml's split.kfold, whole subjects per fold). In each outer fold the
+optimistic arm keeps the epoch best on that fold's test vlogs by the recipe's selection metric;
+the honest arm one chosen apart from them (on validation: here at random, the epochs being
+alike). The truth, what each protocol reports on average and the average Δ, comes from a large
+Monte Carlo of fresh test sets; each replicate then runs the report's own code
+(`optimism.reselected_resamples`, the selection made again in each of the report's resamples) and
+asks how often each interval holds the truth: the percentile interval the table printed before,
+the shifted percentile interval it prints now (`optimism.shifted_percentile_ci`), and for
+comparison the bias-corrected percentile (BC) and basic ones. One seed per replicate.
 """
 
 from __future__ import annotations
@@ -46,8 +59,10 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asym.config import load_params  # noqa: E402
+from asym.config import DEFAULT_THRESHOLD, STUDY_PROTOCOLS, load_params  # noqa: E402
 from asym.io import write_json, write_text  # noqa: E402
+from asym.models import registry  # noqa: E402
+from asym.report import optimism  # noqa: E402
 from asym.report.stats import (  # noqa: E402
     bootstrap_p,
     holm,
@@ -71,6 +86,12 @@ REPLICATES = {"full": {"size": 6000, "power": 1000, "coverage": 1000, "fwer": 10
               "quick": {"size": 600, "power": 100, "coverage": 100, "fwer": 100}}
 SEED = 2026
 Z = NormalDist()
+
+EPOCH_CORRELATION = 0.8          # two epochs of one run: correlation of their scores on one vlog, given its label
+STUDY_REPLICATES = {"full": {"coverage": 1000, "truth": 20000}, "quick": {"coverage": 100, "truth": 2000}}
+STUDY_STREAM = 1                 # the optimism simulation's random streams, apart from the tests'
+TRUTH_CHUNK = 250                # simulated test sets scored at once for the truth
+HONEST, OPTIMISTIC = STUDY_PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -136,16 +157,18 @@ def mu_for_f1(f1: float, pi: float, lo: float = -6.0, hi: float = 6.0) -> float:
     return (lo + hi) / 2
 
 
-def draw_scores(fold: Fold, mus: list[float], rng: np.random.Generator) -> np.ndarray:
-    """(len(mus), n) scores: signal, the subject's and the vlog's shared noise, each one's own."""
+def draw_scores(fold: Fold, mus: list[float], rng: np.random.Generator,
+                correlation: float = PAIR_CORRELATION) -> np.ndarray:
+    """(len(mus), n) scores: signal, the subject's and the vlog's shared noise, each one's own;
+    two rows' scores of one vlog correlate by `correlation` given its label."""
     n = len(fold.y)
     codes = np.unique(fold.units, return_inverse=True)[1]
     subject = rng.normal(size=codes.max() + 1)[codes]
     vlog = rng.normal(size=n)
     own = rng.normal(size=(len(mus), n))
-    shared = np.sqrt(fold.subject_share) * subject + np.sqrt(PAIR_CORRELATION - fold.subject_share) * vlog
+    shared = np.sqrt(fold.subject_share) * subject + np.sqrt(correlation - fold.subject_share) * vlog
     signal = np.asarray(mus)[:, None] * (2 * fold.y - 1)[None, :]
-    return signal + shared[None, :] + np.sqrt(1 - PAIR_CORRELATION) * own
+    return signal + shared[None, :] + np.sqrt(1 - correlation) * own
 
 
 def prob(scores: np.ndarray) -> np.ndarray:
@@ -260,6 +283,206 @@ def run(reps: dict[str, int], folds: list[Fold], small: list[Fold], settings: di
         return {fold.name: job.result() for (fold, _), job in zip(tasks, jobs, strict=True)}
 
 
+# --- the optimism study's intervals -------------------------------------------------------------------
+def study_folds(rng: np.random.Generator) -> list[Fold]:
+    """The study's pooled test sets (each vlog tested once over the outer folds): the demo's D-Vlog
+    (240 vlogs, 139 depressed) and LMVD (200, 98, in subjects), as `asym synth` writes them, and
+    D-Vlog's release (961, 555)."""
+    lmvd = lmvd_fold(rng, 200, 98)
+    return [dvlog_fold(240, 139, "dvlog-demo"), Fold("lmvd-demo", lmvd.y, lmvd.units, lmvd.subject_share),
+            dvlog_fold(961, 555, "dvlog-release")]
+
+
+def study_settings(params_path: str | Path) -> dict[str, Any]:
+    """What the simulated study takes from params.yaml: the report's resamples, k, and the epochs
+    and selection metric of the first study model's recipe."""
+    params = load_params(params_path)
+    recipe = params.recipe(registry.get(params.study_models[0]).recipe)
+    return {"n_draws": params.report.bootstrap, "k": params.split.kfold.k, "epochs": recipe.epochs,
+            "metric": recipe.selection_metric, "level": optimism.LEVEL}
+
+
+def outer_folds(fold: Fold, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Each vlog's outer fold: whole units dealt to the k folds in random order."""
+    codes = np.unique(fold.units, return_inverse=True)[1]
+    return (rng.permutation(codes.max() + 1) % k)[codes]
+
+
+def draw_epochs(fold: Fold, mu: float, epochs: int, rng: np.random.Generator) -> np.ndarray:
+    """(epochs, n) probabilities of one run's epochs, all of the same true accuracy Phi(mu), in
+    float32 as epochs.parquet keeps them."""
+    return prob(draw_scores(fold, [mu] * epochs, rng, EPOCH_CORRELATION)).astype(np.float32)
+
+
+def study_parts(part: np.ndarray, probs: np.ndarray) -> list[optimism.Partition]:
+    """The epochs of each outer fold as optimism.read_epochs gives them, labelled at 0.5."""
+    e = len(probs)
+    return [(idx, np.arange(e), probs[:, idx], np.full(e, DEFAULT_THRESHOLD))
+            for idx in (np.flatnonzero(part == j) for j in range(part.max() + 1))]
+
+
+def _headline(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, depressed-class precision, recall and F1 from counts, 0 where undefined."""
+    def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+    return {"accuracy": div(tp + tn, tp + fp + fn + tn), "precision": div(tp, tp + fp),
+            "recall": div(tp, tp + fn), "f1": div(2 * tp, 2 * tp + fp + fn)}
+
+
+def batch_reports(y: np.ndarray, part: np.ndarray, probs: np.ndarray, honest: np.ndarray,
+                  metric: str) -> dict[str, np.ndarray]:
+    """What both protocols report on each of many simulated test sets at once: probs (sets,
+    epochs, n), honest (sets, k) the epoch the honest arm keeps in each outer fold. The optimistic
+    arm keeps in each outer fold the first epoch best by `metric` on its test vlogs (as training
+    and optimism.chosen_epochs do); both pool their labels over the folds."""
+    lab = probs >= DEFAULT_THRESHOLD
+    pos = np.asarray(y) == 1
+    onehot = np.eye(part.max() + 1)[part]                                   # (n, k)
+    counts = [np.einsum("den,nk->dek", (lab == p) & (pos == t), onehot)     # (sets, epochs, k)
+              for p, t in ((True, True), (True, False), (False, True), (False, False))]
+    score = optimism.selection_scores(_headline(*counts), metric)
+    chosen = np.argmax(score >= score.max(1, keepdims=True) - optimism.TIE, axis=1)    # (sets, k)
+    out = {}
+    for pr, epochs in ((OPTIMISTIC, chosen), (HONEST, honest)):
+        pooled = [np.take_along_axis(c, epochs[:, None, :], 1)[:, 0, :].sum(1) for c in counts]
+        m = _headline(*pooled)
+        out |= {f"{k}_{pr}": m[k] for k in optimism.COMPARED}
+    return out | {f"delta_{k}": out[f"{k}_{OPTIMISTIC}"] - out[f"{k}_{HONEST}"] for k in optimism.COMPARED}
+
+
+def expected_reports(fold: Fold, part: np.ndarray, mu: float, settings: dict[str, Any], draws: int,
+                     rng: np.random.Generator) -> dict[str, dict[str, float]]:
+    """The truth the intervals are to hold: each reported quantity's mean over `draws` fresh test
+    sets, with its Monte-Carlo standard error."""
+    k, e = part.max() + 1, settings["epochs"]
+    got: dict[str, list[np.ndarray]] = {}
+    for start in range(0, draws, TRUTH_CHUNK):
+        sets = min(TRUTH_CHUNK, draws - start)
+        probs = np.stack([draw_epochs(fold, mu, e, rng) for _ in range(sets)])
+        for q, v in batch_reports(fold.y, part, probs, rng.integers(0, e, size=(sets, k)), settings["metric"]).items():
+            got.setdefault(q, []).append(v)
+    return {q: {"value": float(np.mean(np.concatenate(v))), "mc_se": float(np.std(np.concatenate(v)) / np.sqrt(draws))}
+            for q, v in got.items()}
+
+
+def study_replicate(fold: Fold, part: np.ndarray, mu: float, settings: dict[str, Any],
+                    rng: np.random.Generator) -> dict[str, tuple[float, np.ndarray]]:
+    """One simulated study scored as the report scores it: per reported quantity, the point and
+    its values on the report's resamples (the optimistic epochs chosen again in each)."""
+    probs = draw_epochs(fold, mu, settings["epochs"], rng)
+    parts = study_parts(part, probs)
+    kept = rng.integers(0, len(probs), size=part.max() + 1)[part]         # the honest arm's epochs
+    honest = (probs[kept, np.arange(len(fold.y))] >= DEFAULT_THRESHOLD).astype(float)
+    W = resample_weights(fold.units, settings["n_draws"], rng)
+    one = np.ones((1, len(fold.y)))
+    arms = {pr: [f(one), f(W)] for pr, f in (
+        (OPTIMISTIC, lambda w: optimism.reselected_resamples(fold.y, parts, w, settings["metric"])),
+        (HONEST, lambda w: weighted_metrics(fold.y, honest, w, optimism.COMPARED)))}
+    out = {}
+    for k in optimism.COMPARED:
+        for pr, (pt, res) in arms.items():
+            out[f"{k}_{pr}"] = (float(pt[k][0]), res[k])
+        out[f"delta_{k}"] = (out[f"{k}_{OPTIMISTIC}"][0] - out[f"{k}_{HONEST}"][0],
+                             arms[OPTIMISTIC][1][k] - arms[HONEST][1][k])
+    return out
+
+
+def bc_ci(samples: np.ndarray, point: float, level: float) -> tuple[float, float]:
+    """Efron's bias-corrected percentile interval: both percentiles moved by z0, the normal
+    quantile of the share of resamples below the point (ties half), kept finite at one resample."""
+    below = (np.sum(samples < point) + 0.5 * np.sum(samples == point)) / len(samples)
+    edge = 0.5 / len(samples)
+    z0, z = Z.inv_cdf(min(max(below, edge), 1 - edge)), Z.inv_cdf(0.5 + level / 2)
+    lo, hi = np.percentile(samples, [100 * Z.cdf(2 * z0 - z), 100 * Z.cdf(2 * z0 + z)])
+    return float(lo), float(hi)
+
+
+def basic_ci(samples: np.ndarray, point: float, level: float) -> tuple[float, float]:
+    """The basic (reflected percentile) interval: 2 point - the upper and lower percentiles."""
+    lo, hi = percentile_ci(samples, level)
+    return 2 * point - hi, 2 * point - lo
+
+
+def _range(quantity: str) -> tuple[float, float]:
+    return optimism.DELTA_RANGE if quantity.startswith("delta_") else optimism.SCORE_RANGE
+
+
+INTERVALS = {
+    "percentile": lambda s, pt, lvl, q: percentile_ci(s, lvl),
+    "shifted": lambda s, pt, lvl, q: optimism.shifted_percentile_ci(s, pt, lvl, _range(q)),
+    "bc": lambda s, pt, lvl, q: bc_ci(s, pt, lvl),
+    "basic": lambda s, pt, lvl, q: basic_ci(s, pt, lvl),
+}
+
+
+def study_coverage(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+    """How often each interval holds the truth, and how often it leaves out its own point, over
+    simulated studies on `fold`, from its own seeded stream."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([SEED, STUDY_STREAM, f_index])
+    mu = mu_for_f1(F1_LEVEL, fold.pi)
+    part = outer_folds(fold, settings["k"], rng)
+    truth = expected_reports(fold, part, mu, settings, reps["truth"], rng)
+    held = {q: dict.fromkeys(INTERVALS, 0) for q in truth}
+    outside = {q: dict.fromkeys(INTERVALS, 0) for q in truth}
+    for _ in range(reps["coverage"]):
+        for q, (point, samples) in study_replicate(fold, part, mu, settings, rng).items():
+            for name, ci in INTERVALS.items():
+                lo, hi = ci(samples, point, settings["level"], q)
+                held[q][name] += int(lo <= truth[q]["value"] <= hi)
+                outside[q][name] += int(not lo <= point <= hi)
+    n = reps["coverage"]
+    return {"n_test": len(fold.y), "n_depressed": int(fold.y.sum()), "n_units": fold.n_units, "truth": truth,
+            "coverage": {q: {m: v / n for m, v in c.items()} for q, c in held.items()},
+            "point_outside": {q: {m: v / n for m, v in c.items()} for q, c in outside.items()},
+            "replicates": n, "mc_se": float(np.sqrt(settings["level"] * (1 - settings["level"]) / n)),
+            "seconds": time.perf_counter() - t0}
+
+
+def run_study(reps: dict[str, int], folds: list[Fold], settings: dict[str, Any], workers: int) -> dict[str, Any]:
+    """One process per pooled test set, each with its own stream."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs = [pool.submit(study_coverage, fold, i, reps, settings) for i, fold in enumerate(folds)]
+        return {fold.name: job.result() for fold, job in zip(folds, jobs, strict=True)}
+
+
+STUDY_ROWS = {f"delta_{k}": f"Δ{optimism.LABELS[k]}" for k in optimism.COMPARED} | {
+    f"{k}_{pr}": f"{optimism.LABELS[k]} `{pr}`" for pr in (OPTIMISTIC, HONEST) for k in optimism.COMPARED}
+INTERVAL_NAMES = {"percentile": "percentile (before)", "shifted": "shifted percentile (the report's)",
+                  "bc": "bias-corrected percentile (BC)", "basic": "basic"}
+
+
+def study_markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> str:
+    names = list(results)
+    level = settings["level"]
+    lines = [f"# Coverage of the `protocol_optimism` intervals (`{mode}`)", "",
+             f"One run's {settings['epochs']} epochs per simulated study, all of true F1 {F1_LEVEL:.2f} (their scores "
+             f"correlated {EPOCH_CORRELATION} on a vlog); k = {settings['k']} outer folds; in each the optimistic arm "
+             f"keeps the epoch best on its test vlogs by `{settings['metric']}`, the honest arm one chosen apart from "
+             f"them. Truth: what each protocol reports on average and the average Δ, over fresh test sets (Monte "
+             f"Carlo, ± its standard error, in points). Coverage: how often the {level:.0%} interval from "
+             f"{settings['n_draws']} resamples, the selection made again in each, holds the truth (± the Monte-Carlo "
+             f"standard error at {level:.0%}). Point outside: how often an interval leaves out its own point "
+             "(percentile / shifted / BC / basic).", "",
+             "| | " + " | ".join(f"{n} (n = {results[n]['n_test']}, {results[n]['n_depressed']} dep., "
+                                   f"{results[n]['n_units']} units)" for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+
+    def row(label: str, cell: Any) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
+
+    for q, label in STUDY_ROWS.items():
+        sign = "+" if q.startswith("delta_") else ""
+        row(f"{label}, truth", lambda r, q=q, sign=sign: f"{100 * r['truth'][q]['value']:{sign}.2f} ± "
+            f"{100 * r['truth'][q]['mc_se']:.2f}")
+        for m, name in INTERVAL_NAMES.items():
+            row(f"{label}, coverage, {name}", lambda r, q=q, m=m: _rate(r["coverage"][q][m], r["mc_se"]))
+        row(f"{label}, point outside", lambda r, q=q: " / ".join(f"{r['point_outside'][q][m]:.3f}" for m in INTERVALS))
+    return "\n".join(lines) + "\n"
+
+
 # --- tables -------------------------------------------------------------------------------------------
 def _rate(r: float, se: float) -> str:
     return f"{r:.3f} ± {se:.3f}"
@@ -310,25 +533,41 @@ def markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small simulation (about 10x fewer replicates)")
+    ap.add_argument("--part", choices=("all", "tests", "optimism"), default="all",
+                    help="the paired test, CIs and Holm (tests), the optimism study's intervals, or both")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--workers", type=int, default=2, help="processes (one test fold each)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "calibration.json"))
     ap.add_argument("--md", default=str(ROOT / "benchmarks" / "results" / "calibration.md"))
+    ap.add_argument("--optimism-json", default=str(ROOT / "benchmarks" / "results" / "calibration_optimism.json"))
+    ap.add_argument("--optimism-md", default=str(ROOT / "benchmarks" / "results" / "calibration_optimism.md"))
     args = ap.parse_args()
-    report = load_params(args.params).report
-    settings = {"n_draws": report.bootstrap, "alpha": report.alpha, "power": report.mde_power}
     mode = "quick" if args.quick else "full"
-    t0 = time.perf_counter()
-    folds = [dvlog_fold(), lmvd_fold(np.random.default_rng(SEED))]
-    results = run(REPLICATES[mode], folds, demo_folds(), settings, args.workers)
-    table = markdown(results, settings, mode)
-    print(table)
-    write_json(args.json, {"mode": mode, "settings": {**settings, "f1_level": F1_LEVEL,
-                                                      "pair_correlation": PAIR_CORRELATION,
-                                                      "subject_share": SUBJECT_SHARE, "family": FAMILY,
-                                                      "replicates": REPLICATES[mode], "seed": SEED},
-                           "results": results, "seconds": time.perf_counter() - t0})
-    write_text(args.md, table)
+    if args.part in ("all", "tests"):
+        report = load_params(args.params).report
+        settings = {"n_draws": report.bootstrap, "alpha": report.alpha, "power": report.mde_power}
+        t0 = time.perf_counter()
+        folds = [dvlog_fold(), lmvd_fold(np.random.default_rng(SEED))]
+        results = run(REPLICATES[mode], folds, demo_folds(), settings, args.workers)
+        table = markdown(results, settings, mode)
+        print(table)
+        write_json(args.json, {"mode": mode, "settings": {**settings, "f1_level": F1_LEVEL,
+                                                          "pair_correlation": PAIR_CORRELATION,
+                                                          "subject_share": SUBJECT_SHARE, "family": FAMILY,
+                                                          "replicates": REPLICATES[mode], "seed": SEED},
+                               "results": results, "seconds": time.perf_counter() - t0})
+        write_text(args.md, table)
+    if args.part in ("all", "optimism"):
+        settings = study_settings(args.params)
+        t0 = time.perf_counter()
+        results = run_study(STUDY_REPLICATES[mode], study_folds(np.random.default_rng(SEED)), settings, args.workers)
+        table = study_markdown(results, settings, mode)
+        print(table)
+        write_json(args.optimism_json, {"mode": mode, "settings": {**settings, "f1_level": F1_LEVEL,
+                                                                   "epoch_correlation": EPOCH_CORRELATION,
+                                                                   "replicates": STUDY_REPLICATES[mode], "seed": SEED},
+                                        "results": results, "seconds": time.perf_counter() - t0})
+        write_text(args.optimism_md, table)
 
 
 if __name__ == "__main__":

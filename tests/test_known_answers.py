@@ -66,7 +66,7 @@ def ablation_rows(md: str, dataset: str) -> dict[str, list[str]]:
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and len(cells) > 2 and not set(cells[0]) <= set("-: "):
-            rows[cells[0].replace("**", "").replace("◀", "").strip()] = cells
+            rows[cells[0].replace("**", "").replace("◀", "").replace("†", "").strip()] = cells
     return rows
 
 
@@ -88,7 +88,7 @@ def test_synchrony_only_the_model_of_both_modalities_finds_the_coupling(tmp_path
     for model in ONE_MODALITY:
         assert rows[model][hurts] == "yes (significant)", rows[model]
         assert summary.loc[model, "p_vs_asym"] < 0.05 and summary.loc[model, "delta_f1_vs_asym"] < 0
-    assert set(rows) == {"asym", *ONE_MODALITY, "majority (floor)", "chance (floor)"}
+    assert set(rows) == {"asym", *ONE_MODALITY, "majority (floor)", "always-depressed (floor)", "chance (floor)"}
 
 
 @pytest.mark.slow

@@ -9,8 +9,11 @@ import pytest
 from sklearn import metrics as sk
 
 from asym.metrics import (
+    FLOOR_METRICS,
+    LABEL_METRICS,
     METRICS,
     all_metrics,
+    always_depressed_floor,
     chance_floor,
     confusion,
     expected_calibration_error,
@@ -104,19 +107,44 @@ def test_majority_floor_predicts_the_majority_with_the_training_prior_as_probabi
     assert maj["ece"] == pytest.approx(0.2)
     assert maj["auroc"] == 0.5 and maj["auprc"] == pytest.approx(2 / 5)
     normal = majority_floor(1 - y_train, y_test)                # majority normal: prior 0.4
-    assert normal["recall"] == 0.0 and normal["accuracy"] == pytest.approx(3 / 5)
+    # it never names a depressed vlog: no depressed-class P/R/F1 to stand as a floor
+    assert all(np.isnan(normal[k]) for k in ("precision", "recall", "f1")) and normal["accuracy"] == pytest.approx(3 / 5)
+    assert normal["balanced_accuracy"] == 0.5 and normal["mcc"] == 0.0
     assert normal["ece"] == pytest.approx(0.0)
+
+
+def test_always_depressed_is_the_floor_of_the_depressed_class_metrics_only():
+    y_test = np.array([1, 1, 0, 0, 0])
+    floor = always_depressed_floor(y_test)
+    assert floor["precision"] == pytest.approx(2 / 5) and floor["recall"] == 1.0
+    assert floor["f1"] == pytest.approx(2 * (2 / 5) / (1 + 2 / 5))
+    assert set(FLOOR_METRICS["always-depressed"]) == {"precision", "recall", "f1"}
+    assert all(np.isnan(floor[k]) for k in METRICS if k not in ("precision", "recall", "f1"))
+    # every metric has at least one floor, and the depressed-class ones are never the majority's by default
+    assert set().union(*FLOOR_METRICS.values()) == set(METRICS)
+    assert not set(FLOOR_METRICS["majority"]) & {"precision", "recall", "f1"}
+
+
+def test_chance_stands_for_the_label_metrics_only():
+    y_train = np.r_[np.ones(6, int), np.zeros(4, int)]
+    chance = chance_floor(y_train, np.array([1, 1, 0, 0, 0, 1, 0]), draws=50, seed=0)
+    assert all(np.isfinite(chance[k]) for k in LABEL_METRICS)
+    assert all(np.isnan(chance[k]) for k in ("auroc", "auprc", "ece"))
 
 
 def test_chance_floor_is_seeded():
     y_train = np.r_[np.ones(6, int), np.zeros(4, int)]
     y_test = np.array([1, 1, 0, 0, 0, 1, 0])
-    a = chance_floor(y_train, y_test, draws=6, seed=3)
-    assert a == chance_floor(y_train, y_test, draws=6, seed=3)
-    assert a != chance_floor(y_train, y_test, draws=6, seed=4)
-    assert chance_floor(y_train, y_test, draws=6) == chance_floor(y_train, y_test, draws=6, seed=0)
+
+    def labels(**kw):
+        return {k: v for k, v in chance_floor(y_train, y_test, **kw).items() if k in LABEL_METRICS}
+
+    a = labels(draws=6, seed=3)
+    assert a == labels(draws=6, seed=3)
+    assert a != labels(draws=6, seed=4)
+    assert labels(draws=6) == labels(draws=6, seed=0)
     # draws differ from one another: the average of 6 is not any single draw
-    assert a != chance_floor(y_train, y_test, draws=1, seed=3)
+    assert a != labels(draws=1, seed=3)
 
 
 def test_ece_of_no_vlog_one_vlog_and_other_bin_counts():

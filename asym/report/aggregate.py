@@ -1,9 +1,15 @@
 """Every run aggregated into the paper's numbers: per (dataset, model) and their macro-average.
 
-Point estimates are the mean ± std over seeds (and folds, under `kfold`) of each run's test
-metrics; 95% CIs and the paired tests against ASYM come from one bootstrap per dataset
-(asym.report.stats); the floors (`majority`, `chance`) are computed from the real labels. The tables
-are written by asym.report.tables, the figures by asym.report.plots; MLflow logging is the `track` step's.
+One estimand throughout, the one the CIs and the paired tests resample: per seed, the metric of
+its test labels (and probabilities) pooled over its partitions (under `kfold` every vlog is
+tested once per seed; with one partition this is the run's own test metric), then the mean ± std
+over seeds. The 95% CIs (bias-corrected percentile, asym.report.stats.centred_ci) and the paired
+tests against ASYM come from one bootstrap and one set of exchanges per dataset; each table's
+models form their own Holm family (FAMILIES: the baselines, the ablations), per dataset and for
+the macro-average. The floors (`majority`, `always-depressed`, `chance`) are computed from the
+real labels, each for the metrics it stands for only (asym.metrics.FLOOR_METRICS). The tables are
+written by asym.report.tables, the figures by asym.report.plots; MLflow logging is the `track`
+step's.
 """
 
 from __future__ import annotations
@@ -20,24 +26,43 @@ from asym.data.splits import read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_json
 from asym.layout import Layout, RunFiles
-from asym.metrics import METRICS, chance_floor, confusion, label_metrics, majority_floor
+from asym.metrics import METRICS, always_depressed_floor, chance_floor, confusion, majority_floor
 from asym.models import registry
 from asym.reference import published_results
 from asym.report.stats import (
+    centred_ci,
     holm,
     labelled_resamples,
     minimum_detectable_effect,
-    percentile_ci,
     permutation_p,
     resample_weights,
     swap_deltas,
     swap_draws,
+    weighted_metrics,
 )
 
 MACRO = "macro-avg"
-FLOORS = ("majority", "chance")
+FLOORS = ("majority", "always-depressed", "chance")
 SUMMARY_EXTRA = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym",
                  "mde_f1_vs_asym", "mde_f1_holm_vs_asym")
+# Each table's comparisons with ASYM form one Holm family, named by its models' registry kind.
+FAMILIES = {"baseline": "baselines", "ablation": "ablations"}
+# Two models whose test probabilities differ by at most this on every vlog and seed compute one
+# function as far as any reported number can tell: such a shift flips a label only where a
+# probability lies that close to the threshold, and moves an ECE bin's mean by a hundredth of its
+# width. Float32 training from one initialisation leaves differences of this order between
+# networks that differ only in a module that starts as the identity (ASYM's tied-A interaction
+# stays within 1e-3 of ASYM at demo scale).
+SAME_PROBABILITY = 1e-3
+# Epochs count from 1 (asym.train.loop.fit): a checkpoint of the first epoch never improved on it.
+FIRST_EPOCH = 1
+# A subgroup is tested only with at least this many depressed and this many normal test vlogs:
+# with fewer, one vlog moves its depressed-class recall (or its specificity) by over 20 points
+# and its F1 gap to other groups is an artefact of a handful of vlogs.
+MIN_GROUP_CLASS = 5
+FAIR_METRICS = ("accuracy", "f1")
+GAP = "gap (best - worst)"
+FAIRNESS_STREAM = 2          # the subgroups' resamples: their own stream of the report's ci_seed
 
 
 @dataclass
@@ -55,6 +80,8 @@ class DatasetRuns:
     probs: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n)
     preds: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n) labels at its threshold
     units_metrics: pd.DataFrame | None = None   # one row per (model, seed, partition)
+    seeds: dict[str, list[int]] = field(default_factory=dict)      # model -> the seed of each row of probs
+    partition: np.ndarray | None = None         # the partition that tested each vlog
 
 
 def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> DatasetRuns:
@@ -66,6 +93,7 @@ def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> Dat
     rows, ref = [], None
     probs: dict[str, list[np.ndarray]] = {}
     preds: dict[str, list[np.ndarray]] = {}
+    seeds: dict[str, list[int]] = {}
     for run in params.runs(dataset):
         files = layout.run(run)
         if per_run:
@@ -77,6 +105,7 @@ def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> Dat
             raise DataError(files.folder, f"its test vlogs differ from those of the other runs of {dataset}")
         probs.setdefault(run.model, []).append(pred["prob"].to_numpy(np.float64))
         preds.setdefault(run.model, []).append(pred["pred"].to_numpy(int))
+        seeds.setdefault(run.model, []).append(run.seed)
     if ref is None:
         raise DataError(layout.runs, f"no runs of {dataset} to report")
     units = ref["subject_id" if subject_independent != "unknown" else "sample_id"].to_numpy(str)
@@ -84,7 +113,8 @@ def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> Dat
                        ref["sample_id"].to_numpy(str), ref["label"].to_numpy(int), units,
                        ref["gender"].to_numpy(object), ref["n_frames"].to_numpy(int),
                        {m: np.stack(v) for m, v in probs.items()}, {m: np.stack(v) for m, v in preds.items()},
-                       pd.DataFrame(rows) if per_run else None)
+                       pd.DataFrame(rows) if per_run else None, seeds,
+                       ref["partition"].to_numpy(int) if "partition" in ref else None)
 
 
 def _run_rows(files: RunFiles) -> list[dict[str, Any]]:
@@ -95,26 +125,77 @@ def _run_rows(files: RunFiles) -> list[dict[str, Any]]:
     return [{"model": run.model, "seed": run.seed, "partition": int(p), **{k: folds["test"][k] for k in METRICS},
              "n_params": summary["n_params"], "epoch_time_s": summary["epoch_time_s"], "recipe": summary["recipe_name"],
              "threshold_rule": str(summary.get("recipe", {}).get("threshold", DEFAULT_THRESHOLD)),
-             "threshold": float(thresholds[int(p)])} for p, folds in metrics["partitions"].items()]
+             "threshold": float(thresholds[int(p)]), "best_epoch": _best_epoch(summary, int(p))}
+            for p, folds in metrics["partitions"].items()]
+
+
+def _best_epoch(summary: dict[str, Any], partition: int) -> float:
+    """The partition's checkpoint epoch from train.json (NaN where a run does not say)."""
+    epochs = summary.get("best_epoch")
+    return float(epochs[partition]) if isinstance(epochs, list) and partition < len(epochs) else np.nan
 
 
 def floors(params: Params, dataset: str) -> dict[str, dict[str, float]]:
-    """Majority and chance from each partition's training labels and real test labels."""
+    """The floors from each partition's training labels and real test labels, mean over
+    partitions; a metric a floor does not stand for is NaN (asym.metrics.FLOOR_METRICS), and so
+    is one it stands for in some partitions only (a majority that changes class between them)."""
     split = read_split(Layout.of(params).split_csv(dataset), subjects_disjoint=False)
     out: dict[str, list[dict[str, float]]] = {f: [] for f in FLOORS}
     for _, part in split.groupby("partition"):
         y_train = part.loc[part["fold"] == "train", "label"].astype(int).to_numpy()
         y_test = part.loc[part["fold"] == "test", "label"].astype(int).to_numpy()
         out["majority"].append(majority_floor(y_train, y_test))
+        out["always-depressed"].append(always_depressed_floor(y_test))
         out["chance"].append(chance_floor(y_train, y_test, draws=params.report.chance_draws, seed=params.report.ci_seed))
     return {f: {k: float(np.mean([r[k] for r in rows])) for k in METRICS} for f, rows in out.items()}
 
 
-def _point(units: pd.DataFrame) -> dict[str, float]:
+def _seed(runs: DatasetRuns, model: str, row: int) -> int:
+    return runs.seeds[model][row] if runs.seeds.get(model) else row
+
+
+def pooled_metrics(runs: DatasetRuns, model: str) -> pd.DataFrame:
+    """One row per seed: the metrics of its test labels and probabilities pooled over its
+    partitions, the estimand every CI and test of the report resamples."""
+    ones = np.ones((1, len(runs.y)))
+    rows = []
+    for s, (prob, pred) in enumerate(zip(runs.probs[model], runs.preds[model], strict=True)):
+        m = weighted_metrics(runs.y, prob, ones, pred=pred)
+        rows.append({"seed": _seed(runs, model, s), **{k: float(v[0]) for k, v in m.items()}})
+    return pd.DataFrame(rows)
+
+
+def failures(runs: DatasetRuns, model: str) -> tuple[str, str]:
+    """(failed seeds, why): a seed failed when one of its partitions labels every test vlog with
+    one class, a constant answer whatever the vlog; that it also kept its first epoch (it never
+    improved on the fold that selects) is said with it. A first-epoch checkpoint alone is no
+    failure: a planted cue can be learned within one epoch."""
+    partition = runs.partition if runs.partition is not None else np.zeros(len(runs.y), int)
+    units = runs.units_metrics
+    failed, why = [], []
+    for s, pred in enumerate(runs.preds[model]):
+        seed = _seed(runs, model, s)
+        reasons = []
+        for p in np.unique(partition):
+            labels = set(pred[partition == p].tolist())
+            if len(labels) == 1:
+                reasons.append("every test vlog labelled " + ("depressed" if labels == {1} else "normal"))
+        if reasons and units is not None and "best_epoch" in units:
+            epochs = units.loc[(units["model"] == model) & (units["seed"] == seed), "best_epoch"]
+            if (epochs == FIRST_EPOCH).any():
+                reasons.append(f"best epoch the first ({FIRST_EPOCH})")
+        if reasons:
+            failed.append(str(seed))
+            why.append(f"seed {seed}: " + ", ".join(dict.fromkeys(reasons)))
+    return ", ".join(failed), "; ".join(why)
+
+
+def _point(per_seed: pd.DataFrame) -> dict[str, float]:
+    """Mean and std over seeds of each metric."""
     out: dict[str, float] = {}
     for k in METRICS:
-        values = units[k].to_numpy(float)
-        out[k] = float(np.nanmean(values))
+        values = per_seed[k].to_numpy(float)
+        out[k] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
         out[f"{k}_std"] = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else 0.0
     return out
 
@@ -125,6 +206,7 @@ def aggregate(params: Params) -> tuple[pd.DataFrame, list[DatasetRuns]]:
     all_runs: list[DatasetRuns] = []
     rows: list[dict[str, Any]] = []
     resamples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    per_seed: dict[tuple[str, str], pd.DataFrame] = {}
     nulls: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
     for d_index, ds in enumerate(params.datasets):
         runs = load_dataset_runs(params, ds)
@@ -135,24 +217,27 @@ def aggregate(params: Params) -> tuple[pd.DataFrame, list[DatasetRuns]]:
             units = runs.units_metrics[runs.units_metrics["model"] == model]
             res = labelled_resamples(runs.y, runs.probs[model], runs.preds[model], W)
             resamples[(ds, model)] = res
+            per_seed[(ds, model)] = pooled_metrics(runs, model)
+            failed, why = failures(runs, model)
             row = {"dataset": ds, "model": model, "kind": registry.get(model).kind, "recipe": units["recipe"].iloc[0],
                    "protocol": runs.protocol, "subject_independent": runs.subject_independent,
-                   "n_seeds": units["seed"].nunique(), "n_units": len(units), "n_test": len(runs.y),
+                   "n_seeds": units["seed"].nunique(), "n_units": len(per_seed[(ds, model)]), "n_test": len(runs.y),
                    "bootstrap_unit": "subject" if len(set(runs.units)) < len(runs.units) else "vlog",
                    "n_params": int(units["n_params"].iloc[0]), "epoch_time_s": float(units["epoch_time_s"].mean()),
                    "threshold_rule": units["threshold_rule"].iloc[0], "threshold": float(units["threshold"].mean()),
-                   **_point(units)}
+                   "failed_seeds": failed, "failure": why, **_point(per_seed[(ds, model)])}
             for k in METRICS:
-                row[f"{k}_ci_low"], row[f"{k}_ci_high"] = percentile_ci(res[k])
+                row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(res[k], row[k])
             rows.append(row)
         for name, m in floors(params, ds).items():
             rows.append({"dataset": ds, "model": name, "kind": "floor", "protocol": runs.protocol,
                          "subject_independent": runs.subject_independent, "n_test": len(runs.y),
+                         "failed_seeds": "", "failure": "",
                          **m, **{f"{k}_{s}": np.nan for k in METRICS for s in ("std", "ci_low", "ci_high")}})
     summary = pd.DataFrame(rows)
     if len(params.datasets) > 1:
-        summary = pd.concat([summary, _macro(params, summary, all_runs, resamples)], ignore_index=True)
-    return _paired_tests(params, summary, resamples, nulls), all_runs
+        summary = pd.concat([summary, _macro(params, summary, all_runs, resamples, per_seed)], ignore_index=True)
+    return _paired_tests(params, summary, resamples, nulls, all_runs), all_runs
 
 
 def _swap_nulls(params: Params, runs: DatasetRuns, d_index: int) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
@@ -165,38 +250,37 @@ def _swap_nulls(params: Params, runs: DatasetRuns, d_index: int) -> dict[tuple[s
 
 
 def _macro(params: Params, summary: pd.DataFrame, all_runs: list[DatasetRuns],
-           resamples: dict[tuple[str, str], dict[str, np.ndarray]]) -> pd.DataFrame:
+           resamples: dict[tuple[str, str], dict[str, np.ndarray]],
+           per_seed: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
     """Mean over datasets, per seed first so its std is over seeds; CIs from the datasets'
-    resamples averaged index by index."""
+    resamples averaged index by index. A floor's macro value only where it means something on
+    every dataset."""
     rows = []
     datasets = [r.name for r in all_runs]
     for model in params.models:
-        per_ds = []
-        for runs in all_runs:
-            u = runs.units_metrics[runs.units_metrics["model"] == model]
-            per_ds.append(u.groupby("seed")[list(METRICS)].mean())     # partitions averaged within a seed
+        per_ds = [per_seed[(ds, model)].groupby("seed")[list(METRICS)].mean() for ds in datasets]
         seeds = sorted(set.intersection(*(set(t.index) for t in per_ds)))
-        per_seed = sum(t.loc[seeds] for t in per_ds) / len(per_ds)
-        per_seed = per_seed.reset_index().assign(model=model)
-        row = {"dataset": MACRO, "model": model, "kind": registry.get(model).kind,
-               "recipe": summary.loc[summary["model"] == model, "recipe"].iloc[0],
+        macro_seed = (sum(t.loc[seeds] for t in per_ds) / len(per_ds)).reset_index()
+        own = summary[(summary["model"] == model) & summary["dataset"].isin(datasets)]
+        row = {"dataset": MACRO, "model": model, "kind": registry.get(model).kind, "recipe": own["recipe"].iloc[0],
                "protocol": "; ".join(f"{r.name}: {r.protocol}" for r in all_runs),
                "subject_independent": _combine([r.subject_independent for r in all_runs]),
                "n_seeds": len(seeds), "n_units": len(seeds),
-               "n_params": int(summary.loc[summary["model"] == model, "n_params"].max()),
-               "epoch_time_s": float(summary.loc[(summary["model"] == model) & summary["dataset"].isin(datasets),
-                                                 "epoch_time_s"].mean()),
-               **_point(per_seed)}
+               "n_params": int(own["n_params"].max()), "epoch_time_s": float(own["epoch_time_s"].mean()),
+               "failed_seeds": "; ".join(f"{r.dataset}: {r.failed_seeds}" for r in own.itertuples() if r.failed_seeds),
+               "failure": "; ".join(f"{r.dataset}: {r.failure}" for r in own.itertuples() if r.failure),
+               **_point(macro_seed)}
         for k in METRICS:
             macro = np.mean([resamples[(ds, model)][k] for ds in datasets], axis=0)
             resamples[(MACRO, model)] = {**resamples.get((MACRO, model), {}), k: macro}
-            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = percentile_ci(macro)
+            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(macro, row[k])
         rows.append(row)
     for name in FLOORS:
         part = summary[(summary["model"] == name) & summary["dataset"].isin(datasets)]
         rows.append({"dataset": MACRO, "model": name, "kind": "floor", "protocol": "",
                      "subject_independent": _combine([r.subject_independent for r in all_runs]),
-                     **{k: float(part[k].mean()) for k in METRICS},
+                     "failed_seeds": "", "failure": "",
+                     **{k: float(part[k].mean(skipna=False)) for k in METRICS},
                      **{f"{k}_{s}": np.nan for k in METRICS for s in ("std", "ci_low", "ci_high")}})
     return pd.DataFrame(rows)
 
@@ -205,70 +289,129 @@ def _combine(values: list[str]) -> str:
     return "true" if all(v == "true" for v in values) else ("false" if "false" in values else "unknown")
 
 
+def same_predictions(a_probs: np.ndarray, a_preds: np.ndarray, b_probs: np.ndarray, b_preds: np.ndarray) -> bool:
+    """Whether two models' test predictions are one and the same: no label differs on any seed,
+    or no probability differs by more than SAME_PROBABILITY."""
+    return bool(np.array_equal(a_preds, b_preds)
+                or np.max(np.abs(np.asarray(a_probs) - np.asarray(b_probs)), initial=0.0) <= SAME_PROBABILITY)
+
+
 def _paired_tests(params: Params, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]],
-                  nulls: dict[tuple[str, str], tuple[float, np.ndarray]]) -> pd.DataFrame:
-    """Every model against asym on the same test vlogs: ΔF1, its bootstrap CI and the paired
-    permutation test's Holm-adjusted p per dataset (and for the macro-average, whose
-    permutation distribution averages the datasets' draw by draw), over the family of models
-    compared there; and the ΔF1 each comparison detects with `mde_power` (alone, and at Holm's
-    first step over the family)."""
-    summary = summary.assign(**{c: np.nan for c in SUMMARY_EXTRA})
+                  nulls: dict[tuple[str, str], tuple[float, np.ndarray]], all_runs: list[DatasetRuns]) -> pd.DataFrame:
+    """Every model against asym on the same test vlogs: ΔF1 and its bootstrap CI (unadjusted),
+    and the paired permutation test's p, raw and Holm-adjusted within its family (FAMILIES, per
+    dataset and for the macro-average, whose permutation distribution averages the datasets'
+    draw by draw); and the ΔF1 each comparison detects with `mde_power` (alone, and at Holm's
+    first step over its family). A model whose predictions are ASYM's on every dataset compared
+    (same_predictions) has no difference to test: no p, no MDE, and no place in the family's count."""
+    summary = summary.assign(**{c: np.nan for c in SUMMARY_EXTRA}, holm_family="", holm_family_size=np.nan,
+                             no_difference=False)
     if "asym" not in params.models:
         return summary
+    by_name = {r.name: r for r in all_runs}
     for ds in summary["dataset"].unique():
         base = resamples.get((ds, "asym"))
         if base is None:
             continue
         asym_f1 = float(summary.loc[(summary["dataset"] == ds) & (summary["model"] == "asym"), "f1"].iloc[0])
-        idx, raw = [], []
-        others = [m for m in params.models if m != "asym"]
-        datasets = [d for d in params.datasets if ds == MACRO or d == ds]
-        for model in others:
-            delta = resamples[(ds, model)]["f1"] - base["f1"]
-            i = summary.index[(summary["dataset"] == ds) & (summary["model"] == model)][0]
-            lo, hi = percentile_ci(delta)
-            summary.loc[i, ["delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high"]] = \
-                [summary.loc[i, "f1"] - asym_f1, lo, hi]
-            observed = float(np.mean([nulls[(d, model)][0] for d in datasets]))
-            null = np.mean([nulls[(d, model)][1] for d in datasets], axis=0)
-            summary.loc[i, ["mde_f1_vs_asym", "mde_f1_holm_vs_asym"]] = [
-                minimum_detectable_effect(null, params.report.alpha, params.report.mde_power),
-                minimum_detectable_effect(null, params.report.alpha, params.report.mde_power, tests=len(others))]
-            idx.append(i)
-            raw.append(permutation_p(observed, null))
-        summary.loc[idx, "p_raw_vs_asym"] = raw
-        summary.loc[idx, "p_vs_asym"] = holm(raw)
+        compared = [by_name[d] for d in params.datasets if ds == MACRO or d == ds]
+        for kind, family in FAMILIES.items():
+            tested: list[tuple[int, np.ndarray]] = []
+            raw: list[float] = []
+            for model in (m for m in params.models if m != "asym" and registry.get(m).kind == kind):
+                i = summary.index[(summary["dataset"] == ds) & (summary["model"] == model)][0]
+                delta = float(summary.loc[i, "f1"]) - asym_f1
+                lo, hi = centred_ci(resamples[(ds, model)]["f1"] - base["f1"], delta)
+                summary.loc[i, ["delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high"]] = [delta, lo, hi]
+                summary.loc[i, "holm_family"] = f"{ds}/{family}"
+                if all(same_predictions(r.probs["asym"], r.preds["asym"], r.probs[model], r.preds[model])
+                       for r in compared):
+                    summary.loc[i, "no_difference"] = True
+                    continue
+                observed = float(np.mean([nulls[(r.name, model)][0] for r in compared]))
+                null = np.mean([nulls[(r.name, model)][1] for r in compared], axis=0)
+                tested.append((i, null))
+                raw.append(permutation_p(observed, null))
+            for (i, null), p_raw, p_holm in zip(tested, raw, holm(raw), strict=True):
+                summary.loc[i, ["p_raw_vs_asym", "p_vs_asym", "holm_family_size"]] = [p_raw, p_holm, len(tested)]
+                summary.loc[i, ["mde_f1_vs_asym", "mde_f1_holm_vs_asym"]] = [
+                    minimum_detectable_effect(null, params.report.alpha, params.report.mde_power),
+                    minimum_detectable_effect(null, params.report.alpha, params.report.mde_power, tests=len(tested))]
     return summary
 
 
 # --- subgroups ------------------------------------------------------------------------------------
+def subgroups(runs: DatasetRuns) -> dict[tuple[str, str], np.ndarray]:
+    """(attribute, group) -> mask of the test vlogs: gender where known, length terciles cut on
+    the test vlogs' frame counts (a vlog on an edge goes up); empty groups left out."""
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    if not all(g is None for g in runs.gender):
+        groups.update({("gender", g): runs.gender == g for g in sorted({g for g in runs.gender if g is not None})})
+    edges = np.quantile(runs.n_frames, [1 / 3, 2 / 3])
+    tercile = np.searchsorted(edges, runs.n_frames, side="right")
+    for t, name in enumerate(("short", "medium", "long")):
+        groups[("length", name)] = tercile == t
+    return {k: m for k, m in groups.items() if m.any()}
+
+
 def fairness(params: Params, all_runs: list[DatasetRuns]) -> pd.DataFrame:
-    """Accuracy and F1 per gender (where known) and per length tercile of the test vlogs, mean
-    over seeds, with the gap (max - min) between a attribute's groups."""
+    """Per (dataset, model, subgroup): its counts, and where it holds MIN_GROUP_CLASS depressed and
+    normal vlogs or more, its accuracy and F1 (mean over seeds) with 95% CIs from a bootstrap of the
+    group's own units (shared by every model and seed); per attribute, the gap between its best
+    and worst tested groups (at the point estimate), its CI resampling that same difference."""
     rows = []
-    for runs in all_runs:
-        groups: dict[str, np.ndarray] = {}
-        if not all(g is None for g in runs.gender):
-            groups.update({f"gender={g}": runs.gender == g for g in sorted({g for g in runs.gender if g is not None})})
-        edges = np.quantile(runs.n_frames, [1 / 3, 2 / 3])
-        tercile = np.searchsorted(edges, runs.n_frames, side="right")
-        for t, name in enumerate(("short", "medium", "long")):
-            groups[f"length={name}"] = tercile == t
+    for d_index, runs in enumerate(all_runs):
+        groups = subgroups(runs)
+        weights = {key: resample_weights(runs.units[mask], params.report.bootstrap,
+                                         np.random.default_rng([params.report.ci_seed, d_index, FAIRNESS_STREAM, g]))
+                   for g, (key, mask) in enumerate(groups.items())}
         for model in params.models:
-            by_attr: dict[str, list[dict[str, float]]] = {}
-            for g, mask in groups.items():
-                if not mask.any():
-                    continue
-                per_seed = [label_metrics(runs.y[mask], p[mask]) for p in runs.preds[model]]
-                acc, f1 = (float(np.mean([m[k] for m in per_seed])) for k in ("accuracy", "f1"))
-                attr = g.split("=")[0]
-                by_attr.setdefault(attr, []).append({"accuracy": acc, "f1": f1})
-                rows.append({"dataset": runs.name, "model": model, "attribute": attr, "group": g.split("=")[1],
-                             "n": int(mask.sum()), "accuracy": acc, "f1": f1})
-            for attr, vals in by_attr.items():
-                rows.append({"dataset": runs.name, "model": model, "attribute": attr, "group": "gap (max - min)",
-                             "n": np.nan, **{k: max(v[k] for v in vals) - min(v[k] for v in vals) for k in ("accuracy", "f1")}})
+            points: dict[tuple[str, str], dict[str, float]] = {}
+            draws: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+            for key, mask in groups.items():
+                y = runs.y[mask]
+                n_dep = int(y.sum())
+                tested = min(n_dep, len(y) - n_dep) >= MIN_GROUP_CLASS
+                row = {"dataset": runs.name, "model": model, "attribute": key[0], "group": key[1], "n": int(mask.sum()),
+                       "n_depressed": n_dep, "n_normal": len(y) - n_dep, "tested": tested}
+                if tested:
+                    points[key] = _group_metrics(runs, model, mask, np.ones((1, len(y))))
+                    draws[key] = _group_metrics(runs, model, mask, weights[key])
+                for k in FAIR_METRICS:
+                    value = float(points[key][k][0]) if tested else np.nan
+                    row[k] = value
+                    row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(draws[key][k], value) if tested else (np.nan, np.nan)
+                rows.append(row)
+            for attr in dict.fromkeys(a for a, _ in groups):
+                rows.append(_gap(runs.name, model, attr, [g for a, g in groups if a == attr], points, draws))
     return pd.DataFrame(rows)
+
+
+def _group_metrics(runs: DatasetRuns, model: str, mask: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
+    """FAIR_METRICS of the group's saved labels, seed-averaged, on every row of weights W."""
+    per_seed = [weighted_metrics(runs.y[mask], prob[mask], W, FAIR_METRICS, pred=pred[mask])
+                for prob, pred in zip(runs.probs[model], runs.preds[model], strict=True)]
+    return {k: np.mean([m[k] for m in per_seed], axis=0) for k in FAIR_METRICS}
+
+
+def _gap(dataset: str, model: str, attr: str, names: list[str], points: dict[tuple[str, str], dict[str, np.ndarray]],
+         draws: dict[tuple[str, str], dict[str, np.ndarray]]) -> dict[str, Any]:
+    """The attribute's summary row: best minus worst tested group per metric, or NaN with fewer
+    than two tested groups; `untested` names the groups left out."""
+    tested = [g for g in names if (attr, g) in points]
+    row: dict[str, Any] = {"dataset": dataset, "model": model, "attribute": attr, "group": GAP, "n": np.nan,
+                           "n_depressed": np.nan, "n_normal": np.nan, "tested": len(tested) > 1,
+                           "untested": ", ".join(g for g in names if g not in tested)}
+    for k in FAIR_METRICS:
+        row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"], row[f"{k}_between"] = np.nan, np.nan, np.nan, ""
+        if len(tested) < 2:
+            continue
+        value = {g: float(points[(attr, g)][k][0]) for g in tested}
+        best, worst = max(tested, key=value.get), min(tested, key=value.get)
+        row[k] = value[best] - value[worst]
+        row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(draws[(attr, best)][k] - draws[(attr, worst)][k], row[k])
+        row[f"{k}_between"] = f"{best} - {worst}"
+    return row
 
 
 # --- the step ---------------------------------------------------------------------------------------

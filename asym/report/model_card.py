@@ -28,6 +28,7 @@ from asym.io import read_json, write_text
 from asym.layout import Layout
 from asym.metrics import CONVENTION
 from asym.models import registry
+from asym.report.aggregate import FLOORS, GAP, MIN_GROUP_CLASS
 from asym.report.tables import RESULT_METRICS, metric_value
 
 if TYPE_CHECKING:
@@ -268,30 +269,50 @@ def _row(summary: pd.DataFrame, dataset: str, model: str) -> pd.Series | None:
 
 
 def metrics_table(summary: pd.DataFrame, dataset: str, model: str) -> list[str]:
-    """Test metrics (mean ± std over seeds, 95% CI) beside the majority and chance floors."""
+    """Test metrics (mean ± std over seeds, 95% CI) beside the floors of each metric (a floor shows
+    only the metrics it is a floor for: asym.metrics.FLOOR_METRICS)."""
     row = _row(summary, dataset, model)
-    floors = {f: _row(summary, dataset, f) for f in ("majority", "chance")}
-    lines = ["| metric | convention | mean ± std | 95% CI | majority floor | chance floor |",
-             "|---|---|---:|---:|---:|---:|"]
+    floors = {f: _row(summary, dataset, f) for f in FLOORS}
+    lines = ["| metric | convention | mean ± std | 95% CI | " + " | ".join(f"{f} floor" for f in floors) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(floors)]
     for k in RESULT_METRICS:
         if row is None or k not in row:
             continue
         std = row.get(f"{k}_std", np.nan)
         ci = f"[{metric_value(k, row.get(f'{k}_ci_low'))}, {metric_value(k, row.get(f'{k}_ci_high'))}]"
         floor = [metric_value(k, f[k]) if f is not None and k in f else "–" for f in floors.values()]
-        lines.append(f"| {k} | {CONVENTION[k]} | {metric_value(k, row[k])} ± {metric_value(k, std)} | {ci} | {floor[0]} | {floor[1]} |")
+        lines.append(f"| {k} | {CONVENTION[k]} | {metric_value(k, row[k])} ± {metric_value(k, std)} | {ci} | "
+                     + " | ".join(floor) + " |")
     return lines
 
 
+def _with_ci(r: dict[str, Any], k: str) -> str:
+    if not r.get("tested", True):
+        return "too small to test"
+    lo, hi = r.get(f"{k}_ci_low", np.nan), r.get(f"{k}_ci_high", np.nan)
+    ci = f" [{metric_value(k, lo)}, {metric_value(k, hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return metric_value(k, r[k]) + ci
+
+
 def fairness_table(fair: pd.DataFrame, dataset: str, model: str) -> list[str]:
+    """Each subgroup's counts and Acc/F1 with its 95% CI; too-small groups marked, and each
+    attribute's gap between its tested groups (asym.report.aggregate.fairness)."""
     rows = fair[(fair["dataset"] == dataset) & (fair["model"] == model)] if len(fair) else fair
     if rows.empty:
         return ["No subgroup rows (no test vlogs with known groups)."]
-    lines = ["| attribute | group | n | accuracy | F1 (depressed) |", "|---|---|---:|---:|---:|"]
+    lines = ["| attribute | group | n (depressed / normal) | accuracy [95% CI] | F1 (depressed) [95% CI] |",
+             "|---|---|---:|---:|---:|"]
     for r in rows.to_dict("records"):
-        n = "" if r["n"] != r["n"] else str(int(r["n"]))
-        lines.append(f"| {r['attribute']} | {r['group']} | {n} | {metric_value('accuracy', r['accuracy'])} | "
-                     f"{metric_value('f1', r['f1'])} |")
+        if r["group"] == GAP:
+            between = r.get("accuracy_between")
+            group = f"gap ({between})" if isinstance(between, str) and between else r["group"]
+            n = ""
+        else:
+            group = r["group"]
+            n = "" if r["n"] != r["n"] else str(int(r["n"]))
+            if "n_depressed" in r and r["n_depressed"] == r["n_depressed"]:
+                n += f" ({int(r['n_depressed'])} / {int(r['n_normal'])})"
+        lines.append(f"| {r['attribute']} | {group} | {n} | {_with_ci(r, 'accuracy')} | {_with_ci(r, 'f1')} |")
     return lines
 
 
@@ -358,7 +379,9 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
         "",
         "In % (MCC as is): mean ± std over seeds (and outer folds under `kfold`); 95% CI from a bootstrap of the "
         "test set, so it covers test sampling only, not the spread over seeds; floors from the training fold's "
-        "labels (`majority` always answers its majority class, `chance` guesses at its rate)."
+        "labels, each shown only for the metrics it is a floor for (`majority` always answers its majority class, and its "
+        "depressed-class P/R/F1 are undefined where that class is normal; `always-depressed` is the floor of the "
+        "depressed-class P/R/F1; `chance` guesses at the training fold's rate)."
         + (" Optimistic: the checkpoint was chosen on this test fold." if optimistic else ""),
         "",
         *metrics_table(summary, dataset, model),
@@ -366,8 +389,9 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
         "## Subgroups",
         "",
         "Accuracy and depressed-class F1 per gender (where the release gives it) and per vlog-length tercile of "
-        "the test set, mean over seeds; `gap` is the largest difference between an attribute's groups. Small "
-        "groups make these rough.",
+        "the test set, mean over seeds, with 95% CIs from a bootstrap of the group's vlogs (subjects when known); "
+        f"a group with fewer than {MIN_GROUP_CLASS} depressed or {MIN_GROUP_CLASS} normal vlogs is too small to test, "
+        "and the gap is best minus worst among the tested groups.",
         "",
         *fairness_table(fair, dataset, model),
         "",

@@ -1,5 +1,7 @@
-"""The report's tables, each written as Markdown, CSV (numbers) and LaTeX, with a caption that
-names every column's metric convention, each dataset's protocol and subject independence."""
+"""The report's tables, each written as Markdown, CSV (numbers) and LaTeX, with a legend that
+names its own columns' metric conventions and units, each dataset's protocol and subject
+independence, which floors stand for which metric, the rule of its bold marks, its failed seeds,
+and for a paired comparison its Holm family."""
 
 from __future__ import annotations
 
@@ -14,9 +16,16 @@ from asym.config import DEFAULT_THRESHOLD, Params
 from asym.data.protocols import SELECT_ON_TEST
 from asym.data.splits import OPTIMISTIC_FLAG
 from asym.io import atomic_path, write_text
-from asym.metrics import CONVENTION
+from asym.metrics import CONVENTION, DEPRESSED_CLASS, FLOOR_METRICS
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
-from asym.report.aggregate import MACRO, DatasetRuns
+from asym.report.aggregate import (
+    FAIR_METRICS,
+    GAP,
+    MACRO,
+    MIN_GROUP_CLASS,
+    SAME_PROBABILITY,
+    DatasetRuns,
+)
 from asym.report.latex import to_latex
 
 LOWER_IS_BETTER = {"ece"}
@@ -28,6 +37,9 @@ LABELS = {"accuracy": "Acc", "precision": "P (dep.)", "recall": "R (dep.)", "f1"
           "balanced_accuracy": "BAcc", "mcc": "MCC", "auroc": "AUROC", "auprc": "AUPRC", "ece": "ECE"}
 TITLES = {"results": "All models", "comparison": "Comparison with published methods",
           "ablation": "ASYM ablations", "fairness": "Subgroups: gender and vlog length"}
+FAILED_MARK = "†"
+NO_DIFFERENCE = "no difference to test"
+FAMILY_OF = {"comparison": "baselines", "ablation": "ablations"}
 
 
 @dataclass
@@ -48,13 +60,21 @@ class Context:
                    {r.name: r.subject_independent for r in all_runs}, params.report.alpha, params.seeds,
                    params.report.mde_power)
 
-    def preface(self) -> list[str]:
-        lines = [f"Scale `{self.scale}`; seeds {self.seeds}. Test metrics in %: mean ± std over seeds "
-                 "(and outer folds under `kfold`); 95% CIs from a bootstrap of the test set (subjects when "
-                 "known, else vlogs), the same resample for every seed and model. Macro-avg = mean over datasets, "
-                 "per seed first.", "", "Columns: " + "; ".join(f"{LABELS[k]} = {CONVENTION[k]}" for k in LABELS) + ".",
-                 "Floors: `majority` always answers the training fold's majority class; `chance` guesses at "
-                 "random with the training fold's rate (expected values).", ""]
+    def preface(self, shown: tuple[str, ...]) -> list[str]:
+        """The legend of a table whose metric columns are `shown`: those columns only."""
+        raw = [LABELS[k] for k in shown if k in RAW_METRICS]
+        units = "in %" + (f", except {', '.join(raw)} (on -1..1)" if raw else "")
+        lines = [f"Scale `{self.scale}`; seeds {self.seeds}. Test metrics {units}: mean ± std over seeds of each "
+                 "seed's metric, its test labels pooled over its partitions (under `kfold` every vlog is tested once "
+                 "per seed); the std is the spread over seeds. A [95% CI] covers test sampling only: a bias-corrected "
+                 "percentile bootstrap of the test set (subjects when known, else vlogs) with every prediction held, "
+                 "the same resamples for every seed and model, of the same estimand as the point; it leaves the "
+                 "spread over seeds out. Macro-avg = mean over datasets, per seed first.", "",
+                 "Columns: " + "; ".join(f"{LABELS[k]} = {CONVENTION[k]}" for k in shown) + ".",
+                 floor_legend(shown),
+                 "Bold: a column's best value among the models whose MCC 95% CI lies above 0 (better than chance "
+                 "beyond test sampling); none where no model qualifies, so a constant predictor's 100% recall or a "
+                 "near-chance model's ECE is never bold.", ""]
         for ds in self.datasets:
             if ds == MACRO:
                 continue
@@ -64,7 +84,18 @@ class Context:
                     "verified: no subject ids, each vlog counts as its own subject"}[ind]
             flag = f" **{OPTIMISTIC_FLAG}**;" if self.protocols[ds] in SELECT_ON_TEST else ""
             lines.append(f"- **{ds}**: protocol `{self.protocols[ds]}`;{flag} {text}.")
-        return [*lines, "", self.threshold_line()]
+        return [*lines, "", self.threshold_line(), *self.failure_lines()]
+
+    def failure_lines(self) -> list[str]:
+        """The failed seeds behind each FAILED_MARK (asym.report.aggregate.failures)."""
+        if "failure" not in self.summary:
+            return []
+        failed = self.summary[(self.summary["dataset"] != MACRO) & self.summary["failure"].fillna("").astype(bool)]
+        if failed.empty:
+            return []
+        return ["", f"{FAILED_MARK} failed seed(s), kept in the mean (a seed fails when it labels every test vlog of a "
+                "partition with one class, or keeps its first epoch's checkpoint): "
+                + "; ".join(f"{r.model} on {r.dataset}: {r.failure}" for r in failed.itertuples()) + "."]
 
     def threshold_line(self) -> str:
         """Which decision threshold labelled each model's test vlogs (the recipe's `threshold`)."""
@@ -84,6 +115,28 @@ class Context:
             else:
                 parts.append(f"{rule} for {', '.join(dict.fromkeys(group['model']))}")
         return head + "; ".join(parts) + "."
+
+
+FLOOR_TEXT = {
+    "majority": "always answers the training fold's majority class, its prior as the probability",
+    "always-depressed": "calls every vlog depressed",
+    "chance": "guesses at random with the training fold's rate (expected values)",
+}
+
+
+def floor_legend(shown: tuple[str, ...]) -> str:
+    """What each floor is, and of which of the table's metrics it is the floor (asym.metrics.FLOOR_METRICS)."""
+    parts = []
+    for name, text in FLOOR_TEXT.items():
+        labels = [LABELS[k] for k in shown if k in FLOOR_METRICS[name]]
+        extra = ""
+        if name == "majority" and set(DEPRESSED_CLASS) & set(shown):
+            extra = (", and the depressed-class ones only where that majority is depressed: – where it is normal, "
+                     "as it never names a depressed vlog (its P is 0/0, its R and F1 are 0 by construction)")
+        if labels or extra:
+            parts.append(f"`{name}` {text}: {', '.join(labels) or 'no column here'}{extra}")
+    return ("Floors, each only in the columns it is the floor of (– elsewhere): " + "; ".join(parts)
+            + ". A macro-avg floor only where it means something on every dataset.")
 
 
 def _pct(v: float, digits: int = 2) -> str:
@@ -118,20 +171,30 @@ def _ci(row: pd.Series, k: str) -> str:
     return f"[{_pct(lo)}, {_pct(hi)}]"
 
 
+def eligible(part: pd.DataFrame) -> pd.Series:
+    """The models that may carry a bold mark: trained, with the MCC 95% CI above 0 (better than
+    chance beyond test sampling; a constant or near-chance model never is)."""
+    low = part["mcc_ci_low"].astype(float) if "mcc_ci_low" in part else pd.Series(np.nan, index=part.index)
+    return (part["kind"] != "floor") & (low > 0)
+
+
 def _bold_best(part: pd.DataFrame, cells: list[str], k: str) -> list[str]:
-    trained = part["kind"] != "floor"
-    if not trained.any():
+    ok = eligible(part)
+    if not ok.any():
         return cells
-    values = part.loc[trained, k]
+    values = part.loc[ok, k].astype(float)
+    if not np.isfinite(values).any():
+        return cells
     best = values.min() if k in LOWER_IS_BETTER else values.max()
-    return [f"**{c}**" if t and np.isclose(v, best) else c for c, v, t in zip(cells, part[k], trained, strict=True)]
+    return [f"**{c}**" if t and np.isclose(v, best) else c for c, v, t in zip(cells, part[k], ok, strict=True)]
 
 
 def _model_cell(row: pd.Series) -> str:
     name = str(row["model"])
     if row["kind"] == "floor":
         return f"{name} (floor)"
-    return f"**{name}** ◀" if name == "asym" else name
+    mark = f" {FAILED_MARK}" if str(row.get("failed_seeds", "") or "") not in ("", "nan") else ""
+    return (f"**{name}** ◀" if name == "asym" else name) + mark
 
 
 def _ordered(part: pd.DataFrame) -> pd.DataFrame:
@@ -140,15 +203,27 @@ def _ordered(part: pd.DataFrame) -> pd.DataFrame:
                       part[part["kind"] == "floor"]]).reset_index(drop=True)
 
 
+def _no_difference(row: pd.Series) -> bool:
+    return bool(row.get("no_difference", False) is True or row.get("no_difference", False) == 1)
+
+
 def _delta(row: pd.Series) -> str:
     d = row.get("delta_f1_vs_asym", np.nan)
+    if _no_difference(row):
+        return NO_DIFFERENCE
     if not np.isfinite(d):
         return "–"
     return f"{100 * d:+.2f} [{100 * row['delta_f1_ci_low']:+.2f}, {100 * row['delta_f1_ci_high']:+.2f}]"
 
 
-def _p(row: pd.Series) -> str:
-    return p_value(row.get("p_vs_asym", np.nan))
+def _p(row: pd.Series, column: str = "p_vs_asym") -> str:
+    return NO_DIFFERENCE if _no_difference(row) else p_value(row.get(column, np.nan))
+
+
+PAIRED_COLUMNS = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_raw_vs_asym", "p_vs_asym",
+                  "holm_family", "holm_family_size", "no_difference", "failed_seeds")
+SHOWN = {"results": RESULT_METRICS, "comparison": ("accuracy", "precision", "recall", "f1", "f1_weighted"),
+         "ablation": ("accuracy", "f1", "f1_weighted")}
 
 
 def results_view(part: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -160,7 +235,7 @@ def results_view(part: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     out["params"] = [f"{n / 1e3:.1f}k" if np.isfinite(n) else "–" for n in part["n_params"].astype(float)]
     out["s/epoch"] = [f"{t:.2f}" if np.isfinite(t) else "–" for t in part["epoch_time_s"].astype(float)]
     numeric = ["model", "kind", "recipe", *[f"{k}{s}" for k in RESULT_METRICS for s in ("", "_std", "_ci_low", "_ci_high")],
-               "n_seeds", "n_params", "epoch_time_s"]
+               "n_seeds", "n_params", "epoch_time_s", "failed_seeds"]
     return out, numeric
 
 
@@ -215,14 +290,15 @@ def _published_view(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparison_view(part: pd.DataFrame, ctx: Context, ds: str) -> tuple[pd.DataFrame, list[str]]:
-    metrics = ("accuracy", "precision", "recall", "f1", "f1_weighted")
+    metrics = SHOWN["comparison"]
     out = pd.DataFrame({"model": [_model_cell(r) for _, r in part.iterrows()], "recipe": part["recipe"].fillna("–")})
     for k in metrics:
         out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
     out["ΔF1 vs asym [95% CI]"] = [_delta(r) for _, r in part.iterrows()]
+    out["p (raw)"] = [_p(r, "p_raw_vs_asym") for _, r in part.iterrows()]
     out["p (Holm)"] = [_p(r) for _, r in part.iterrows()]
     numeric = ["model", "kind", "recipe", *[f"{k}{s}" for k in metrics for s in ("", "_std", "_ci_low", "_ci_high")],
-               "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym"]
+               *PAIRED_COLUMNS]
     if ctx.scale != "demo":   # demo numbers are about synthetic data: no published column at all
         pub = _published(ds, ctx.protocols)
         for label, metric, conv in (("published Acc", "accuracy", None), ("published F1 (dep.)", "f1", "depressed-class"),
@@ -241,20 +317,23 @@ def ablation_view(part: pd.DataFrame, ctx: Context) -> tuple[pd.DataFrame, list[
     out = pd.DataFrame({"model": [_model_cell(r) for _, r in part.iterrows()]})
     out["params (asym)"] = [("–" if r["kind"] == "floor" else f"{r['n_params'] / 1e3:.1f}k ({full['n_params'] / 1e3:.1f}k)")
                             for _, r in part.iterrows()]
-    for k in ("accuracy", "f1", "f1_weighted"):
+    for k in SHOWN["ablation"]:
         out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
     out["ΔAcc"] = ["–" if r["model"] == "asym" or r["kind"] == "floor" else f"{100 * (r['accuracy'] - full['accuracy']):+.2f}"
                    for _, r in part.iterrows()]
     out["ΔF1 vs asym [95% CI]"] = [_delta(r) for _, r in part.iterrows()]
+    out["p (raw)"] = [_p(r, "p_raw_vs_asym") for _, r in part.iterrows()]
     out["p (Holm)"] = [_p(r) for _, r in part.iterrows()]
     out["removal hurts?"] = [_hurts(r, ctx.alpha) for _, r in part.iterrows()]
     numeric = ["model", "kind", "n_params", "accuracy", "accuracy_std", "f1", "f1_std", "f1_weighted", "f1_weighted_std",
-               "delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym"]
+               *PAIRED_COLUMNS]
     return out, numeric
 
 
 def _hurts(row: pd.Series, alpha: float) -> str:
     p, d = row.get("p_vs_asym", np.nan), row.get("delta_f1_vs_asym", np.nan)
+    if row["kind"] == "ablation" and _no_difference(row):
+        return "untested: the same predictions"
     if row["kind"] != "ablation" or not np.isfinite(p):
         return ""
     if p < alpha:
@@ -262,23 +341,44 @@ def _hurts(row: pd.Series, alpha: float) -> str:
     return "not significant"
 
 
+PAIRED = ("ΔF1 vs asym: the depressed-class F1 minus ASYM's, in points, with its unadjusted 95% CI (paired "
+          "bootstrap, bias-corrected percentile); p (raw): a paired permutation test of ΔF1 (each subject's, else each "
+          "vlog's, labels exchanged between the two models, all seeds at once); p (Holm): that p adjusted by Holm's "
+          "step-down within this table's family, named under each dataset. The CIs are not adjusted, so a CI that "
+          f"excludes 0 can go with a Holm p above alpha. ‘{NO_DIFFERENCE}’: the model's test predictions are ASYM's "
+          f"(no label differs on any seed, or no probability by more than {SAME_PROBABILITY:g}): no p, not counted in the family, "
+          "left out of the detectable-effect range.")
 CAPTIONS = {
     "results": "Every trained model and the floors.",
-    "comparison": "ASYM against the baselines, trained here on the same folds; ΔF1 and its 95% CI from the paired "
-                  "bootstrap, p-values from a paired permutation test of ΔF1, Holm-adjusted over the models of each "
-                  "dataset. A published number stands only "
-                  "beside a measured one of the same metric convention and protocol (never at `scale: demo`: demo "
-                  "numbers are about synthetic data); sources in asym/reference/published_results.csv.",
-    "ablation": "ASYM with one module (or part) removed or replaced. ‘removal hurts?’ answers the abstract's claim "
-                "that removing any module significantly degrades performance: yes when ΔF1 is negative with the paired "
-                "permutation test's Holm-adjusted p below alpha. Parameter counts beside the full model's.",
+    "comparison": "ASYM against the baselines, trained here on the same folds. " + PAIRED + " A published number "
+                  "stands only beside a measured one of the same metric convention and protocol (never at `scale: "
+                  "demo`: demo numbers are about synthetic data); sources in asym/reference/published_results.csv.",
+    "ablation": "ASYM with one module (or part) removed or replaced. " + PAIRED + " ‘removal hurts?’ answers the "
+                "abstract's claim that removing any module significantly degrades performance: yes when ΔF1 is "
+                "negative with the paired permutation test's Holm-adjusted p below alpha. Parameter counts beside the "
+                "full model's.",
 }
+
+
+def family_line(part: pd.DataFrame, name: str, ds: str) -> str:
+    """The Holm family of a comparison table's section: which comparisons, how many, which left out."""
+    rows = part[(part["model"] != "asym") & (part["kind"] != "floor")]
+    none = rows[[_no_difference(r) for _, r in rows.iterrows()]]
+    n = len(rows) - len(none)
+    where = "the macro-average" if ds == MACRO else ds
+    line = (f"Holm family: the {FAMILY_OF[name]} against ASYM on {where}, {n} comparison{'' if n == 1 else 's'} "
+            "(one family per table and dataset), alpha = {alpha}.")
+    if len(none):
+        line += f" Left out, {NO_DIFFERENCE}: {', '.join(none['model'])}."
+    return line
 
 
 def detectable_effect(part: pd.DataFrame, ctx: Context) -> str:
     """The caption's line on what this test fold can detect: the ΔF1 the paired test finds with
-    `ctx.power` (asym.report.stats.minimum_detectable_effect, per comparison in the report's summary)."""
+    `ctx.power` (asym.report.stats.minimum_detectable_effect, per comparison in the report's summary);
+    a comparison with no difference to test has none and is left out."""
     rows = part[(part["model"] != "asym") & (part["kind"] != "floor")]
+    rows = rows[[not _no_difference(r) for _, r in rows.iterrows()]]
     if "mde_f1_vs_asym" not in rows or rows["mde_f1_vs_asym"].isna().all():
         return ""
     mde, holm = (100 * rows[c].astype(float).dropna() for c in ("mde_f1_vs_asym", "mde_f1_holm_vs_asym"))
@@ -287,15 +387,15 @@ def detectable_effect(part: pd.DataFrame, ctx: Context) -> str:
     spread = f", {mde.min():.1f}–{mde.max():.1f}" if len(mde) > 1 else ""
     return (f"Detectable: a ΔF1 of {mde.median():.1f} points is found with {ctx.power:.0%} power on {fold} by one "
             f"paired permutation test at α = {ctx.alpha:g} (median over the {len(mde)} comparisons here{spread}), "
-            f"{holm.median():.1f} points at the first step of Holm's adjustment; smaller true differences are "
-            "likely to go unseen. Normal approximation from the test's permutation distribution, which "
-            "benchmarks/calibration.py finds some 7% below the simulated value on test folds of D-Vlog's and "
+            f"{holm.median():.1f} points at the first step of Holm's adjustment over this family; smaller true "
+            "differences are likely to go unseen. Normal approximation from the test's permutation distribution, "
+            "which benchmarks/calibration.py finds some 7% below the simulated value on test folds of D-Vlog's and "
             "LMVD's sizes.")
 
 
 def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
     kinds = {"results": None, "comparison": ("asym", "baseline", "floor"), "ablation": ("asym", "ablation", "floor")}[name]
-    md = [f"# {TITLES[name]}", "", CAPTIONS[name], "", *ctx.preface(), ""]
+    md = [f"# {TITLES[name]}", "", CAPTIONS[name], "", *ctx.preface(SHOWN[name]), ""]
     tex, csv = [], []
     for ds in ctx.datasets:
         part = ctx.summary[ctx.summary["dataset"] == ds]
@@ -308,10 +408,14 @@ def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
             view, numeric = comparison_view(part, ctx, ds)
         else:
             view, numeric = ablation_view(part, ctx)
-        detectable = detectable_effect(part, ctx) if name in ("comparison", "ablation") else ""
+        notes = []
+        if name in FAMILY_OF:
+            notes.append(family_line(part, name, ds).format(alpha=f"{ctx.alpha:g}"))
+            notes.append(detectable_effect(part, ctx))
+        notes = [n for n in notes if n]
         md += [f"## {ds}" + (f" (protocol `{ctx.protocols[ds]}`)" if ds in ctx.protocols else ""), "",
-               view.to_markdown(index=False, disable_numparse=True), "", *([detectable, ""] if detectable else [])]
-        tex.append(to_latex(view, f"{TITLES[name]} ({ds}). {CAPTIONS[name]}" + (f" {detectable}" if detectable else "")))
+               view.to_markdown(index=False, disable_numparse=True), "", *(x for n in notes for x in (n, ""))]
+        tex.append(to_latex(view, " ".join([f"{TITLES[name]} ({ds}). {CAPTIONS[name]}", *notes])))
         for title, block in published_blocks(ds, ctx, list(part["model"])) if name == "comparison" else []:
             md += [f"### {title}", "", block.to_markdown(index=False, disable_numparse=True), ""]
             tex.append(to_latex(block, f"{title} ({ds}); sources in asym/reference/published_results.csv."))
@@ -322,18 +426,66 @@ def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
         pd.concat(csv, ignore_index=True).to_csv(tmp, index=False)
 
 
+# --- subgroups ------------------------------------------------------------------------------------
+FAIR_LABELS = {"accuracy": "Acc", "f1": "F1 (dep.)"}
+FAIR_CAPTION = (f"Accuracy and depressed-class F1 (%) per subgroup of the test vlogs: mean over seeds, with a 95% CI "
+                "from a bias-corrected percentile bootstrap of the group's own units (subjects when known, else vlogs; "
+                "test sampling only). Length terciles are cut on each dataset's test vlogs. A group is tested only "
+                f"with at least {MIN_GROUP_CLASS} depressed and {MIN_GROUP_CLASS} normal vlogs (counts in the first "
+                "table); a smaller one shows no number. Gap = best minus worst tested group at the point estimate "
+                "(which two, in brackets), its CI resampling that same difference: a CI that covers 0 leaves the "
+                "order of the groups to chance.")
+
+
+def _fair_cell(row: pd.Series, k: str) -> str:
+    if not np.isfinite(row[k]):
+        return "–"
+    return f"{_pct(row[k])} [{_pct(row[f'{k}_ci_low'])}, {_pct(row[f'{k}_ci_high'])}]"
+
+
+def fairness_counts(part: pd.DataFrame) -> pd.DataFrame:
+    """One row per subgroup of a dataset: its counts and whether it is tested (the same for every model)."""
+    groups = part[part["group"] != GAP].drop_duplicates(["attribute", "group"])
+    return pd.DataFrame({"attribute": groups["attribute"], "group": groups["group"],
+                         "vlogs": groups["n"].astype(int).astype(str), "depressed": groups["n_depressed"].astype(int).astype(str),
+                         "normal": groups["n_normal"].astype(int).astype(str),
+                         "tested": ["yes" if t else f"no: under {MIN_GROUP_CLASS} of a class" for t in groups["tested"]]}
+                        ).reset_index(drop=True)
+
+
+def fairness_view(part: pd.DataFrame, attribute: str) -> pd.DataFrame:
+    """One row per model: each group's Acc and F1 [95% CI], then the attribute's gaps."""
+    rows = part[part["attribute"] == attribute]
+    names = list(dict.fromkeys(rows.loc[rows["group"] != GAP, "group"]))
+    out: dict[str, list[str]] = {"model": []}
+    for model, of_model in rows.groupby("model", sort=False):
+        out["model"].append(str(model))
+        by_group = of_model.set_index("group")
+        for k in FAIR_METRICS:
+            for g in names:
+                r = by_group.loc[g]
+                out.setdefault(f"{FAIR_LABELS[k]} {g}", []).append(_fair_cell(r, k) if r["tested"] else "too small")
+            gap = by_group.loc[GAP]
+            cell = _fair_cell(gap, k)
+            out.setdefault(f"{FAIR_LABELS[k]} gap", []).append(
+                f"{cell} ({gap[f'{k}_between']})" if np.isfinite(gap[k]) else "not tested: under two tested groups")
+    return pd.DataFrame(out)
+
+
 def write_fairness(fair: pd.DataFrame, ctx: Context, paths: dict[str, Path]) -> None:
-    caption = ("Accuracy and depressed-class F1 (%) per subgroup of the test vlogs, mean over seeds; "
-               "length terciles are cut on each dataset's test vlogs; gap = best minus worst group.")
-    md = [f"# {TITLES['fairness']}", "", caption, ""]
+    md = [f"# {TITLES['fairness']}", "", FAIR_CAPTION, ""]
     tex = []
     for ds in [d for d in ctx.datasets if d != MACRO]:
         part = fair[fair["dataset"] == ds]
-        view = pd.DataFrame({"model": part["model"], "attribute": part["attribute"], "group": part["group"],
-                             "n": ["–" if not np.isfinite(n) else str(int(n)) for n in part["n"].astype(float)],
-                             "Acc": [_pct(v) for v in part["accuracy"]], "F1 (dep.)": [_pct(v) for v in part["f1"]]})
-        md += [f"## {ds}", "", view.to_markdown(index=False, disable_numparse=True), ""]
-        tex.append(to_latex(view, f"{TITLES['fairness']} ({ds}). {caption}"))
+        if part.empty:
+            continue
+        counts = fairness_counts(part)
+        md += [f"## {ds}", "", counts.to_markdown(index=False, disable_numparse=True), ""]
+        tex.append(to_latex(counts, f"{TITLES['fairness']} ({ds}): the subgroups' test vlogs."))
+        for attribute in dict.fromkeys(part["attribute"]):
+            view = fairness_view(part, attribute)
+            md += [f"### {ds}: {attribute}", "", view.to_markdown(index=False, disable_numparse=True), ""]
+            tex.append(to_latex(view, f"{TITLES['fairness']} ({ds}, {attribute}). {FAIR_CAPTION}"))
     write_text(paths["fairness_md"], "\n".join(md))
     write_text(paths["fairness_tex"], "\n".join(tex))
     with atomic_path(paths["fairness_csv"]) as tmp:

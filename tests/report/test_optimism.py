@@ -1,10 +1,12 @@
 """The optimism study: `kfold_select_on_test` is `kfold` with the checkpoint chosen on the test
 fold, nothing else (a plateau scheduler and a tuned threshold still read the validation part);
 the `protocol_optimism` table sets the two side by side, paired, one estimand for points and
-CIs, the selection made again inside the bootstrap; both DAGs hold the study's jobs."""
+CIs, the selection made again inside the bootstrap, every point inside its own interval; both
+DAGs hold the study's jobs."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from asym.layout import Layout, Run, RunFiles
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory
 from asym.report import optimism
-from asym.report.stats import resample_weights
+from asym.report.stats import labelled_resamples, percentile_ci, resample_weights
 from asym.train.loop import EPOCH_RECORD, validation_loss
 from asym.train.losses import build_loss
 from asym.train.observe import TrainObserver
@@ -243,8 +245,93 @@ def test_points_and_cis_share_one_estimand_and_the_test_is_the_reports(study, tm
     assert "chosen again" in md and "conditional on the selections made" in md
     assert f"valid_f1 ({row['threshold_kfold']:.2f} / {row[f'threshold_{OPTIMISTIC}']:.2f})" in md
     assert "tuned on the validation part" in md
-    assert r"\begin{tabular}" in paths["protocol_optimism_tex"].read_text()
+    tex = paths["protocol_optimism_tex"].read_text()
+    assert r"\caption{" in tex and (r"\begin{longtable}" in tex or r"\begin{table}" in tex)
     assert pd.read_csv(paths["protocol_optimism_csv"])["delta_f1"].iloc[0] == pytest.approx(row["delta_f1"])
+    assert "shifted percentile interval" in md and "median" in md
+
+
+CELL = re.compile(r"([+-]?\d+\.\d+) \[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]")
+
+
+def test_every_reported_point_lies_inside_its_own_interval(study, tmp_path):
+    """In the table's numbers and in the printed cells: each arm's value and each Δ; the interval
+    is the percentile interval of the same resamples, moved so that their median is the point."""
+    p = study
+    table = optimism.compare(p)
+    cols = optimism.points_of(table)
+    assert set(cols) == {f"{k}_{pr}" for k in ("accuracy", "f1") for pr in (HONEST, OPTIMISTIC)} | {
+        "delta_accuracy", "delta_f1"}
+    for _, row in table.iterrows():
+        for c in cols:
+            assert np.isfinite(row[f"{c}_ci_low"]) and np.isfinite(row[f"{c}_ci_high"]), c
+            assert row[f"{c}_ci_low"] <= row[c] <= row[f"{c}_ci_high"], c
+    assert optimism.incoherent(table) == []
+    # the intervals' widths are the resamples' percentile widths (none is cut by the metric's range here)
+    arms = optimism.load_arms(p, "dvlog")
+    W = resample_weights(arms[HONEST].units, p.report.bootstrap,
+                         np.random.default_rng([p.report.ci_seed, optimism.CI_STREAM, 0]))
+    honest = arms[HONEST]
+    res = {HONEST: labelled_resamples(honest.y, honest.probs["mean-mlp"], honest.preds["mean-mlp"], W),
+           OPTIMISTIC: optimism.optimistic_resamples(p, "dvlog", "mean-mlp", arms[OPTIMISTIC], W)}
+    [row] = table.to_dict("records")
+    for k in ("accuracy", "f1"):
+        for c, s in ((f"{k}_{HONEST}", res[HONEST][k]), (f"{k}_{OPTIMISTIC}", res[OPTIMISTIC][k]),
+                     (f"delta_{k}", res[OPTIMISTIC][k] - res[HONEST][k])):
+            lo, hi = percentile_ci(s)
+            assert row[f"{c}_ci_high"] - row[f"{c}_ci_low"] == pytest.approx(hi - lo, abs=1e-12), c
+            assert row[f"{c}_ci_low"] - row[c] == pytest.approx(lo - np.median(s), abs=1e-12), c
+    paths = {f"protocol_optimism_{f}": tmp_path / f"protocol_optimism.{f}" for f in ("md", "csv", "tex")}
+    optimism.write_table(table, p, paths)
+    cells = CELL.findall(paths["protocol_optimism_md"].read_text())
+    assert len(cells) == len(table) * len(cols)
+    for point, lo, hi in cells:
+        assert float(lo) <= float(point) <= float(hi), (point, lo, hi)
+
+
+def test_a_table_with_a_point_outside_its_interval_is_refused(study, tmp_path):
+    table = optimism.compare(study)
+    bad = table.assign(delta_accuracy=table["delta_accuracy_ci_high"] + 0.01)
+    assert [w.split(":")[0] for w in optimism.incoherent(bad)] == ["dvlog/mean-mlp delta_accuracy"]
+    paths = {f"protocol_optimism_{f}": tmp_path / f"protocol_optimism.{f}" for f in ("md", "csv", "tex")}
+    with pytest.raises(ValueError, match="outside their own intervals"):
+        optimism.write_table(bad, study, paths)
+    assert not paths["protocol_optimism_md"].exists()
+    missing = table.assign(f1_kfold_ci_low=np.nan, f1_kfold_ci_high=np.nan)
+    assert optimism.incoherent(missing) == []                  # no interval: "[–]", nothing to hold
+
+
+def test_the_shifted_interval_is_the_percentile_one_moved_onto_its_point():
+    rng = np.random.default_rng(0)
+    s = rng.normal(0.07, 0.02, 1000)                          # resamples lifted above the point, as re-selection does
+    lo, hi = percentile_ci(s)
+    assert not lo <= 0.0225 <= hi                             # the percentile interval leaves the point out
+    got = optimism.shifted_percentile_ci(s, 0.0225)
+    assert got[0] < 0.0225 < got[1]
+    assert got == pytest.approx((0.0225 + lo - np.median(s), 0.0225 + hi - np.median(s)))
+    sym = np.r_[s, 2 * np.median(s) - s]                      # centred on their median: the percentile interval
+    assert optimism.shifted_percentile_ci(sym, float(np.median(sym))) == pytest.approx(percentile_ci(sym))
+    assert optimism.shifted_percentile_ci(s, 0.0225, level=0.5)[1] - optimism.shifted_percentile_ci(
+        s, 0.0225, level=0.5)[0] < got[1] - got[0]
+
+
+def test_the_shifted_interval_holds_its_point_for_any_resamples():
+    """Discrete, skewed, degenerate resamples and points anywhere, at a range's edge too."""
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        n = int(rng.integers(1, 60))
+        s = rng.choice(rng.integers(0, 20, size=int(rng.integers(1, 4))) / 19, size=n) ** rng.uniform(0.2, 5)
+        point = float(rng.choice([rng.uniform(-0.5, 1.5), 0.0, 1.0, float(s[0])]))
+        lo, hi = optimism.shifted_percentile_ci(s, point)
+        assert lo <= point <= hi
+        lo, hi = optimism.shifted_percentile_ci(s, min(max(point, 0.0), 1.0), bounds=optimism.SCORE_RANGE)
+        assert 0.0 <= lo <= min(max(point, 0.0), 1.0) <= hi <= 1.0
+    assert optimism.shifted_percentile_ci(np.full(50, 0.4), 0.4) == (0.4, 0.4)
+    assert optimism.shifted_percentile_ci(np.full(50, 0.4), 0.1) == (0.1, 0.1)      # no spread: the point alone
+    lo, hi = optimism.shifted_percentile_ci(np.array([0.9, 0.95, 1.0, 1.0]), 1.0, bounds=optimism.SCORE_RANGE)
+    assert hi == 1.0 and lo < 1.0                                                  # cut at 100%
+    assert all(np.isnan(optimism.shifted_percentile_ci(np.array([np.nan, np.inf]), 0.5)))
+    assert all(np.isnan(optimism.shifted_percentile_ci(np.array([0.1, 0.2]), np.nan)))
 
 
 def _chosen_by_hand(p, seed: int, w: np.ndarray, ids: list[str]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from sklearn import metrics as sk
 from asym.metrics import METRICS, all_metrics
 from asym.report.stats import (
     bootstrap_p,
+    centred_ci,
     holm,
     minimum_detectable_effect,
     percentile_ci,
@@ -129,6 +130,37 @@ def test_percentile_ci_has_the_exact_percentiles_and_degenerate_cases():
     assert percentile_ci(np.r_[grid, np.nan]) == pytest.approx((0.025, 0.975), abs=1e-12)   # NaN resamples left out
     assert percentile_ci(np.array([0.3])) == (0.3, 0.3)
     assert all(np.isnan(percentile_ci(np.array([np.nan]))))
+
+
+def test_centred_ci_is_the_percentile_interval_when_the_resamples_centre_on_the_point():
+    grid = np.arange(1001) / 1000
+    assert centred_ci(grid, 0.5) == pytest.approx(percentile_ci(grid), abs=1e-12)
+    assert centred_ci(np.full(50, 0.7), 0.7) == (0.7, 0.7)                # a constant predictor's recall
+    assert all(np.isnan(centred_ci(np.array([np.nan]), 0.5))) and all(np.isnan(centred_ci(grid, np.nan)))
+
+
+def test_centred_ci_moves_with_the_bias_of_the_resamples():
+    # the resamples sit above the point (as a resampled ECE does): z0 = Φ⁻¹(0.2)
+    rng = np.random.default_rng(0)
+    samples = rng.normal(0.0, 1.0, 200_000)
+    point = float(np.quantile(samples, 0.2))
+    from statistics import NormalDist
+
+    z0, z = NormalDist().inv_cdf(0.2), NormalDist().inv_cdf(0.975)
+    expected = np.quantile(samples, [NormalDist().cdf(2 * z0 - z), NormalDist().cdf(2 * z0 + z)])
+    assert centred_ci(samples, point) == pytest.approx(tuple(expected), abs=1e-9)
+    lo, hi = centred_ci(samples, point)
+    plain = percentile_ci(samples)
+    assert lo < plain[0] and hi < plain[1] and lo <= point <= hi
+
+
+def test_centred_ci_never_leaves_its_point_outside():
+    rng = np.random.default_rng(1)
+    for shift in (-5.0, -2.5, -1.0, 0.0, 1.0, 2.5, 5.0):            # the point anywhere, far tails included
+        samples = rng.normal(0.0, 1.0, 999)
+        lo, hi = centred_ci(samples, shift)
+        assert lo <= shift <= hi, shift
+        assert percentile_ci(samples)[0] > shift or percentile_ci(samples)[1] < shift or abs(shift) < 2
 
 
 def test_ece_of_each_resample_equals_the_ece_of_that_resample_drawn_out():
