@@ -6,7 +6,7 @@ Two classifiers' predictions are drawn on test folds of the real sizes, with a k
 difference in depressed-class F1, and judged by asym.report.stats' own functions, those the report
 calls: the paired permutation test of ΔF1 (`swap_draws`, `swap_deltas`, `permutation_p`), the
 percentile-bootstrap test it replaced (`resample_weights`, `weighted_metrics`, `bootstrap_p`),
-the bootstrap CIs (`percentile_ci`), Holm's adjustment (`holm`) and the normal-approximation
+the bootstrap CIs (`centred_ci`, bias-corrected), Holm's adjustment (`holm`) and the normal-approximation
 minimum detectable effect (`minimum_detectable_effect`). Resample counts, alpha and the power of
 the MDE are the report's, read from params.yaml.
 
@@ -65,6 +65,7 @@ from asym.models import registry  # noqa: E402
 from asym.report import optimism  # noqa: E402
 from asym.report.stats import (  # noqa: E402
     bootstrap_p,
+    centred_ci,
     holm,
     minimum_detectable_effect,
     percentile_ci,
@@ -214,15 +215,17 @@ def rejection(fold: Fold, delta: float, reps: int, settings: dict[str, Any], rng
 
 
 def coverage(fold: Fold, reps: int, settings: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """How often the bootstrap 95% CI of each metric holds classifier A's population value."""
+    """How often the report's bootstrap 95% CI of each metric (bias-corrected, `centred_ci`) holds
+    classifier A's population value."""
     mu = mu_for_f1(F1_LEVEL, fold.pi)
     truth = population(mu, fold.pi)
     held = dict.fromkeys(COVERED, 0)
     for _ in range(reps):
         p = prob(draw_scores(fold, [mu], rng))[0]
         res = weighted_metrics(fold.y, p, resample_weights(fold.units, settings["n_draws"], rng), COVERED)
+        point = weighted_metrics(fold.y, p, np.ones((1, len(fold.y))), COVERED)
         for k in COVERED:
-            lo, hi = percentile_ci(res[k])
+            lo, hi = centred_ci(res[k], float(point[k][0]))
             held[k] += int(lo <= truth[k] <= hi)
     return {k: {"rate": held[k] / reps, "truth": truth[k],
                 "mc_se": float(np.sqrt(0.95 * 0.05 / reps))} for k in COVERED} | {"replicates": reps}
