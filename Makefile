@@ -70,8 +70,9 @@ run: $(STAMP)
 	@$(BIN)/snakemake --quiet all --report reports/report.html >/dev/null 2>&1 || \
 	  echo "(the HTML report could not be written: run snakemake --report reports/report.html)"
 	@echo
-	@echo "Tables:      reports/results.md, comparison.md, ablation.md, fairness.md (+ .csv, .tex); summary.csv"
-	@echo "Figures:     reports/metrics.png, confusion_matrices.png, reliability.png"
+	@echo "Tables:      reports/results.md, comparison.md, ablation.md, fairness.md (+ .html, .csv, .tex); summary.csv"
+	@echo "Model cards: reports/model_cards/<dataset>-<model>.md (+ .html)"
+	@echo "Figures:     reports/metrics.png, confusion_matrices.png, reliability.png, published.png"
 	@echo "HTML report: reports/report.html"
 	@echo "MLflow UI:   make mlflow-ui   (it prints the address of the training runs)"
 
@@ -124,5 +125,5 @@ mutants: $(STAMP)
 	$(BIN)/python benchmarks/mutants.py $(MODULES)
 
 clean-outputs:
-	rm -rf data runs logs reports/*.md reports/*.csv reports/*.tex reports/*.png reports/*.json reports/*.html mlflow.db mlflow.db.lock mlartifacts .snakemake mutants
+	rm -rf data runs logs reports/*.md reports/*.csv reports/*.tex reports/*.png reports/*.json reports/*.html reports/model_cards mlflow.db mlflow.db.lock mlartifacts .snakemake mutants
 	@git checkout -- reports/README.md 2>/dev/null || true

@@ -6,6 +6,9 @@
 #   snakemake --report reports/report.html       # the self-contained HTML report
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stages.smk"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from asym.models import registry
@@ -32,13 +32,17 @@ RESUME_FILE = "resume.pt"
 STUDY_TRAIN_FILES = {"epochs": "epochs.parquet"}
 EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
 
-# reports/: tables (each as Markdown, CSV and LaTeX), aggregates and plots.
-TABLE_FORMATS = ("md", "csv", "tex")
+# reports/: tables (each as Markdown, CSV and LaTeX, and the Markdown as an HTML page), aggregates
+# and plots.
+TABLE_FORMATS = ("md", "csv", "tex", "html")
+# The page of a Markdown table or model card, beside it (asym.report.html): Snakemake's report
+# shows HTML inline, and offers Markdown only for download.
+PAGE_SUFFIX = ".html"
 PLOTS = {"metrics_plot": "metrics.png", "confusion_plot": "confusion_matrices.png",
          "reliability_plot": "reliability.png", "published_plot": "published.png"}
 AGGREGATES = {"summary_csv": "summary.csv", "summary_json": "summary.json", "runs_csv": "runs.csv"}
 TRACKING_RECORD = "mlflow_runs.json"
-MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.report.model_card)
+MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.report.model_card), and its page
 
 
 def report_tables(models: list[str], study: bool = False) -> list[str]:
@@ -55,6 +59,21 @@ def report_tables(models: list[str], study: bool = False) -> list[str]:
     if study:
         tables.append("protocol_optimism")
     return tables
+
+
+def model_card_key(dataset: str, model: str) -> str:
+    """The report output name of `model`'s card on `dataset` (`model_card_dvlog_mean_mlp`)."""
+    return f"model_card_{dataset}_{model}".replace("-", "_")
+
+
+def page_key(key: str) -> str:
+    """The output name of the HTML page of the Markdown output `key` (`results_md` -> `results_html`)."""
+    return f"{key.removesuffix('_md')}_html"
+
+
+def page_of(markdown: str) -> str:
+    """The HTML page written beside a Markdown file."""
+    return str(PurePosixPath(markdown).with_suffix(PAGE_SUFFIX))
 
 
 def study_folder(root: str, protocol: str) -> str:
@@ -199,8 +218,14 @@ class Layout:
         return self.report_file(f"{MODEL_CARDS}/{dataset}-{model}.md")
 
     def model_cards(self, models: list[str], datasets: list[str]) -> dict[str, str]:
-        """One model card per (dataset, model), keyed by a name Snakemake accepts as an output's."""
-        return {f"model_card_{d}_{m}".replace("-", "_"): self.model_card(d, m) for d in datasets for m in models}
+        """One model card per (dataset, model) and its HTML page, keyed by names Snakemake accepts
+        as an output's."""
+        out = {}
+        for d in datasets:
+            for m in models:
+                key, card = model_card_key(d, m), self.model_card(d, m)
+                out.update({key: card, page_key(key): page_of(card)})
+        return out
 
     def tracking_record(self) -> str:
         return self.report_file(TRACKING_RECORD)

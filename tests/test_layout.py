@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from asym.config import load_params
-from asym.layout import RESUME_FILE, RUN_FILES, STUDY_TRAIN_FILES, TRAIN_FILES, Layout, Run
+from asym.layout import (
+    RESUME_FILE,
+    RUN_FILES,
+    STUDY_TRAIN_FILES,
+    TRAIN_FILES,
+    Layout,
+    Run,
+    model_card_key,
+    page_key,
+    page_of,
+    report_tables,
+)
 from tests.conftest import ROOT
 
 
@@ -32,3 +43,16 @@ def test_the_grid_is_every_dataset_model_and_seed_once():
     runs = p.runs()
     assert len(runs) == len(set(runs)) == len(p.datasets) * len(p.models) * len(p.seeds)
     assert p.runs("lmvd", "asym") == [Run("lmvd", "asym", s) for s in p.seeds]
+
+
+def test_every_markdown_report_file_has_its_html_page_beside_it():
+    """Snakemake's report shows HTML inline and Markdown only as a download: each Markdown table
+    and model card is declared with its page."""
+    p = load_params(ROOT / "params.yaml")
+    out = Layout.of(p, absolute=False).report_outputs(p.models, p.datasets, study=True)
+    markdown = {k: v for k, v in out.items() if v.endswith(".md")}
+    assert len(markdown) == len(report_tables(p.models, study=True)) + len(p.datasets) * len(p.models)
+    assert all(out[page_key(k)] == page_of(v) == v.removesuffix(".md") + ".html" for k, v in markdown.items())
+    assert out["results_html"] == "reports/results.html"
+    assert out[page_key(model_card_key("dvlog", "mean-mlp"))] == "reports/model_cards/dvlog-mean-mlp.html"
+    assert len(set(out.values())) == len(out)

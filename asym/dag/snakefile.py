@@ -16,6 +16,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS, load_params
 from asym.dag.stages import STAGES, Stage
-from asym.layout import PACKAGE, Layout
+from asym.layout import PACKAGE, PLOTS, Layout, model_card_key, page_key, report_tables
 from asym.models import registry
 
 REPOSITORY = PACKAGE.parent
@@ -41,6 +42,49 @@ def _here(path: str | os.PathLike) -> str:
 
 def _alternatives(values: list[Any]) -> str:
     return "|".join(re.escape(str(v)) for v in values)
+
+
+# --- `snakemake --report` ------------------------------------------------------------------------
+TABLES, FIGURES, MODEL_CARDS, DATA = "Tables", "Figures", "Model cards", "Data"
+# A table's or figure's subcategory: the question it answers, the same words under both.
+TABLE_TOPICS = {"results": "Metrics", "comparison": "Comparisons", "ablation": "Comparisons",
+                "fairness": "Subgroups", "protocol_optimism": "Protocols"}
+PLOT_TOPICS = {"metrics_plot": "Metrics", "confusion_plot": "Metrics", "reliability_plot": "Calibration",
+               "published_plot": "Comparisons"}
+# Each table's files for a paper or a README, under "Data" by format; the aggregates beside them.
+DOWNLOADS = {"md": "Markdown", "csv": "CSV", "tex": "LaTeX"}
+AGGREGATES_SHOWN = {"summary_csv": "summary", "runs_csv": "runs"}
+MODEL_CARD_CAPTION = "model_card"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """Where an output sits in `snakemake --report`: its caption (workflow/report/<caption>.rst),
+    category, subcategory, and the labels its row shows in place of the file name."""
+
+    caption: str
+    category: str
+    subcategory: str
+    labels: dict[str, str] | None = None
+
+    def mark(self, path: str) -> Any:
+        return report(path, caption=str(CAPTIONS / f"{self.caption}.rst"), category=self.category,
+                      subcategory=self.subcategory, labels=self.labels)
+
+
+def report_entries(models: list[str], datasets: list[str], study: bool) -> dict[str, Shown]:
+    """The report step's outputs that `snakemake --report` shows, by output name: each table as
+    its HTML page (Markdown is only offered for download there), every figure, the model cards by
+    dataset, and each table's Markdown, CSV and LaTeX with the aggregates as data files."""
+    shown = {}
+    for table in report_tables(models, study):
+        shown[f"{table}_html"] = Shown(table, TABLES, TABLE_TOPICS[table])
+        shown.update({f"{table}_{fmt}": Shown(table, DATA, label) for fmt, label in DOWNLOADS.items()})
+    shown.update({key: Shown(key.removesuffix("_plot"), FIGURES, PLOT_TOPICS[key]) for key in PLOTS})
+    shown.update({key: Shown(caption, DATA, "Aggregates") for key, caption in AGGREGATES_SHOWN.items()})
+    shown.update({page_key(model_card_key(d, m)): Shown(MODEL_CARD_CAPTION, MODEL_CARDS, d, {"model": m})
+                  for d in datasets for m in models})
+    return shown
 
 
 class Rules:
@@ -90,13 +134,12 @@ class Rules:
 
     def outputs(self, stage: Stage) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        shown = report_entries(self.P.models, self.P.datasets, bool(self.P.study_models)) if stage.captioned else {}
         for name, files in stage.outputs(self.P, self.L, self._patterns(stage)).items():
             if name in stage.directories:
                 out[name] = [directory(f) for f in files]
-            elif stage.captioned and name.endswith(("_md", "_plot")):
-                caption = str(CAPTIONS / f"{name.rsplit('_', 1)[0]}.rst")
-                category = "Tables" if name.endswith("_md") else "Figures"
-                out[name] = [report(f, caption=caption, category=category) for f in files]
+            elif name in shown:
+                out[name] = [shown[name].mark(f) for f in files]
             else:
                 out[name] = files
         return out

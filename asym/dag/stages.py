@@ -53,7 +53,7 @@ class Stage:
     side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
     seeds: Callable[[Params], list[int]] | None = None     # a training stage's seeds
     directories: frozenset[str] = frozenset()  # output groups that are folders
-    captioned: bool = False                    # its tables (`*_md`) and figures (`*_plot`) go in `snakemake --report`
+    captioned: bool = False                    # its outputs go in `snakemake --report` (asym.dag.snakefile.report_entries)
     dvc_kinds: Mapping[str, str] = field(default_factory=dict)   # output group -> metrics | plots | uncached
 
     @property
@@ -171,6 +171,13 @@ def _study_models(p: Params) -> list[str]:
     return [] if p.data.optimism is None else [f"optimism.models.{p.scale}"]
 
 
+def _paper_sizes(p: Params) -> list[str]:
+    """Below paper scale, the model cards count each model at its paper-scale widths too."""
+    if p.scale == "paper":
+        return []
+    return sorted({f"model.paper.{registry.get(m).family}" for m in p.models})
+
+
 def _study_report(p: Params) -> list[str]:
     """The optimism study's table when it is on (with the k of its folds); when it is off, what says so."""
     return ["optimism", "split.kfold"] if p.study_models else _study_models(p)
@@ -260,8 +267,8 @@ STAGES: tuple[Stage, ...] = (
               "study": study_reads(p, lay)},
           outputs=lambda p, lay, w: {k: [f] for k, f in _report_outputs(p, lay).items()},
           reads=lambda p, w: ["scale", "run", "report",
-                              *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
-                              *_study_report(p)],
+                              *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source", "format")),
+                              *_paper_sizes(p), *_study_report(p)],
           modules=("asym.report.aggregate",), data=_published, captioned=True,
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
     Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,

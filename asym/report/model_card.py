@@ -212,10 +212,12 @@ def trainable_parameters(params: Params, model: str, dataset: str, scale: str) -
     from asym.data.formats import input_widths
     from asym.models import factory
 
+    entry = registry.get(model)
     try:
         fmt = params.dataset(dataset).format
-        net = factory.from_params(model, params.at_scale(scale), dataset, widths=input_widths()[fmt])
-    except (ConfigError, KeyError, ValueError):
+        config = getattr(params.data.model.at(scale), entry.family).resolved(dataset, dict(entry.overrides))
+        net = factory.build(model, *input_widths()[fmt], config)
+    except (ConfigError, KeyError, ValueError, AttributeError):
         return None
     return sum(q.numel() for q in net.parameters() if q.requires_grad)
 

@@ -108,6 +108,35 @@ def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(j
     assert all(Path(f.flags["report"].caption).is_file() for f in captioned["report"])
 
 
+def test_the_report_shows_every_table_as_a_page_every_figure_and_model_card_in_named_categories(project, jobs):
+    """Snakemake's report shows HTML and images inline and offers anything else for download: each
+    table is shown as its page, each model card under its dataset, and nothing falls under "Other"."""
+    p = load_params(project / "params.yaml")
+    report = next(j for j in jobs if j.rule.name == "report")
+    shown = {_relative(f, project): f.flags["report"] for f in report.output if "report" in f.flags}
+    where = {f: (r.category, r.subcategory) for f, r in shown.items()}
+    tables = {Path(f).stem for f in report.output if f.endswith(".md") and "model_cards" not in f}
+    assert tables >= {"results", "comparison", "ablation", "fairness", "protocol_optimism"}
+    for table in tables:
+        assert where[f"reports/{table}.html"][0] == "Tables", table
+        assert {where[f"reports/{table}.{fmt}"] for fmt in ("md", "csv", "tex")} == {
+            ("Data", "Markdown"), ("Data", "CSV"), ("Data", "LaTeX")}, table
+    assert where["reports/results.html"] == ("Tables", "Metrics")
+    assert where["reports/summary.csv"] == ("Data", "Aggregates")
+    assert {where[f"reports/{name}"][0] for name in ("metrics.png", "confusion_matrices.png", "reliability.png",
+                                                     "published.png")} == {"Figures"}
+    for d in p.datasets:
+        for m in p.models:
+            card = shown[f"reports/model_cards/{d}-{m}.html"]
+            assert (card.category, card.subcategory, card.labels) == ("Model cards", d, {"model": m})
+            assert f"reports/model_cards/{d}-{m}.md" not in shown     # its page is what a reader opens
+    assert all(r.category and r.subcategory for r in shown.values())
+    assert len({r.caption for r in shown.values()}) > len(tables)          # figures and cards have their own
+    # the landing view's description of the workflow
+    description = Path(report.rule.workflow.report_text.get_path_or_uri(secret_free=True))
+    assert description.resolve() == (project / "workflow" / "report" / "workflow.rst").resolve()
+
+
 def _prefix_applied() -> str:
     """The prefix the workflow gave `shell.prefix`, as Snakemake puts it before every job's command."""
     from snakemake.shell import shell

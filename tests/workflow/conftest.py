@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.project import make_project
+from tests.workflow import headless_chromium
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -62,3 +63,13 @@ def snakemake_project(data_stages, tmp_path_factory) -> Path:
     out = snakemake(root, "all")
     assert job_counts(out).get("fetch") is None, "the shared data stages were run again"
     return root
+
+
+@pytest.fixture(scope="session")
+def chromium() -> None:
+    """Debian's chromium and chromedriver, installed where missing; a skip only without root or apt."""
+    reason = headless_chromium.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if headless_chromium.missing_binaries():
+        headless_chromium.install()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ BROWSER, DRIVER = "chromium", "chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage")
+WAIT_S = 90            # one wait in the browser: a first page may load a whole application bundle
+POLL_S = 0.25
 
 
 def missing_binaries() -> list[str]:
@@ -65,3 +67,15 @@ def browser(profile_dir: Path, driver_log: Path, width: int = 1600, height: int 
         yield driver
     finally:
         driver.quit()
+
+
+def wait_for(driver: Any, what: str, condition: Callable[[Any], Any], timeout_s: float = WAIT_S,
+             detail: Callable[[Any], str] = lambda d: "") -> Any:
+    """WebDriverWait on `condition`; a timeout names what was awaited (and `detail` of what was seen)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout_s, poll_frequency=POLL_S).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"waited {timeout_s} s for {what}; {detail(driver)} at {driver.current_url}") from None

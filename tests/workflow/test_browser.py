@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,9 @@ from selenium.common.exceptions import (
     ElementClickInterceptedException,
     ElementNotInteractableException,
     StaleElementReferenceException,
-    TimeoutException,
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 from asym.config import load_params
 from asym.layout import Layout
@@ -42,11 +40,11 @@ from asym.tracking.track import file_digest, ui_address
 from tests.project import ROOT, small_params
 from tests.workflow import headless_chromium
 from tests.workflow.conftest import BIN, ENV, TINY, job_counts, run, snakemake
+from tests.workflow.headless_chromium import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 
 MODELS, SEEDS, EPOCHS = TINY["models"], [0], 3
-WAIT_S = 90            # one wait in the browser: the first page loads MLflow's whole bundle
 SERVER_START_S = 120
 SCREENSHOT, FAILURE_SCREENSHOT = "mlflow-ui.png", "mlflow-ui-failure.png"
 WINDOW = (1600, 720)
@@ -113,30 +111,11 @@ def server(project, tmp_path_factory) -> Iterator[dict[str, Any]]:
                 proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> None:
-    """Debian's chromium and chromedriver, installed where missing; a skip only without root or apt."""
-    reason = headless_chromium.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    if headless_chromium.missing_binaries():
-        headless_chromium.install()
-
-
 # --- reading the page -------------------------------------------------------------------------
 
 RUN_NAME_COL = "attributes.`Run Name`"
 DURATION = re.compile(r"^([\d.]+)(ms|s|min|h|d)$")
 SECONDS = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def wait_for(driver: Any, what: str, condition: Callable[[Any], Any], timeout_s: float = WAIT_S,
-             detail: Callable[[Any], str] = lambda d: "") -> Any:
-    """WebDriverWait on `condition`; a timeout names what was awaited (and `detail` of what was seen)."""
-    try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=0.25).until(condition)
-    except TimeoutException:
-        raise AssertionError(f"waited {timeout_s} s for {what}; {detail(driver)} at {driver.current_url}") from None
 
 
 def view_of(url: str, experiment_id: str) -> str | None:
