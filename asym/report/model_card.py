@@ -293,7 +293,8 @@ def _with_ci(r: dict[str, Any], k: str) -> str:
         return "too small to test"
     lo, hi = r.get(f"{k}_ci_low", np.nan), r.get(f"{k}_ci_high", np.nan)
     ci = f" [{metric_value(k, lo)}, {metric_value(k, hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
-    return metric_value(k, r[k]) + ci
+    between = r.get(f"{k}_between")                # a gap: which two groups, per metric
+    return metric_value(k, r[k]) + ci + (f" ({between})" if isinstance(between, str) and between else "")
 
 
 def fairness_table(fair: pd.DataFrame, dataset: str, model: str) -> list[str]:
@@ -305,16 +306,12 @@ def fairness_table(fair: pd.DataFrame, dataset: str, model: str) -> list[str]:
     lines = ["| attribute | group | n (depressed / normal) | accuracy [95% CI] | F1 (depressed) [95% CI] |",
              "|---|---|---:|---:|---:|"]
     for r in rows.to_dict("records"):
-        if r["group"] == GAP:
-            between = r.get("accuracy_between")
-            group = f"gap ({between})" if isinstance(between, str) and between else r["group"]
-            n = ""
-        else:
-            group = r["group"]
+        n = ""
+        if r["group"] != GAP:              # a gap's row has no counts of its own
             n = "" if r["n"] != r["n"] else str(int(r["n"]))
             if "n_depressed" in r and r["n_depressed"] == r["n_depressed"]:
                 n += f" ({int(r['n_depressed'])} / {int(r['n_normal'])})"
-        lines.append(f"| {r['attribute']} | {group} | {n} | {_with_ci(r, 'accuracy')} | {_with_ci(r, 'f1')} |")
+        lines.append(f"| {r['attribute']} | {r['group']} | {n} | {_with_ci(r, 'accuracy')} | {_with_ci(r, 'f1')} |")
     return lines
 
 
@@ -379,8 +376,8 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
         "",
         "## Test metrics",
         "",
-        "In % (MCC as is): mean ± std over seeds (and outer folds under `kfold`); 95% CI from a bootstrap of the "
-        "test set, so it covers test sampling only, not the spread over seeds; floors from the training fold's "
+        "In % (MCC as is): mean ± std over seeds of each seed's metric, its test labels pooled over its partitions "
+        "(outer folds under `kfold`); 95% CI from a bias-corrected bootstrap of the test set, so it covers test sampling only, not the spread over seeds; floors from the training fold's "
         "labels, each shown only for the metrics it is a floor for (`majority` always answers its majority class, and its "
         "depressed-class P/R/F1 are undefined where that class is normal; `always-depressed` is the floor of the "
         "depressed-class P/R/F1; `chance` guesses at the training fold's rate)."

@@ -94,7 +94,7 @@ class Context:
         if failed.empty:
             return []
         return ["", f"{FAILED_MARK} failed seed(s), kept in the mean (a seed fails when it labels every test vlog of a "
-                "partition with one class, or keeps its first epoch's checkpoint): "
+                "partition with one class, whatever the vlog): "
                 + "; ".join(f"{r.model} on {r.dataset}: {r.failure}" for r in failed.itertuples()) + "."]
 
     def threshold_line(self) -> str:
@@ -345,7 +345,8 @@ PAIRED = ("ΔF1 vs asym: the depressed-class F1 minus ASYM's, in points, with it
           "bootstrap, bias-corrected percentile); p (raw): a paired permutation test of ΔF1 (each subject's, else each "
           "vlog's, labels exchanged between the two models, all seeds at once); p (Holm): that p adjusted by Holm's "
           "step-down within this table's family, named under each dataset. The CIs are not adjusted, so a CI that "
-          f"excludes 0 can go with a Holm p above alpha. ‘{NO_DIFFERENCE}’: the model's test predictions are ASYM's "
+          "excludes 0 can go with a Holm p above alpha; and the CI (a bootstrap) and the raw p (a permutation test) "
+          f"are two procedures, which can disagree near the boundary. ‘{NO_DIFFERENCE}’: the model's test predictions are ASYM's "
           f"(no label differs on any seed, or no probability by more than {SAME_PROBABILITY:g}): no p, not counted in the family, "
           "left out of the detectable-effect range.")
 CAPTIONS = {

@@ -294,3 +294,37 @@ def test_without_the_interaction_asym_starts_as_the_same_function():
     apart = sum(q.numel() for q in factory.from_params("asym-no-mamba-interaction", p, "dvlog").parameters())
     assert apart > shared                                    # the A matrices, held once by the full model
     torch.testing.assert_close(outputs["asym"], outputs["asym-no-mamba-interaction"], rtol=0, atol=1e-6)
+
+
+def test_the_card_shows_each_floor_only_where_it_is_one_and_subgroups_with_counts_and_cis():
+    from asym.report.aggregate import GAP
+    from asym.report.model_card import fairness_table, metrics_table
+
+    nan = float("nan")
+    summary = pd.DataFrame([
+        {"dataset": "lmvd", "model": "asym", "accuracy": 0.6, "f1": 0.62, "f1_ci_low": 0.5, "f1_ci_high": 0.7},
+        {"dataset": "lmvd", "model": "majority", "accuracy": 0.5, "f1": nan},         # its majority is normal
+        {"dataset": "lmvd", "model": "always-depressed", "accuracy": nan, "f1": 2 / 3},
+        {"dataset": "lmvd", "model": "chance", "accuracy": 0.5, "f1": 0.49}])
+    lines = metrics_table(summary, "lmvd", "asym")
+    assert lines[0].endswith("| majority floor | always-depressed floor | chance floor |")
+    f1 = next(line for line in lines if line.startswith("| f1 |")).split("|")
+    assert [c.strip() for c in f1[-4:-1]] == ["–", "66.67", "49.00"]
+    accuracy = next(line for line in lines if line.startswith("| accuracy |")).split("|")
+    assert [c.strip() for c in accuracy[-4:-1]] == ["50.00", "–", "50.00"]
+    fair = pd.DataFrame([
+        {"dataset": "lmvd", "model": "asym", "attribute": "length", "group": "short", "n": 12, "n_depressed": 6,
+         "n_normal": 6, "tested": True, "accuracy": 0.75, "accuracy_ci_low": 0.5, "accuracy_ci_high": 0.9,
+         "f1": 0.8, "f1_ci_low": 0.55, "f1_ci_high": 0.95},
+        {"dataset": "lmvd", "model": "asym", "attribute": "length", "group": "long", "n": 8, "n_depressed": 1,
+         "n_normal": 7, "tested": False, "accuracy": nan, "f1": nan},
+        {"dataset": "lmvd", "model": "asym", "attribute": "length", "group": "medium", "n": 12, "n_depressed": 6,
+         "n_normal": 6, "tested": True, "accuracy": 0.5, "accuracy_ci_low": 0.3, "accuracy_ci_high": 0.7,
+         "f1": 0.5, "f1_ci_low": 0.2, "f1_ci_high": 0.7},
+        {"dataset": "lmvd", "model": "asym", "attribute": "length", "group": GAP, "n": nan, "tested": True,
+         "accuracy": 0.25, "accuracy_ci_low": -0.1, "accuracy_ci_high": 0.5, "accuracy_between": "short - medium",
+         "f1": 0.3, "f1_ci_low": -0.1, "f1_ci_high": 0.6, "f1_between": "short - medium"}])
+    rows = {line.split("|")[2].strip(): line for line in fairness_table(fair, "lmvd", "asym")[2:]}
+    assert "| 12 (6 / 6) | 75.00 [50.00, 90.00] | 80.00 [55.00, 95.00] |" in rows["short"]
+    assert "| 8 (1 / 7) | too small to test | too small to test |" in rows["long"]
+    assert "25.00 [-10.00, 50.00] (short - medium)" in rows[GAP] and "30.00 [-10.00, 60.00] (short - medium)" in rows[GAP]
