@@ -137,7 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from asym.report.aggregate import make_report
+    from asym.report.build import make_report
 
     p = _params(args)
     files = make_report(p)

@@ -25,8 +25,9 @@ SCORE_METRICS = ("auroc", "auprc", "ece")
 METRICS = LABEL_METRICS + SCORE_METRICS
 ECE_BINS = 10
 CONVENTION = {
-    "accuracy": "accuracy", "precision": "depressed class", "recall": "depressed class", "f1": "depressed class",
-    "precision_weighted": "weighted", "recall_weighted": "weighted", "f1_weighted": "weighted",
+    "accuracy": "accuracy", "precision": "precision, depressed class", "recall": "recall, depressed class",
+    "f1": "F1, depressed class", "precision_weighted": "precision, support-weighted over both classes",
+    "recall_weighted": "recall, support-weighted over both classes", "f1_weighted": "F1, support-weighted over both classes",
     "balanced_accuracy": "mean recall of both classes", "mcc": "Matthews correlation",
     "auroc": "from probabilities", "auprc": "from probabilities (average precision)",
     "ece": f"expected calibration error, {ECE_BINS} equal-width bins (lower is better)",
@@ -111,15 +112,17 @@ def selection_score(m: dict[str, float], metric: str) -> float:
 
 DEPRESSED_CLASS = ("precision", "recall", "f1")
 # What each floor stands for: the metrics on which it is the score a model must beat. The
-# majority's constant prior is the uninformed reference of every metric but the depressed-class
-# ones (when the majority is normal it never names a depressed vlog: its P is 0/0 and its R and F1
-# are 0 by construction); "always depressed" is the floor of those; a random guess's 0/1 scores
-# have no ranking or calibration to compare with.
+# majority's constant prior is the uninformed reference of every label and ranking metric but the
+# depressed-class ones (when the majority is normal it never names a depressed vlog: its P is 0/0
+# and its R and F1 are 0 by construction); not of the ECE, where a constant prior is nearly
+# perfectly calibrated, a best case rather than a floor. "Always depressed" is the floor of the
+# depressed-class ones; a random guess's 0/1 scores have no ranking or calibration to compare with.
 FLOOR_METRICS = {
-    "majority": tuple(k for k in METRICS if k not in DEPRESSED_CLASS),
+    "majority": tuple(k for k in METRICS if k not in (*DEPRESSED_CLASS, "ece")),
     "always-depressed": DEPRESSED_CLASS,
     "chance": LABEL_METRICS,
 }
+Partitions = np.ndarray | list[np.ndarray]
 
 
 def _keep(m: dict[str, float], keys: tuple[str, ...]) -> dict[str, float]:
@@ -127,34 +130,50 @@ def _keep(m: dict[str, float], keys: tuple[str, ...]) -> dict[str, float]:
     return {k: float(m[k]) if k in keys else float("nan") for k in METRICS}
 
 
-def majority_floor(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
-    """Always the training fold's majority class (its prior as the probability); its
-    depressed-class P/R/F1 only where that majority is depressed (then it is "always depressed")."""
+def _partitions(y: Partitions) -> list[np.ndarray]:
+    """One array of labels per partition: a single array is one partition."""
+    if isinstance(y, np.ndarray) and y.ndim == 1:
+        return [y.astype(int)]
+    return [np.asarray(part, int) for part in y]
+
+
+def majority_floor(y_train: Partitions, y_test: Partitions) -> dict[str, float]:
+    """Always each partition's training majority class (its prior as the probability), scored on
+    the test labels pooled over the partitions, as a model's are; its depressed-class P/R/F1 only
+    where every partition's majority is depressed (then it is "always depressed")."""
     from sklearn.dummy import DummyClassifier
 
-    clf = DummyClassifier(strategy="prior").fit(np.zeros((len(y_train), 1)), y_train)
-    x = np.zeros((len(y_test), 1))
-    pred = clf.predict(x)
-    m = {**label_metrics(y_test, pred), **score_metrics(y_test, clf.predict_proba(x)[:, -1])}
-    depressed = len(pred) > 0 and bool(pred[0] == 1)
+    preds, probs = [], []
+    for train, test in zip(_partitions(y_train), _partitions(y_test), strict=True):
+        clf = DummyClassifier(strategy="prior").fit(np.zeros((len(train), 1)), train)
+        x = np.zeros((len(test), 1))
+        preds.append(clf.predict(x))
+        probs.append(clf.predict_proba(x)[:, -1])
+    y, pred = np.concatenate(_partitions(y_test)), np.concatenate(preds)
+    m = {**label_metrics(y, pred), **score_metrics(y, np.concatenate(probs))}
+    depressed = len(pred) > 0 and bool(np.all(pred == 1))
     return _keep(m, FLOOR_METRICS["majority"] + (DEPRESSED_CLASS if depressed else ()))
 
 
-def always_depressed_floor(y_test: np.ndarray) -> dict[str, float]:
+def always_depressed_floor(y_test: Partitions) -> dict[str, float]:
     """Every test vlog called depressed: the floor of the depressed-class P (the prevalence),
     R (1) and F1 (2·prevalence / (1 + prevalence)), which a constant "normal" cannot give."""
-    y = np.asarray(y_test, int)
+    y = np.concatenate(_partitions(y_test))
     return _keep(label_metrics(y, np.ones_like(y)), FLOOR_METRICS["always-depressed"])
 
 
-def chance_floor(y_train: np.ndarray, y_test: np.ndarray, draws: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Expected label metrics of a stratified random guess (predicts depressed with the training
-    fold's rate), averaged over `draws` guesses."""
+def chance_floor(y_train: Partitions, y_test: Partitions, draws: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Expected label metrics of a stratified random guess (predicts depressed with each
+    partition's training rate), each guess scored on the test labels pooled over the partitions,
+    averaged over `draws` guesses."""
     from sklearn.dummy import DummyClassifier
 
-    x = np.zeros((len(y_test), 1))
+    trains, tests = _partitions(y_train), _partitions(y_test)
+    y = np.concatenate(tests)
     rows = []
     for k in range(draws):
-        clf = DummyClassifier(strategy="stratified", random_state=seed + k).fit(np.zeros((len(y_train), 1)), y_train)
-        rows.append(label_metrics(y_test, clf.predict(x)))
+        guess = [DummyClassifier(strategy="stratified", random_state=seed + k)
+                 .fit(np.zeros((len(train), 1)), train).predict(np.zeros((len(test), 1)))
+                 for train, test in zip(trains, tests, strict=True)]
+        rows.append(label_metrics(y, np.concatenate(guess)))
     return _keep({k: float(np.mean([r[k] for r in rows])) for k in LABEL_METRICS}, FLOOR_METRICS["chance"])

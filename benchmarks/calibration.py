@@ -34,9 +34,9 @@ the honest arm one chosen apart from them (on validation: here at random, the ep
 alike). The truth, what each protocol reports on average and the average Δ, comes from a large
 Monte Carlo of fresh test sets; each replicate then runs the report's own code
 (`optimism.reselected_resamples`, the selection made again in each of the report's resamples) and
-asks how often each interval holds the truth: the percentile interval the table printed before,
-the shifted percentile interval it prints now (`optimism.shifted_percentile_ci`), and for
-comparison the bias-corrected percentile (BC) and basic ones. One seed per replicate.
+asks how often each interval holds the truth: the plain percentile interval, the shifted
+percentile interval the table prints (`stats.shifted_percentile_ci`), and for comparison the
+bias-corrected percentile (BC) and basic ones. One seed per replicate.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from asym.report.stats import (  # noqa: E402
     percentile_ci,
     permutation_p,
     resample_weights,
+    shifted_percentile_ci,
     swap_deltas,
     swap_draws,
     weighted_metrics,
@@ -412,7 +413,7 @@ def _range(quantity: str) -> tuple[float, float]:
 
 INTERVALS = {
     "percentile": lambda s, pt, lvl, q: percentile_ci(s, lvl),
-    "shifted": lambda s, pt, lvl, q: optimism.shifted_percentile_ci(s, pt, lvl, _range(q)),
+    "shifted": lambda s, pt, lvl, q: shifted_percentile_ci(s, pt, lvl, _range(q)),
     "bc": lambda s, pt, lvl, q: bc_ci(s, pt, lvl),
     "basic": lambda s, pt, lvl, q: basic_ci(s, pt, lvl),
 }
@@ -453,7 +454,7 @@ def run_study(reps: dict[str, int], folds: list[Fold], settings: dict[str, Any],
 
 STUDY_ROWS = {f"delta_{k}": f"Δ{optimism.LABELS[k]}" for k in optimism.COMPARED} | {
     f"{k}_{pr}": f"{optimism.LABELS[k]} `{pr}`" for pr in (OPTIMISTIC, HONEST) for k in optimism.COMPARED}
-INTERVAL_NAMES = {"percentile": "percentile (before)", "shifted": "shifted percentile (the report's)",
+INTERVAL_NAMES = {"percentile": "plain percentile", "shifted": "shifted percentile (the report's)",
                   "bc": "bias-corrected percentile (BC)", "basic": "basic"}
 
 

@@ -103,14 +103,29 @@ def test_majority_floor_predicts_the_majority_with_the_training_prior_as_probabi
     y_test = np.array([1, 1, 0, 0, 0])
     maj = majority_floor(y_train, y_test)
     assert maj["recall"] == 1.0 and maj["accuracy"] == pytest.approx(2 / 5)
-    # one bin holds every vlog at p = 0.6, whose observed rate is 0.4
-    assert maj["ece"] == pytest.approx(0.2)
+    # a constant prior is (nearly) calibrated: a best case for the ECE, not a floor
+    assert np.isnan(maj["ece"])
     assert maj["auroc"] == 0.5 and maj["auprc"] == pytest.approx(2 / 5)
     normal = majority_floor(1 - y_train, y_test)                # majority normal: prior 0.4
     # it never names a depressed vlog: no depressed-class P/R/F1 to stand as a floor
     assert all(np.isnan(normal[k]) for k in ("precision", "recall", "f1")) and normal["accuracy"] == pytest.approx(3 / 5)
     assert normal["balanced_accuracy"] == 0.5 and normal["mcc"] == 0.0
-    assert normal["ece"] == pytest.approx(0.0)
+    assert np.isnan(normal["ece"])
+
+
+def test_floors_score_the_test_labels_pooled_over_partitions_as_a_model_is():
+    trains = [np.r_[np.ones(6, int), np.zeros(4, int)], np.r_[np.ones(3, int), np.zeros(7, int)]]
+    tests = [np.array([1, 1, 1, 0]), np.array([1, 0, 0, 0, 0, 0, 0, 0])]
+    y = np.concatenate(tests)
+    # majority: depressed on the first partition, normal on the second, scored on all twelve vlogs
+    maj = majority_floor(trains, tests)
+    assert maj["accuracy"] == pytest.approx(sk.accuracy_score(y, np.r_[np.ones(4), np.zeros(8)]))
+    assert np.isnan(maj["f1"])                                   # not always depressed on every partition
+    # always depressed: F1 of the pooled prevalence (4 of 12), not the mean of the partitions' F1s
+    assert always_depressed_floor(tests)["f1"] == pytest.approx(0.5)
+    assert always_depressed_floor(tests)["f1"] != pytest.approx(np.mean([2 * 0.75 / 1.75, 2 / 8 / (9 / 8)]))
+    # a single array is one partition
+    assert majority_floor(trains[0], tests[0])["accuracy"] == pytest.approx(3 / 4)
 
 
 def test_always_depressed_is_the_floor_of_the_depressed_class_metrics_only():
@@ -120,8 +135,8 @@ def test_always_depressed_is_the_floor_of_the_depressed_class_metrics_only():
     assert floor["f1"] == pytest.approx(2 * (2 / 5) / (1 + 2 / 5))
     assert set(FLOOR_METRICS["always-depressed"]) == {"precision", "recall", "f1"}
     assert all(np.isnan(floor[k]) for k in METRICS if k not in ("precision", "recall", "f1"))
-    # every metric has at least one floor, and the depressed-class ones are never the majority's by default
-    assert set().union(*FLOOR_METRICS.values()) == set(METRICS)
+    # every metric but the ECE has a floor, and the depressed-class ones are never the majority's by default
+    assert set().union(*FLOOR_METRICS.values()) == set(METRICS) - {"ece"}
     assert not set(FLOOR_METRICS["majority"]) & {"precision", "recall", "f1"}
 
 

@@ -269,7 +269,7 @@ STAGES: tuple[Stage, ...] = (
           reads=lambda p, w: ["scale", "run", "report",
                               *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source", "format")),
                               *_paper_sizes(p), *_study_report(p)],
-          modules=("asym.report.aggregate",), data=_published, captioned=True,
+          modules=("asym.report.build",), data=_published, captioned=True,
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
     Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
           inputs=lambda p, lay, w: {

@@ -1,3 +1,4 @@
-"""Step 6 of the DAG, the report: every run aggregated (`aggregate`) into tables (`tables`) and
-figures (`plots`) with bootstrap CIs and paired tests (`stats`), the optimism study's table
-(`optimism`) and a model card per (dataset, model) (`model_card`)."""
+"""Step 6 of the DAG, the report (`build`): every run aggregated (`aggregate`, with bootstrap CIs
+and paired tests from `stats`) into tables (`tables`, LaTeX by `latex`), figures (`plots`), the
+optimism study's table (`optimism`), a model card per (dataset, model) (`model_card`) and HTML
+pages of them (`html`). Every writer reads the aggregate; only `build` calls the writers."""

@@ -15,7 +15,6 @@ step's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,11 +23,10 @@ import pandas as pd
 from asym.config import DEFAULT_THRESHOLD, Params
 from asym.data.splits import read_split
 from asym.errors import DataError
-from asym.io import atomic_path, read_json, write_json
+from asym.io import read_json
 from asym.layout import Layout, RunFiles
-from asym.metrics import METRICS, always_depressed_floor, chance_floor, confusion, majority_floor
+from asym.metrics import METRICS, always_depressed_floor, chance_floor, majority_floor
 from asym.models import registry
-from asym.reference import published_results
 from asym.report.stats import (
     centred_ci,
     holm,
@@ -47,13 +45,6 @@ SUMMARY_EXTRA = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_v
                  "mde_f1_vs_asym", "mde_f1_holm_vs_asym")
 # Each table's comparisons with ASYM form one Holm family, named by its models' registry kind.
 FAMILIES = {"baseline": "baselines", "ablation": "ablations"}
-# Two models whose test probabilities differ by at most this on every vlog and seed compute one
-# function as far as any reported number can tell: such a shift flips a label only where a
-# probability lies that close to the threshold, and moves an ECE bin's mean by a hundredth of its
-# width. Float32 training from one initialisation leaves differences of this order between
-# networks that differ only in a module that starts as the identity (ASYM's tied-A interaction
-# stays within 1e-3 of ASYM at demo scale).
-SAME_PROBABILITY = 1e-3
 # Epochs count from 1 (asym.train.loop.fit): a checkpoint of the first epoch never improved on it.
 FIRST_EPOCH = 1
 # A subgroup is tested only with at least this many depressed and this many normal test vlogs:
@@ -136,18 +127,15 @@ def _best_epoch(summary: dict[str, Any], partition: int) -> float:
 
 
 def floors(params: Params, dataset: str) -> dict[str, dict[str, float]]:
-    """The floors from each partition's training labels and real test labels, mean over
-    partitions; a metric a floor does not stand for is NaN (asym.metrics.FLOOR_METRICS), and so
-    is one it stands for in some partitions only (a majority that changes class between them)."""
+    """The floors from each partition's training labels, scored on the real test labels pooled
+    over the partitions (the estimand of the models' rows); a metric a floor does not stand for is
+    NaN (asym.metrics.FLOOR_METRICS)."""
     split = read_split(Layout.of(params).split_csv(dataset), subjects_disjoint=False)
-    out: dict[str, list[dict[str, float]]] = {f: [] for f in FLOORS}
-    for _, part in split.groupby("partition"):
-        y_train = part.loc[part["fold"] == "train", "label"].astype(int).to_numpy()
-        y_test = part.loc[part["fold"] == "test", "label"].astype(int).to_numpy()
-        out["majority"].append(majority_floor(y_train, y_test))
-        out["always-depressed"].append(always_depressed_floor(y_test))
-        out["chance"].append(chance_floor(y_train, y_test, draws=params.report.chance_draws, seed=params.report.ci_seed))
-    return {f: {k: float(np.mean([r[k] for r in rows])) for k in METRICS} for f, rows in out.items()}
+    parts = [part for _, part in split.groupby("partition")]
+    y_train = [p.loc[p["fold"] == "train", "label"].astype(int).to_numpy() for p in parts]
+    y_test = [p.loc[p["fold"] == "test", "label"].astype(int).to_numpy() for p in parts]
+    return {"majority": majority_floor(y_train, y_test), "always-depressed": always_depressed_floor(y_test),
+            "chance": chance_floor(y_train, y_test, draws=params.report.chance_draws, seed=params.report.ci_seed)}
 
 
 def _seed(runs: DatasetRuns, model: str, row: int) -> int:
@@ -260,6 +248,10 @@ def _macro(params: Params, summary: pd.DataFrame, all_runs: list[DatasetRuns],
     for model in params.models:
         per_ds = [per_seed[(ds, model)].groupby("seed")[list(METRICS)].mean() for ds in datasets]
         seeds = sorted(set.intersection(*(set(t.index) for t in per_ds)))
+        if any(set(t.index) != set(seeds) for t in per_ds):
+            # the CI averages each dataset's resamples over all its seeds: one seed set, one estimand
+            raise DataError(Layout.of(params).runs, f"{model} has different seeds on {datasets}: the macro-average "
+                            "needs the same seeds on every dataset")
         macro_seed = (sum(t.loc[seeds] for t in per_ds) / len(per_ds)).reset_index()
         own = summary[(summary["model"] == model) & summary["dataset"].isin(datasets)]
         row = {"dataset": MACRO, "model": model, "kind": registry.get(model).kind, "recipe": own["recipe"].iloc[0],
@@ -289,11 +281,11 @@ def _combine(values: list[str]) -> str:
     return "true" if all(v == "true" for v in values) else ("false" if "false" in values else "unknown")
 
 
-def same_predictions(a_probs: np.ndarray, a_preds: np.ndarray, b_probs: np.ndarray, b_preds: np.ndarray) -> bool:
-    """Whether two models' test predictions are one and the same: no label differs on any seed,
-    or no probability differs by more than SAME_PROBABILITY."""
-    return bool(np.array_equal(a_preds, b_preds)
-                or np.max(np.abs(np.asarray(a_probs) - np.asarray(b_probs)), initial=0.0) <= SAME_PROBABILITY)
+def same_labels(a_preds: np.ndarray, b_preds: np.ndarray) -> bool:
+    """Whether two models label every test vlog alike on every seed: then ΔF1 is 0 on the test
+    set and under every exchange of the permutation test, which has nothing to test (their
+    probabilities, and so AUROC or ECE, may still differ)."""
+    return bool(np.array_equal(a_preds, b_preds))
 
 
 def _paired_tests(params: Params, summary: pd.DataFrame, resamples: dict[tuple[str, str], dict[str, np.ndarray]],
@@ -303,7 +295,7 @@ def _paired_tests(params: Params, summary: pd.DataFrame, resamples: dict[tuple[s
     dataset and for the macro-average, whose permutation distribution averages the datasets'
     draw by draw); and the ΔF1 each comparison detects with `mde_power` (alone, and at Holm's
     first step over its family). A model whose predictions are ASYM's on every dataset compared
-    (same_predictions) has no difference to test: no p, no MDE, and no place in the family's count."""
+    (same_labels) has no difference to test: no p, no MDE, and no place in the family's count."""
     summary = summary.assign(**{c: np.nan for c in SUMMARY_EXTRA}, holm_family="", holm_family_size=np.nan,
                              no_difference=False)
     if "asym" not in params.models:
@@ -324,8 +316,7 @@ def _paired_tests(params: Params, summary: pd.DataFrame, resamples: dict[tuple[s
                 lo, hi = centred_ci(resamples[(ds, model)]["f1"] - base["f1"], delta)
                 summary.loc[i, ["delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high"]] = [delta, lo, hi]
                 summary.loc[i, "holm_family"] = f"{ds}/{family}"
-                if all(same_predictions(r.probs["asym"], r.preds["asym"], r.probs[model], r.preds[model])
-                       for r in compared):
+                if all(same_labels(r.preds["asym"], r.preds[model]) for r in compared):
                     summary.loc[i, "no_difference"] = True
                     continue
                 observed = float(np.mean([nulls[(r.name, model)][0] for r in compared]))
@@ -356,15 +347,16 @@ def subgroups(runs: DatasetRuns) -> dict[tuple[str, str], np.ndarray]:
 
 def fairness(params: Params, all_runs: list[DatasetRuns]) -> pd.DataFrame:
     """Per (dataset, model, subgroup): its counts, and where it holds MIN_GROUP_CLASS depressed and
-    normal vlogs or more, its accuracy and F1 (mean over seeds) with 95% CIs from a bootstrap of the
-    group's own units (shared by every model and seed); per attribute, the gap between its best
-    and worst tested groups (at the point estimate), its CI resampling that same difference."""
+    normal vlogs or more, its accuracy and F1 (mean over seeds) with 95% CIs from one bootstrap of
+    the dataset's test units (shared by every group, model and seed: a subject whose vlogs fall in
+    two groups is drawn for both at once); per attribute, the gap between its best and worst tested
+    groups (at the point estimate), its CI from the same resamples of that difference, so paired."""
     rows = []
     for d_index, runs in enumerate(all_runs):
         groups = subgroups(runs)
-        weights = {key: resample_weights(runs.units[mask], params.report.bootstrap,
-                                         np.random.default_rng([params.report.ci_seed, d_index, FAIRNESS_STREAM, g]))
-                   for g, (key, mask) in enumerate(groups.items())}
+        W = resample_weights(runs.units, params.report.bootstrap,
+                             np.random.default_rng([params.report.ci_seed, d_index, FAIRNESS_STREAM]))
+        weights = {key: W[:, mask] for key, mask in groups.items()}
         for model in params.models:
             points: dict[tuple[str, str], dict[str, float]] = {}
             draws: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -412,48 +404,3 @@ def _gap(dataset: str, model: str, attr: str, names: list[str], points: dict[tup
         row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(draws[(attr, best)][k] - draws[(attr, worst)][k], row[k])
         row[f"{k}_between"] = f"{best} - {worst}"
     return row
-
-
-# --- the step ---------------------------------------------------------------------------------------
-def make_report(params: Params) -> dict[str, Path]:
-    from asym.report import plots, tables
-
-    layout = Layout.of(params)
-    out = layout.report_outputs(params.models, params.datasets, study=bool(params.study_models))
-    summary, all_runs = aggregate(params)
-    runs = pd.concat([r.units_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
-    with atomic_path(out["runs_csv"]) as tmp:
-        runs.to_csv(tmp, index=False)
-    with atomic_path(out["summary_csv"]) as tmp:
-        summary.to_csv(tmp, index=False)
-    write_json(out["summary_json"], {f"{r.dataset}/{r.model}/{k}": float(getattr(r, k))
-                                     for r in summary.itertuples() for k in METRICS if np.isfinite(getattr(r, k))})
-    fair = fairness(params, all_runs)
-    context = tables.Context.of(params, summary, all_runs)
-    for name in ("results", "comparison", "ablation"):
-        if f"{name}_md" in out:
-            tables.write_table(name, context, {k: Path(v) for k, v in out.items() if k.startswith(f"{name}_")})
-    tables.write_fairness(fair, context, {k: Path(v) for k, v in out.items() if k.startswith("fairness_")})
-    from asym.report.model_card import write_model_cards
-
-    write_model_cards(params, summary, fair)                 # reports/model_cards/<dataset>-<model>.md
-    trained = summary[summary["kind"] != "floor"]
-    plots.plot_metric_bars(trained, ("accuracy", "precision", "recall", "f1"), summary[summary["kind"] == "floor"],
-                           Path(out["metrics_plot"]))
-    cells = []
-    for r in all_runs:
-        for model in params.models:
-            counts = [confusion(r.y, pred) for pred in r.preds[model]]
-            cells.append((r.name, model, {k: sum(c[k] for c in counts) for k in counts[0]}))
-    plots.plot_confusion_grid(cells, Path(out["confusion_plot"]))
-    plots.plot_reliability(plots.reliability_curves(all_runs), Path(out["reliability_plot"]))
-    plots.plot_published(summary, published_results(), context.protocols, params.scale, Path(out["published_plot"]))
-    if "protocol_optimism_md" in out:
-        from asym.report import optimism
-
-        optimism.write_table(optimism.compare(params), params, {k: Path(v) for k, v in out.items()
-                                                                  if k.startswith("protocol_optimism_")})
-    from asym.report import html
-
-    html.write_pages(params, {k: Path(v) for k, v in out.items()})
-    return {k: Path(v) for k, v in out.items()}

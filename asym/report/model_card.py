@@ -379,7 +379,8 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
         "In % (MCC as is): mean ± std over seeds of each seed's metric, its test labels pooled over its partitions "
         "(outer folds under `kfold`); 95% CI from a bias-corrected bootstrap of the test set, so it covers test sampling only, not the spread over seeds; floors from the training fold's "
         "labels, each shown only for the metrics it is a floor for (`majority` always answers its majority class, and its "
-        "depressed-class P/R/F1 are undefined where that class is normal; `always-depressed` is the floor of the "
+        "depressed-class P/R/F1 are no floor where that class is normal, since it never names a depressed vlog (P is 0/0, "
+        "R and F1 are 0); `always-depressed` is the floor of the "
         "depressed-class P/R/F1; `chance` guesses at the training fold's rate)."
         + (" Optimistic: the checkpoint was chosen on this test fold." if optimistic else ""),
         "",

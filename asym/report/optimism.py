@@ -28,7 +28,7 @@ Each CI is the resamples' percentile interval moved so that their median falls o
 (`shifted_percentile_ci`), not the percentile interval itself. Choosing the epoch again on a
 resample picks the best on vlogs the original choice already favoured: the resampled optimistic
 values carry a winner's curse of their own on top of the one the point holds, and sit above the
-point (LMVD mean-mlp's ΔAcc +2.25 lay below its whole percentile interval [+2.84, +11.19]). What
+point, which can then lie below its whole percentile interval. What
 the table estimates is what each protocol reports on average over test sets like this one, and
 the average difference; each point is one draw of that report, an unbiased estimate of it, so the
 resamples are asked for the spread of the point's sampling distribution only, and the point gives
@@ -63,10 +63,11 @@ from asym.layout import Layout, RunFiles
 from asym.metrics import LABEL_METRICS, selection_score
 from asym.report.aggregate import DatasetRuns, load_dataset_runs
 from asym.report.stats import (
+    CI_LEVEL,
     labelled_resamples,
-    percentile_ci,
     permutation_p,
     resample_weights,
+    shifted_percentile_ci,
     swap_deltas,
     swap_draws,
     weighted_metrics,
@@ -80,28 +81,11 @@ CI_STREAM = 100          # the study's resamples are drawn from their own stream
 # Selection scores this close count as equal: the first such epoch wins, as training's strict `>`
 # keeps the first of equal scores (two orders of summation differ in the last bits only).
 TIE = 1e-12
-LEVEL = 0.95             # the report's CIs' level (asym.report.stats.percentile_ci)
 SCORE_RANGE = (0.0, 1.0)                                  # accuracy and F1
 DELTA_RANGE = (SCORE_RANGE[0] - SCORE_RANGE[1], SCORE_RANGE[1] - SCORE_RANGE[0])
 
 
 # --- the interval ---------------------------------------------------------------------------------
-def shifted_percentile_ci(samples: np.ndarray, point: float, level: float = LEVEL,
-                          bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
-    """The percentile interval of `samples` moved by `point` minus their median, cut to `bounds`:
-    the resamples give the spread, the point the place (the module's docstring says why). It
-    holds `point` exactly: the offsets are clamped at 0 against rounding. NaN without a finite
-    resample or point."""
-    s = np.asarray(samples, float)
-    s = s[np.isfinite(s)]
-    if len(s) == 0 or not np.isfinite(point):
-        return float("nan"), float("nan")
-    lo, hi = percentile_ci(s, level)
-    mid = float(np.median(s))
-    low, high = point + min(lo - mid, 0.0), point + max(hi - mid, 0.0)
-    return float(max(low, min(bounds[0], point))), float(min(high, max(bounds[1], point)))
-
-
 def incoherent(table: pd.DataFrame) -> list[str]:
     """Every reported point of `table` (each arm's value and each Δ) that lies outside its own
     finite interval, as 'dataset/model column'; a missing interval (NaN) holds nothing to check."""
@@ -286,7 +270,7 @@ CAPTION = (f"The cost of selecting on the test fold, measured ({OPTIMISTIC_FLAG}
            f"the training folds) and under `{OPTIMISTIC}` (chosen on the very fold that is reported, as the LMVD "
            "authors', MDD-Net's and MMFformer's code do), on the same outer folds, training and validation parts and "
            "seeds. Test metrics in %: the metric of each seed's test labels pooled over its outer folds, mean over "
-           f"seeds (the estimand of the report's CIs and paired tests); {LEVEL:.0%} CIs from the report's bootstrap "
+           f"seeds (the estimand of the report's CIs and paired tests); {CI_LEVEL:.0%} CIs from the report's bootstrap "
            "of the test vlogs (subjects when known), the same resamples for both protocols; Δ = optimistic − honest, "
            "paired resample by resample. The CIs reflect the selection's own noise: inside every resample each "
            f"`{OPTIMISTIC}` partition's epoch is chosen again, by the recipe's selection metric, on the resampled "
@@ -294,8 +278,8 @@ CAPTION = (f"The cost of selecting on the test fold, measured ({OPTIMISTIC_FLAG}
            "the chosen epochs lifts the resampled values above the point, so each CI is a shifted percentile "
            "interval: the resamples' percentile interval moved to put their median on the point (its width from "
            "the bootstrap, its place from the point, an unbiased estimate of what the protocol reports on average; "
-           "checked by simulation in benchmarks/calibration.py), not the plain percentile interval, which would "
-           "sit too high. p (ΔF1): the report's paired permutation "
+           "checked by simulation in benchmarks/calibration.py where every epoch has the same true accuracy, the "
+           "case of pure selection noise), not the plain percentile interval, which would sit too high. p (ΔF1): the report's paired permutation "
            "test of ΔF1 on the saved labels, conditional on the selections made. Labels at each run's decision "
            "threshold (column `threshold`): the recipe's fixed value, or `valid_f1`, tuned on the validation part at "
            "the chosen checkpoint under both protocols (never on the test fold), mean over seeds and folds.")
@@ -317,9 +301,9 @@ def view(part: pd.DataFrame) -> pd.DataFrame:
     for k in COMPARED:
         for pr in STUDY_PROTOCOLS:
             flag = " (optimistic)" if pr == OPTIMISTIC else ""
-            out[f"{LABELS[k]} `{pr}`{flag} [{LEVEL:.0%} CI]"] = [
+            out[f"{LABELS[k]} `{pr}`{flag} [{CI_LEVEL:.0%} CI]"] = [
                 _pct(r[f"{k}_{pr}"], r[f"{k}_{pr}_ci_low"], r[f"{k}_{pr}_ci_high"]) for _, r in part.iterrows()]
-        out[f"Δ{LABELS[k]} [{LEVEL:.0%} CI]"] = [_pct(r[f"delta_{k}"], r[f"delta_{k}_ci_low"], r[f"delta_{k}_ci_high"], "+")
+        out[f"Δ{LABELS[k]} [{CI_LEVEL:.0%} CI]"] = [_pct(r[f"delta_{k}"], r[f"delta_{k}_ci_low"], r[f"delta_{k}_ci_high"], "+")
                                           for _, r in part.iterrows()]
     out["p (ΔF1)"] = [p_value(p) for p in part["delta_f1_p"]]
     out["seeds"] = [str(int(n)) for n in part["n_seeds"]]

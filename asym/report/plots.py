@@ -346,18 +346,11 @@ def reliability_models(runs: DatasetRuns) -> dict[str, str]:
 
 
 def _mean_metric(runs: DatasetRuns, metric: str) -> dict[str, float]:
-    """Per model, the mean over its runs of `metric`, as the results table computes it."""
-    from asym.metrics import SCORE_METRICS, label_metrics, score_metrics
+    """Per model, the table's value of `metric`: the mean over seeds of each seed's metric on its
+    test predictions pooled over its partitions (asym.report.aggregate.pooled_metrics)."""
+    from asym.report.aggregate import pooled_metrics
 
-    if runs.units_metrics is not None and len(runs.units_metrics):
-        means = runs.units_metrics.groupby("model")[metric].mean()
-        return {m: float(means.get(m, np.nan)) for m in runs.probs}
-    out = {}
-    for m in runs.probs:
-        per_seed = [score_metrics(runs.y, p) if metric in SCORE_METRICS else label_metrics(runs.y, q)
-                    for p, q in zip(runs.probs[m], runs.preds[m], strict=True)]
-        out[m] = float(np.mean([s[metric] for s in per_seed]))
-    return out
+    return {m: float(pooled_metrics(runs, m)[metric].mean()) for m in runs.probs}
 
 
 def reliability_curves(all_runs: list[DatasetRuns]) -> list[ReliabilityCurve]:

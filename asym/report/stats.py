@@ -28,6 +28,8 @@ import numpy as np
 from asym.config import DEFAULT_THRESHOLD
 from asym.metrics import ECE_BINS, METRICS, ece_bin
 
+CI_LEVEL = 0.95          # the level of every interval the report prints
+
 
 def resample_weights(units: list[str] | np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n) weights: each row draws len(set(units)) units with replacement; every vlog
@@ -102,7 +104,7 @@ def _ranking_metrics(y: np.ndarray, prob: np.ndarray, W: np.ndarray) -> dict[str
     return {"auroc": auroc, "auprc": ap}
 
 
-def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+def percentile_ci(samples: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
     samples = samples[np.isfinite(samples)]
     if len(samples) == 0:
         return float("nan"), float("nan")
@@ -110,7 +112,7 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, floa
     return float(lo), float(hi)
 
 
-def centred_ci(samples: np.ndarray, point: float, level: float = 0.95) -> tuple[float, float]:
+def centred_ci(samples: np.ndarray, point: float, level: float = CI_LEVEL) -> tuple[float, float]:
     """The bias-corrected percentile interval (Efron's BC) of `point` from its resamples.
 
     A plain percentile interval assumes the resampled statistic is centred on the estimate. Some
@@ -118,8 +120,10 @@ def centred_ci(samples: np.ndarray, point: float, level: float = 0.95) -> tuple[
     and a point far in one tail of its resamples would lie outside its own interval. BC moves both
     percentiles by z0 = Φ⁻¹(share of resamples below the point, ties counted half); with no
     bias (z0 = 0) it is the percentile interval. Where the resamples leave the point in a tail
-    so far out that BC's shifted percentiles exclude it (|z0| beyond the level's quantile), the
-    bound on that side is the point itself: the resamples say nothing beyond it."""
+    so far out that BC's percentiles would exclude it (|z0| at or beyond the level's quantile),
+    BC has broken down: the interval is then the percentile one moved onto the point
+    (`shifted_percentile_ci`), which keeps the resamples' spread rather than collapsing onto the
+    point."""
     s = np.asarray(samples, float)
     s = s[np.isfinite(s)]
     if len(s) == 0 or not np.isfinite(point):
@@ -129,8 +133,26 @@ def centred_ci(samples: np.ndarray, point: float, level: float = 0.95) -> tuple[
     edge = 0.5 / len(s)                                  # keeps Φ⁻¹ finite: one resample's share
     z0 = norm.inv_cdf(min(max(below, edge), 1 - edge))
     z = norm.inv_cdf(0.5 + level / 2)
+    if abs(z0) >= z:
+        return shifted_percentile_ci(s, point, level)
     lo, hi = np.percentile(s, [100 * norm.cdf(2 * z0 - z), 100 * norm.cdf(2 * z0 + z)])
     return float(min(lo, point)), float(max(hi, point))
+
+
+def shifted_percentile_ci(samples: np.ndarray, point: float, level: float = CI_LEVEL,
+                          bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
+    """The percentile interval of `samples` moved by `point` minus their median, cut to `bounds`:
+    the resamples give the spread, the point the place (asym.report.optimism's docstring says why it is that table's interval). It
+    holds `point` exactly: the offsets are clamped at 0 against rounding. NaN without a finite
+    resample or point."""
+    s = np.asarray(samples, float)
+    s = s[np.isfinite(s)]
+    if len(s) == 0 or not np.isfinite(point):
+        return float("nan"), float("nan")
+    lo, hi = percentile_ci(s, level)
+    mid = float(np.median(s))
+    low, high = point + min(lo - mid, 0.0), point + max(hi - mid, 0.0)
+    return float(max(low, min(bounds[0], point))), float(min(high, max(bounds[1], point)))
 
 
 def seed_mean_resamples(y: np.ndarray, probs: np.ndarray, W: np.ndarray,
@@ -151,7 +173,7 @@ def labelled_resamples(y: np.ndarray, probs: np.ndarray, preds: np.ndarray, W: n
 def bootstrap_p(deltas: np.ndarray) -> float:
     """Two-sided p of "no difference" from a paired bootstrap distribution of differences.
 
-    The test the report used before the permutation test; kept because benchmarks/calibration.py
+    The percentile-bootstrap test, which the paired permutation test replaces; kept because benchmarks/calibration.py
     measures both, side by side."""
     d = deltas[np.isfinite(deltas)]
     if len(d) == 0:

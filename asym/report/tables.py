@@ -23,7 +23,6 @@ from asym.report.aggregate import (
     GAP,
     MACRO,
     MIN_GROUP_CLASS,
-    SAME_PROBABILITY,
     DatasetRuns,
 )
 from asym.report.latex import to_latex
@@ -150,8 +149,22 @@ def metric_value(k: str, v: Any) -> str:
     return f"{float(v):.3f}" if k in RAW_METRICS else _pct(float(v))
 
 
+P_DIGITS = 3            # decimals of a printed p, more only where rounding would cross a level
+P_LEVELS = (0.05, 0.01)  # the levels a reader compares a p with: a printed p never lands on or across one
+
+
 def p_value(p: float) -> str:
-    return "–" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+    """A p-value to 3 decimals; with more where 3 would print it on or across a conventional level
+    (0.04995 prints as 0.04995, not 0.050)."""
+    if not np.isfinite(p):
+        return "–"
+    if p < 10 ** -P_DIGITS:
+        return f"<{10 ** -P_DIGITS:.{P_DIGITS}f}"
+    digits = P_DIGITS
+    while digits < 2 * P_DIGITS and any((round(p, digits) >= a) != (p >= a) or round(p, digits) == a != p
+                                        for a in P_LEVELS):
+        digits += 1
+    return f"{p:.{digits}f}"
 
 
 def _cell(row: pd.Series, k: str) -> str:
@@ -346,8 +359,8 @@ PAIRED = ("ΔF1 vs asym: the depressed-class F1 minus ASYM's, in points, with it
           "vlog's, labels exchanged between the two models, all seeds at once); p (Holm): that p adjusted by Holm's "
           "step-down within this table's family, named under each dataset. The CIs are not adjusted, so a CI that "
           "excludes 0 can go with a Holm p above alpha; and the CI (a bootstrap) and the raw p (a permutation test) "
-          f"are two procedures, which can disagree near the boundary. ‘{NO_DIFFERENCE}’: the model's test predictions are ASYM's "
-          f"(no label differs on any seed, or no probability by more than {SAME_PROBABILITY:g}): no p, not counted in the family, "
+          f"are two procedures, which can disagree near the boundary. ‘{NO_DIFFERENCE}’: the model's test labels are ASYM's "
+          "(no label differs on any seed, so ΔF1 is 0 under every exchange; its probabilities may differ): no p, not counted in the family, "
           "left out of the detectable-effect range.")
 CAPTIONS = {
     "results": "Every trained model and the floors.",

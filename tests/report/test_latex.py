@@ -13,7 +13,7 @@ import pytest
 
 from asym.config import STUDY_PROTOCOLS
 from asym.report import latex, optimism
-from asym.report.aggregate import make_report
+from asym.report.build import make_report
 from asym.report.latex import escape, to_latex
 from tests.report import tex_engine
 from tests.report.test_report import _write_runs

@@ -39,7 +39,7 @@ def test_a_card_carries_the_reports_metrics_floors_and_subgroups(reported):
     assert path == Path(Layout.of(p).reports) / "model_cards" / "dvlog-mean-mlp.md"
     text = path.read_text()
     row = summary.set_index(["dataset", "model"]).loc[("dvlog", "mean-mlp")]
-    f1 = f"| f1 | depressed class | {100 * row['f1']:.2f} ± {100 * row['f1_std']:.2f} | " \
+    f1 = f"| f1 | F1, depressed class | {100 * row['f1']:.2f} ± {100 * row['f1_std']:.2f} | " \
          f"[{100 * row['f1_ci_low']:.2f}, {100 * row['f1_ci_high']:.2f}] |"
     majority = summary.set_index(["dataset", "model"]).loc[("dvlog", "majority"), "f1"]
     assert f1 in text and text.split(f1)[1].splitlines()[0].startswith(f" {100 * majority:.2f} |")

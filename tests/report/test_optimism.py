@@ -32,7 +32,12 @@ from asym.layout import Layout, Run, RunFiles
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory
 from asym.report import optimism
-from asym.report.stats import labelled_resamples, percentile_ci, resample_weights
+from asym.report.stats import (
+    labelled_resamples,
+    percentile_ci,
+    resample_weights,
+    shifted_percentile_ci,
+)
 from asym.train.loop import EPOCH_RECORD, validation_loss
 from asym.train.losses import build_loss
 from asym.train.observe import TrainObserver
@@ -306,12 +311,12 @@ def test_the_shifted_interval_is_the_percentile_one_moved_onto_its_point():
     s = rng.normal(0.07, 0.02, 1000)                          # resamples lifted above the point, as re-selection does
     lo, hi = percentile_ci(s)
     assert not lo <= 0.0225 <= hi                             # the percentile interval leaves the point out
-    got = optimism.shifted_percentile_ci(s, 0.0225)
+    got = shifted_percentile_ci(s, 0.0225)
     assert got[0] < 0.0225 < got[1]
     assert got == pytest.approx((0.0225 + lo - np.median(s), 0.0225 + hi - np.median(s)))
     sym = np.r_[s, 2 * np.median(s) - s]                      # centred on their median: the percentile interval
-    assert optimism.shifted_percentile_ci(sym, float(np.median(sym))) == pytest.approx(percentile_ci(sym))
-    assert optimism.shifted_percentile_ci(s, 0.0225, level=0.5)[1] - optimism.shifted_percentile_ci(
+    assert shifted_percentile_ci(sym, float(np.median(sym))) == pytest.approx(percentile_ci(sym))
+    assert shifted_percentile_ci(s, 0.0225, level=0.5)[1] - shifted_percentile_ci(
         s, 0.0225, level=0.5)[0] < got[1] - got[0]
 
 
@@ -322,16 +327,16 @@ def test_the_shifted_interval_holds_its_point_for_any_resamples():
         n = int(rng.integers(1, 60))
         s = rng.choice(rng.integers(0, 20, size=int(rng.integers(1, 4))) / 19, size=n) ** rng.uniform(0.2, 5)
         point = float(rng.choice([rng.uniform(-0.5, 1.5), 0.0, 1.0, float(s[0])]))
-        lo, hi = optimism.shifted_percentile_ci(s, point)
+        lo, hi = shifted_percentile_ci(s, point)
         assert lo <= point <= hi
-        lo, hi = optimism.shifted_percentile_ci(s, min(max(point, 0.0), 1.0), bounds=optimism.SCORE_RANGE)
+        lo, hi = shifted_percentile_ci(s, min(max(point, 0.0), 1.0), bounds=optimism.SCORE_RANGE)
         assert 0.0 <= lo <= min(max(point, 0.0), 1.0) <= hi <= 1.0
-    assert optimism.shifted_percentile_ci(np.full(50, 0.4), 0.4) == (0.4, 0.4)
-    assert optimism.shifted_percentile_ci(np.full(50, 0.4), 0.1) == (0.1, 0.1)      # no spread: the point alone
-    lo, hi = optimism.shifted_percentile_ci(np.array([0.9, 0.95, 1.0, 1.0]), 1.0, bounds=optimism.SCORE_RANGE)
+    assert shifted_percentile_ci(np.full(50, 0.4), 0.4) == (0.4, 0.4)
+    assert shifted_percentile_ci(np.full(50, 0.4), 0.1) == (0.1, 0.1)      # no spread: the point alone
+    lo, hi = shifted_percentile_ci(np.array([0.9, 0.95, 1.0, 1.0]), 1.0, bounds=optimism.SCORE_RANGE)
     assert hi == 1.0 and lo < 1.0                                                  # cut at 100%
-    assert all(np.isnan(optimism.shifted_percentile_ci(np.array([np.nan, np.inf]), 0.5)))
-    assert all(np.isnan(optimism.shifted_percentile_ci(np.array([0.1, 0.2]), np.nan)))
+    assert all(np.isnan(shifted_percentile_ci(np.array([np.nan, np.inf]), 0.5)))
+    assert all(np.isnan(shifted_percentile_ci(np.array([0.1, 0.2]), np.nan)))
 
 
 def _chosen_by_hand(p, seed: int, w: np.ndarray, ids: list[str]) -> pd.DataFrame:

@@ -13,7 +13,8 @@ import yaml
 from asym.config import load_params
 from asym.layout import Layout, Run
 from asym.metrics import METRICS, all_metrics
-from asym.report.aggregate import MACRO, aggregate, make_report
+from asym.report.aggregate import MACRO, aggregate
+from asym.report.build import make_report
 from tests.project import small_params
 
 MODELS = ["asym", "asym-no-mem", "mean-mlp"]
@@ -335,11 +336,13 @@ def test_fairness_of_tested_groups_against_its_definition():
     params = _fair_params()
     out = fairness(params, [runs]).set_index(["attribute", "group"])
     groups = subgroups(runs)
-    for g, (key, mask) in enumerate(groups.items()):
+    # one resample of the whole test set, every group reading its own columns of it
+    W_all = resample_weights(runs.units, 300, np.random.default_rng([7, 0, FAIRNESS_STREAM]))
+    for key, mask in groups.items():
         r = out.loc[key]
         assert r["tested"] and r["n"] == mask.sum() == 20 if key[0] == "length" else 30
         per_seed = [label_metrics(runs.y[mask], pred[mask]) for pred in runs.preds["m"]]
-        W = resample_weights(runs.units[mask], 300, np.random.default_rng([7, 0, FAIRNESS_STREAM, g]))
+        W = W_all[:, mask]
         for k in ("accuracy", "f1"):
             assert r[k] == pytest.approx(np.mean([m[k] for m in per_seed])), (key, k)
             draws = np.mean([weighted_metrics(runs.y[mask], pr[mask], W, (k,), pred=pd_[mask])[k]
@@ -353,6 +356,11 @@ def test_fairness_of_tested_groups_against_its_definition():
             best, worst = vals.idxmax()[1], vals.idxmin()[1]
             assert gap[k] == pytest.approx(vals.max() - vals.min()) and gap[f"{k}_between"] == f"{best} - {worst}"
             assert gap[f"{k}_ci_low"] <= gap[k] <= gap[f"{k}_ci_high"]
+            # paired: the gap's resamples are the two groups' same resamples, differenced
+            b, w = groups[(attr, best)], groups[(attr, worst)]
+            diff = [np.mean([weighted_metrics(runs.y[m], pr[m], W_all[:, m], (k,), pred=pd_[m])[k]
+                             for pr, pd_ in zip(runs.probs["m"], runs.preds["m"], strict=True)], axis=0) for m in (b, w)]
+            assert (gap[f"{k}_ci_low"], gap[f"{k}_ci_high"]) == pytest.approx(centred_ci(diff[0] - diff[1], gap[k]))
     assert out.loc[("length", GAP), "accuracy_between"].startswith("long")    # the planted advantage
 
 
@@ -547,11 +555,11 @@ def test_paired_tests_against_their_definition_one_holm_family_per_table(tmp_pat
 
 
 def test_a_model_with_asyms_predictions_has_no_difference_to_test(tmp_path):
-    p = _write_runs(tmp_path, models=FAMILY_MODELS, clones={"asym-no-gate": 0.0, "bilstm": 0.0005, "tamfn": 0.3})
+    p = _write_runs(tmp_path, models=FAMILY_MODELS, clones={"asym-no-gate": 0.0, "bilstm": 0.0, "tamfn": 0.3})
     summary = aggregate(p)[0]
     row = summary.set_index(["dataset", "model"])
     for ds in ("dvlog", "lmvd", MACRO):
-        for m in ("asym-no-gate", "bilstm"):             # the same labels; probabilities within 1e-3
+        for m in ("asym-no-gate", "bilstm"):             # ASYM's labels on every seed
             r = row.loc[(ds, m)]
             assert r["no_difference"] and np.isnan(r["p_vs_asym"]) and np.isnan(r["p_raw_vs_asym"]), (ds, m)
             assert np.isnan(r["mde_f1_vs_asym"]) and r["holm_family"] != ""
@@ -573,20 +581,14 @@ def test_a_model_with_asyms_predictions_has_no_difference_to_test(tmp_path):
     assert "Left out, no difference to test: bilstm." in comparison
 
 
-def test_a_difference_beyond_the_tolerance_is_tested(tmp_path):
-    from asym.report.aggregate import SAME_PROBABILITY, same_predictions
+def test_only_identical_labels_leave_nothing_to_test():
+    from asym.report.aggregate import same_labels
 
-    prob = np.array([0.2, 0.49, 0.8])
-    labels = (prob >= 0.5).astype(int)
-    assert same_predictions(prob[None], labels[None], prob[None] + SAME_PROBABILITY / 2, labels[None])
-    moved = prob + 2 * SAME_PROBABILITY
-    assert same_predictions(prob[None], labels[None], moved[None], labels[None])      # no label differs
-    flipped = (moved >= 0.5).astype(int) | np.array([0, 1, 0])
-    assert not same_predictions(prob[None], labels[None], moved[None], flipped[None])
+    labels = np.array([0, 1, 1])
+    assert same_labels(labels[None], labels[None].copy())
+    assert not same_labels(labels[None], np.array([[0, 1, 0]]))
     # a second seed that differs is enough
-    two = np.stack([prob, prob])
-    assert not same_predictions(two, np.stack([labels, labels]), np.stack([prob, moved]),
-                                np.stack([labels, flipped]))
+    assert not same_labels(np.stack([labels, labels]), np.stack([labels, np.array([1, 1, 1])]))
 
 
 def test_failed_seeds_are_named_with_their_reason_and_marked_in_the_tables(tmp_path):
@@ -727,3 +729,13 @@ def test_bold_marks_only_models_better_than_chance():
     assert _bold_best(part, cells, "ece") == ["**a**", "b", "c", "d"]        # not the near-chance model's ECE
     none = part.assign(mcc_ci_low=[-0.1, 0.0, -0.2, np.nan])
     assert _bold_best(none, cells, "recall") == cells
+
+
+def test_a_printed_p_never_lands_on_or_across_a_level():
+    from asym.report.tables import p_value
+
+    assert p_value(0.04995) == "0.04995" and p_value(0.0501) == "0.0501"   # 3 decimals would print 0.050
+    assert p_value(0.05) == "0.050" and p_value(0.123) == "0.123" and p_value(0.0004) == "<0.001"
+    for p in np.linspace(0.001, 0.2, 2001):
+        printed = float(p_value(p))
+        assert all((printed < a) == (p < a) for a in (0.05, 0.01)), p

@@ -278,3 +278,20 @@ def test_minimum_detectable_effect_is_the_normal_power_calculation():
     assert minimum_detectable_effect(null, 0.05, 0.8, tests=10) == pytest.approx(holm_first_step)
     assert minimum_detectable_effect(null, 0.05, 0.9) > mde
     assert np.isnan(minimum_detectable_effect(np.array([0.1]), 0.05, 0.8))
+
+
+def test_where_bc_breaks_down_the_interval_keeps_the_resamples_spread():
+    """A point in a far tail of its resamples (an ECE's upward bias, say): BC's percentiles would
+    exclude it, and clamping to the point would collapse the interval to a sliver beside it."""
+    from asym.report.stats import shifted_percentile_ci
+
+    rng = np.random.default_rng(2)
+    samples = rng.normal(9.0, 3.0, 1000)
+    point = float(np.quantile(samples, 0.015))              # |z0| beyond the 95% level's quantile
+    lo, hi = centred_ci(samples, point)
+    assert lo <= point <= hi
+    plain = percentile_ci(samples)
+    assert hi - lo == pytest.approx(plain[1] - plain[0])     # the spread kept, moved onto the point
+    assert (lo, hi) == pytest.approx(shifted_percentile_ci(samples, point))
+    inside = float(np.quantile(samples, 0.2))                # BC still holds: not the shifted interval
+    assert centred_ci(samples, inside) != pytest.approx(shifted_percentile_ci(samples, inside))
