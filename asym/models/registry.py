@@ -159,9 +159,8 @@ def get(name: str) -> Entry:
 
 def families() -> dict[str, type[ModelConfig]]:
     """Every family's config, in the order of the tables."""
-    _collect()
-    ordered = {_ENTRIES[n].family: None for n in names()}
-    return {f: _FAMILIES[f] for f in [*ordered, *_FAMILIES] if f in _FAMILIES}
+    ordered = dict.fromkeys(_ENTRIES[n].family for n in names())
+    return {f: _FAMILIES[f] for f in ordered if f in _FAMILIES}
 
 
 def family(name: str) -> type[ModelConfig]:
@@ -230,6 +229,9 @@ def load(*sources: str | Path, base: Path | None = None) -> list[str]:
             path = Path(source) if base is None or Path(source).is_absolute() else base / source
             if not path.is_file():
                 raise ConfigError(f"{path}: no such model file")
+            module = sys.modules.get(path.stem)
+            if module is not None and Path(getattr(module, "__file__", "") or "").resolve() != path.resolve():
+                raise ConfigError(f"{path}: its module name {path.stem!r} is taken by {module!r}; rename the file")
             files[path.stem] = path.resolve()
         else:
             spec = importlib.util.find_spec(source)
@@ -254,6 +256,8 @@ def _load(files: Mapping[str, Path]) -> None:
             except Exception as exc:
                 for name in set(_ENTRIES) - already:
                     del _ENTRIES[name], _DECLARED_IN[name]
+                for unused in set(_FAMILIES) - {e.family for e in _ENTRIES.values()}:
+                    del _FAMILIES[unused]
                 if isinstance(exc, ConfigError):
                     raise ConfigError(f"{path}: {exc}") from None
                 raise ConfigError(f"{path}: declaring its models failed: {type(exc).__name__}: {exc}") from exc

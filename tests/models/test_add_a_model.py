@@ -6,11 +6,11 @@ dvc-yaml` writes it). Nothing in the registry, the config, the stage table or th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import yaml
 
@@ -104,7 +104,7 @@ def test_a_model_is_one_file_and_one_params_block(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}      # `tests` from here; `asym` from the copy (cwd comes first)
     out = subprocess.run([sys.executable, "-c", CHECK], cwd=project, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    import json
+
 
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["train"] == [{"dataset": "dvlog", "model": "gru"}, {"dataset": "lmvd", "model": "gru"}]
@@ -113,3 +113,35 @@ def test_a_model_is_one_file_and_one_params_block(tmp_path):
         stage = seen["dvc"][f"train-{dataset}-gru"]
         assert stage["cmd"].endswith(f"--model gru --entry-digest {seen['digest']}")
         assert "asym/models/baselines/gru.py" in stage["deps"] and "model.demo.gru" in stage["params"]
+
+
+LOAD = textwrap.dedent('''
+    import sys
+    from pathlib import Path
+
+    from asym.config import params_schema
+    from asym.errors import ConfigError
+    from asym.models import registry
+
+    before = params_schema()
+    assert registry.load(Path(sys.argv[1])) == ["gru"] and registry.names()[-1] == "gru"
+    assert registry.get("gru").target == "gru:GRU" and "torch" not in sys.modules
+    fields = params_schema().model_fields["model"].annotation.model_fields["demo"].annotation.model_fields
+    assert "gru" in fields and "gru" not in before.model_fields["model"].annotation.model_fields["demo"].annotation.model_fields
+    try:
+        registry.load(Path(sys.argv[1]).with_name("clash.py"))
+        raise AssertionError("a second mean-mlp was accepted")
+    except ConfigError as exc:
+        assert "clash.py" in str(exc) and "'mean-mlp' is registered twice" in str(exc), exc
+    assert "mean-mlp" in registry.names() and registry.get("mean-mlp").target.startswith("asym.models.baselines")
+''')
+
+
+def test_the_registry_loads_a_model_file_from_outside_the_package(tmp_path):
+    """What plug-ins will build on: a model file anywhere, read without torch, its family typed in
+    params.yaml's schema from then on; a name already taken is refused, naming the file."""
+    (tmp_path / "gru.py").write_text(GRU)
+    (tmp_path / "clash.py").write_text(GRU.replace('register_model("gru", GRUConfig, "GRU",',
+                                                   'register_model("mean-mlp", GRUConfig, "GRU", family="gru2",'))
+    out = subprocess.run([sys.executable, "-c", LOAD, str(tmp_path / "gru.py")], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
