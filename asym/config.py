@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import ConfigError
-from asym.models.families import Family, ModelBlocks
+from asym.models.families import ModelConfig
 from asym.schema import Strict
 
 if TYPE_CHECKING:
@@ -365,7 +372,7 @@ class ParamsFile(Strict):
     run: RunConfig
     train: TrainConfig
     recipes: ByScale[dict[str, RecipeConfig]]
-    model: ByScale[ModelBlocks]   # type: ignore[valid-type]  (one typed block per family)
+    model: ByScale[Any]           # one typed block per model family: see params_schema
     report: ReportConfig
     optimism: OptimismConfig | None = None
 
@@ -396,6 +403,20 @@ class ParamsFile(Strict):
                 if entry.recipe not in self.recipes.at(scale):
                     raise ValueError(f"recipes.{scale} has no recipe {entry.recipe!r} (named by model {model!r})")
         return self
+
+
+_SCHEMAS: dict[type, type[ParamsFile]] = {}
+
+
+def params_schema() -> type[ParamsFile]:
+    """ParamsFile with `model.<scale>` typed: one block per family of the models the registry has
+    collected (asym.models.registry), each checked against its model's config."""
+    from asym.models import registry
+
+    blocks = registry.model_blocks()
+    if blocks not in _SCHEMAS:
+        _SCHEMAS[blocks] = create_model("ParamsFile", __base__=ParamsFile, model=(ByScale[blocks], ...))
+    return _SCHEMAS[blocks]
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -487,7 +508,7 @@ class Params:
             raise ConfigError(f"recipes.{self.scale} has no recipe {name!r} in {self.path}")
         return recipes[name]
 
-    def model_config(self, name: str, dataset: str | None = None, **overrides: Any) -> Family:
+    def model_config(self, name: str, dataset: str | None = None, **overrides: Any) -> ModelConfig:
         """Registry entry `name`'s family block at the active scale, refined for `dataset`, with the
         entry's overrides and then the caller's: what the model is built from and what its
         checkpoint records."""
@@ -608,7 +629,7 @@ def load_params(path: str | os.PathLike) -> Params:
     path = Path(path)
     raw = _read_raw(path)
     try:
-        data = ParamsFile.model_validate(raw)
+        data = params_schema().model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_errors(exc)}") from None
     return Params(data, path, raw)

@@ -56,7 +56,7 @@ def test_paths_are_resolved_against_the_params_file(tmp_path):
     (lambda r: r.update(extra_block={}), "extra_block: unknown key"),
     (lambda r: r["recipes"]["demo"].pop("depmamba"), "no recipe 'depmamba'"),
     (lambda r: r["recipes"]["demo"]["asym"]["crop"].pop("max_frames"), "needs ['max_frames']"),
-    # the model families are typed too (asym.models.families)
+    # the model blocks are typed too (each model file's config, collected by asym.models.registry)
     (lambda r: r["model"]["demo"]["asym"].update(d_stat=8), "model.demo.asym.d_stat: unknown key (a typo?)"),
     (lambda r: r["model"]["demo"]["bilstm"].update(hidden="wide"), "model.demo.bilstm.hidden"),
     (lambda r: r["model"]["paper"]["depmamba"].pop("d_conv"), "model.paper.depmamba.d_conv: Field required"),

@@ -35,12 +35,68 @@ Ours (each an assumption, marked `# assumed` in params.yaml where it is a number
 - every width, depth, kernel size and head count (params.yaml);
 - exact padding: the backward scan reverses each sample's valid frames only.
 
-The flags below switch each part off for the ablation variants (see the registry). With
+The switches of AsymConfig turn each part off for the ablation variants declared below it. With
 Transformer layers in place of Bi-Mamba, sinusoidal positions are added once to the projected
 inputs, since attention alone is blind to order.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+Modality = Literal["audio", "visual"]
+
+
+class AsymConfig(ModelConfig):
+    """model.<scale>.asym: the widths and depths (params.yaml), then the switches of the ablations."""
+
+    d_model: PositiveInt
+    cnn_kernel: PositiveInt
+    cmim_blocks: PositiveInt
+    heads: PositiveInt
+    msgpf_kernels: list[PositiveInt]
+    mem_blocks: PositiveInt
+    d_state: PositiveInt
+    d_conv: PositiveInt
+    expand: PositiveInt
+    dropout: Rate
+    ffn: PositiveInt
+    # What ASYM's ablations switch; the full model by default.
+    sequence_block: Literal["bimamba", "mamba-matched", "transformer"] = "bimamba"
+    modalities: list[Modality] = Field(default_factory=lambda: ["audio", "visual"], min_length=1)
+    use_cmim: bool = True
+    use_crossattn: bool = True
+    use_msgpf: bool = True
+    use_multiscale: bool = True
+    use_gate: bool = True
+    use_mem: bool = True
+    use_mamba_interaction: bool = True
+
+
+full = register_model("asym", AsymConfig, "ASYM", kind="asym", description="ASYM: CMIM + MSGPF + MEM (full model)")
+# The ablations: each variant switches one thing off in the full model.
+full.variant("asym-no-mamba-interaction",
+             "CMIM's audio and visual Bi-Mambas without shared state matrices A (independent streams until "
+             "cross-attention)", use_mamba_interaction=False)
+full.variant("asym-no-cmim", "Without Cross-Modal Interactive Mamba (projection only)", use_cmim=False)
+full.variant("asym-no-crossattn", "CMIM without its cross-attention", use_crossattn=False)
+full.variant("asym-no-msgpf", "Plain concatenation instead of MSGPF", use_msgpf=False)
+full.variant("asym-no-multiscale", "MSGPF with a single scale (kernel 1)", use_multiscale=False)
+full.variant("asym-no-gate", "MSGPF paths mixed with fixed equal weights", use_gate=False)
+full.variant("asym-no-mem", "Without Multimodal Enhanced Mamba", use_mem=False)
+full.variant("asym-audio-only", "Audio stream only", modalities=["audio"])
+full.variant("asym-visual-only", "Visual stream only", modalities=["visual"])
+full.variant("asym-unidirectional",
+             "Forward-only Mamba instead of Bi-Mamba, at the full model's parameter count: each block's inner width "
+             "grows until it holds the parameters of the Bi-Mamba it replaces (d_state and d_conv unchanged, so only "
+             "the backward scan is taken away)", sequence_block="mamba-matched")
+full.variant("asym-transformer",
+             "Transformer encoder layers instead of Bi-Mamba, sinusoidal positions added to the projected inputs",
+             sequence_block="transformer")
 
 import torch
 from torch import nn
@@ -143,10 +199,9 @@ class GatedParallelFusion(nn.Module):
 class ASYM(nn.Module):
     def __init__(self, audio_dim: int, visual_dim: int, d_model: int, cnn_kernel: int, cmim_blocks: int, heads: int,
                  msgpf_kernels: list[int], mem_blocks: int, d_state: int, d_conv: int, expand: int, dropout: float,
-                 ffn: int, sequence_block: str = "bimamba", modalities: list[str] | tuple[str, ...] = MODALITIES,
-                 use_cmim: bool = True, use_crossattn: bool = True, use_msgpf: bool = True,
-                 use_multiscale: bool = True, use_gate: bool = True, use_mem: bool = True,
-                 use_mamba_interaction: bool = True) -> None:
+                 ffn: int, sequence_block: str, modalities: list[str], use_cmim: bool, use_crossattn: bool,
+                 use_msgpf: bool, use_multiscale: bool, use_gate: bool, use_mem: bool,
+                 use_mamba_interaction: bool) -> None:
         super().__init__()
         unknown = set(modalities) - set(MODALITIES)
         if unknown or not modalities:

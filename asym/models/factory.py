@@ -1,7 +1,7 @@
 """Models from registry entries: the class an entry names, built from its resolved family config.
 
-The registry (asym.models.registry) only declares; this module imports the model code (torch),
-so the Snakefile and the config never pay for it.
+The registry (asym.models.registry) collects the models' declarations only; a model's torch code
+runs here, when its class is looked up, so the Snakefile and the config never pay for it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from asym.data.formats import input_widths
 from asym.models import registry
-from asym.models.families import FAMILIES, Family
+from asym.models.families import ModelConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -24,12 +24,12 @@ def model_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def family_config(name: str, values: dict[str, Any]) -> Family:
+def family_config(name: str, values: dict[str, Any]) -> ModelConfig:
     """A resolved config (a checkpoint's, say) checked against the entry's family schema."""
-    return FAMILIES[registry.get(name).family].model_validate(values)
+    return registry.family(registry.get(name).family).model_validate(values)
 
 
-def build(name: str, audio_dim: int, visual_dim: int, config: Family) -> nn.Module:
+def build(name: str, audio_dim: int, visual_dim: int, config: ModelConfig) -> nn.Module:
     """Entry `name` built from `config` (the family's resolved block): forward(audio, visual,
     lengths) -> logits (B,). Nothing else is read, so a checkpoint's config rebuilds it exactly."""
     return model_class(name)(audio_dim=audio_dim, visual_dim=visual_dim, **config.kwargs())

@@ -1,27 +1,77 @@
-"""Every model, baseline and ablation variant, declared once by name.
+"""Every model, baseline and ablation variant, collected from the files that declare them.
 
-Snakemake, DVC (via `asym dvc-yaml`), the tests and the reports all list models from here.
-An entry names its implementation, the params.yaml family block it reads
-(model.<scale>.<family>), the training recipe it is trained with, and the keys it overrides;
-a variant is one more entry. A model has one spelling: its registry name, with `-` read as
-`_`, is its params.yaml family and its module under baselines/ (ASYM's variants all read the
-`asym` family). Each family's typed schema is in asym.models.families; building and counting
-are asym.models.factory's. Importing this module does not import torch, so the Snakefile can
-read it cheaply.
+A model is one file: asym/models/asym.py, asym/models/baselines/<family>.py, or (later) a file
+of the user's own. The file opens with its declaration, its typed config and its entries, and
+its torch code follows. asym/models/baselines/bilstm.py, for example:
+
+    from pydantic import PositiveInt
+
+    from asym.models import ModelConfig, Rate, register_model
+
+    class BiLSTMConfig(ModelConfig):         # model.<scale>.bilstm in params.yaml
+        hidden: PositiveInt
+        layers: PositiveInt
+        dropout: Rate
+
+    register_model("bilstm", BiLSTMConfig, "BiLSTM", description="Per-modality BiLSTM, late fusion (floor)")
+
+    import torch
+    ...
+    class BiLSTM(nn.Module):
+        def __init__(self, audio_dim: int, visual_dim: int, hidden: int, layers: int, dropout: float): ...
+
+Snakemake, DVC (via `asym dvc-yaml`), params.yaml's validation, the tests and the reports all
+list models from here. An entry names its implementation (`module:Class`), the params.yaml block
+it reads (model.<scale>.<family>: its name with `-` read as `_` unless `family=` says otherwise),
+the training recipe it is trained with (recipes.<scale>.<recipe>), and the keys it overrides; a
+variant is one more entry (`entry.variant(...)`, ASYM's eleven ablations). The name is written
+once, in register_model. The values are params.yaml's: a config field has a default only where it
+is a switch that entries override, and the constructor repeats none (a test checks).
+
+Collected without torch. The Snakefile and params.yaml's validation read the registry at
+start-up, which must not pay for torch (about 2 s), so a model file is imported in two steps:
+its declaration, every top-level statement above its first `import torch` / `from torch ...`,
+runs when the registry collects it; the rest runs in the same module the first time a name the
+declaration does not define is looked up there (`factory.model_class`, `from asym.models.asym
+import ASYM`). A declaration imports only what imports no torch: pydantic, typing, asym.models
+and other model files' configs (read the same way). Imported the ordinary way, before the
+registry collects it, a model file runs top to bottom and declares the same entries.
+
+Which files: every module of this package whose source calls `register_model(`, found on disk,
+so a new model file needs no line here. Their order (the tables', dvc.yaml's) is ORDER, then any
+other module by name, then modules loaded with `load`; within a file, the order of declaration.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
+import sys
+import threading
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from asym.errors import ConfigError
-from asym.models.families import FAMILIES
+from asym.models.families import ModelConfig
+from asym.models.families import model_blocks as blocks_of
+
+PACKAGE = "asym.models"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The order of the tables and of dvc.yaml: ASYM and its ablations, the floors, then the peers.
+ORDER = ("asym", "baselines.mean_mlp", "baselines.bilstm", "baselines.transformer", "baselines.depression_detector",
+         "baselines.mult", "baselines.tamfn", "baselines.mddformer", "baselines.depmamba", "baselines.caf_mamba",
+         "baselines.mdd_net")
+_NOT_MODELS = {"registry", "families", "factory", "layers"}
 
 
 @dataclass(frozen=True)
@@ -41,83 +91,227 @@ class Entry:
                            "overrides": dict(self.overrides)}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    def variant(self, name: str, description: str, kind: str = "ablation", **overrides: Any) -> Entry:
+        """One more entry of this entry's model, config and recipe, with `overrides` on top of its own."""
+        return _register(Entry(name, self.target, self.family, kind, description, {**self.overrides, **overrides},
+                               self.recipe), _FAMILIES[self.family], _caller())
+
 
 _ENTRIES: dict[str, Entry] = {}
+_FAMILIES: dict[str, type[ModelConfig]] = {}     # family -> its config (the schema of its block)
+_DECLARED_IN: dict[str, str] = {}                # entry -> the module that declared it
+_MODULES: list[str] = []                         # modules collected, in the order of the tables
 
 
-def register(name: str, target: str, family: str, kind: str, description: str, recipe: str = "asym",
-             **overrides: Any) -> None:
-    if name in _ENTRIES:
-        raise ConfigError(f"model {name!r} is registered twice")
-    if family not in FAMILIES:
-        raise ConfigError(f"model {name!r}: no family {family!r} in asym.models.families")
-    schema = FAMILIES[family]
-    unknown = sorted(set(overrides) - set(schema.model_fields) - {"by_dataset"})
+def register_model(name: str, config: type[ModelConfig], model: str, *, description: str, kind: str = "baseline",
+                   recipe: str = "asym", family: str | None = None, **overrides: Any) -> Entry:
+    """Declare model `name`: class `model` of the calling module, built from `config` (the schema
+    of params.yaml's block model.<scale>.<family>), trained with recipes.<scale>.<recipe>, with
+    `overrides` of the config's switches. Returns the entry (its `variant` declares variants)."""
+    module = _caller()
+    family = family or name.replace("-", "_")
+    if not (isinstance(config, type) and issubclass(config, ModelConfig)):
+        raise ConfigError(f"model {name!r}: its config must be a class deriving from asym.models.ModelConfig, "
+                          f"not {config!r}")
+    if not family.isidentifier():
+        raise ConfigError(f"model {name!r}: family {family!r} is not a params.yaml key (letters, digits, _)")
+    known = _FAMILIES.get(family)
+    if known is not None and known is not config:
+        raise ConfigError(f"model {name!r}: family {family!r} is declared with config {known.__module__}."
+                          f"{known.__qualname__} already, not {config.__module__}.{config.__qualname__}")
+    return _register(Entry(name, f"{module}:{model}", family, kind, description, overrides, recipe), config, module)
+
+
+def _caller() -> str:
+    return sys._getframe(2).f_globals["__name__"]
+
+
+def _register(entry: Entry, config: type[ModelConfig], module: str) -> Entry:
+    if entry.name in _ENTRIES:
+        raise ConfigError(f"model {entry.name!r} is registered twice (by {_DECLARED_IN.get(entry.name)} and {module})")
+    unknown = sorted(set(entry.overrides) - set(config.model_fields) - {"by_dataset"})
     if unknown:
-        raise ConfigError(f"model {name!r} overrides {unknown}, which family {family!r} does not have")
-    for key, value in overrides.items():
+        raise ConfigError(f"model {entry.name!r} overrides {unknown}, which family {entry.family!r} does not have")
+    for key, value in entry.overrides.items():
         try:
-            TypeAdapter(schema.model_fields[key].rebuild_annotation()).validate_python(value)
+            TypeAdapter(config.model_fields[key].rebuild_annotation()).validate_python(value)
         except ValidationError as exc:
-            raise ConfigError(f"model {name!r}: override {key}={value!r}: {exc.errors()[0]['msg']}") from None
-    _ENTRIES[name] = Entry(name, target, family, kind, description, overrides, recipe)
+            raise ConfigError(f"model {entry.name!r}: override {key}={value!r}: {exc.errors()[0]['msg']}") from None
+    _FAMILIES.setdefault(entry.family, config)
+    _ENTRIES[entry.name] = entry
+    _DECLARED_IN[entry.name] = module
+    return entry
 
 
-# --- ASYM and its ablations (each variant switches one thing off in the full model) --------
-_ASYM = "asym.models.asym:ASYM"
-register("asym", _ASYM, "asym", "asym", "ASYM: CMIM + MSGPF + MEM (full model)")
-register("asym-no-mamba-interaction", _ASYM, "asym", "ablation",
-         "CMIM's audio and visual Bi-Mambas without shared state matrices A (independent streams until "
-         "cross-attention)", use_mamba_interaction=False)
-register("asym-no-cmim", _ASYM, "asym", "ablation", "Without Cross-Modal Interactive Mamba (projection only)",
-         use_cmim=False)
-register("asym-no-crossattn", _ASYM, "asym", "ablation", "CMIM without its cross-attention", use_crossattn=False)
-register("asym-no-msgpf", _ASYM, "asym", "ablation", "Plain concatenation instead of MSGPF", use_msgpf=False)
-register("asym-no-multiscale", _ASYM, "asym", "ablation", "MSGPF with a single scale (kernel 1)", use_multiscale=False)
-register("asym-no-gate", _ASYM, "asym", "ablation", "MSGPF paths mixed with fixed equal weights", use_gate=False)
-register("asym-no-mem", _ASYM, "asym", "ablation", "Without Multimodal Enhanced Mamba", use_mem=False)
-register("asym-audio-only", _ASYM, "asym", "ablation", "Audio stream only", modalities=["audio"])
-register("asym-visual-only", _ASYM, "asym", "ablation", "Visual stream only", modalities=["visual"])
-register("asym-unidirectional", _ASYM, "asym", "ablation",
-         "Forward-only Mamba instead of Bi-Mamba, at the full model's parameter count: each block's inner width "
-         "grows until it holds the parameters of the Bi-Mamba it replaces (d_state and d_conv unchanged, so only "
-         "the backward scan is taken away)", sequence_block="mamba-matched")
-register("asym-transformer", _ASYM, "asym", "ablation",
-         "Transformer encoder layers instead of Bi-Mamba, sinusoidal positions added to the projected inputs",
-         sequence_block="transformer")
-
-# --- baselines ---------------------------------------------------------------------------
-register("mean-mlp", "asym.models.baselines.mean_mlp:MeanMLP", "mean_mlp", "baseline",
-         "Masked temporal mean of both modalities + MLP (floor)")
-register("bilstm", "asym.models.baselines.bilstm:BiLSTM", "bilstm", "baseline",
-         "Per-modality BiLSTM, late fusion (floor)")
-register("transformer", "asym.models.baselines.transformer:TransformerBaseline", "transformer", "baseline",
-         "Early-fusion Transformer encoder")
-register("depression-detector", "asym.models.baselines.depression_detector:DepressionDetector",
-         "depression_detector", "baseline", "D-Vlog's Depression Detector (Yoon et al., AAAI 2022)")
-register("mult", "asym.models.baselines.mult:MulT", "mult", "baseline",
-         "Multimodal Transformer (Tsai et al., ACL 2019)")
-register("tamfn", "asym.models.baselines.tamfn:TAMFN", "tamfn", "baseline",
-         "Time-aware attention multimodal fusion (Zhou et al., 2023)")
-register("mddformer", "asym.models.baselines.mddformer:MDDformer", "mddformer", "baseline",
-         "LMVD's MDDformer (He et al., 2024)")
-register("depmamba", "asym.models.baselines.depmamba:DepMamba", "depmamba", "baseline",
-         "DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025), as its public code builds it",
-         recipe="depmamba")
-register("caf-mamba", "asym.models.baselines.caf_mamba:CAFMamba", "caf_mamba", "baseline",
-         "CAF-Mamba, bimodal: cross-modal adaptive attention fusion Mamba (Zhou et al., ICASSP 2026), as its "
-         "public code builds it", recipe="caf-mamba")
-register("mdd-net", "asym.models.baselines.mdd_net:MDDNet", "mdd_net", "baseline",
-         "MDD-Net: GSA + HATNet + mutual transformer (Haque et al., IEEE SMC 2025), as its public code builds it",
-         recipe="mdd-net")
-
-
+# --- reading --------------------------------------------------------------------------------------
 def names(kind: str | None = None) -> list[str]:
-    return [n for n, e in _ENTRIES.items() if kind is None or e.kind == kind]
+    _collect()
+    return [n for n in sorted(_ENTRIES, key=_position) if kind is None or _ENTRIES[n].kind == kind]
 
 
 def get(name: str) -> Entry:
+    _collect()
     try:
         return _ENTRIES[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; registered: {names()}") from None
+
+
+def families() -> dict[str, type[ModelConfig]]:
+    """Every family's config, in the order of the tables."""
+    ordered = dict.fromkeys(_ENTRIES[n].family for n in names())
+    return {f: _FAMILIES[f] for f in ordered if f in _FAMILIES}
+
+
+def family(name: str) -> type[ModelConfig]:
+    """The config (schema) of family `name`."""
+    try:
+        return families()[name]
+    except KeyError:
+        raise ConfigError(f"no model family {name!r}; declared: {sorted(_FAMILIES)}") from None
+
+
+def model_blocks() -> type:
+    """The schema of params.yaml's `model.<scale>`: one block per family of the models collected
+    so far (those of files loaded later included, once `load` has run)."""
+    return _model_blocks(tuple(families().items()))
+
+
+_BLOCKS: dict[tuple, type] = {}
+
+
+def _model_blocks(key: tuple) -> type:
+    if key not in _BLOCKS:
+        _BLOCKS[key] = blocks_of(dict(key))
+    return _BLOCKS[key]
+
+
+def _position(name: str) -> tuple[float, float]:
+    module = _DECLARED_IN.get(name)
+    rank = _MODULES.index(module) if module in _MODULES else float("inf")
+    return rank, list(_ENTRIES).index(name) if module is not None else float("inf")
+
+
+# --- collecting -------------------------------------------------------------------------------------
+_COLLECTED = False
+_LOCK = threading.RLock()
+
+
+def _builtin_files() -> dict[str, Path]:
+    """The modules of this package that declare models, in ORDER first, by name after."""
+    found = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_DIR).with_suffix("")
+        if path.name == "__init__.py" or rel.as_posix() in _NOT_MODELS:
+            continue
+        if "register_model(" in path.read_text(encoding="utf-8"):
+            found[".".join(rel.parts)] = path
+    ordered = [m for m in ORDER if m in found] + sorted(set(found) - set(ORDER))
+    return {f"{PACKAGE}.{m}": found[m] for m in ordered}
+
+
+def _collect() -> None:
+    global _COLLECTED
+    with _LOCK:
+        if not _COLLECTED:
+            _COLLECTED = True
+            _load(_builtin_files())
+
+
+def load(*sources: str | Path, base: Path | None = None) -> list[str]:
+    """Collect the models of more files: each an importable module's name, or a Python file's
+    path (relative to `base`), imported as the module named by its file name. Built-ins first.
+    Returns the modules' names."""
+    _collect()
+    files: dict[str, Path] = {}
+    for source in sources:
+        if isinstance(source, Path) or source.endswith(".py") or "/" in source:
+            path = Path(source) if base is None or Path(source).is_absolute() else base / source
+            if not path.is_file():
+                raise ConfigError(f"{path}: no such model file")
+            module = sys.modules.get(path.stem)
+            if module is not None and Path(getattr(module, "__file__", "") or "").resolve() != path.resolve():
+                raise ConfigError(f"{path}: its module name {path.stem!r} is taken by {module!r}; rename the file")
+            files[path.stem] = path.resolve()
+        else:
+            spec = importlib.util.find_spec(source)
+            if spec is None or spec.origin is None:
+                raise ConfigError(f"{source}: no such module to load models from")
+            files[source] = Path(spec.origin)
+    with _LOCK:
+        _load(files)
+    return list(files)
+
+
+def _load(files: Mapping[str, Path]) -> None:
+    finder = _Declarations(files)
+    sys.meta_path.insert(0, finder)
+    try:
+        for module, path in files.items():
+            if module not in _MODULES:
+                _MODULES.append(module)
+            already = set(_ENTRIES)
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                for name in set(_ENTRIES) - already:
+                    del _ENTRIES[name], _DECLARED_IN[name]
+                for unused in set(_FAMILIES) - {e.family for e in _ENTRIES.values()}:
+                    del _FAMILIES[unused]
+                if isinstance(exc, ConfigError):
+                    raise ConfigError(f"{path}: {exc}") from None
+                raise ConfigError(f"{path}: declaring its models failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.meta_path.remove(finder)
+
+
+class _Declarations(importlib.abc.MetaPathFinder):
+    """Finds the model modules being collected, for a `_DeclarationLoader` to import."""
+
+    def __init__(self, files: Mapping[str, Path]) -> None:
+        self.files = files
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        file = self.files.get(name)
+        if file is None:
+            return None
+        return importlib.util.spec_from_file_location(name, file, loader=_DeclarationLoader(name, str(file)))
+
+
+class _DeclarationLoader(importlib.machinery.SourceFileLoader):
+    """Runs a model file's declaration now, and the rest on first use (see the module's docstring)."""
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        source = importlib.util.decode_source(self.get_data(self.path))
+        tree = ast.parse(source, self.path)
+        cut = next((i for i, node in enumerate(tree.body) if _imports_torch(node)), len(tree.body))
+        exec(compile(ast.Module(tree.body[:cut], []), self.path, "exec", dont_inherit=True), module.__dict__)
+        if cut < len(tree.body):
+            flags = sum(getattr(__import__("__future__"), a.name).compiler_flag for node in tree.body[:cut]
+                        if isinstance(node, ast.ImportFrom) and node.module == "__future__" for a in node.names)
+            _REST[module.__name__] = (ast.Module(tree.body[cut:], []), self.path, flags)
+            module.__class__ = _Declared
+
+
+def _imports_torch(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] == "torch" for a in node.names)
+    return isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "torch"
+
+
+_REST: dict[str, tuple[ast.Module, str, int]] = {}
+
+
+class _Declared(types.ModuleType):
+    """A model module whose declaration has run, and whose torch code runs on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):    # the import system's questions
+            raise AttributeError(name)
+        with _LOCK:
+            rest = _REST.pop(self.__name__, None)
+            self.__class__ = types.ModuleType
+            if rest is not None:
+                tree, path, flags = rest
+                exec(compile(tree, path, "exec", flags=flags, dont_inherit=True), self.__dict__)
+        return getattr(self, name)

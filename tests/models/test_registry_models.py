@@ -223,11 +223,12 @@ def test_depmamba_is_built_as_its_public_code_builds_it():
 
 
 def test_entries_name_their_recipe_and_spell_their_model_once():
-    own = {"depmamba": "depmamba", "caf-mamba": "caf-mamba", "mdd-net": "mdd-net"}    # each peer's published recipe
-    assert {n: registry.get(n).recipe for n in own} == own
-    assert {registry.get(n).recipe for n in NAMES if n not in own} == {"asym"}
+    """A model with a recipe of its own (a peer's published one) names it after itself; a variant
+    reads its model's family, module and recipe; every recipe named is in params.yaml."""
     for name in NAMES:
         e = registry.get(name)
+        assert e.recipe in ("asym", name), name
+        assert e.recipe in PARAMS.data.recipes.demo and e.recipe in PARAMS.data.recipes.paper, name
         if e.kind == "baseline":
             assert e.family == name.replace("-", "_") == e.target.split(":")[0].rsplit(".", 1)[1], name
         else:
@@ -252,23 +253,33 @@ def test_registry_rejects_unknown_names_and_keys():
 
 @pytest.mark.parametrize("name", registry.names())
 def test_each_family_schema_is_its_models_constructor(name):
-    """The typed family (asym.models.families) holds exactly the arguments the class takes."""
+    """The typed family (the model file's config) holds exactly the arguments the class takes, and
+    the class repeats none of its defaults: each default is written once."""
     import inspect
 
-    from asym.models.families import FAMILIES
-
-    schema = FAMILIES[registry.get(name).family]
-    takes = set(inspect.signature(factory.model_class(name).__init__).parameters) - {"self", "audio_dim", "visual_dim"}
+    schema = registry.family(registry.get(name).family)
+    signature = inspect.signature(factory.model_class(name).__init__).parameters
+    takes = set(signature) - {"self", "audio_dim", "visual_dim"}
     assert set(schema.model_fields) - {"by_dataset"} == takes
+    assert [a for a in takes if signature[a].default is not inspect.Parameter.empty] == []
 
 
 def test_a_registry_entry_with_a_bad_override_is_refused_when_it_is_declared():
     from asym.errors import ConfigError
+    from asym.models import register_model
+    from asym.models.asym import AsymConfig
+    from asym.models.baselines.bilstm import BiLSTMConfig
 
+    full = registry.get("asym")
     with pytest.raises(ConfigError, match="does not have"):
-        registry.register("asym-typo", "asym.models.asym:ASYM", "asym", "ablation", "a typo", use_gat=False)
+        full.variant("asym-typo", "a typo", use_gat=False)
     with pytest.raises(ConfigError, match="use_gate"):
-        registry.register("asym-typo", "asym.models.asym:ASYM", "asym", "ablation", "a bad value", use_gate="nope")
-    with pytest.raises(ConfigError, match="no family"):
-        registry.register("typo", "asym.models.asym:ASYM", "asymm", "ablation", "no such family")
-    assert "asym-typo" not in registry.names() and "typo" not in registry.names()
+        full.variant("asym-typo", "a bad value", use_gate="nope")
+    with pytest.raises(ConfigError, match="registered twice"):
+        full.variant("asym-no-gate", "a second one", use_gate=False)
+    with pytest.raises(ConfigError, match="declared with config"):
+        register_model("asym-other", BiLSTMConfig, "ASYM", family="asym", description="another schema")
+    with pytest.raises(ConfigError, match="ModelConfig"):
+        register_model("untyped", dict, "ASYM", description="no typed config")
+    assert AsymConfig is registry.family("asym")
+    assert not {"asym-typo", "asym-other", "untyped"} & set(registry.names())

@@ -6,6 +6,19 @@ version, with packing so padding never enters the recurrence.
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class BiLSTMConfig(ModelConfig):
+    hidden: PositiveInt
+    layers: PositiveInt
+    dropout: Rate
+
+
+register_model("bilstm", BiLSTMConfig, "BiLSTM", description="Per-modality BiLSTM, late fusion (floor)")
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence

@@ -30,6 +30,23 @@ Where we differ, and why:
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class CafMambaConfig(ModelConfig):
+    d_model: PositiveInt
+    d_state: PositiveInt
+    d_conv: PositiveInt
+    expand: PositiveInt
+    head_dropout: Rate
+
+
+register_model("caf-mamba", CafMambaConfig, "CAFMamba", recipe="caf-mamba",
+               description="CAF-Mamba, bimodal: cross-modal adaptive attention fusion Mamba (Zhou et al., ICASSP "
+                           "2026), as its public code builds it")
+
 import torch
 from torch import nn
 

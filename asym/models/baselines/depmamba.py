@@ -42,6 +42,24 @@ Where we differ, and why (every remaining difference):
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class DepMambaConfig(ModelConfig):
+    input_size: PositiveInt
+    output_sizes: list[PositiveInt]
+    d_state: PositiveInt
+    d_conv: PositiveInt
+    expand: PositiveInt
+    cnn_kernel: PositiveInt
+    dropout: Rate
+
+
+register_model("depmamba", DepMambaConfig, "DepMamba", recipe="depmamba",
+               description="DepMamba: progressive fusion Mamba (Ye et al., ICASSP 2025), as its public code builds it")
+
 import torch
 from torch import nn
 

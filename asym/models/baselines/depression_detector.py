@@ -9,6 +9,22 @@ Widths / depths are ours (params.yaml); pooling is a masked mean over valid fram
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class DepressionDetectorConfig(ModelConfig):
+    d_model: PositiveInt
+    heads: PositiveInt
+    layers: PositiveInt
+    ffn: PositiveInt
+    dropout: Rate
+
+
+register_model("depression-detector", DepressionDetectorConfig, "DepressionDetector",
+               description="D-Vlog's Depression Detector (Yoon et al., AAAI 2022)")
+
 import torch
 from torch import nn
 

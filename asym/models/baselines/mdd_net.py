@@ -54,6 +54,39 @@ Where we differ, and why:
 
 from __future__ import annotations
 
+from pydantic import PositiveFloat, PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class MDDNetConfig(ModelConfig):
+    gsa_heads: PositiveInt
+    gsa_key_dim: PositiveInt
+    gsa_rel_pos_length: PositiveInt
+    bottleneck_ratio: PositiveFloat
+    bottleneck_stride: PositiveInt
+    audio_channels: PositiveInt
+    hat_stem: PositiveInt
+    hat_dims: list[PositiveInt]
+    hat_head_dim: PositiveInt
+    hat_expansions: list[PositiveInt]
+    hat_depths: list[PositiveInt]
+    hat_strides: list[PositiveInt]
+    hat_frozen_blocks: bool
+    d_model: PositiveInt
+    layers: PositiveInt
+    mutual_heads: PositiveInt
+    mutual_ffn: PositiveInt
+    fusion_heads: PositiveInt
+    fusion_ffn: PositiveInt
+    dropout: Rate
+    head_dropout: Rate
+
+
+register_model("mdd-net", MDDNetConfig, "MDDNet", recipe="mdd-net",
+               description="MDD-Net: GSA + HATNet + mutual transformer (Haque et al., IEEE SMC 2025), as its public "
+                           "code builds it")
+
 import copy
 import math
 

@@ -10,6 +10,19 @@ its linear projection. Widths and depth are in params.yaml.
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import register_model
+from asym.models.baselines.depression_detector import DepressionDetectorConfig
+
+
+class MDDformerConfig(DepressionDetectorConfig):
+    tcn_kernel: PositiveInt
+    tcn_levels: PositiveInt
+
+
+register_model("mddformer", MDDformerConfig, "MDDformer", description="LMVD's MDDformer (He et al., 2024)")
+
 import torch
 from torch import nn
 

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class MeanMLPConfig(ModelConfig):
+    hidden: PositiveInt
+    dropout: Rate
+
+
+register_model("mean-mlp", MeanMLPConfig, "MeanMLP",
+               description="Masked temporal mean of both modalities + MLP (floor)")
+
 import torch
 from torch import nn
 

@@ -11,6 +11,21 @@ sequences have different lengths.
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class MulTConfig(ModelConfig):
+    d_model: PositiveInt
+    heads: PositiveInt
+    layers: PositiveInt
+    ffn: PositiveInt
+    dropout: Rate
+
+
+register_model("mult", MulTConfig, "MulT", description="Multimodal Transformer (Tsai et al., ACL 2019)")
+
 import torch
 from torch import nn
 

@@ -11,6 +11,21 @@ then a softmax attention over the two modality vectors. Widths are in params.yam
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class TAMFNConfig(ModelConfig):
+    d_model: PositiveInt
+    tcn_kernel: PositiveInt
+    tcn_levels: PositiveInt
+    heads: PositiveInt
+    dropout: Rate
+
+
+register_model("tamfn", TAMFNConfig, "TAMFN", description="Time-aware attention multimodal fusion (Zhou et al., 2023)")
+
 import torch
 from torch import nn
 

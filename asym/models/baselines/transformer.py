@@ -3,6 +3,21 @@ encoding added, a Transformer encoder (Vaswani et al., NeurIPS 2017), masked mea
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from asym.models import ModelConfig, Rate, register_model
+
+
+class TransformerConfig(ModelConfig):
+    d_model: PositiveInt
+    heads: PositiveInt
+    layers: PositiveInt
+    ffn: PositiveInt
+    dropout: Rate
+
+
+register_model("transformer", TransformerConfig, "TransformerBaseline", description="Early-fusion Transformer encoder")
+
 import torch
 from torch import nn
 
