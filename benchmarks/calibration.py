@@ -64,6 +64,7 @@ from asym.io import write_json, write_text  # noqa: E402
 from asym.models import registry  # noqa: E402
 from asym.report import optimism  # noqa: E402
 from asym.report.stats import (  # noqa: E402
+    CI_LEVEL,
     bootstrap_p,
     centred_ci,
     holm,
@@ -303,7 +304,7 @@ def study_settings(params_path: str | Path) -> dict[str, Any]:
     params = load_params(params_path)
     recipe = params.recipe(registry.get(params.study_models[0]).recipe)
     return {"n_draws": params.report.bootstrap, "k": params.split.kfold.k, "epochs": recipe.epochs,
-            "metric": recipe.selection_metric, "level": optimism.LEVEL}
+            "metric": recipe.selection_metric, "level": CI_LEVEL}
 
 
 def outer_folds(fold: Fold, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -77,13 +77,13 @@ STUDY = {"n_draws": 300, "k": 5, "epochs": 8, "metric": "mean4", "level": 0.95}
 def test_the_study_settings_are_the_reports_and_the_recipes():
     from asym.config import load_params
     from asym.models import registry
-    from asym.report import optimism
+    from asym.report.stats import CI_LEVEL
 
     params = load_params(ROOT / "params.yaml")
     recipe = params.recipe(registry.get(params.study_models[0]).recipe)
     assert cal.study_settings(ROOT / "params.yaml") == {
         "n_draws": params.report.bootstrap, "k": params.split.kfold.k, "epochs": recipe.epochs,
-        "metric": recipe.selection_metric, "level": optimism.LEVEL}
+        "metric": recipe.selection_metric, "level": CI_LEVEL}
 
 
 def test_the_batched_truth_scores_as_the_report_does():
