@@ -159,6 +159,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
         "n_train": [len(f["train"]) for f in partitions], "n_valid": [len(f["valid"]) for f in partitions],
         "n_test": [len(f["test"]) for f in partitions],
         "train_positive_rate": [float(np.mean(f["train"].label)) for f in partitions],
+        **({"plugin": plugin} if (plugin := registry.plugin_of(model_name)) is not None else {}),
     }
     write_json(files.file("summary"), summary)   # last: marks the seed complete
     resume.complete()                            # removed when the job ends
@@ -173,6 +174,9 @@ def inputs_digest(params: Params, dataset: str, model_name: str, device: torch.d
              "protocol": params.protocol(dataset), "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
              "model_config": params.model_config(model_name, dataset).kwargs(), "precision": precision,
              "device": device.type}
+    plugin = registry.plugin_of(model_name)
+    if plugin is not None:              # a plug-in's file lies outside the package's code walk
+        facts["plugin"] = plugin["sha256"]
     files = [layout.parquet(dataset), layout.split_csv(dataset),
              *(PACKAGE.parent / f for f in code_deps([__name__], model_name))]
     return fingerprint(facts, files)
@@ -241,7 +245,9 @@ def checkpoint_meta(params: Params, dataset: str, model_name: str, seed: int, ta
             "audio_dim": int(table_meta["audio_dim"]), "visual_dim": int(table_meta["visual_dim"]),
             "readers": readers.model_dump(mode="json") if readers is not None else {},
             "recipe_name": entry.recipe, "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
-            "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size)}
+            "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size),
+            # a plug-in model's module, file and sha256 (asym.inference.predict finds and checks it)
+            **({"plugin": plugin} if (plugin := registry.plugin_of(model_name)) is not None else {})}
 
 
 def save_run(files: RunFiles, results: list[FitResult], norms: list[AnyNormalizer], predictions: list[pd.DataFrame],
