@@ -200,6 +200,8 @@ def cmd_models(args: argparse.Namespace) -> None:
     if args.details:
         print_details(factory.details(_params(args)), registry.names(args.kind))
         return
+    if Path(args.params).is_file():        # its plug-ins' models are listed too
+        _params(args)
     names = registry.names(args.kind)
     entries = [registry.get(n) for n in names]
     widths = _widths(names, [e.kind for e in entries], [e.recipe for e in entries])

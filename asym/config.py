@@ -643,8 +643,8 @@ def plugins_folder(path: Path) -> Path:
     (the project's plug-ins live beside the project's params file, whatever file it amends)."""
     raw = _yaml_mapping(path, f"{path}: params file not found")
     if "plugins" not in raw and isinstance(raw.get("extends"), str):
-        return (path.parent / raw["extends"]).parent
-    return path.parent
+        return (path.parent / raw["extends"]).resolve().parent
+    return path.resolve().parent
 
 
 def load_plugins(path: Path, raw: Mapping[str, Any]) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,45 @@ def prepared(root: Path, models: list[str], epochs: int, n_samples: int = 60, **
     data = Path(lay.parquet("dvlog"))
     make_split(read_samples(data), "official", p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
     return p
+
+
+# A plug-in's params blocks (the GRU of tests/models/test_add_a_model.py).
+PLUGIN_BLOCKS = {"demo": {"gru": {"hidden": 8, "dropout": 0.1}}, "paper": {"gru": {"hidden": 64, "dropout": 0.1}}}
+
+
+def plugin_project(root: Path, source: str | None, models: Any = ("asym", "gru"), plugins: Any = ("models/gru.py",),
+                   blocks: dict[str, Any] | None = None, **sections: Any) -> Path:
+    """A user's project: `source` written to root/models/gru.py (when given), and root/params.yaml
+    that `extends` the default, lists `plugins` and adds the plug-in's `blocks`; `sections` are
+    more top-level keys. Returns the params file."""
+    root.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        (root / "models").mkdir(exist_ok=True)
+        (root / "models" / "gru.py").write_text(source)
+    raw = {"extends": str(ROOT / "params.yaml"), "plugins": list(plugins) if not isinstance(plugins, str) else plugins,
+           "run": {"datasets": ["dvlog"], "models": models if isinstance(models, str) else list(models)},
+           "model": PLUGIN_BLOCKS if blocks is None else blocks, **sections}
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root / "params.yaml"
+
+
+@contextlib.contextmanager
+def registry_restored() -> Iterator[None]:
+    """On leaving, the model registry and sys.modules are as they were: plug-ins loaded inside
+    leave no model behind for the next test."""
+    from asym.models import registry
+
+    names = ("_ENTRIES", "_FAMILIES", "_DECLARED_IN", "_MODULES", "_FILES", "_DIGESTS", "_AS_FILE", "_REST")
+    registry.names()                                   # the built-ins collected first
+    saved = {n: getattr(registry, n).copy() for n in names}
+    modules = set(sys.modules)
+    try:
+        yield
+    finally:
+        for n, value in saved.items():
+            current = getattr(registry, n)
+            current.clear()
+            current.update(value) if not isinstance(current, list) else current.extend(value)
+        for name in set(sys.modules) - modules:
+            if not name.startswith(("asym", "torch", "numpy", "pandas", "pydantic", "yaml", "snakemake", "mlflow")):
+                sys.modules.pop(name, None)
