@@ -77,7 +77,7 @@ PLUGIN_BLOCKS = {"demo": {"gru": {"hidden": 8, "dropout": 0.1}}, "paper": {"gru"
 
 
 def plugin_project(root: Path, source: str | None, models: Any = ("asym", "gru"), plugins: Any = ("models/gru.py",),
-                   blocks: dict[str, Any] | None = None, **sections: Any) -> Path:
+                   blocks: dict[str, Any] | None = None, seeds: list[int] | None = None, **sections: Any) -> Path:
     """A user's project: `source` written to root/models/gru.py (when given), and root/params.yaml
     that `extends` the default, lists `plugins` and adds the plug-in's `blocks`; `sections` are
     more top-level keys. Returns the params file."""
@@ -86,7 +86,8 @@ def plugin_project(root: Path, source: str | None, models: Any = ("asym", "gru")
         (root / "models").mkdir(exist_ok=True)
         (root / "models" / "gru.py").write_text(source)
     raw = {"extends": str(ROOT / "params.yaml"), "plugins": list(plugins) if not isinstance(plugins, str) else plugins,
-           "run": {"datasets": ["dvlog"], "models": models if isinstance(models, str) else list(models)},
+           "run": {"datasets": ["dvlog"], "models": models if isinstance(models, str) else list(models),
+                   **({"seeds": {"demo": seeds}} if seeds else {})},
            "model": PLUGIN_BLOCKS if blocks is None else blocks, **sections}
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return root / "params.yaml"
