@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ("torch", "triton", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "matplotlib", "numba",
         "pyyaml", "tqdm", "filelock", "jinja2", "tabulate", "einops", "packaging", "requests", "pytest",
         "pytest-xdist", "pytest-timeout")
-# What the check imports beyond the base: the config schema, the fetch step and the DAG's runner.
-NEEDED = ("pydantic", "pooch", "snakemake")
+# What the check imports beyond the base: the config schema, the fetch step, the DAG's runner and
+# the report's HTML pages.
+NEEDED = ("pydantic", "pooch", "snakemake", "markdown-it-py")
 PLATFORM = "manylinux_2_28_x86_64"
 LIMIT_MIB = 48
 

@@ -189,7 +189,9 @@ def test_a_parquet_table_is_predicted_and_checked_by_predict_itself(trained, tmp
     assert _predict(p, run, Path(Layout.of(p).parquet("dvlog")), out) == 0
     saved = _saved(run)
     got = read_predictions(out).set_index("id").loc[saved.index]
-    np.testing.assert_array_equal(got["probability"].to_numpy(np.float32), saved["prob"].to_numpy())
+    # the same float32 network on the same frames: equal up to the last bit of float32, which the
+    # order of a reduction may move (the batch a vlog is scored in differs)
+    np.testing.assert_allclose(got["probability"].to_numpy(np.float32), saved["prob"].to_numpy(), rtol=2e-7, atol=0)
     table = read_samples(Path(Layout.of(p).parquet("dvlog")))
     narrow = [Sample(table.sample_id[i], -1, table.audio[i][:, :24], table.visual[i]) for i in range(3)]
     for name, meta, want in (("narrow", {"format": "dvlog"}, "24 audio + 136 visual features per frame, but the "
