@@ -3,7 +3,6 @@ only then, in the stage table both DAGs are written from."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,13 @@ import pytest
 from asym import cli
 from asym.config import load_params
 from asym.dag import code, stages
-from asym.layout import PACKAGE
-from tests.project import ROOT
-
-MODEL_FILE = "asym/models/baselines/bilstm.py"
-COMMENTED = {   # a comment, a docstring and a blank line added, a docstring reworded
-    "asym/config.py": lambda s: s.replace('"""', '"""Reworded. ', 1).replace("\nclass ", "\n# a comment\n\nclass ", 1),
-    MODEL_FILE: lambda s: s.replace("    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n",
-                                    "    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n"
-                                    '        """The final states."""  # a comment\n', 1),
-}
-REAL_EDIT = ("return torch.cat([h[-2], h[-1]], dim=-1)", "return torch.cat([h[-2], h[-1]], dim=1)")
+from tests.project import MODEL_FILE, REAL_EDIT, ROOT, edit, edit_comments, own_package
 
 
 @pytest.fixture
 def package(tmp_path, monkeypatch) -> Path:
     """A copy of the package that asym.dag.code reads in place of this one."""
-    copy = tmp_path / "asym"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(code, "PACKAGE", copy)
+    monkeypatch.setattr(code, "PACKAGE", own_package(tmp_path))
     code._module_file.cache_clear()
     yield tmp_path
     code._module_file.cache_clear()
@@ -40,19 +27,11 @@ def _digests() -> dict[str, str]:
     return {s.dvc_name(w): s.code_digest(p, w) for s in stages.STAGES for w in s.instances(p)}
 
 
-def _edit(root: Path, rel: str, change) -> None:
-    path = root / rel
-    before = path.read_text()
-    path.write_text(change(before))
-    assert path.read_text() != before, rel
-
-
 def test_comments_and_docstrings_change_no_digest_and_a_real_edit_only_its_models(package):
     before = _digests()
-    for rel, change in COMMENTED.items():
-        _edit(package, rel, change)
+    edit_comments(package)
     assert _digests() == before            # 0 jobs of the default DAG rerun, of 52 training jobs before
-    _edit(package, MODEL_FILE, lambda s: s.replace(*REAL_EDIT))
+    edit(package, *REAL_EDIT)
     after = _digests()
     assert {k for k in before if before[k] != after[k]} == {"train-dvlog-bilstm", "train-lmvd-bilstm"}
 
