@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +113,38 @@ def registry_restored() -> Iterator[None]:
         for name in set(sys.modules) - modules:
             if not name.startswith(("asym", "torch", "numpy", "pandas", "pydantic", "yaml", "snakemake", "mlflow")):
                 sys.modules.pop(name, None)
+
+# --- code edits (asym.dag.code) ---------------------------------------------------------------------
+MODEL_FILE = "asym/models/baselines/bilstm.py"
+# A comment, a blank line and a docstring added, a docstring reworded: no job's outputs can change.
+COMMENT_EDITS: dict[str, Callable[[str], str]] = {
+    "asym/config.py": lambda s: s.replace('"""', '"""Reworded. ', 1).replace("\nclass ", "\n# a comment\n\nclass ", 1),
+    MODEL_FILE: lambda s: s.replace("    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n",
+                                    "    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n"
+                                    '        """The final states."""  # a comment\n', 1),
+}
+# A real edit of BiLSTM's forward: the bilstm jobs' outputs can change, no other model's.
+REAL_EDIT: tuple[str, Callable[[str], str]] = (
+    MODEL_FILE, lambda s: s.replace("return torch.cat([h[-2], h[-1]], dim=-1)", "return torch.cat([h[-2], h[-1]], dim=1)"))
+
+
+def edit(root: Path, rel: str, change: Callable[[str], str]) -> None:
+    """Apply `change` to the file `rel` under `root` (it must change it)."""
+    path = root / rel
+    before = path.read_text()
+    path.write_text(change(before))
+    assert path.read_text() != before, f"{rel}: the edit no longer applies"
+
+
+def edit_comments(root: Path) -> None:
+    for rel, change in COMMENT_EDITS.items():
+        edit(root, rel, change)
+
+
+def own_package(root: Path) -> Path:
+    """A copy of the package in the project `root`, to edit there (PYTHONPATH=root, or cwd=root
+    with `python -m`, imports it in place of this one)."""
+    import asym
+
+    shutil.copytree(Path(asym.__file__).parent, root / "asym", ignore=shutil.ignore_patterns("__pycache__"))
+    return root / "asym"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
-from asym.dag.code import code_deps
+from asym.dag.code import code_deps, code_digest
 from asym.data.protocols import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
@@ -70,14 +70,22 @@ class Stage:
         return lay.log(self.step, *(w[k] for k in self.wildcards))
 
     def command(self, p: Params, w: Wild) -> list[str]:
-        """The `asym` command line after `asym --params <file>`."""
-        return [self.step, *self.options(p, w)]
+        """The `asym` command line after `asym --params <file>`, ending with the digest of the code
+        the job runs: both DAGs see it (Snakemake in `params:`, DVC in `cmd`), so a job reruns when
+        an edit can change its outputs, and only then (asym.dag.code)."""
+        return [self.step, *self.options(p, w), "--code-digest", self.code_digest(p, w)]
 
     def code(self, w: Wild) -> list[str]:
-        """The package files the step runs; a plug-in's training also runs the package modules its
-        file imports (the file itself is one of the job's `data`: it lies outside the package)."""
+        """The package files whose code the job runs (what its code digest covers); a plug-in's
+        training also runs the package modules its file imports (the file itself is one of the
+        job's `data`: it lies outside the package)."""
         model = w.get("model") if self.trains else None
         return code_deps((*self.modules, *plugin_imports(model)), model)
+
+    def code_digest(self, p: Params, w: Wild) -> str:
+        """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
+        model = w.get("model") if self.trains else None
+        return code_digest((*self.modules, *plugin_imports(model)), model, {k.split(".")[0] for k in self.reads(p, w)})
 
     def message_for(self, p: Params) -> str:
         return self.message.replace("{seeds}", str(self.seeds(p))) if self.seeds is not None else self.message
@@ -317,3 +325,10 @@ BY_NAME = {s.name: s for s in STAGES}
 
 def get(name: str) -> Stage:
     return BY_NAME[name]
+
+
+def of_command(step: str, wildcards: Wild) -> Stage | None:
+    """The stage whose jobs run `asym <step>` with these wildcards' options (train with
+    --protocol is train_protocol's), or None."""
+    given = {k for k, v in wildcards.items() if v is not None}
+    return next((s for s in STAGES if s.step == step and set(s.wildcards) == given), None)
