@@ -54,7 +54,7 @@ def test_a_built_in_model_as_the_doc_adds_it(tmp_path):
     said = [_run(line, clone, clone) for line in found[("dir", "clone")].splitlines()]
     assert re.search(r"^gru +baseline +asym ", said[0], re.M), said[0]
     stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
-    assert "asym/models/baselines/gru.py" in stages["train-dvlog-gru"]["deps"]
+    assert "--code-digest" in stages["train-dvlog-gru"]["cmd"]          # its file's code, in the command
     assert "Training gru on dvlog" in said[2], said[2]
 
 
