@@ -1,4 +1,4 @@
-"""docs/add_your_model.md ("Add your model") as written: its files are written and its commands
+"""The README's "Add your model" section as written: its files are written and its commands
 run, as a built-in in a copy of the package and as a plug-in in a project beside a checkout.
 Each fenced block says what it is: `file=<path>` (written there), `block=model` (merged into
 params.yaml), `dir=clone|checkout` (its commands, run there). The full run of the plug-in
@@ -18,13 +18,15 @@ from asym.config import deep_merge
 from tests.project import ROOT, make_project
 from tests.workflow.conftest import ENV
 
-DOC = ROOT / "docs" / "add_your_model.md"
+README = ROOT / "README.md"
+SECTION = "## Add your model\n"
 FENCE = re.compile(r"^```(\w+) (\w+)=(\S+)\n(.*?)^```$", re.S | re.M)
 FULL_RUN = "snakemake --cores 2 all"          # run for real by tests/workflow/test_plugin_pipeline.py
 
 
 def blocks() -> dict[tuple[str, str], str]:
-    return {(key, value): body for _, key, value, body in FENCE.findall(DOC.read_text())}
+    section = README.read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
+    return {(key, value): body for _, key, value, body in FENCE.findall(section)}
 
 
 def _run(line: str, cwd: Path, pythonpath: Path) -> str:
