@@ -200,6 +200,8 @@ def cmd_models(args: argparse.Namespace) -> None:
     if args.details:
         print_details(factory.details(_params(args)), registry.names(args.kind))
         return
+    if Path(args.params).is_file():        # its plug-ins' models are listed too
+        _params(args)
     names = registry.names(args.kind)
     entries = [registry.get(n) for n in names]
     widths = _widths(names, [e.kind for e in entries], [e.recipe for e in entries])
@@ -211,6 +213,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 # The columns `asym models` leads with: whitespace-separated, one entry a line under a header line,
 # so `awk 'NR > 1 {print $1}'` lists the names; the description, which holds spaces, comes last.
 MODEL_COLUMNS = ("model", "kind", "recipe")
+DAG_STEPS = ("fetch", "convert", "split", "train", "evaluate", "report", "track")   # the stage table's steps
 
 
 def _widths(*columns: list[str]) -> list[int]:
@@ -437,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="default: train.device of --params, or cpu without one")
     s.set_defaults(func=cmd_predict)
 
+    # Written by the workflow (asym.dag.stages) on every step it runs so that an edit that can
+    # change a job's outputs reruns it (asym.dag.code); refused when it is not the digest of the
+    # code the step runs. Not for users: hidden from --help.
+    for step in DAG_STEPS:
+        sub.choices[step].add_argument("--code-digest", help=argparse.SUPPRESS)
+
     s = _command(sub, "dvc-yaml", "write dvc.yaml from the stage table (asym.dag.stages) and --params")
     s.add_argument("--output", default="dvc.yaml", help="the file to write, or with --check to compare")
     s.add_argument("--check", action="store_true", help="fail if the file is out of date")
@@ -444,9 +453,28 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_code_digest(args: argparse.Namespace) -> None:
+    """A step the workflow runs names the digest of its code: refused when the code differs (a
+    dvc.yaml written before the code was edited), so no result is recorded under another code's command."""
+    given = getattr(args, "code_digest", None)
+    if not given:
+        return
+    from asym.dag import stages
+
+    w = {k: getattr(args, k, None) for k in ("protocol", "dataset", "model")}
+    stage = stages.of_command(args.command, w)
+    if stage is None:
+        raise ConfigError(f"--code-digest: no stage of the workflow runs `asym {args.command}` with these options")
+    actual = stage.code_digest(_params(args), w)
+    if given != actual:
+        raise ConfigError(f"the code this step runs changed since its command was written (--code-digest {given}, "
+                          f"now {actual}): run `asym dvc-yaml` (or rerun Snakemake)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_code_digest(args)
         args.func(args)
         sys.stdout.flush()                  # a closed pipe shows here, not at exit
     except (DataError, ConfigError) as exc:

@@ -20,6 +20,7 @@ from pydantic import (
     AfterValidator,
     Field,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -361,6 +362,9 @@ class OptimismConfig(Strict):
 
 class ParamsFile(Strict):
     extends: str | None = None   # a params file this one amends (see load_params)
+    # model files (paths relative to the params file that lists them) or importable modules whose
+    # models join the registry's (see load_params)
+    plugins: list[str] = Field(default_factory=list)
     scale: Scale
     paths: PathsConfig
     mlflow: MlflowConfig
@@ -377,13 +381,16 @@ class ParamsFile(Strict):
     optimism: OptimismConfig | None = None
 
     @model_validator(mode="after")
-    def _cross_refs(self) -> ParamsFile:
+    def _cross_refs(self, info: ValidationInfo) -> ParamsFile:
         from asym.models import registry
 
-        def known(models: list[str], key: str) -> None:
-            unknown = [m for m in models if m not in registry.names()]
+        # the models this file can name: the built-ins and its own plug-ins' (load_params says which)
+        models = (info.context or {}).get("models") or registry.names()
+
+        def known(chosen: list[str], key: str) -> None:
+            unknown = [m for m in chosen if m not in models]
             if unknown:
-                raise ValueError(f"{key} names unknown models {unknown}; known: {registry.names()}")
+                raise ValueError(f"{key} names unknown models {unknown}; known: {models}")
 
         for scale in SCALES if self.optimism is not None else ():
             known(self.optimism.models.at(scale), f"optimism.models.{scale}")
@@ -398,22 +405,24 @@ class ParamsFile(Strict):
                 if ds.protocol.at(scale) == "csv" and ds.split_csv is None:
                     raise ValueError(f"datasets.{name}: protocol csv needs split_csv")
         for scale in SCALES:
-            for model in registry.names():
+            for model in models:
                 entry = registry.get(model)
                 if entry.recipe not in self.recipes.at(scale):
-                    raise ValueError(f"recipes.{scale} has no recipe {entry.recipe!r} (named by model {model!r})")
+                    raise ValueError(f"recipes.{scale} has no recipe {entry.recipe!r} (named by model {model!r}"
+                                     f"{_declared_by(model)})")
         return self
 
 
 _SCHEMAS: dict[type, type[ParamsFile]] = {}
 
 
-def params_schema() -> type[ParamsFile]:
+def params_schema(modules: list[str] | None = None) -> type[ParamsFile]:
     """ParamsFile with `model.<scale>` typed: one block per family of the models the registry has
-    collected (asym.models.registry), each checked against its model's config."""
+    collected (asym.models.registry), or of those `modules` declare, each checked against its
+    model's config."""
     from asym.models import registry
 
-    blocks = registry.model_blocks()
+    blocks = registry.model_blocks(modules)
     if blocks not in _SCHEMAS:
         _SCHEMAS[blocks] = create_model("ParamsFile", __base__=ParamsFile, model=(ByScale[blocks], ...))
     return _SCHEMAS[blocks]
@@ -432,11 +441,13 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 class Params:
     """The validated params file plus the few derived views every step needs."""
 
-    def __init__(self, data: ParamsFile, path: Path, raw: dict[str, Any], study: bool = False) -> None:
+    def __init__(self, data: ParamsFile, path: Path, raw: dict[str, Any], study: bool = False,
+                 plugins: list[str] | None = None) -> None:
         self.data = data
         self.path = path
         self.raw = raw            # the YAML as written: params slices for the DAGs' rerun triggers
         self.study = study        # the optimism study's view (`for_protocol`): its runs keep more files
+        self.plugins = list(plugins or [])    # the modules its `plugins` loaded (asym.models.registry)
 
     # --- scale-resolved views ------------------------------------------------------------
     @property
@@ -447,7 +458,8 @@ class Params:
 
     def at_scale(self, scale: str) -> Params:
         """The same file read at another scale (e.g. paper-scale widths from a demo config)."""
-        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale}, self.study)
+        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale}, self.study,
+                      self.plugins)
 
     @property
     def root(self) -> Path:
@@ -534,7 +546,7 @@ class Params:
         from asym.models import registry
 
         chosen = self.data.run.models
-        return registry.names() if chosen == "all" else list(chosen)
+        return registry.names(modules=[*registry.builtins(), *self.plugins]) if chosen == "all" else list(chosen)
 
     def runs(self, dataset: str | None = None, model: str | None = None) -> list[Run]:
         """The run grid (datasets x models x seeds), optionally of one dataset or model."""
@@ -571,7 +583,7 @@ class Params:
         run = d.run.model_copy(update={"models": self.study_models, "seeds": seeds})
         datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
         data = d.model_copy(update={"paths": paths, "run": run, "datasets": datasets})
-        return Params(data, self.path, self.raw, study=True)
+        return Params(data, self.path, self.raw, study=True, plugins=self.plugins)
 
     def slice(self, dotted: str) -> Any:
         """The raw value at a dotted key (what a DAG stage depends on)."""
@@ -625,14 +637,59 @@ def _read_raw(path: Path) -> dict[str, Any]:
     return raw
 
 
+def plugins_folder(path: Path) -> Path:
+    """What a params file's `plugins` paths are relative to: the folder of the file that lists
+    them, which is the file itself, or the file it `extends` where only that one has the key
+    (the project's plug-ins live beside the project's params file, whatever file it amends)."""
+    raw = _yaml_mapping(path, f"{path}: params file not found")
+    if "plugins" not in raw and isinstance(raw.get("extends"), str):
+        return (path.parent / raw["extends"]).resolve().parent
+    return path.resolve().parent
+
+
+def load_plugins(path: Path, raw: Mapping[str, Any]) -> list[str]:
+    """The models of `plugins` (Python files, or importable modules) collected by the registry
+    before the file is validated, so their params blocks are typed like a built-in's. An import
+    error, a name taken by a built-in, an untyped config is refused here, naming the file."""
+    from asym.models import registry
+
+    plugins = raw.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(x, str) and x for x in plugins):
+        raise ConfigError(f"{path}: plugins: expected a list of model files (relative to the params file that lists "
+                          "them) or importable module names")
+    return registry.load(*plugins, base=plugins_folder(path)) if plugins else []
+
+
+def _declared_by(model: str) -> str:
+    from asym.models import registry
+
+    plugin = registry.plugin_of(model)
+    return f", declared by plug-in {plugin['file']}" if plugin else ""
+
+
+def _plugin_blocks(exc: ValidationError, modules: list[str]) -> str:
+    """Where a plug-in's params block is missing or bad: the plug-ins' files, to append to the errors."""
+    from asym.models import registry
+
+    families = {registry.get(n).family: n for n in registry.names(modules=modules)}
+    named = {families[str(e["loc"][2])] for e in exc.errors()
+             if len(e["loc"]) > 2 and e["loc"][0] == "model" and str(e["loc"][2]) in families}
+    return "".join(f" (model.<scale>.{registry.get(n).family} is the block of {n!r}, declared by plug-in "
+                   f"{registry.module_file(registry.declared_in(n))})" for n in sorted(named))
+
+
 def load_params(path: str | os.PathLike) -> Params:
+    from asym.models import registry
+
     path = Path(path)
     raw = _read_raw(path)
+    plugins = load_plugins(path, raw)
+    modules = [*registry.builtins(), *plugins]
     try:
-        data = params_schema().model_validate(raw)
+        data = params_schema(modules).model_validate(raw, context={"models": registry.names(modules=modules)})
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_format_errors(exc)}") from None
-    return Params(data, path, raw)
+        raise ConfigError(f"{path}: {_format_errors(exc)}{_plugin_blocks(exc, plugins)}") from None
+    return Params(data, path, raw, plugins=plugins)
 
 
 def load_extract(path: str | os.PathLike) -> ExtractConfig:

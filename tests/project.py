@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,81 @@ def prepared(root: Path, models: list[str], epochs: int, n_samples: int = 60, **
     data = Path(lay.parquet("dvlog"))
     make_split(read_samples(data), "official", p.split, data).to_csv(lay.split_csv("dvlog"), index=False)
     return p
+
+
+# A plug-in's params blocks (the GRU of tests/models/test_add_a_model.py).
+PLUGIN_BLOCKS = {"demo": {"gru": {"hidden": 8, "dropout": 0.1}}, "paper": {"gru": {"hidden": 64, "dropout": 0.1}}}
+
+
+def plugin_project(root: Path, source: str | None, models: Any = ("asym", "gru"), plugins: Any = ("models/gru.py",),
+                   blocks: dict[str, Any] | None = None, seeds: list[int] | None = None, **sections: Any) -> Path:
+    """A user's project: `source` written to root/models/gru.py (when given), and root/params.yaml
+    that `extends` the default, lists `plugins` and adds the plug-in's `blocks`; `sections` are
+    more top-level keys. Returns the params file."""
+    root.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        (root / "models").mkdir(exist_ok=True)
+        (root / "models" / "gru.py").write_text(source)
+    raw = {"extends": str(ROOT / "params.yaml"), "plugins": list(plugins) if not isinstance(plugins, str) else plugins,
+           "run": {"datasets": ["dvlog"], "models": models if isinstance(models, str) else list(models),
+                   **({"seeds": {"demo": seeds}} if seeds else {})},
+           "model": PLUGIN_BLOCKS if blocks is None else blocks, **sections}
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root / "params.yaml"
+
+
+@contextlib.contextmanager
+def registry_restored() -> Iterator[None]:
+    """On leaving, the model registry and sys.modules are as they were: plug-ins loaded inside
+    leave no model behind for the next test."""
+    from asym.models import registry
+
+    names = ("_ENTRIES", "_FAMILIES", "_DECLARED_IN", "_MODULES", "_FILES", "_DIGESTS", "_AS_FILE", "_REST")
+    registry.names()                                   # the built-ins collected first
+    saved = {n: getattr(registry, n).copy() for n in names}
+    modules = set(sys.modules)
+    try:
+        yield
+    finally:
+        for n, value in saved.items():
+            current = getattr(registry, n)
+            current.clear()
+            current.update(value) if not isinstance(current, list) else current.extend(value)
+        for name in set(sys.modules) - modules:
+            if not name.startswith(("asym", "torch", "numpy", "pandas", "pydantic", "yaml", "snakemake", "mlflow")):
+                sys.modules.pop(name, None)
+
+# --- code edits (asym.dag.code) ---------------------------------------------------------------------
+MODEL_FILE = "asym/models/baselines/bilstm.py"
+# A comment, a blank line and a docstring added, a docstring reworded: no job's outputs can change.
+COMMENT_EDITS: dict[str, Callable[[str], str]] = {
+    "asym/config.py": lambda s: s.replace('"""', '"""Reworded. ', 1).replace("\nclass ", "\n# a comment\n\nclass ", 1),
+    MODEL_FILE: lambda s: s.replace("    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n",
+                                    "    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n"
+                                    '        """The final states."""  # a comment\n', 1),
+}
+# A real edit of BiLSTM's forward: the bilstm jobs' outputs can change, no other model's.
+REAL_EDIT: tuple[str, Callable[[str], str]] = (
+    MODEL_FILE, lambda s: s.replace("return torch.cat([h[-2], h[-1]], dim=-1)", "return torch.cat([h[-2], h[-1]], dim=1)"))
+
+
+def edit(root: Path, rel: str, change: Callable[[str], str]) -> None:
+    """Apply `change` to the file `rel` under `root` (it must change it)."""
+    path = root / rel
+    before = path.read_text()
+    path.write_text(change(before))
+    assert path.read_text() != before, f"{rel}: the edit no longer applies"
+
+
+def edit_comments(root: Path) -> None:
+    for rel, change in COMMENT_EDITS.items():
+        edit(root, rel, change)
+
+
+def own_package(root: Path) -> Path:
+    """A copy of the package in the project `root`, to edit there (PYTHONPATH=root, or cwd=root
+    with `python -m`, imports it in place of this one)."""
+    import asym
+
+    shutil.copytree(Path(asym.__file__).parent, root / "asym", ignore=shutil.ignore_patterns("__pycache__"))
+    return root / "asym"

@@ -22,7 +22,7 @@ from asym.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 # Options only the workflow writes (asym.dag.stages): accepted, never shown.
-INTERNAL = {("train", "--entry-digest")}
+INTERNAL = {("train", "--entry-digest"), *((step, "--code-digest") for step in cli.DAG_STEPS)}
 # The pipeline's steps in the order they run: the command list and the description follow it.
 PIPELINE = ["fetch", "convert", "split", "train", "evaluate", "report", "track"]
 

@@ -3,8 +3,10 @@
 Every value a rule needs is computed here, so the .smk files hold directives only. Inputs are
 input functions of the job's wildcards (a stage's code and data dependencies differ from one model
 or dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes its
-command's arguments through `params:` (`args`), and its slice of params.yaml as `settings`, so
-that Snakemake reruns a job when, and only when, its own slice, command or code changes.
+command's arguments through `params:` (`args`, which end with the digest of the code it runs: see
+asym.dag.code), and its slice of params.yaml as `settings`, so that Snakemake reruns a job when,
+and only when, its own slice, command or code changes (`params` is one of Snakemake's default
+rerun triggers).
 """
 
 from __future__ import annotations
@@ -125,11 +127,11 @@ class Rules:
         return {k: "{" + k + "}" for k in stage.wildcards}
 
     def inputs(self, stage: Stage) -> Callable[[Any], dict[str, list[str]]]:
-        """The job's inputs by name, with the code it runs and the data it reads besides the DAG's."""
+        """The job's inputs by name, with the data it reads besides the DAG's. Its code is no input
+        file: its digest is in the command (`args`), see asym.dag.code."""
         def get(wildcards: Any) -> dict[str, list[str]]:
             w = dict(wildcards.items())
-            return {**stage.inputs(self.P, self.L, w), "data_deps": [_here(f) for f in stage.data(self.P, w, True)],
-                    "code": [_here(REPOSITORY / f) for f in stage.code(w)]}
+            return {**stage.inputs(self.P, self.L, w), "data_deps": [_here(f) for f in stage.data(self.P, w, True)]}
         return get
 
     def outputs(self, stage: Stage) -> dict[str, Any]:

@@ -15,13 +15,15 @@ job goes on inside its seeds.
 
 from __future__ import annotations
 
+import ast
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
-from asym.dag.code import code_deps
+from asym.dag.code import code_deps, code_digest
 from asym.data.protocols import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
@@ -68,11 +70,22 @@ class Stage:
         return lay.log(self.step, *(w[k] for k in self.wildcards))
 
     def command(self, p: Params, w: Wild) -> list[str]:
-        """The `asym` command line after `asym --params <file>`."""
-        return [self.step, *self.options(p, w)]
+        """The `asym` command line after `asym --params <file>`, ending with the digest of the code
+        the job runs: both DAGs see it (Snakemake in `params:`, DVC in `cmd`), so a job reruns when
+        an edit can change its outputs, and only then (asym.dag.code)."""
+        return [self.step, *self.options(p, w), "--code-digest", self.code_digest(p, w)]
 
     def code(self, w: Wild) -> list[str]:
-        return code_deps(self.modules, w.get("model") if self.trains else None)
+        """The package files whose code the job runs (what its code digest covers); a plug-in's
+        training also runs the package modules its file imports (the file itself is one of the
+        job's `data`: it lies outside the package)."""
+        model = w.get("model") if self.trains else None
+        return code_deps((*self.modules, *plugin_imports(model)), model)
+
+    def code_digest(self, p: Params, w: Wild) -> str:
+        """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
+        model = w.get("model") if self.trains else None
+        return code_digest((*self.modules, *plugin_imports(model)), model, {k.split(".")[0] for k in self.reads(p, w)})
 
     def message_for(self, p: Params) -> str:
         return self.message.replace("{seeds}", str(self.seeds(p))) if self.seeds is not None else self.message
@@ -184,6 +197,30 @@ def _study_report(p: Params) -> list[str]:
 
 
 # --- files besides the DAG's own -----------------------------------------------------------------------
+def plugin_imports(model: str | None) -> list[str]:
+    """The asym modules a plug-in model's file imports (none for a built-in, whose module the
+    code walk finds itself)."""
+    plugin = registry.plugin_of(model) if model is not None else None
+    if plugin is None:
+        return []
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(Path(plugin["file"]).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "asym")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "asym":
+            found.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
+    return sorted(found)
+
+
+def _plugin_file(p: Params, w: Wild, absolute: bool) -> list[str]:
+    """A plug-in model's file: a dependency of its own training jobs, and of no other job. In
+    dvc.yaml relative to the folder its other relative paths are (Params.root)."""
+    plugin = registry.plugin_of(w["model"])
+    if plugin is None:
+        return []
+    return [plugin["file"] if absolute else Path(os.path.relpath(plugin["file"], p.root)).as_posix()]
+
+
 def _package(rel: str, absolute: bool) -> str:
     return str(PACKAGE.parent / rel) if absolute else rel
 
@@ -234,7 +271,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "train", ("dataset", "model"), "Training {model} on {dataset} (seeds {seeds})", _per_model,
           inputs=lambda p, lay, w: {"data": [lay.parquet(w["dataset"])], "split": [lay.split_csv(w["dataset"])]},
           outputs=lambda p, lay, w: lay.train_outputs(w["dataset"], w["model"], p.seeds),
-          reads=_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.seeds,
+          reads=_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.seeds, data=_plugin_file,
           # with `mlflow.live`, every epoch is also logged to MLflow as it goes (track logs every run either way)
           side_effects=("mlflow",)),
     Stage("split_protocol", "split", ("protocol", "dataset"),
@@ -250,7 +287,8 @@ STAGES: tuple[Stage, ...] = (
                                     "split": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])]},
           outputs=lambda p, lay, w: lay.for_protocol(w["protocol"]).train_outputs(w["dataset"], w["model"],
                                                                                   p.study_seeds),
-          reads=_study_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.study_seeds),
+          reads=_study_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.study_seeds,
+          data=_plugin_file),
     Stage("evaluate", "evaluate", (), "Evaluating every run from its saved predictions", _once,
           inputs=lambda p, lay, w: {"predictions": _run_files(p, lay, ("predictions",)),
                                     "summaries": _run_files(p, lay, ("summary",))},
@@ -287,3 +325,10 @@ BY_NAME = {s.name: s for s in STAGES}
 
 def get(name: str) -> Stage:
     return BY_NAME[name]
+
+
+def of_command(step: str, wildcards: Wild) -> Stage | None:
+    """The stage whose jobs run `asym <step>` with these wildcards' options (train with
+    --protocol is train_protocol's), or None."""
+    given = {k for k, v in wildcards.items() if v is not None}
+    return next((s for s in STAGES if s.step == step and set(s.wildcards) == given), None)

@@ -18,6 +18,7 @@ says so.
 
 from __future__ import annotations
 
+import importlib.machinery
 import re
 import sys
 from collections.abc import Callable
@@ -73,6 +74,42 @@ class RunModel:
         return self.per_partition(table, device).mean(0)
 
 
+def plugin_file(meta: dict[str, Any], where: Path, on_path: bool = False) -> Path | None:
+    """The plug-in file a checkpoint's model is declared in, collected by the registry (None for a
+    built-in). It is the file the checkpoint records, or with `on_path` the module of that name on
+    sys.path (an MLflow Model's code directory). A missing file is refused; a file whose sha256
+    differs from the recorded one is loaded with a warning (the code the weights were trained with
+    changed: restore it to predict as trained), and weights that no longer fit are refused."""
+    plugin = meta.get("plugin")
+    if not plugin:
+        return None
+    module, recorded = plugin["module"], Path(plugin["file"])
+    if on_path:
+        spec = importlib.machinery.PathFinder.find_spec(module)
+        recorded = Path(spec.origin) if spec is not None and spec.origin else recorded
+    if meta["model"] not in registry.names() and plugin.get("loaded_as") == "module":
+        try:
+            registry.load(module)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {meta['model']!r} was trained from plug-in module {module} "
+                              f"({plugin['file']}), which is missing: {exc}") from None
+    if meta["model"] not in registry.names():
+        if not recorded.is_file():
+            raise ConfigError(f"{where}: {meta['model']!r} was trained from plug-in {recorded}, which is missing: "
+                              "restore that file (the checkpoint records its path and sha256) to rebuild the model")
+        registry.load(recorded)
+    if meta["model"] not in registry.names() or registry.declared_in(meta["model"]) != module:
+        raise ConfigError(f"{where}: {meta['model']!r} was trained from plug-in {plugin['file']}, which the "
+                          f"registry's {meta['model']!r} no longer comes from")
+    path = registry.module_file(module)
+    digest = registry.plugin_of(meta["model"])["sha256"]
+    if digest != plugin["sha256"]:
+        print(f"asym predict: warning: plug-in {path} changed since {where} was trained (sha256 {digest[:12]}, "
+              f"trained with {plugin['sha256'][:12]}): the model is rebuilt from the file as it is now",
+              file=sys.stderr)
+    return path
+
+
 def model_builder(meta: dict[str, Any], where: Path) -> Callable[[], nn.Module]:
     """Builds the registry's class with the checkpoint's own resolved config (never params.yaml's),
     once per partition; the config is checked, and a changed entry said, once."""
@@ -110,8 +147,9 @@ def _meta(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_run(run_dir: Path, device: torch.device) -> RunModel:
-    """Rebuild one seed's model(s) from its checkpoint.pt alone, read once."""
+def load_run(run_dir: Path, device: torch.device, plugins_on_path: bool = False) -> RunModel:
+    """Rebuild one seed's model(s) from its checkpoint.pt alone, read once (a plug-in model's file
+    from where the checkpoint says, or with `plugins_on_path` from sys.path: see plugin_file)."""
     from asym.train.job import unpack_partition
 
     run_dir = Path(run_dir)
@@ -129,6 +167,7 @@ def load_run(run_dir: Path, device: torch.device) -> RunModel:
     if len(thresholds) != len(ckpt["partitions"]):
         raise DataError(path, f"{len(thresholds)} threshold(s) for {len(ckpt['partitions'])} partition(s)")
     models, norms = [], []
+    plugin_file(meta, path, plugins_on_path)
     build = model_builder(meta, path)
     for part in ckpt["partitions"]:
         state, norm, _ = unpack_partition(part)

@@ -38,7 +38,11 @@ and other model files' configs (read the same way). Imported the ordinary way, b
 registry collects it, a model file runs top to bottom and declares the same entries.
 
 Which files: every module of this package whose source calls `register_model(`, found on disk,
-so a new model file needs no line here. Their order (the tables', dvc.yaml's) is ORDER, then any
+so a new model file needs no line here; and the plug-ins a params file lists (`plugins:`, loaded
+by asym.config.load_params through `load`), files or modules of the user's own project. A
+plug-in's model is first-class (both DAGs, the tables, the model cards, `asym predict`, the
+MLflow Model); `plugin_of(name)` says which file declared it and its sha256, which its
+checkpoint records. Their order (the tables', dvc.yaml's) is ORDER, then any
 other module by name, then modules loaded with `load`; within a file, the order of declaration.
 """
 
@@ -101,6 +105,9 @@ _ENTRIES: dict[str, Entry] = {}
 _FAMILIES: dict[str, type[ModelConfig]] = {}     # family -> its config (the schema of its block)
 _DECLARED_IN: dict[str, str] = {}                # entry -> the module that declared it
 _MODULES: list[str] = []                         # modules collected, in the order of the tables
+_FILES: dict[str, Path] = {}                     # module collected -> its file
+_DIGESTS: dict[str, str] = {}                    # plug-in module -> its file's sha256 when it was loaded
+_AS_FILE: set[str] = set()                       # plug-in modules loaded from a file's path (not by name)
 
 
 def register_model(name: str, config: type[ModelConfig], model: str, *, description: str, kind: str = "baseline",
@@ -113,6 +120,10 @@ def register_model(name: str, config: type[ModelConfig], model: str, *, descript
     if not (isinstance(config, type) and issubclass(config, ModelConfig)):
         raise ConfigError(f"model {name!r}: its config must be a class deriving from asym.models.ModelConfig, "
                           f"not {config!r}")
+    untyped = [k for k, f in config.model_fields.items() if k != "by_dataset" and f.annotation in _UNTYPED]
+    if untyped:
+        raise ConfigError(f"model {name!r}: config {config.__qualname__} leaves {untyped} untyped (annotate each "
+                          "field with its type, e.g. `hidden: PositiveInt`), so params.yaml could not be checked")
     if not family.isidentifier():
         raise ConfigError(f"model {name!r}: family {family!r} is not a params.yaml key (letters, digits, _)")
     known = _FAMILIES.get(family)
@@ -120,6 +131,9 @@ def register_model(name: str, config: type[ModelConfig], model: str, *, descript
         raise ConfigError(f"model {name!r}: family {family!r} is declared with config {known.__module__}."
                           f"{known.__qualname__} already, not {config.__module__}.{config.__qualname__}")
     return _register(Entry(name, f"{module}:{model}", family, kind, description, overrides, recipe), config, module)
+
+
+_UNTYPED = (Any, object, None)
 
 
 def _caller() -> str:
@@ -144,9 +158,62 @@ def _register(entry: Entry, config: type[ModelConfig], module: str) -> Entry:
 
 
 # --- reading --------------------------------------------------------------------------------------
-def names(kind: str | None = None) -> list[str]:
+def names(kind: str | None = None, modules: Any = None) -> list[str]:
+    """Every entry collected (of `kind`), in the order of the tables; with `modules`, only those
+    declared by these modules (`builtins()` and one params file's plug-ins, say)."""
     _collect()
-    return [n for n in sorted(_ENTRIES, key=_position) if kind is None or _ENTRIES[n].kind == kind]
+    chosen = None if modules is None else set(modules)
+    return [n for n in sorted(_ENTRIES, key=_position) if (kind is None or _ENTRIES[n].kind == kind)
+            and (chosen is None or _DECLARED_IN[n] in chosen)]
+
+
+def builtins() -> list[str]:
+    """The modules of this package that declare models."""
+    return list(_builtin_files())
+
+
+def declared_in(name: str) -> str:
+    """The module that declared entry `name`."""
+    get(name)
+    return _DECLARED_IN[name]
+
+
+def module_file(module: str) -> Path:
+    """The file a collected module was read from (a plug-in's as its params file named it, resolved)."""
+    _collect()
+    if module not in _FILES:
+        raise ConfigError(f"{module}: not a module the model registry collected")
+    return _FILES[module]
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def plugin_of(name: str) -> dict[str, str] | None:
+    """Entry `name`'s plug-in: {"module", "file" (absolute), "sha256" (of the file as it was
+    loaded), "loaded_as" ("file": by its path; "module": by its importable name)}; None for a
+    built-in."""
+    module = declared_in(name)
+    if module.startswith(f"{PACKAGE}."):
+        return None
+    return {"module": module, "file": str(module_file(module)), "sha256": _DIGESTS[module],
+            "loaded_as": "file" if module in _AS_FILE else "module"}
+
+
+def plugin_code(name: str) -> Path | None:
+    """What carries entry `name`'s plug-in elsewhere (an MLflow Model's code paths): its file, or
+    for a module of a package, the package's top folder; None for a built-in."""
+    plugin = plugin_of(name)
+    if plugin is None:
+        return None
+    path, parts = Path(plugin["file"]), plugin["module"].split(".")
+    if plugin["loaded_as"] == "file" or len(parts) == 1:
+        return path
+    top = path.parent if path.name == "__init__.py" else path
+    for _ in parts[1:]:
+        top = top.parent
+    return top
 
 
 def get(name: str) -> Entry:
@@ -171,10 +238,14 @@ def family(name: str) -> type[ModelConfig]:
         raise ConfigError(f"no model family {name!r}; declared: {sorted(_FAMILIES)}") from None
 
 
-def model_blocks() -> type:
+def model_blocks(modules: Any = None) -> type:
     """The schema of params.yaml's `model.<scale>`: one block per family of the models collected
-    so far (those of files loaded later included, once `load` has run)."""
-    return _model_blocks(tuple(families().items()))
+    so far (those of files loaded later included, once `load` has run), or of those declared by
+    `modules`."""
+    fams = families()
+    if modules is not None:
+        fams = {f: fams[f] for f in dict.fromkeys(_ENTRIES[n].family for n in names(modules=modules))}
+    return _model_blocks(tuple(fams.items()))
 
 
 _BLOCKS: dict[tuple, type] = {}
@@ -233,8 +304,12 @@ def load(*sources: str | Path, base: Path | None = None) -> list[str]:
             if module is not None and Path(getattr(module, "__file__", "") or "").resolve() != path.resolve():
                 raise ConfigError(f"{path}: its module name {path.stem!r} is taken by {module!r}; rename the file")
             files[path.stem] = path.resolve()
+            _AS_FILE.add(path.stem)
         else:
-            spec = importlib.util.find_spec(source)
+            try:
+                spec = importlib.util.find_spec(source)
+            except (ImportError, ValueError) as exc:
+                raise ConfigError(f"{source}: no such module to load models from ({exc})") from None
             if spec is None or spec.origin is None:
                 raise ConfigError(f"{source}: no such module to load models from")
             files[source] = Path(spec.origin)
@@ -251,6 +326,7 @@ def _load(files: Mapping[str, Path]) -> None:
             if module not in _MODULES:
                 _MODULES.append(module)
             already = set(_ENTRIES)
+            digest = None if module.startswith(f"{PACKAGE}.") or module in _FILES else file_digest(path)
             try:
                 importlib.import_module(module)
             except Exception as exc:
@@ -261,6 +337,9 @@ def _load(files: Mapping[str, Path]) -> None:
                 if isinstance(exc, ConfigError):
                     raise ConfigError(f"{path}: {exc}") from None
                 raise ConfigError(f"{path}: declaring its models failed: {type(exc).__name__}: {exc}") from exc
+            if digest is not None:
+                _DIGESTS[module] = digest
+            _FILES.setdefault(module, Path(path).resolve())
     finally:
         sys.meta_path.remove(finder)
 

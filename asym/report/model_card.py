@@ -236,6 +236,16 @@ def size_lines(scale: str, entry: registry.Entry, n_params: int | None, paper: i
             + ("its public code builds." if public else "of the paper-scale model.")]
 
 
+def plugin_lines(model: str, run: dict[str, Any]) -> list[str]:
+    """Where a plug-in model comes from: its file (outside the asym package) and the sha256 its
+    runs were trained with (their train.json's), or the file's now before any run finished."""
+    plugin = run.get("plugin") or registry.plugin_of(model)
+    if not plugin:
+        return []
+    return [f"- A **plug-in** (the user's own model, outside the asym package): declared in `{plugin['file']}` "
+            f"(module `{plugin['module']}`, sha256 `{plugin['sha256'][:12]}`), listed under `plugins` in the params file."]
+
+
 def description(entry: registry.Entry, full_size: bool) -> str:
     """The registry's description, claiming the public code's build only where the size is that build's."""
     text = entry.description
@@ -358,6 +368,7 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
         f"{description(entry, full_size)}.",
         *notes,
         *size_lines(scale, entry, n_params if isinstance(n_params, int) else None, paper),
+        *plugin_lines(model, first),
         f"- Scale `{scale}`; seeds {list(params.seeds)}; registry entry digest `{entry.digest()}`.",
         *recipe_lines(recipe, recipe_name, dataset, protocol, runs),
         f"- Decision thresholds used: {_thresholds(runs, recipe)} (the probability of the depressed class at or "

@@ -5,7 +5,8 @@ asym/tracking/mlflow_pyfunc.py, copied into the model folder, which builds `Asym
 `mlflow.models.set_model`; loading or serving the model runs that file and unpickles nothing
 (the checkpoint loads with `weights_only=True`). The folder carries the run's checkpoint.pt (each
 partition's weights, training-fold normaliser and threshold, and everything needed to rebuild
-the network; see asym.inference.predict) and the asym package itself (`code_paths`), with requirements
+the network; see asym.inference.predict) and the asym package itself (`code_paths`; with a plug-in
+model's file, or its package, beside it: MLflow puts them on sys.path), with requirements
 pinned from asym's own declared dependencies at the installed versions (`pinned_requirements`).
 Its input is one row per vlog: `id`, and `audio` / `visual` as lists of
 per-second feature rows exactly as asym's readers output them (what `asym convert` writes and
@@ -32,6 +33,7 @@ from mlflow.pyfunc import PythonModel
 
 from asym.errors import ConfigError
 from asym.layout import PACKAGE, TRAIN_FILES
+from asym.models import registry
 
 ARTIFACT = "run"                 # the pyfunc artifact: a folder with checkpoint.pt
 MODEL_PATH = "model"             # where a run's model sits among its artifacts
@@ -51,7 +53,8 @@ class AsymPyfunc(PythonModel):
         from asym.inference.predict import load_run
 
         self.device = torch.device("cpu")
-        self.run = load_run(Path(context.artifacts[ARTIFACT]), self.device)
+        # a plug-in model's file is among the model's code paths, which MLflow puts on sys.path
+        self.run = load_run(Path(context.artifacts[ARTIFACT]), self.device, plugins_on_path=True)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         from asym.inference.predict import predict_frame
@@ -169,18 +172,21 @@ def save_run_model(run_dir: Path, dest: Path) -> Path:
 
     run = load_run(run_dir, torch.device("cpu"))          # refuses a checkpoint it could not serve
     meta = run.meta
+    plugin = registry.plugin_code(meta["model"])         # a plug-in model's file travels with it
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp) / ARTIFACT
         files.mkdir()
         shutil.copy(run_dir / TRAIN_FILES["checkpoint"], files / TRAIN_FILES["checkpoint"])
         mlflow.pyfunc.save_model(
             path=str(dest), python_model=str(CODE_FILE), artifacts={ARTIFACT: str(files)},
-            code_paths=[str(PACKAGE)], signature=signature(),
+            code_paths=[str(PACKAGE), *([str(plugin)] if plugin is not None else [])], signature=signature(),
             input_example=synthetic_example(int(meta["audio_dim"]), int(meta["visual_dim"])),
             pip_requirements=pinned_requirements(),
             metadata={"dataset": meta["dataset"], "model": meta["model"], "format": meta["format"],
                       "seed": int(meta["seed"]), "threshold": run.threshold, "audio_dim": int(meta["audio_dim"]),
                       "visual_dim": int(meta["visual_dim"]), "input": input_note(meta),
                       "normaliser": "each partition's training-fold statistics, in the checkpoint",
+                      **({"plugin": meta["plugin"]["file"], "plugin_sha256": meta["plugin"]["sha256"]}
+                         if meta.get("plugin") else {}),
                       "intended_use": "research on D-Vlog / LMVD; not a diagnostic tool"})
     return dest

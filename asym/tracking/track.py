@@ -196,6 +196,8 @@ def _tags(params: Params, summary: dict[str, Any], key: str, commit: str | None)
             "mlflow.source.name": "asym train", "mlflow.source.type": "LOCAL", "mlflow.user": os.environ.get("USER", "asym")}
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    if summary.get("plugin"):            # a model of the user's own, outside the package
+        tags.update({"plugin": summary["plugin"]["file"], "plugin_sha256": summary["plugin"]["sha256"]})
     return tags
 
 

@@ -29,12 +29,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from asym.dag.code import code_deps
+from asym.dag.code import code_digest
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
 from asym.io import atomic_path, write_json
-from asym.layout import PACKAGE, RESUME_FILE, STUDY_TRAIN_FILES, Layout, Run, RunFiles
+from asym.layout import RESUME_FILE, STUDY_TRAIN_FILES, Layout, Run, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
 from asym.train.loop import EPOCH_RECORD, FitResult, Resumable, Runtime, fit, public_row
@@ -159,6 +159,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
         "n_train": [len(f["train"]) for f in partitions], "n_valid": [len(f["valid"]) for f in partitions],
         "n_test": [len(f["test"]) for f in partitions],
         "train_positive_rate": [float(np.mean(f["train"].label)) for f in partitions],
+        **({"plugin": plugin} if (plugin := registry.plugin_of(model_name)) is not None else {}),
     }
     write_json(files.file("summary"), summary)   # last: marks the seed complete
     resume.complete()                            # removed when the job ends
@@ -166,16 +167,19 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
 
 
 def inputs_digest(params: Params, dataset: str, model_name: str, device: torch.device, precision: str) -> str:
-    """What a job's seeds are trained from: a resume.pt written for anything else is not resumed."""
+    """What a job's seeds are trained from: a resume.pt written for anything else is not resumed.
+    The code counts as the DAG counts it (asym.dag.code): a comment or a docstring edit keeps a
+    half-finished seed, a real edit of the code it runs starts it again."""
     entry = registry.get(model_name)
     layout = Layout.of(params)
     facts = {"dataset": dataset, "model": model_name, "entry": entry.digest(), "scale": params.scale,
              "protocol": params.protocol(dataset), "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
              "model_config": params.model_config(model_name, dataset).kwargs(), "precision": precision,
-             "device": device.type}
-    files = [layout.parquet(dataset), layout.split_csv(dataset),
-             *(PACKAGE.parent / f for f in code_deps([__name__], model_name))]
-    return fingerprint(facts, files)
+             "device": device.type, "code": code_digest([__name__], model_name)}
+    plugin = registry.plugin_of(model_name)
+    if plugin is not None:              # a plug-in's file lies outside the package's code walk
+        facts["plugin"] = plugin["sha256"]
+    return fingerprint(facts, [layout.parquet(dataset), layout.split_csv(dataset)])
 
 
 def _warn(message: str) -> None:
@@ -241,7 +245,9 @@ def checkpoint_meta(params: Params, dataset: str, model_name: str, seed: int, ta
             "audio_dim": int(table_meta["audio_dim"]), "visual_dim": int(table_meta["visual_dim"]),
             "readers": readers.model_dump(mode="json") if readers is not None else {},
             "recipe_name": entry.recipe, "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
-            "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size)}
+            "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size),
+            # a plug-in model's module, file and sha256 (asym.inference.predict finds and checks it)
+            **({"plugin": plugin} if (plugin := registry.plugin_of(model_name)) is not None else {})}
 
 
 def save_run(files: RunFiles, results: list[FitResult], norms: list[AnyNormalizer], predictions: list[pd.DataFrame],

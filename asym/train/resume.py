@@ -17,11 +17,12 @@ finished epoch and ends as the uninterrupted run would (bit-identical on the CPU
 The file holds tensors and plain containers only and is read with
 `torch.load(weights_only=True)`, like every checkpoint here. It carries a fingerprint of what
 the seed is trained from (dataset, model, seed, registry entry, recipe, model configuration,
-precision, device kind, the data and split files, the code the training stage runs). A file that
-cannot be read (truncated, not a torch file, holding pickled objects) or that was written for
-other inputs is not resumed from: a warning names it and the reason, the seed starts again from
-its first epoch, and its first finished epoch overwrites the file: such a file never stops a
-job. One that matches but does not fit the model being built stops it with an error naming it.
+precision, device kind, the data and split files, the digest of the code the training stage
+runs as asym.dag.code counts it, so comments and docstrings do not count). A file that cannot be
+read (truncated, not a torch file, holding pickled objects) or that was written for other inputs
+is not resumed from: a warning names it and the reason, the seed starts again from its first
+epoch, and its first finished epoch overwrites the file: such a file never stops a job. One
+that matches but does not fit the model being built stops it with an error naming it.
 
 Once the seed's files are written, resume.pt keeps only what rebuilds them without training (each
 partition's best weights and history), and the job removes it when all its seeds are complete:

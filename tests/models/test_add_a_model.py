@@ -89,7 +89,8 @@ CHECK = textwrap.dedent('''
     subprocess.run([sys.executable, "-m", "asym", "dvc-yaml"], check=True, capture_output=True)
     dvc = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
     print(json.dumps({"train": train, "snakemake": snakemake, "dvc": {k: v for k, v in dvc.items() if "gru" in k},
-                      "digest": entry.digest()}))
+                      "digest": entry.digest(), "code": stages.get("train").code(train[0]),
+                      "code_digest": {w["dataset"]: stages.get("train").code_digest(p, w) for w in train}}))
 ''')
 
 
@@ -111,8 +112,10 @@ def test_a_model_is_one_file_and_one_params_block(tmp_path):
     assert seen["snakemake"] == ["train:dvlog", "train:lmvd"]
     for dataset in ("dvlog", "lmvd"):
         stage = seen["dvc"][f"train-{dataset}-gru"]
-        assert stage["cmd"].endswith(f"--model gru --entry-digest {seen['digest']}")
-        assert "asym/models/baselines/gru.py" in stage["deps"] and "model.demo.gru" in stage["params"]
+        assert stage["cmd"].endswith(f"--model gru --entry-digest {seen['digest']} "
+                                     f"--code-digest {seen['code_digest'][dataset]}")
+        assert "model.demo.gru" in stage["params"]
+    assert "asym/models/baselines/gru.py" in seen["code"]          # its file is in its jobs' code digest
 
 
 LOAD = textwrap.dedent('''

@@ -426,5 +426,5 @@ def test_both_dags_hold_the_study(tmp_path):
     assert "runs/protocols/kfold/dvlog/mean-mlp/seed0/epochs.parquet" in stages["train-kfold-dvlog-mean-mlp"]["outs"]
     assert not any(f.endswith("epochs.parquet") for f in stages["train-dvlog-mean-mlp"]["outs"])
     assert "reports/protocol_optimism.md" in stages["report"]["outs"]
-    assert stages["train-kfold-dvlog-mean-mlp"]["cmd"].endswith(
-        f"--protocol kfold --entry-digest {__import__('asym.models.registry', fromlist=['get']).get('mean-mlp').digest()}")
+    assert (f"--protocol kfold --entry-digest {__import__('asym.models.registry', fromlist=['get']).get('mean-mlp').digest()}"
+            " --code-digest ") in stages["train-kfold-dvlog-mean-mlp"]["cmd"]

@@ -20,15 +20,16 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_D
 TINY = {"models": ["mean-mlp", "bilstm"], "seeds": [0, 1], "epochs": 8}
 
 
-def run(cmd: list[str], cwd: Path, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+def run(cmd: list[str], cwd: Path, timeout: int = 900, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
 
-def snakemake(root: Path, *args: str, check: bool = True) -> str:
-    proc = run([str(BIN / "snakemake"), "--cores", "2", *args], root, check=check)
+def snakemake(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    proc = run([str(BIN / "snakemake"), "--cores", "2", *args], root, check=check, env=env)
     return proc.stdout + proc.stderr
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.project import ROOT, small_params
+from tests.project import REAL_EDIT, ROOT, edit, edit_comments, small_params
 from tests.workflow.conftest import BIN, TINY, copy_data_stages, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
@@ -76,6 +76,22 @@ def test_editing_one_models_block_reruns_only_that_models_stages(clones, tmp_pat
     raw["model"]["demo"]["bilstm"]["hidden"] = 24
     (edited / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     assert "model.demo.bilstm.hidden" in run([DVC, "params", "diff"], edited).stdout
+    status = run([DVC, "status"], edited).stdout
+    changed = {line.rstrip(":").strip() for line in status.splitlines() if line and not line.startswith(("\t", " "))}
+    assert changed == {"train-dvlog-bilstm", "train-lmvd-bilstm"}, status
+
+
+def test_a_comment_reruns_nothing_and_a_models_code_reruns_only_its_stages(clones, tmp_path):
+    """asym.dag.code: dvc.yaml written by the clone's own (edited) package."""
+    a, _ = clones
+    edited = tmp_path / "edited"
+    shutil.copytree(a, edited, symlinks=True)
+    edit_comments(edited)                        # asym/config.py and bilstm's file
+    run([sys.executable, "-m", "asym", "dvc-yaml", "--check"], edited)
+    assert "up to date" in run([DVC, "status"], edited).stdout.lower()
+    edit(edited, *REAL_EDIT)                     # bilstm's forward
+    assert run([sys.executable, "-m", "asym", "dvc-yaml", "--check"], edited, check=False).returncode != 0
+    run([sys.executable, "-m", "asym", "dvc-yaml"], edited)
     status = run([DVC, "status"], edited).stdout
     changed = {line.rstrip(":").strip() for line in status.splitlines() if line and not line.startswith(("\t", " "))}
     assert changed == {"train-dvlog-bilstm", "train-lmvd-bilstm"}, status

@@ -18,6 +18,7 @@ import yaml
 
 from asym.dag.dvc_yaml import render
 from asym.metrics import always_depressed_floor, majority_floor
+from tests.project import REAL_EDIT, edit, edit_comments, own_package
 from tests.workflow.conftest import BIN, ENV, job_counts, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
@@ -95,6 +96,23 @@ def test_editing_one_models_block_reruns_only_that_models_jobs(project, tmp_path
     out = snakemake(root, "all", "-n")
     trained = set(re.findall(r"Training (\S+) on (\S+)", out))
     assert trained == {("bilstm", "dvlog"), ("bilstm", "lmvd")}, trained
+
+
+def test_a_comment_reruns_nothing_and_a_models_code_reruns_only_its_jobs(project, tmp_path):
+    """asym.dag.code: the DAG and its jobs import the project's own copy of the package, edited.
+    Every default rerun trigger but `input`: the copy moves the report's published-results file
+    (asym/reference, an input named by its path), which no edit does."""
+    root = tmp_path / "copy"
+    shutil.copytree(project, root, symlinks=True)
+    own_package(root)
+    env = {**ENV, "PYTHONPATH": str(root)}
+    dry = ("all", "-n", "--rerun-triggers", "mtime", "params", "software-env", "code")
+    edit_comments(root)                          # asym/config.py and bilstm's file
+    assert "Nothing to be done" in snakemake(root, *dry, env=env)
+    edit(root, *REAL_EDIT)                       # bilstm's forward
+    out = snakemake(root, *dry, env=env)
+    assert job_counts(out) == {"train": 2, "evaluate": 1, "report": 1, "track": 1, "all": 1}, out[-3000:]
+    assert set(re.findall(r"Training (\S+) on (\S+)", out)) == {("bilstm", "dvlog"), ("bilstm", "lmvd")}
 
 
 def test_rerun_resumes_and_redoes_only_what_is_missing(project, tmp_path):

@@ -1,0 +1,80 @@
+"""A job's code digest (asym.dag.code): it moves with an edit that can change the job's outputs, and
+only then, in the stage table both DAGs are written from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asym import cli
+from asym.config import load_params
+from asym.dag import code, stages
+from tests.project import MODEL_FILE, REAL_EDIT, ROOT, edit, edit_comments, own_package
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch) -> Path:
+    """A copy of the package that asym.dag.code reads in place of this one."""
+    monkeypatch.setattr(code, "PACKAGE", own_package(tmp_path))
+    code._module_file.cache_clear()
+    yield tmp_path
+    code._module_file.cache_clear()
+
+
+def _digests() -> dict[str, str]:
+    p = load_params(ROOT / "params.yaml")
+    return {s.dvc_name(w): s.code_digest(p, w) for s in stages.STAGES for w in s.instances(p)}
+
+
+def test_comments_and_docstrings_change_no_digest_and_a_real_edit_only_its_models(package):
+    before = _digests()
+    edit_comments(package)
+    assert _digests() == before            # 0 jobs of the default DAG rerun, of 52 training jobs before
+    edit(package, *REAL_EDIT)
+    after = _digests()
+    assert {k for k in before if before[k] != after[k]} == {"train-dvlog-bilstm", "train-lmvd-bilstm"}
+
+
+def test_modules_that_change_no_output_are_not_a_training_jobs_code():
+    train = stages.get("train").code({"dataset": "dvlog", "model": "bilstm"})
+    for rel in ("asym/config.py", "asym/layout.py", "asym/io.py", "asym/errors.py", "asym/schema.py",
+                "asym/dag/code.py", "asym/models/registry.py", "asym/models/families.py", "asym/cli.py"):
+        assert rel not in train, rel
+    assert not [f for f in train if f.startswith(("asym/report/", "asym/tracking/"))], train
+    for rel in (MODEL_FILE, "asym/models/layers.py", "asym/train/loop.py", "asym/nn/ssm.py", "asym/metrics.py",
+                "asym/data/parquet.py"):
+        assert rel in train, rel
+    assert "asym/models/asym.py" not in train           # another model's file
+    assert "asym/report/build.py" in stages.get("report").code({})
+
+
+def test_a_digest_ignores_comments_docstrings_and_layout_and_sees_any_code(tmp_path):
+    def digest(text: str) -> str:
+        f = tmp_path / f"m{len(list(tmp_path.iterdir()))}.py"
+        f.write_text(text)
+        return code.module_digest(f)
+
+    base = digest('"""Doc."""\nimport os\n\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    assert digest('"""Other."""\nimport os  # why\n\ndef f(x):\n    return (x\n            + 1)\n') == base
+    assert digest('import os\n\n\ndef f(x):\n    "A string statement."\n    return x + 1\n') == base
+    assert digest('"""Doc."""\nimport os\n\n\ndef f(x):\n    """Doc."""\n    return x + 2\n') != base
+    assert digest('"""Doc."""\nimport os\n\n\ndef f(y):\n    """Doc."""\n    return y + 1\n') != base
+
+
+def test_a_changed_default_of_config_parsing_reaches_the_stages_reading_its_section():
+    assert code.config_defaults("train")["TrainConfig.precision"] == "'fp32'"
+    assert "RecipeConfig.threshold" in code.config_defaults("recipes")
+    p = load_params(ROOT / "params.yaml")
+    w = {"dataset": "dvlog", "model": "bilstm"}
+    train = stages.get("train")
+    sections = {k.split(".")[0] for k in train.reads(p, w)}
+    assert {"train", "recipes"} <= sections and "report" not in sections
+    assert train.code_digest(p, w) == code.code_digest(train.modules, "bilstm", sections)
+    assert code.code_digest(train.modules, "bilstm", sections) != code.code_digest(train.modules, "bilstm", ())
+
+
+def test_a_step_refuses_a_digest_that_is_not_its_codes(capsys):
+    assert set(cli.DAG_STEPS) == {s.step for s in stages.STAGES}
+    status = cli.main(["--params", str(ROOT / "params.yaml"), "evaluate", "--code-digest", "000000000000"])
+    assert status == 2 and "run `asym dvc-yaml`" in capsys.readouterr().err
