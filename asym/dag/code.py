@@ -56,10 +56,13 @@ import json
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asym.layout import PACKAGE
 from asym.models import registry
+
+if TYPE_CHECKING:
+    from asym.config import Params
 
 # Modules whose edits change no job's outputs: neither counted nor walked through. A package
 # name ends with "." and covers every module under it.
@@ -156,12 +159,27 @@ def code_deps(modules: Iterable[str], model: str | None = None) -> list[str]:
     return sorted(_walk(modules, model))
 
 
-def code_digest(modules: Iterable[str], model: str | None = None, sections: Iterable[str] = ()) -> str:
-    """A short digest of the code `modules` run (see `code_deps`) and of the defaults config
-    parsing gives the params.yaml `sections` they read."""
+def code_digest(modules: Iterable[str], model: str | None = None, sections: Iterable[str] = (),
+                resolved: dict[str, Any] | None = None) -> str:
+    """A short digest of the code `modules` run (see `code_deps`), of the defaults config parsing
+    gives the params.yaml `sections` they read, and of the `resolved` values the job takes from
+    config parsing's methods (a training job's learning rate for its dataset, its model's config
+    with the entry's overrides): an edit of the parsing that changes one of them changes the digest."""
     facts = {"code": dict(sorted(_walk(modules, model).items())),
-             "defaults": {s: config_defaults(s) for s in sorted(set(sections))}}
+             "defaults": {s: config_defaults(s) for s in sorted(set(sections))},
+             "resolved": resolved or {}}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def training_values(p: Params, dataset: str, model: str) -> dict[str, Any]:
+    """What config parsing resolves for a training job through its methods rather than as read: the
+    recipe's values for the dataset and the model's config with its entry's overrides. Untracked
+    modules compute them (asym.config, asym.models.families), so they enter the job's code digest."""
+    recipe = p.recipe(registry.get(model).recipe)
+    return {"lr": recipe.lr_for(dataset),
+            "plateau_factor": recipe.plateau.factor_for(dataset) if recipe.scheduler == "plateau" else None,
+            "min_frames": recipe.crop.min_frames_for(dataset) if recipe.crop.kind != "none" else 0,
+            "model_config": p.model_config(model, dataset).kwargs()}
 
 
 # --- the defaults of config parsing ---------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
-from asym.dag.code import code_deps, code_digest
+from asym.dag.code import code_deps, code_digest, training_values
 from asym.data.protocols import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
@@ -85,7 +85,8 @@ class Stage:
     def code_digest(self, p: Params, w: Wild) -> str:
         """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
         model = w.get("model") if self.trains else None
-        return code_digest((*self.modules, *plugin_imports(model)), model, {k.split(".")[0] for k in self.reads(p, w)})
+        return code_digest((*self.modules, *plugin_imports(model)), model, {k.split(".")[0] for k in self.reads(p, w)},
+                           training_values(p, w["dataset"], model) if model is not None else None)
 
     def message_for(self, p: Params) -> str:
         return self.message.replace("{seeds}", str(self.seeds(p))) if self.seeds is not None else self.message

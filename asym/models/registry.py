@@ -337,6 +337,11 @@ def _load(files: Mapping[str, Path]) -> None:
                 if isinstance(exc, ConfigError):
                     raise ConfigError(f"{path}: {exc}") from None
                 raise ConfigError(f"{path}: declaring its models failed: {type(exc).__name__}: {exc}") from exc
+            if module not in _DECLARED_IN.values():
+                _MODULES.remove(module)
+                where = "above its first torch import" if module in _REST else "(no register_model call ran)"
+                raise ConfigError(f"{path}: declares no model {where}: register_model(...) must come before "
+                                  "`import torch`, which the registry reads without")
             if digest is not None:
                 _DIGESTS[module] = digest
             _FILES.setdefault(module, Path(path).resolve())
@@ -387,10 +392,14 @@ class _Declared(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):    # the import system's questions
             raise AttributeError(name)
-        with _LOCK:
-            rest = _REST.pop(self.__name__, None)
-            self.__class__ = types.ModuleType
+        with _LOCK:                       # another thread waits here until the code has run
+            rest = _REST.get(self.__name__)
             if rest is not None:
                 tree, path, flags = rest
+                # on an error the code stays pending, so the next use raises the real error again
                 exec(compile(tree, path, "exec", flags=flags, dont_inherit=True), self.__dict__)
-        return getattr(self, name)
+                del _REST[self.__name__]
+            self.__class__ = types.ModuleType
+        if name in self.__dict__:
+            return self.__dict__[name]
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from asym.dag.code import code_digest
+from asym.dag.code import code_digest, training_values
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
@@ -175,7 +175,8 @@ def inputs_digest(params: Params, dataset: str, model_name: str, device: torch.d
     facts = {"dataset": dataset, "model": model_name, "entry": entry.digest(), "scale": params.scale,
              "protocol": params.protocol(dataset), "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
              "model_config": params.model_config(model_name, dataset).kwargs(), "precision": precision,
-             "device": device.type, "code": code_digest([__name__], model_name)}
+             "device": device.type,
+             "code": code_digest([__name__], model_name, resolved=training_values(params, dataset, model_name))}
     plugin = registry.plugin_of(model_name)
     if plugin is not None:              # a plug-in's file lies outside the package's code walk
         facts["plugin"] = plugin["sha256"]

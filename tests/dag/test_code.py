@@ -30,7 +30,7 @@ def _digests() -> dict[str, str]:
 def test_comments_and_docstrings_change_no_digest_and_a_real_edit_only_its_models(package):
     before = _digests()
     edit_comments(package)
-    assert _digests() == before            # 0 jobs of the default DAG rerun, of 52 training jobs before
+    assert _digests() == before            # no job of the default DAG reruns
     edit(package, *REAL_EDIT)
     after = _digests()
     assert {k for k in before if before[k] != after[k]} == {"train-dvlog-bilstm", "train-lmvd-bilstm"}
@@ -70,7 +70,8 @@ def test_a_changed_default_of_config_parsing_reaches_the_stages_reading_its_sect
     train = stages.get("train")
     sections = {k.split(".")[0] for k in train.reads(p, w)}
     assert {"train", "recipes"} <= sections and "report" not in sections
-    assert train.code_digest(p, w) == code.code_digest(train.modules, "bilstm", sections)
+    resolved = code.training_values(p, "dvlog", "bilstm")
+    assert train.code_digest(p, w) == code.code_digest(train.modules, "bilstm", sections, resolved)
     assert code.code_digest(train.modules, "bilstm", sections) != code.code_digest(train.modules, "bilstm", ())
 
 
@@ -78,3 +79,23 @@ def test_a_step_refuses_a_digest_that_is_not_its_codes(capsys):
     assert set(cli.DAG_STEPS) == {s.step for s in stages.STAGES}
     status = cli.main(["--params", str(ROOT / "params.yaml"), "evaluate", "--code-digest", "000000000000"])
     assert status == 2 and "run `asym dvc-yaml`" in capsys.readouterr().err
+
+
+def test_a_parsing_change_that_moves_a_value_training_uses_reruns_training(monkeypatch):
+    """asym.config is not training code, but a change in what it resolves (a recipe's learning rate
+    for a dataset, a model's config with its entry's overrides) moves every training digest."""
+    from asym.config import RecipeConfig
+    from asym.models.families import ModelConfig
+
+    before = _digests()
+    lr_for = RecipeConfig.lr_for
+    monkeypatch.setattr(RecipeConfig, "lr_for", lambda self, dataset: 10 * lr_for(self, dataset))
+    moved = _digests()
+    trains = {k for k in before if k.startswith("train-")}
+    assert trains and {k for k in before if before[k] != moved[k]} == trains
+    monkeypatch.undo()
+    resolved = ModelConfig.resolved
+    monkeypatch.setattr(ModelConfig, "resolved", lambda self, dataset, overrides=None: resolved(self, dataset))
+    dropped = _digests()                   # the entries' overrides lost: every ablation becomes asym
+    changed = {k for k in before if before[k] != dropped[k]}
+    assert "train-dvlog-asym-no-cmim" in changed and "train-dvlog-bilstm" not in changed

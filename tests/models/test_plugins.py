@@ -203,3 +203,66 @@ def test_the_mlflow_model_carries_the_plugin_file(tmp_path):
 def test_params_yaml_documents_plugins_with_an_example():
     text = (ROOT / "params.yaml").read_text()
     assert "\nplugins: []\n" in text and "#   plugins: [models/gru.py" in text
+
+
+TORCH_FIRST = '''"""A model written torch first, as in most repositories."""
+import torch
+from torch import nn
+
+from asym.models import ModelConfig, register_model
+
+
+class LateConfig(ModelConfig):
+    hidden: int
+
+
+register_model("late", LateConfig, "Late", description="declared below torch")
+
+
+class Late(nn.Module):
+    pass
+'''
+
+
+def test_a_file_that_declares_nothing_before_torch_is_refused_naming_it(tmp_path):
+    from asym.models import registry
+
+    path = tmp_path / "late.py"
+    path.write_text(TORCH_FIRST)
+    with registry_restored(), pytest.raises(ConfigError, match=f"{path}: declares no model above its first torch"):
+        registry.load(str(path))
+    assert "late" not in registry.names()
+
+
+BROKEN_TORCH_PART = GRU.replace("from torch import nn\n", "from torch import nn\nimport not_a_module_anywhere\n", 1)
+
+
+def test_an_error_in_the_torch_part_is_raised_at_every_use_and_threads_wait_for_it(tmp_path):
+    import threading
+
+    from asym.models import factory, registry
+
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / "gru_ok.py"
+    path.write_text(GRU.replace('"gru"', '"gru-ok"', 1))
+    broken = tmp_path / "models" / "gru_broken.py"
+    broken.write_text(BROKEN_TORCH_PART.replace('"gru"', '"gru-broken"', 1))
+    with registry_restored():
+        registry.load(str(path), str(broken))
+        for _ in range(2):                                # the real error, not a missing attribute
+            with pytest.raises(ModuleNotFoundError, match="not_a_module_anywhere"):
+                factory.model_class("gru-broken")
+        found, errors = [], []
+
+        def look() -> None:
+            try:
+                found.append(factory.model_class("gru-ok"))
+            except Exception as exc:                      # noqa: BLE001  (what a thread saw)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=look) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(found) == 4 and len(set(found)) == 1
