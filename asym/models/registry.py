@@ -174,8 +174,8 @@ def builtins() -> list[str]:
 
 def declared_in(name: str) -> str:
     """The module that declared entry `name`."""
-    get(name)
-    return _DECLARED_IN[name]
+    entry = get(name)
+    return _DECLARED_IN.get(name, entry.target.split(":")[0])     # an entry made by hand: its class's module
 
 
 def module_file(module: str) -> Path:
@@ -195,7 +195,7 @@ def plugin_of(name: str) -> dict[str, str] | None:
     loaded), "loaded_as" ("file": by its path; "module": by its importable name)}; None for a
     built-in."""
     module = declared_in(name)
-    if module.startswith(f"{PACKAGE}."):
+    if module.startswith(f"{PACKAGE}.") or module not in _DIGESTS:      # built-in, or not loaded from a plug-in
         return None
     return {"module": module, "file": str(module_file(module)), "sha256": _DIGESTS[module],
             "loaded_as": "file" if module in _AS_FILE else "module"}
