@@ -123,9 +123,10 @@ COMMENT_EDITS: dict[str, Callable[[str], str]] = {
                                     "    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:\n"
                                     '        """The final states."""  # a comment\n', 1),
 }
-# A real edit of BiLSTM's forward: the bilstm jobs' outputs can change, no other model's.
+# A real edit of BiLSTM's forward (the two directions' final states swapped before the head): the
+# bilstm jobs' outputs change, no other model's.
 REAL_EDIT: tuple[str, Callable[[str], str]] = (
-    MODEL_FILE, lambda s: s.replace("return torch.cat([h[-2], h[-1]], dim=-1)", "return torch.cat([h[-2], h[-1]], dim=1)"))
+    MODEL_FILE, lambda s: s.replace("return torch.cat([h[-2], h[-1]], dim=-1)", "return torch.cat([h[-1], h[-2]], dim=-1)"))
 
 
 def edit(root: Path, rel: str, change: Callable[[str], str]) -> None:
