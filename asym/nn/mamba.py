@@ -21,6 +21,7 @@ from the tensors' device.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -42,7 +43,10 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor
     return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
+@functools.cache
 def _causal_conv1d_fn():
+    """causal_conv1d's kernel, imported once: where it does not import (no CUDA build), None is
+    kept rather than the import tried again on every forward pass."""
     try:
         from causal_conv1d import causal_conv1d_fn
     except Exception:

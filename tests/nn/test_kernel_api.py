@@ -264,6 +264,7 @@ def test_mamba_block_cuda_path_fits_both_packages(stand_ins, monkeypatch, block)
     x, lengths = torch.randn(3, 21, 16), torch.tensor([21, 15, 9])
     with torch.no_grad():
         expected = layer(x, lengths)
+        mamba_mod._causal_conv1d_fn.cache_clear()          # the stand-in imports now, where the real one did not
         monkeypatch.setattr(mamba_mod, "_fused_conv", lambda t: mamba_mod._causal_conv1d_fn())
         for branch in (layer.fwd, layer.bwd) if block is BiMamba else (layer.fwd,):
             branch.scan_backend = "cuda"
@@ -273,6 +274,26 @@ def test_mamba_block_cuda_path_fits_both_packages(stand_ins, monkeypatch, block)
     assert len(stand_ins["selective_scan_fn"]) == n_branches
     assert stand_ins["causal_conv1d_fn"][0]["activation"] == "silu"
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5)
+    mamba_mod._causal_conv1d_fn.cache_clear()              # the stand-ins leave with the fixture
+
+
+def test_causal_conv1d_is_imported_once_even_where_it_fails(monkeypatch):
+    import builtins
+
+    tries = []
+    real_import = builtins.__import__
+
+    def counting(name, *args, **kwargs):
+        if name == "causal_conv1d":
+            tries.append(name)
+            raise ImportError("no CUDA build here")
+        return real_import(name, *args, **kwargs)
+
+    mamba_mod._causal_conv1d_fn.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", counting)
+    assert [mamba_mod._causal_conv1d_fn() for _ in range(3)] == [None] * 3
+    assert tries == ["causal_conv1d"]
+    mamba_mod._causal_conv1d_fn.cache_clear()
 
 
 def _kernel_imports(path: Path) -> list[tuple[str, str, ast.AST]]:
