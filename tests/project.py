@@ -31,13 +31,24 @@ def small_params(models: list[str], seeds: list[int], epochs: int, synth: dict[s
     return raw
 
 
+WORKFLOW_FILES = ("Snakefile", "environment.yml")     # beside workflow/: the DAG and every rule's environment
+
+
+def copy_workflow(source: Path, dest: Path) -> None:
+    """The files Snakemake reads (the Snakefile, workflow/, the rules' conda environment) from
+    `source` to `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        shutil.copy(source / name, dest / name)
+    shutil.copytree(source / "workflow", dest / "workflow")
+
+
 def make_project(dest: Path, models: list[str], seeds: list[int], epochs: int, synth: dict[str, Any] | None = None,
                  dvc: bool = False, **sections: dict[str, Any]) -> Path:
     """The workflow files and a small params.yaml in `dest`; with `dvc`, also the DVC
     configuration and the package folder, which dvc.yaml's code dependencies name."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
-    shutil.copytree(ROOT / "workflow", dest / "workflow")
+    copy_workflow(ROOT, dest)
     (dest / "profiles").symlink_to("workflow/profiles")
     raw = small_params(models, seeds, epochs, synth, **sections)
     (dest / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -12,7 +12,7 @@ import yaml
 from asym.config import load_params
 from asym.errors import ConfigError
 from asym.models import registry
-from tests.project import ROOT
+from tests.project import ROOT, copy_workflow
 
 
 def _write(tmp_path, raw):
@@ -97,13 +97,11 @@ def test_dvc_yaml_is_generated_from_the_registry_and_the_layout(params):
 @pytest.mark.parametrize("runner", ["snakemake", "asym"])
 def test_a_model_block_typo_stops_the_dag_before_any_job_naming_the_key(params, tmp_path, runner):
     """Under `snakemake -n` as in each `asym` step (what `dvc repro` runs): the key, no traceback."""
-    import shutil
 
     raw = yaml.safe_load(params.path.read_text())
     raw["model"]["demo"]["asym"]["d_stat"] = raw["model"]["demo"]["asym"].pop("d_state")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    shutil.copy(ROOT / "Snakefile", tmp_path / "Snakefile")
-    shutil.copytree(ROOT / "workflow", tmp_path / "workflow")
+    copy_workflow(ROOT, tmp_path)
     cmd = ([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1"] if runner == "snakemake"
            else [sys.executable, "-m", "asym", "--params", "params.yaml", "fetch", "--dataset", "dvlog"])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)

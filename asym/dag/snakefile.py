@@ -32,7 +32,7 @@ from asym.models import registry
 
 REPOSITORY = PACKAGE.parent
 CAPTIONS = REPOSITORY / "workflow" / "report"       # `snakemake --report`'s caption of each table and figure
-CONDA_ENV = "../envs/asym.yaml"         # relative to workflow/rules/; written from the lock by workflow/scripts/conda_env.py
+CONDA_ENV = "../../environment.yml"     # relative to workflow/rules/; written from the lock by workflow/scripts/conda_env.py
 
 
 def _here(path: str | os.PathLike) -> str:

@@ -4,7 +4,6 @@ and dvc.yaml declare the same stages, files, commands and params, and the linter
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from asym.config import load_params
 from asym.dag import stages
 from asym.dag.dvc_yaml import render
 from tests.conftest import ROOT
+from tests.project import copy_workflow
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -49,8 +49,7 @@ def snakemake_jobs(workdir: Path, conda: bool = False) -> list:
 def project(tmp_path_factory) -> Path:
     """A copy of the project's DAG files, the optimism study on, so that every stage has jobs."""
     root = tmp_path_factory.mktemp("dag")
-    shutil.copy(ROOT / "Snakefile", root / "Snakefile")
-    shutil.copytree(ROOT / "workflow", root / "workflow")
+    copy_workflow(ROOT, root)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert raw.get("optimism") and raw["optimism"]["models"]["demo"], "the default params run the optimism study"
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
@@ -101,7 +100,7 @@ def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(j
         assert rule.shellcmd == "python -m asym {params.args} > {log} 2>&1", rule.name
         assert set(rule.params.keys()) == {"args", "settings"}, rule.name
         env = (Path(str(rule.snakefile)).parent / str(rule.conda_env)).resolve()
-        assert env.read_text() == (ROOT / "workflow" / "envs" / "asym.yaml").read_text(), rule.name
+        assert env.read_text() == (ROOT / "environment.yml").read_text(), rule.name
     captioned = {j.rule.name: [f for f in j.output if is_flagged(f, "report")] for j in jobs}
     assert {r for r, files in captioned.items() if files} == {"report"}      # `snakemake --report` shows those
     assert {Path(f).name for f in captioned["report"]} >= {"results.md", "metrics.png", "confusion_matrices.png"}
@@ -151,8 +150,7 @@ def test_a_job_run_by_snakemake_reads_the_params_file_it_was_given_with_this_ven
     raw_default = raw["synth"]["dvlog"]["n_samples"]
     raw["synth"]["dvlog"].update(n_samples=12, seconds=[6, 8])
     work = tmp_path / "other"
-    shutil.copytree(project / "workflow", work / "workflow")
-    shutil.copy(project / "Snakefile", work / "Snakefile")
+    copy_workflow(project, work)
     (work / "mine.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run([SNAKEMAKE, "--cores", "1", "data/raw/dvlog.provenance.json", "--config", "params=mine.yaml"],
                           capture_output=True, text=True, cwd=work, timeout=300,
@@ -204,7 +202,7 @@ def test_snakemakes_linter_finds_nothing():
 def test_the_rules_conda_environment_pins_exactly_the_lock():
     from tests.test_lock import locked
 
-    env = yaml.safe_load((ROOT / "workflow" / "envs" / "asym.yaml").read_text())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     pins = {canonicalize_name(line.split("==")[0]): Version(line.split("==")[1]) for line in pip if "==" in line}
     assert pins == locked()

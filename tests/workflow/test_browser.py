@@ -59,7 +59,7 @@ def project(data_stages, tmp_path_factory) -> Path:
     shutil.copytree(data_stages, root, symlinks=True)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(MODELS, SEEDS, EPOCHS), sort_keys=False))
     run(["git", "init", "-q"], root)
-    run(["git", "add", "Snakefile", "params.yaml", "workflow"], root)
+    run(["git", "add", "Snakefile", "environment.yml", "params.yaml", "workflow"], root)
     run(["git", "commit", "-q", "-m", "tiny project"], root)
     out = snakemake(root, "all")
     assert job_counts(out).get("fetch") is None, "the shared data stages were run again"

@@ -1,4 +1,4 @@
-"""Write workflow/envs/asym.yaml, the conda environment of every rule, from requirements.lock.
+"""Write environment.yml, the conda environment of every rule, from requirements.lock.
 
     python workflow/scripts/conda_env.py [--check]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
-ENV = ROOT / "workflow" / "envs" / "asym.yaml"
+ENV = ROOT / "environment.yml"
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"         # where the lock's `torch==…+cpu` is published
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*==\S+) \\$")
 PYTHON = re.compile(r"--python-version (\S+)")           # in the lock's header: the command that made it
