@@ -241,6 +241,7 @@ def run_pipeline(size: dict, work: Path, env: dict, timeout: float) -> dict:
     import yaml
 
     shutil.copy(ROOT / "Snakefile", work / "Snakefile")
+    shutil.copy(ROOT / "environment.yml", work / "environment.yml")    # every rule's conda environment
     shutil.copytree(ROOT / "workflow", work / "workflow")
     (work / "profiles").symlink_to("workflow/profiles")
     (work / "params.yaml").write_text(yaml.safe_dump(pipeline_params(size), sort_keys=False))

@@ -60,6 +60,7 @@ def main() -> None:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="asym-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", work / "Snakefile")
+    shutil.copy(ROOT / "environment.yml", work / "environment.yml")    # every rule's conda environment
     shutil.copytree(ROOT / "workflow", work / "workflow", dirs_exist_ok=True)
     if not (work / "profiles").exists():
         (work / "profiles").symlink_to("workflow/profiles")
