@@ -471,12 +471,8 @@ def study_markdown(results: dict[str, Any], settings: dict[str, Any], mode: str)
              f"{settings['n_draws']} resamples, the selection made again in each, holds the truth (± the Monte-Carlo "
              f"standard error at {level:.0%}). Point outside: how often an interval leaves out its own point "
              "(percentile / shifted / BC / basic).", "",
-             "| | " + " | ".join(f"{n} (n = {results[n]['n_test']}, {results[n]['n_depressed']} dep., "
-                                   f"{results[n]['n_units']} units)" for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
-
-    def row(label: str, cell: Any) -> None:
-        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
+             *_table_head(results, names)]
+    row = _row_writer(lines, results, names)
 
     for q, label in STUDY_ROWS.items():
         sign = "+" if q.startswith("delta_") else ""
@@ -489,6 +485,20 @@ def study_markdown(results: dict[str, Any], settings: dict[str, Any], mode: str)
 
 
 # --- tables -------------------------------------------------------------------------------------------
+def _table_head(results: dict[str, Any], names: list[str]) -> list[str]:
+    """A calibration table's header: one column per simulated test fold, with its sizes."""
+    return ["| | " + " | ".join(f"{n} (n = {results[n]['n_test']}, {results[n]['n_depressed']} dep., "
+                                f"{results[n]['n_units']} units)" for n in names) + " |",
+            "|---|" + "---:|" * len(names)]
+
+
+def _row_writer(lines: list[str], results: dict[str, Any], names: list[str]) -> Any:
+    """row(label, cell) appends a row to `lines`: `cell` of each fold's results."""
+    def row(label: str, cell: Any) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
+    return row
+
+
 def _rate(r: float, se: float) -> str:
     return f"{r:.3f} ± {se:.3f}"
 
@@ -503,12 +513,8 @@ def markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> st
              f"{settings['n_draws']} resamples / exchanges per test, α = {alpha}. *old* = percentile-bootstrap "
              "test (`bootstrap_p`), *new* = paired permutation test (`permutation_p`, what the report uses). "
              "± = Monte-Carlo standard error.", "",
-             "| | " + " | ".join(f"{n} (n = {results[n]['n_test']}, {results[n]['n_depressed']} dep., "
-                                   f"{results[n]['n_units']} units)" for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
-
-    def row(label: str, cell: Any) -> None:
-        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
+             *_table_head(results, names)]
+    row = _row_writer(lines, results, names)
 
     for k, label in (("old", "old"), ("new", "new")):
         row(f"size at ΔF1 = 0, {label}", lambda r, k=k: _rate(r["size"][k], r["size"]["mc_se"][k]))
