@@ -126,6 +126,11 @@ def _module(path: Path) -> tuple[frozenset[str], str]:
     return _parsed(path, stat.st_mtime_ns, stat.st_size)
 
 
+def module_imports(path: str | Path) -> frozenset[str]:
+    """The asym modules a Python file imports, anywhere in it (a plug-in's, read like the package's)."""
+    return _module(Path(path).resolve())[0]
+
+
 def module_digest(path: str | Path) -> str:
     """The digest of a Python file's code: equal for two files that differ only in comments,
     docstrings and layout."""

@@ -15,7 +15,6 @@ job goes on inside its seeds.
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
-from asym.dag.code import code_deps, code_digest, training_values
+from asym.dag.code import code_deps, code_digest, module_imports, training_values
 from asym.data.protocols import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
@@ -204,13 +203,7 @@ def plugin_imports(model: str | None) -> list[str]:
     plugin = registry.plugin_of(model) if model is not None else None
     if plugin is None:
         return []
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(Path(plugin["file"]).read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "asym")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "asym":
-            found.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
-    return sorted(found)
+    return sorted(module_imports(plugin["file"]))
 
 
 def _plugin_file(p: Params, w: Wild, absolute: bool) -> list[str]:
