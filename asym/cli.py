@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS
+from asym.data import formats
 from asym.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -30,15 +31,16 @@ def _layout(p: Params) -> Layout:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from asym.data.synthetic import write_demo
+    from asym.data.fetch import demo_config, write_demo
 
     p = _params(args)
-    cfg = getattr(p.synth, args.format).model_dump()
+    cfg = demo_config(args.format, p.synth)
     if args.n_samples:
         cfg["n_samples"] = args.n_samples
     seed = args.seed if args.seed is not None else p.synth.seed
-    write_demo(args.format, Path(args.output), cfg, seed, args.layout)
-    print(f"wrote demo {args.format} ({args.layout if args.format == 'lmvd' else 'release'} layout) to {args.output}")
+    layout = args.layout or formats.get(args.format).demo_layouts[0]
+    write_demo(args.format, Path(args.output), cfg, seed, layout)
+    print(f"wrote demo {args.format} ({layout} layout) to {args.output}")
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
@@ -68,7 +70,8 @@ def cmd_convert(args: argparse.Namespace) -> None:
     prov = read_json(prov_file) if prov_file.is_file() else {}
     subjects = Path(args.subjects) if args.subjects else (p.resolve(ds.subjects) if ds and ds.subjects else None)
     fmt = args.format or ds.format
-    card = convert(fmt, src, out, p.readers, subjects, provenance=prov, dataset=args.dataset)
+    card = convert(fmt, src, out, p.readers, subjects, provenance=prov, dataset=args.dataset,
+                   frame_rates=ds.frame_rates if ds else None)
     print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {out}")
 
 
@@ -356,10 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _command(sub, "synth", "write a demo dataset in a release's on-disk layout",
                  "Synthetic vlogs with a planted, learnable signal; sizes and mechanism from `synth` in --params.")
-    s.add_argument("--format", choices=["dvlog", "lmvd"], required=True, help="whose release layout to write")
-    s.add_argument("--layout", choices=["authors", "derived"], default="authors",
-                   help="LMVD only: the authors' folders (Audio_feature, Video_feature, label) or per-vlog "
-                        "arrays with a labels.csv")
+    s.add_argument("--format", choices=formats.names(), required=True, help="whose on-disk layout to write")
+    s.add_argument("--layout", help="LMVD only: `authors` (the default: Audio_feature, Video_feature, label) or "
+                        "`derived` (per-vlog arrays with a labels.csv)")
     s.add_argument("--output", required=True, help="the folder to write")
     s.add_argument("--seed", type=int, help="random seed (default: synth.seed of --params)")
     s.add_argument("--n-samples", type=int, help="number of vlogs (default: synth.<format>.n_samples of --params)")
@@ -374,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "convert", "validate a release and write Parquet + dataset card",
                  "Either --dataset, or --format, --input and --output.")
     s.add_argument("--dataset", help="a dataset named under `datasets` in --params: its format, folders and subjects CSV")
-    s.add_argument("--format", choices=["dvlog", "lmvd"], help="default: the dataset's format")
+    s.add_argument("--format", choices=formats.names(), help="default: the dataset's format")
     s.add_argument("--input", help="release folder (default: the dataset's raw folder)")
     s.add_argument("--output", help="Parquet file (default: the dataset's processed table)")
     s.add_argument("--subjects", help="sample,subject CSV (overrides the dataset's `subjects` in --params)")

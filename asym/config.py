@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from asym.data import formats
 from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import ConfigError
 from asym.models.families import ModelConfig
@@ -49,11 +50,20 @@ DEFAULT_PARAMS = "params.yaml"
 
 
 
+# The entry of a per-dataset setting (a learning rate, a plateau factor, a crop length) that
+# applies to every dataset it does not name.
+DEFAULT_ENTRY = "default"
+
+
 def per_dataset(values: Mapping[str, float], dataset: str, what: str) -> float:
-    """A recipe's per-dataset value, or an error naming the setting and the datasets it has."""
-    if dataset not in values:
-        raise ConfigError(f"{what} has no entry for dataset {dataset!r} (has {sorted(values)})")
-    return float(values[dataset])
+    """A recipe's per-dataset value (its `default` entry for a dataset it does not name), or an
+    error naming the setting and the key to add."""
+    if dataset in values:
+        return float(values[dataset])
+    if DEFAULT_ENTRY in values:
+        return float(values[DEFAULT_ENTRY])
+    raise ConfigError(f"{what} has no entry for dataset {dataset!r} (has {sorted(values)}): add `{dataset}:` "
+                      f"or `{DEFAULT_ENTRY}:` under it")
 
 
 class ByScale(Strict, Generic[T]):
@@ -81,13 +91,36 @@ class MlflowConfig(Strict):
     live: bool = False
 
 
+class FrameRates(Strict):
+    """Rows per second of each modality's feature files: the reader pools both to one row per
+    second (asym.data.sample.per_second), which is how the two streams align."""
+
+    audio: float = Field(default=1.0, gt=0)
+    visual: float = Field(default=1.0, gt=0)
+
+
 class DatasetConfig(Strict):
-    format: Literal["dvlog", "lmvd"]
+    format: str
     source: str
     sha256: str | None = None
     protocol: ByScale[Protocol]
     split_csv: Path | None = None
     subjects: Path | None = None
+    frame_rates: FrameRates | None = None   # formats whose rates are not fixed (manifest); default 1 and 1
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in formats.names():
+            raise ValueError(f"unknown format {v!r}; known: {list(formats.names())}")
+        return v
+
+    @model_validator(mode="after")
+    def _rates(self) -> DatasetConfig:
+        if self.frame_rates is not None and not formats.get(self.format).frame_rates:
+            raise ValueError(f"frame_rates: format {self.format!r} has fixed frame rates (readers.{self.format} "
+                             "says what they are); only a manifest's are set here")
+        return self
 
     @field_validator("sha256")
     @classmethod
@@ -104,8 +137,17 @@ class LmvdReaderConfig(Strict):
     standardise_landmark_rows: bool = True
 
 
+class DaicWozReaderConfig(Strict):
+    """DAIC-WOZ's streams (asym.data.daic_woz): facts of the release, and which face frames count."""
+
+    audio_rate: float = Field(gt=0)      # COVAREP rows per second
+    visual_rate: float = Field(gt=0)     # CLNF frames per second
+    min_confidence: float = Field(ge=0, le=1)   # CLNF frames below it, or without success, are left out
+
+
 class ReadersConfig(Strict):
     lmvd: LmvdReaderConfig
+    daic_woz: DaicWozReaderConfig | None = None
 
 
 class ExtractConfig(Strict):
@@ -167,10 +209,33 @@ class SynthLmvdConfig(Strict):
         return self
 
 
+class SynthManifestConfig(Strict):
+    """A manifest dataset (asym.data.manifest_demo): per-vlog .npy files at any widths."""
+
+    n_samples: int = Field(gt=0)
+    n_subjects: int = Field(gt=0)
+    depressed_fraction: float = Field(gt=0, lt=1)
+    fold_fractions: tuple[float, float, float]
+    seconds: tuple[int, int]
+    length_jitter: int = Field(ge=0)
+    signal: float = Field(ge=0)
+    audio_dim: int = Field(ge=1)
+    visual_dim: int = Field(ge=1)
+    frame_rates: FrameRates = Field(default_factory=FrameRates)
+
+    @model_validator(mode="after")
+    def _subjects(self) -> SynthManifestConfig:
+        if self.n_subjects > self.n_samples:
+            raise ValueError("n_subjects cannot exceed n_samples")
+        return self
+
+
 class SynthConfig(Strict):
     seed: int
     dvlog: SynthDvlogConfig
     lmvd: SynthLmvdConfig
+    daic_woz: SynthDvlogConfig | None = None        # the D-Vlog block's shape: participants, folds, seconds
+    manifest: SynthManifestConfig | None = None
 
 
 class KFoldConfig(Strict):
@@ -239,9 +304,7 @@ class CropConfig(Strict):
 
     def min_frames_for(self, dataset: str) -> int:
         if isinstance(self.min_frames, dict):
-            if dataset not in self.min_frames:
-                raise ConfigError(f"crop.min_frames has no entry for dataset {dataset!r}")
-            return int(self.min_frames[dataset])
+            return int(per_dataset(self.min_frames, dataset, "recipe crop.min_frames"))
         return int(self.min_frames or 0)
 
 
@@ -410,7 +473,28 @@ class ParamsFile(Strict):
                 if entry.recipe not in self.recipes.at(scale):
                     raise ValueError(f"recipes.{scale} has no recipe {entry.recipe!r} (named by model {model!r}"
                                      f"{_declared_by(model)})")
+        self._per_dataset_entries(models)
         return self
+
+    def _per_dataset_entries(self, models: list[str]) -> None:
+        """Every per-dataset setting of a recipe the run trains has an entry for every dataset it
+        trains on, or a `default`: refused here, naming the key to add, not in the middle of a run."""
+        from asym.models import registry
+
+        trained = models if self.run.models == "all" else self.run.models
+        if self.optimism is not None:
+            trained = [*trained, *(m for s in SCALES for m in self.optimism.models.at(s))]
+        for scale in SCALES:
+            for recipe in sorted({registry.get(m).recipe for m in trained}):
+                r = self.recipes.at(scale)[recipe]
+                keyed = {"lr": r.lr, "plateau.factor": r.plateau.factor if r.plateau else None,
+                         "crop.min_frames": r.crop.min_frames if isinstance(r.crop.min_frames, dict) else None}
+                for key, values in keyed.items():
+                    for dataset in self.run.datasets if values is not None else ():
+                        if dataset not in values and DEFAULT_ENTRY not in values:
+                            raise ValueError(f"recipes.{scale}.{recipe}.{key} has no entry for dataset {dataset!r}: add "
+                                             f"`{dataset}: <value>` (or `{DEFAULT_ENTRY}: <value>`, for every dataset "
+                                             "it does not name)")
 
 
 _SCHEMAS: dict[type, type[ParamsFile]] = {}

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from asym.data.formats import WIDTHS
+from asym.data.formats import FORMATS
 from asym.data.sample import UNLABELLED, Sample, align
 from asym.data.validate import load_features, read_labels
 from asym.errors import DataError
 
 HEADER = ["index", "label", "duration", "gender", "fold"]
 LABELS = {"depression": 1, "normal": 0}
-AUDIO_DIM, VISUAL_DIM = WIDTHS["dvlog"]
+AUDIO_DIM, VISUAL_DIM = FORMATS["dvlog"].widths
 
 
 def find_root(path: Path) -> Path:
@@ -28,6 +28,16 @@ def find_root(path: Path) -> Path:
     if (nested / "labels.csv").is_file():
         return nested
     raise DataError(path, "not a D-Vlog release: no labels.csv here nor in dvlog-dataset/")
+
+
+def detect(path: Path) -> Path:
+    return find_root(path)
+
+
+def read(path: Path, settings: dict, labels_required: bool = True) -> tuple[Iterator[Sample], str]:
+    """The format's reader (asym.data.formats); D-Vlog's reader reads no settings."""
+    find_root(Path(path))
+    return read_dvlog(path, labels_required), "release"
 
 
 def read_dvlog(path: Path, labels_required: bool = True) -> Iterator[Sample]:

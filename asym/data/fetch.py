@@ -20,8 +20,8 @@ from typing import Any
 import pooch
 
 from asym.config import DatasetConfig, SynthConfig
-from asym.data.synthetic import write_demo
-from asym.errors import DataError
+from asym.data import formats
+from asym.errors import ConfigError, DataError
 from asym.io import atomic_dir
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -93,15 +93,38 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def demo_config(fmt: str, synth: SynthConfig) -> dict[str, Any]:
+    """The `synth.<fmt>` block a demo of format `fmt` is written from."""
+    block = getattr(synth, fmt, None)
+    if block is None:
+        raise ConfigError(f"a {formats.get(fmt).title} demo needs its `synth.{fmt}` block in the params file")
+    return block.model_dump()
+
+
+def write_demo(fmt: str, out: Path, cfg: dict[str, Any], seed: int, layout: str | None = None) -> None:
+    """A synthetic dataset in format `fmt`'s layout (`layout`: which one, where it has several)."""
+    f = formats.get(fmt)
+    if layout is not None and layout not in f.demo_layouts:
+        raise ConfigError(f"a {f.title} demo has layouts {list(f.demo_layouts)}, not {layout!r}")
+    extra = {"layout": layout} if layout is not None and len(f.demo_layouts) > 1 else {}
+    f.demo_writer()(out, cfg, seed, **extra)
+
+
 def fetch_dataset(name: str, ds: DatasetConfig, synth: SynthConfig, out: Path, cache: Path,
                   resolve: Callable[[str], Path] = Path) -> dict[str, Any]:
     """Materialise `out` for dataset `name`; returns provenance for the dataset card. A local
     source path is resolved by `resolve` (relative to the params file)."""
-    source = ds.source
+    source, fmt = ds.source, formats.get(ds.format)
     if source == "demo":
-        write_demo(ds.format, out, getattr(synth, ds.format).model_dump(),
-                   seed=synth.seed + (0 if ds.format == "dvlog" else 1))
+        write_demo(ds.format, out, demo_config(ds.format, synth), synth.seed + fmt.demo_seed)
         return {"source": "demo", "synthetic": True}
+    if fmt.manifest and not source.startswith(("http://", "https://")):
+        manifest = resolve(source)
+        if not manifest.exists():
+            raise DataError(manifest, "dataset source not found")
+        with atomic_dir(out) as tmp:   # the manifest and the files it names, hard-linked where possible
+            fmt.reader().copy_source(manifest, tmp, _link_or_copy)
+        return {"source": str(manifest), "synthetic": False}
     if source.startswith(("http://", "https://")):
         archive = _download(source, ds.sha256, cache)
     else:

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from asym.config import LmvdReaderConfig
-from asym.data.formats import WIDTHS
+from asym.data.formats import FORMATS
 from asym.data.sample import UNLABELLED, Sample, align
 from asym.data.validate import check_matrix, check_no_extra, load_features, read_labels
 from asym.errors import DataError
 
-AUDIO_DIM, VISUAL_DIM = WIDTHS["lmvd"]
+AUDIO_DIM, VISUAL_DIM = FORMATS["lmvd"].widths
 OPENFACE_NPY_DIM = 171
 LANDMARK_COLUMNS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
 DERIVED_HEADER = ["index", "label", "fold"]
@@ -43,6 +43,21 @@ def detect_layout(root: Path) -> str:
         "not an LMVD release: expected Audio_feature/, Video_feature/ and label/ (authors' layout) "
         "or labels.csv, audio/ and visual/ (derived layout)",
     )
+
+
+def detect(path: Path) -> Path:
+    detect_layout(Path(path))
+    return Path(path)
+
+
+def read(path: Path, settings: dict, labels_required: bool = True) -> tuple[Iterator[Sample], str]:
+    """The format's reader (asym.data.formats): `settings` is readers.lmvd."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(root, "dataset folder not found")
+    if not settings:
+        raise DataError(root, "an LMVD release needs the LMVD reader's settings (readers.lmvd)")
+    return read_lmvd(root, LmvdReaderConfig(**settings), labels_required), detect_layout(root)
 
 
 def standardise_rows(x: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ duration where the release has them. Widths and provenance go into the file's me
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,35 +31,106 @@ def _sequence_column(arrays: list[np.ndarray], width: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), frames)
 
 
-def samples_table(samples: Iterable[Sample], meta: dict[str, Any], where: Path) -> pa.Table:
-    """The Arrow table of `samples` (read from `where`), with its metadata: what a Parquet file
-    holds, in memory."""
-    samples = list(samples)
-    if not samples:
-        raise DataError(where, "no samples to write")
-    a_dim, v_dim = samples[0].audio.shape[1], samples[0].visual.shape[1]
+EXTRA_COLUMNS = (("gender", pa.string()), ("duration", pa.float64()))
+# A row group holds whole vlogs up to about this many bytes of features: the memory a
+# conversion needs, whatever the size of the dataset.
+ROW_GROUP_BYTES = 64 << 20
+
+
+def _columns(samples: list[Sample], widths: tuple[int, int], extras: list[str]) -> dict[str, pa.Array]:
     cols: dict[str, pa.Array] = {
         "sample_id": pa.array([s.sample_id for s in samples], pa.string()),
         "subject_id": pa.array([s.subject_id or s.sample_id for s in samples], pa.string()),
         "label": pa.array([s.label for s in samples], pa.int8()),
         "fold": pa.array([s.fold for s in samples], pa.string()),
         "n_frames": pa.array([s.n_frames for s in samples], pa.int32()),
-        "audio": _sequence_column([s.audio for s in samples], a_dim),
-        "visual": _sequence_column([s.visual for s in samples], v_dim),
+        "audio": _sequence_column([s.audio for s in samples], widths[0]),
+        "visual": _sequence_column([s.visual for s in samples], widths[1]),
     }
-    for key, typ in (("gender", pa.string()), ("duration", pa.float64())):
-        if any(key in s.extra for s in samples):
+    for key, typ in EXTRA_COLUMNS:
+        if key in extras:
             cols[key] = pa.array([s.extra.get(key) for s in samples], typ)
-    table = pa.table(cols)
-    meta = {**meta, "audio_dim": int(a_dim), "visual_dim": int(v_dim)}
+    return cols
+
+
+def _with_meta(table: pa.Table, meta: dict[str, Any]) -> pa.Table:
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
 
+def _check_widths(samples: list[Sample], widths: tuple[int, int], where: Path) -> None:
+    for s in samples:
+        if (s.audio.shape[1], s.visual.shape[1]) != widths:
+            raise DataError(where, f"sample {s.sample_id!r} has {s.audio.shape[1]} audio + {s.visual.shape[1]} visual "
+                                   f"features per frame, the first had {widths[0]} + {widths[1]}")
+
+
+def table_meta(samples: list[Sample], meta: dict[str, Any], subjects_read: bool) -> dict[str, Any]:
+    """The table's metadata: the caller's, the widths, and whether subject ids were supplied
+    (by a subjects CSV, or by the reader for every vlog)."""
+    return {**meta, "audio_dim": int(samples[0].audio.shape[1]), "visual_dim": int(samples[0].visual.shape[1]),
+            **({"subjects_supplied": True} if subjects_read else {})}
+
+
+def samples_table(samples: Iterable[Sample], meta: dict[str, Any], where: Path) -> pa.Table:
+    """The Arrow table of `samples` (read from `where`), with its metadata: what a Parquet file
+    holds, in memory."""
+    samples = list(samples)
+    if not samples:
+        raise DataError(where, "no samples to write")
+    widths = (samples[0].audio.shape[1], samples[0].visual.shape[1])
+    _check_widths(samples, widths, where)
+    extras = [k for k, _ in EXTRA_COLUMNS if any(k in s.extra for s in samples)]
+    subjects_read = all(s.subject_id is not None for s in samples) and not meta.get("subjects_supplied")
+    return _with_meta(pa.table(_columns(samples, widths, extras)), table_meta(samples, meta, subjects_read))
+
+
+def _batches(samples: Iterable[Sample]) -> Iterator[list[Sample]]:
+    batch: list[Sample] = []
+    size = 0
+    for s in samples:
+        batch.append(s)
+        size += s.audio.nbytes + s.visual.nbytes
+        if size >= ROW_GROUP_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def write_samples(samples: Iterable[Sample], path: Path, meta: dict[str, Any]) -> pa.Table:
-    table = samples_table(samples, meta, path)
+    """Stream `samples` into a Parquet file, a row group at a time, atomically: a failure leaves
+    the previous file or none. The widths, the extra columns (gender, duration) and whether the
+    reader gave subject ids are the first row group's; a later vlog that differs is refused.
+    Returns the table's metadata columns (no features), with the file's metadata."""
+    path = Path(path)
+    writer: pq.ParquetWriter | None = None
+    index: list[pa.Table] = []
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-    return table
+        try:
+            for batch in _batches(samples):
+                if writer is None:
+                    widths = (batch[0].audio.shape[1], batch[0].visual.shape[1])
+                    extras = [k for k, _ in EXTRA_COLUMNS if any(k in s.extra for s in batch)]
+                    subjects_read = all(s.subject_id is not None for s in batch)
+                    full_meta = table_meta(batch, meta, subjects_read and not meta.get("subjects_supplied"))
+                    schema = _with_meta(pa.table(_columns(batch[:1], widths, extras)), full_meta).schema
+                    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                _check_widths(batch, widths, path)
+                for s in batch:
+                    late = sorted(k for k in s.extra if k not in extras and k in dict(EXTRA_COLUMNS))
+                    if late:
+                        raise DataError(path, f"sample {s.sample_id!r} has {late}, which the first vlogs lack")
+                    if subjects_read and s.subject_id is None:   # the table says subjects were supplied
+                        raise DataError(path, f"sample {s.sample_id!r} has no subject id, unlike the first vlogs")
+                table = pa.table(_columns(batch, widths, extras)).cast(schema)
+                writer.write_table(table)
+                index.append(table.drop_columns(["audio", "visual"]))
+            if writer is None:
+                raise DataError(path, "no samples to write")
+        finally:
+            if writer is not None:
+                writer.close()
+    return _with_meta(pa.concat_tables(index), full_meta)
 
 
 @dataclass

@@ -8,12 +8,6 @@ import numpy as np
 
 FOLDS = ("train", "valid", "test")
 UNLABELLED = -1      # a vlog read for prediction only, with no label given
-# Each format's release, as messages and model cards name it, with the paper that published it.
-RELEASES = {"dvlog": ("D-Vlog", "Yoon et al., AAAI 2022"), "lmvd": ("LMVD", "He et al., 2024")}
-
-
-def release_name(fmt: str) -> str:
-    return RELEASES[fmt][0] if fmt in RELEASES else fmt
 
 
 @dataclass
@@ -35,3 +29,20 @@ def align(audio: np.ndarray, visual: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Cut both modalities to the shorter one (their rates differ by a few rows in the releases)."""
     n = min(audio.shape[0], visual.shape[0])
     return np.ascontiguousarray(audio[:n], dtype=np.float32), np.ascontiguousarray(visual[:n], dtype=np.float32)
+
+
+def per_second(x: np.ndarray, rate: float) -> np.ndarray:
+    """Rows at `rate` per second as one row per second, as D-Vlog's features are: second s is
+    the mean of the rows that fall in [s, s + 1); below one row per second, each row is repeated
+    over the seconds it covers. A trailing partial second is kept when it holds a row."""
+    if rate == 1:
+        return x
+    n_rows = x.shape[0]
+    seconds = int(np.ceil(n_rows / rate))
+    if rate < 1:
+        return np.ascontiguousarray(x[np.minimum((np.arange(seconds) * rate).astype(np.int64), n_rows - 1)])
+    starts = np.ceil(np.arange(seconds) * rate - 1e-9).astype(np.int64)
+    starts = starts[starts < n_rows]
+    sums = np.add.reduceat(x.astype(np.float64, copy=False), starts, axis=0)
+    counts = np.diff(np.r_[starts, n_rows])[:, None]
+    return sums / counts

@@ -284,11 +284,3 @@ def write_lmvd(out: Path, cfg: dict[str, Any], seed: int, layout: str = "authors
         # subject-independent splitting (params: datasets.lmvd.subjects).
         (tmp / "subjects.csv").write_text("\n".join(subj_rows) + "\n", encoding="utf-8")
 
-
-def write_demo(fmt: str, out: Path, cfg: dict[str, Any], seed: int, layout: str = "authors") -> None:
-    if fmt == "dvlog":
-        write_dvlog(out, cfg, seed)
-    elif fmt == "lmvd":
-        write_lmvd(out, cfg, seed, layout)
-    else:
-        raise ConfigError(f"unknown dataset format {fmt!r}; expected dvlog or lmvd")

@@ -22,19 +22,18 @@ def _samples(n: int, seed: int) -> list[Sample]:
 
 @pytest.fixture
 def failing_writer(monkeypatch):
-    """Replace pyarrow's write_table by one that writes two row groups, records what the
-    folder holds at that moment, then fails as a full disk would."""
-    real_writer = pq.ParquetWriter
+    """Make pyarrow's Parquet writer write two row groups of its first batch, record what the
+    folder holds at that moment, then fail as a full disk would."""
+    real_write = pq.ParquetWriter.write_table
     seen: list[list[str]] = []
 
-    def write_some_row_groups_then_fail(table, where, **kwargs):
-        with real_writer(str(where), table.schema) as writer:
-            writer.write_table(table.slice(0, 2))
-            writer.write_table(table.slice(2, 2))
-            seen.append(sorted(p.name for p in Path(where).parent.iterdir()))
-            raise OSError(28, "No space left on device")
+    def write_some_row_groups_then_fail(self, table, *args, **kwargs):
+        real_write(self, table.slice(0, 2))
+        real_write(self, table.slice(2, 2))
+        seen.append(sorted(p.name for p in Path(self.where).parent.iterdir()))
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pq, "write_table", write_some_row_groups_then_fail)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_some_row_groups_then_fail)
     return seen
 
 
@@ -44,7 +43,7 @@ def test_a_failure_during_the_write_leaves_no_file(failing_writer, tmp_path):
     out = out_dir / "t.parquet"
     with pytest.raises(OSError, match="No space left"):
         write_samples(_samples(6, seed=0), out, {"dataset": "t"})
-    assert len(failing_writer) == 1, "write_samples did not write through pyarrow.parquet.write_table"
+    assert len(failing_writer) == 1, "write_samples did not write through pyarrow.parquet.ParquetWriter"
     assert out.name not in failing_writer[0]           # a kill at that moment would leave no partial table
     assert list(out_dir.iterdir()) == []
 
@@ -53,13 +52,13 @@ def test_a_failure_during_the_write_keeps_the_previous_table(tmp_path, monkeypat
     out = tmp_path / "t.parquet"
     write_samples(_samples(3, seed=1), out, {"dataset": "old"})
     before = out.read_bytes()
-    real_write_table = pq.write_table
+    real_write = pq.ParquetWriter.write_table
 
-    def fail_after_writing(table, where, **kwargs):
-        real_write_table(table.slice(0, 2), where, **kwargs)
+    def fail_after_writing(self, table, *args, **kwargs):
+        real_write(self, table.slice(0, 2))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pq, "write_table", fail_after_writing)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_after_writing)
     with pytest.raises(OSError):
         write_samples(_samples(6, seed=2), out, {"dataset": "new"})
     monkeypatch.undo()
