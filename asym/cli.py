@@ -360,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "synth", "write a demo dataset in a release's on-disk layout",
                  "Synthetic vlogs with a planted, learnable signal; sizes and mechanism from `synth` in --params.")
     s.add_argument("--format", choices=formats.names(), required=True, help="whose on-disk layout to write")
-    s.add_argument("--layout", help="LMVD only: `authors` (the default: Audio_feature, Video_feature, label) or "
-                        "`derived` (per-vlog arrays with a labels.csv)")
+    s.add_argument("--layout", help="LMVD only: `authors` (Audio_feature, Video_feature, label) or `derived` "
+                        "(per-vlog arrays with a labels.csv) (default: authors)")
     s.add_argument("--output", required=True, help="the folder to write")
     s.add_argument("--seed", type=int, help="random seed (default: synth.seed of --params)")
     s.add_argument("--n-samples", type=int, help="number of vlogs (default: synth.<format>.n_samples of --params)")

@@ -6,7 +6,9 @@ model's own file); the modules it depends on are those reached by a static walk 
 imports, anywhere in a file (nothing is imported). The walk neither counts nor goes through the
 modules that cannot change what a job writes (UNTRACKED): config parsing (asym.config,
 asym.schema, asym.models.families), the layout, io and errors, the DAG itself (asym.dag), the
-registry's collection (asym.models.registry, the package markers) and the command line. The
+registry's collection (asym.models.registry, the package markers), the format table
+(asym.data.formats: a job that reads a format's files counts its row instead, `format_values`)
+and the command line. The
 report and tracking are never reached from training: they are the code of the report and track
 stages only. So a training job depends on the model's own file (not on another model's, unless it
 imports it), its layers, asym.nn, asym.train, the data readers and splits, asym.metrics (the
@@ -50,6 +52,7 @@ not throw away a half-finished seed either.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import hashlib
 import json
@@ -58,6 +61,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asym.data import formats
 from asym.layout import PACKAGE
 from asym.models import registry
 
@@ -67,7 +71,8 @@ if TYPE_CHECKING:
 # Modules whose edits change no job's outputs: neither counted nor walked through. A package
 # name ends with "." and covers every module under it.
 UNTRACKED = ("asym", "asym.__main__", "asym.cli", "asym.config", "asym.schema", "asym.layout", "asym.io",
-             "asym.errors", "asym.dag", "asym.dag.", "asym.models", "asym.models.registry", "asym.models.families")
+             "asym.errors", "asym.dag", "asym.dag.", "asym.models", "asym.models.registry", "asym.models.families",
+             "asym.data.formats")
 
 
 def untracked(module: str) -> bool:
@@ -184,7 +189,14 @@ def training_values(p: Params, dataset: str, model: str) -> dict[str, Any]:
     return {"lr": recipe.lr_for(dataset),
             "plateau_factor": recipe.plateau.factor_for(dataset) if recipe.scheduler == "plateau" else None,
             "min_frames": recipe.crop.min_frames_for(dataset) if recipe.crop.kind != "none" else 0,
-            "model_config": p.model_config(model, dataset).kwargs()}
+            "model_config": p.model_config(model, dataset).kwargs(),
+            "readers": formats.dataset_settings(p.dataset(dataset), p.readers)}
+
+
+def format_values(p: Params, dataset: str) -> dict[str, Any]:
+    """The dataset's row of the format table (asym.data.formats, an untracked table of
+    declarations): what a job reading or writing its files runs with."""
+    return {"format": dataclasses.asdict(formats.get(p.dataset(dataset).format))}
 
 
 # --- the defaults of config parsing ---------------------------------------------------------------

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.config import STUDY_PROTOCOLS
-from asym.dag.code import code_deps, code_digest, module_imports, training_values
+from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
+from asym.data import formats
 from asym.data.protocols import SELECT_ON_TEST
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
@@ -49,6 +50,7 @@ class Stage:
     outputs: Callable[[Params, Layout, Wild], Files]
     reads: Callable[[Params, Wild], list[str]]             # the dotted params keys the step reads
     modules: tuple[str, ...]                   # the step's code (with the model's, for training)
+    format_code: bool = False                  # it also runs the dataset's format's reader and demo writer
     options: Callable[[Params, Wild], list[str]] = lambda p, w: [a for k in ("dataset",) if k in w for a in (f"--{k}", w[k])]
     data: Callable[[Params, Wild, bool], list[str]] = _no_files   # files besides the DAG's (absolute or not)
     side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
@@ -74,18 +76,25 @@ class Stage:
         an edit can change its outputs, and only then (asym.dag.code)."""
         return [self.step, *self.options(p, w), "--code-digest", self.code_digest(p, w)]
 
-    def code(self, w: Wild) -> list[str]:
+    def job_modules(self, p: Params, w: Wild) -> tuple[str, ...]:
+        """The step's modules, with the dataset's format's (read through asym.data.formats, which
+        names them, so no import finds them) and a plug-in's package imports."""
+        model = w.get("model") if self.trains else None
+        fmt = formats.get(p.dataset(w["dataset"]).format).code() if self.format_code else ()
+        return (*self.modules, *fmt, *plugin_imports(model))
+
+    def code(self, p: Params, w: Wild) -> list[str]:
         """The package files whose code the job runs (what its code digest covers); a plug-in's
         training also runs the package modules its file imports (the file itself is one of the
         job's `data`: it lies outside the package)."""
-        model = w.get("model") if self.trains else None
-        return code_deps((*self.modules, *plugin_imports(model)), model)
+        return code_deps(self.job_modules(p, w), w.get("model") if self.trains else None)
 
     def code_digest(self, p: Params, w: Wild) -> str:
         """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
         model = w.get("model") if self.trains else None
-        return code_digest((*self.modules, *plugin_imports(model)), model, {k.split(".")[0] for k in self.reads(p, w)},
-                           training_values(p, w["dataset"], model) if model is not None else None)
+        resolved = training_values(p, w["dataset"], model) if model is not None else \
+            format_values(p, w["dataset"]) if self.format_code else None
+        return code_digest(self.job_modules(p, w), model, {k.split(".")[0] for k in self.reads(p, w)}, resolved)
 
     def message_for(self, p: Params) -> str:
         return self.message.replace("{seeds}", str(self.seeds(p))) if self.seeds is not None else self.message
@@ -149,8 +158,19 @@ def _report_outputs(p: Params, lay: Layout) -> dict[str, str]:
 
 # --- the params keys the steps read ----------------------------------------------------------------
 def _readers(p: Params, dataset: str) -> list[str]:
-    fmt = p.dataset(dataset).format
-    return [f"readers.{fmt}"] if hasattr(p.readers, fmt) else []
+    """What the dataset's reader reads (asym.data.formats.reader_settings): its `readers` block and
+    the dataset's frame rates."""
+    ds = p.dataset(dataset)
+    fmt = formats.get(ds.format)
+    block = [f"readers.{fmt.reader_block}"] if fmt.reader_block and getattr(p.readers, fmt.reader_block) else []
+    rates = fmt.frame_rates and ds.frame_rates is not None    # an absent key: the default rates
+    return [*block, *([f"datasets.{dataset}.frame_rates"] if rates else [])]
+
+
+def _fetch_reads(p: Params, w: Wild) -> list[str]:
+    """The dataset's entry; for a demo, the generator's seed and its block."""
+    ds = p.dataset(w["dataset"])
+    return [f"datasets.{w['dataset']}", *(("synth.seed", f"synth.{ds.format}") if ds.source == "demo" else ())]
 
 
 def _train_reads(p: Params, w: Wild) -> list[str]:
@@ -249,14 +269,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("fetch", "fetch", ("dataset",), "Fetching the {dataset} release", _per_dataset,
           inputs=lambda p, lay, w: {},
           outputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
-          reads=lambda p, w: [f"datasets.{w['dataset']}", "synth.seed", f"synth.{p.dataset(w['dataset']).format}"],
-          modules=("asym.data.fetch",), directories=frozenset({"raw"})),
+          reads=_fetch_reads,
+          modules=("asym.data.fetch",), format_code=True, directories=frozenset({"raw"})),
     Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
           inputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
           outputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])], "card": [lay.card_json(w["dataset"])],
                                      "card_md": [lay.card_md(w["dataset"])]},
           reads=lambda p, w: [f"datasets.{w['dataset']}", *_readers(p, w["dataset"])],
-          modules=("asym.data.convert",), data=_subjects),
+          modules=("asym.data.convert",), format_code=True, data=_subjects),
     Stage("split", "split", ("dataset",), "Splitting {dataset} by its protocol", _per_dataset,
           inputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])]},
           outputs=lambda p, lay, w: {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]},
@@ -299,7 +319,7 @@ STAGES: tuple[Stage, ...] = (
               "study": study_reads(p, lay)},
           outputs=lambda p, lay, w: {k: [f] for k, f in _report_outputs(p, lay).items()},
           reads=lambda p, w: ["scale", "run", "report",
-                              *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source", "format")),
+                              *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
                               *_paper_sizes(p), *_study_report(p)],
           modules=("asym.report.build",), data=_published, captioned=True,
           dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),

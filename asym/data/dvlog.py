@@ -31,7 +31,14 @@ def find_root(path: Path) -> Path:
 
 
 def detect(path: Path) -> Path:
-    return find_root(path)
+    """The release's root, where its labels.csv has D-Vlog's header (LMVD's derived layout has a
+    labels.csv too)."""
+    root = find_root(path)
+    with open(root / "labels.csv", encoding="utf-8-sig") as fh:
+        header = [c.strip() for c in fh.readline().strip().split(",")]
+    if header != HEADER:
+        raise DataError(root / "labels.csv", f"not D-Vlog's header {HEADER}")
+    return root
 
 
 def read(path: Path, settings: dict, labels_required: bool = True) -> tuple[Iterator[Sample], str]:

@@ -51,6 +51,10 @@ class DatasetFormat:
     def detect(self, path: Path) -> Path:
         return self.reader().detect(Path(path))
 
+    def code(self) -> tuple[str, str]:
+        """The modules a job reading or writing this format runs: its reader and its demo writer."""
+        return self.module, self.demo.split(":")[0]
+
     def demo_writer(self) -> Callable[..., None]:
         module, fn = self.demo.split(":")
         return getattr(importlib.import_module(module), fn)
@@ -72,6 +76,16 @@ FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
 )}
 
 
+# The releases the ASYM paper's comparison runs on: the params file's default datasets, and the
+# widths at which `asym models --details` counts every model's parameters.
+PAPER_RELEASES = ("dvlog", "lmvd")
+
+
+def input_widths() -> dict[str, tuple[int, int]]:
+    """(audio, visual) widths of the paper's two releases, by format name."""
+    return {name: FORMATS[name].widths for name in PAPER_RELEASES}
+
+
 def names() -> tuple[str, ...]:
     return tuple(FORMATS)
 
@@ -88,11 +102,6 @@ def title(name: str) -> str:
     return FORMATS[name].title if name in FORMATS else name
 
 
-def release_widths() -> dict[str, tuple[int, int]]:
-    """(audio, visual) feature widths of each format whose release fixes them."""
-    return {name: f.widths for name, f in FORMATS.items() if f.widths is not None}
-
-
 def reader_settings(fmt: str, readers: Any, frame_rates: Any = None) -> dict[str, Any]:
     """What the format's reader reads: its `readers.<block>` and a dataset's frame rates, as plain
     values (the tables' and checkpoints' `readers` record)."""
@@ -102,3 +111,9 @@ def reader_settings(fmt: str, readers: Any, frame_rates: Any = None) -> dict[str
     if f.frame_rates and frame_rates is not None:
         out["frame_rates"] = frame_rates.model_dump(mode="json") if hasattr(frame_rates, "model_dump") else dict(frame_rates)
     return out
+
+
+def dataset_settings(ds: Any, readers: Any) -> dict[str, Any]:
+    """`reader_settings` of a params dataset entry (its frame rates read only where its format has them)."""
+    f = get(ds.format)
+    return reader_settings(f.name, readers, ds.frame_rates if f.frame_rates else None)

@@ -1,7 +1,9 @@
 """`asym predict`: a trained run (or every seed of one) applied to vlogs it has never seen.
 
-The input is read by the same readers and validation as a release (D-Vlog's layout, either of
-LMVD's, an `asym extract` output, or an `asym convert` Parquet table), with labels optional, into
+The input is read by the same readers and validation as a release (any layout of
+asym.data.formats: D-Vlog's, either of LMVD's, DAIC-WOZ's, a manifest CSV, an `asym extract`
+output, or an `asym convert` Parquet table), with labels optional, with the reader settings
+the model was trained with, into
 the very table training reads (asym.data.parquet). The model is rebuilt from its checkpoint
 alone: its `meta` block names the model, its resolved config, input widths, format and each
 partition's threshold, and each partition keeps its training fold's normaliser; train.json is
@@ -32,8 +34,8 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from asym.data import formats
 from asym.data.parquet import FeatureTable, feature_table, read_samples, samples_table
-from asym.data.sample import release_name
 from asym.errors import ConfigError, DataError
 from asym.io import atomic_path
 from asym.layout import SEED_FOLDER, TRAIN_FILES
@@ -195,39 +197,35 @@ def run_dirs(model_path: Path) -> list[Path]:
 
 
 # --- input ------------------------------------------------------------------------------------
-def detect_format(path: Path) -> str:
-    from asym.data import dvlog, lmvd
-
-    try:
-        lmvd.detect_layout(path)
-        return "lmvd"
-    except DataError:
-        pass
-    try:
-        dvlog.find_root(path)
-        return "dvlog"
-    except DataError:
-        raise DataError(path, "neither a D-Vlog release (labels.csv, <index>/<index>_acoustic.npy, ...), "
-                        "an LMVD release in either layout, nor an asym Parquet table") from None
+def detect_format(path: Path, expected: str | None = None) -> str:
+    """The format whose layout `path` is in: `expected` (the model's) first, then every other."""
+    order = [expected] if expected in formats.names() else []
+    order += [f for f in formats.names() if f not in order]
+    for name in order:
+        try:
+            formats.get(name).detect(path)
+            return name
+        except DataError:
+            continue
+    layouts = ", ".join(formats.get(f).title for f in formats.names())
+    raise DataError(path, f"not in any layout asym reads ({layouts}), nor an asym Parquet table")
 
 
 def _trained_on(meta: dict[str, Any]) -> str:
-    return f"{release_name(meta['format'])} features ({meta['audio_dim']} audio + {meta['visual_dim']} visual)"
+    return f"{formats.title(meta['format'])} features ({meta['audio_dim']} audio + {meta['visual_dim']} visual)"
 
 
 def read_release_table(path: Path, meta: dict[str, Any]) -> FeatureTable:
-    """A release folder as the table `asym convert` would write of it (labels optional)."""
-    from asym.config import LmvdReaderConfig
+    """A release folder (or a manifest) as the table `asym convert` would write of it (labels
+    optional), read with the reader settings the model was trained with."""
     from asym.data.convert import read_release
 
-    fmt = detect_format(path)
+    fmt = detect_format(path, meta["format"])
     if fmt != meta["format"]:
-        raise DataError(path, f"a {release_name(fmt)} input, but the model was trained on {_trained_on(meta)}")
-    reader = LmvdReaderConfig(**meta["readers"]) if fmt == "lmvd" else None
-    samples, layout = read_release(fmt, path, reader, labels_required=False)
-    if not samples:
-        raise DataError(path, "no vlogs to predict")
-    return feature_table(samples_table(samples, {"format": fmt, "layout": layout, "source": str(path)}, path), path)
+        raise DataError(path, f"a {formats.title(fmt)} input, but the model was trained on {_trained_on(meta)}")
+    samples, layout = read_release(fmt, path, meta.get("readers") or {}, labels_required=False)
+    table = samples_table(samples, {"format": fmt, "layout": layout, "source": str(path)}, path)
+    return feature_table(table, path)
 
 
 def read_input(path: Path, meta: dict[str, Any]) -> FeatureTable:
@@ -238,12 +236,12 @@ def read_input(path: Path, meta: dict[str, Any]) -> FeatureTable:
         table = read_samples(path)
         fmt = table.meta.get("format")
         if fmt != meta["format"]:
-            raise DataError(path, f"a table of {release_name(fmt) if fmt else 'unknown'} features, but the model "
+            raise DataError(path, f"a table of {formats.title(fmt) if fmt else 'unknown'} features, but the model "
                             f"was trained on {_trained_on(meta)}")
-    elif path.is_dir():
+    elif path.is_dir() or (path.is_file() and path.suffix == ".csv"):
         table = read_release_table(path, meta)
     else:
-        raise DataError(path, "not found: expected a release folder or an asym Parquet table")
+        raise DataError(path, "not found: expected a release folder, a manifest CSV or an asym Parquet table")
     a, v = table.audio[0].shape[1], table.visual[0].shape[1]
     if (a, v) != (int(meta["audio_dim"]), int(meta["visual_dim"])):
         raise DataError(path, f"{a} audio + {v} visual features per frame, but the model was trained on "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from asym.data.formats import input_widths
+from asym.data import formats
+from asym.errors import ConfigError
 from asym.models import registry
 from asym.models.families import ModelConfig
 
@@ -37,26 +38,35 @@ def build(name: str, audio_dim: int, visual_dim: int, config: ModelConfig) -> nn
 
 def from_params(name: str, params: Params, dataset: str | None = None,
                 widths: tuple[int, int] | None = None, **overrides: Any) -> nn.Module:
-    """Entry `name` at `params`' scale, refined for `dataset`, on `widths` (the dataset's
-    format's when not given)."""
-    if widths is None and dataset is None:
-        raise ValueError(f"building {name!r} needs the input widths or a dataset to take them from")
-    audio_dim, visual_dim = widths or input_widths()[params.dataset(dataset).format]
+    """Entry `name` at `params`' scale, refined for `dataset`, on `widths`: the data's (a
+    table's or a checkpoint's), or where not given those the dataset's release fixes."""
+    if widths is None:
+        if dataset is None:
+            raise ValueError(f"building {name!r} needs the input widths or a dataset to take them from")
+        fmt = formats.get(params.dataset(dataset).format)
+        if fmt.widths is None:
+            raise ConfigError(f"dataset {dataset!r} ({fmt.name}): its widths come from its data; pass those of "
+                              "its table or checkpoint")
+        widths = fmt.widths
+    audio_dim, visual_dim = widths
     return build(name, audio_dim, visual_dim, params.model_config(name, dataset, **overrides))
 
 
-def parameter_count(name: str, params: Params, scale: str, dataset: str) -> int:
-    """Parameters of `name` at `scale` on `dataset`'s input widths, shared ones counted once."""
-    model = from_params(name, params.at_scale(scale), dataset, widths=input_widths()[dataset])
+def parameter_count(name: str, params: Params, scale: str, dataset: str,
+                    widths: tuple[int, int] | None = None) -> int:
+    """Parameters of `name` at `scale` on `dataset`'s input widths (its release's, unless given),
+    shared ones counted once."""
+    model = from_params(name, params.at_scale(scale), dataset, widths=widths or formats.get(dataset).widths)
     return sum(p.numel() for p in model.parameters())
 
 
 def details(params: Params) -> list[dict[str, Any]]:
-    """One row per model: kind, recipe and parameter count at each scale on each dataset's widths."""
+    """One row per model: kind, recipe and parameter count at each scale on the widths of the two
+    releases the paper compares on."""
     rows = []
     for name in registry.names():
         e = registry.get(name)
         counts = {f"{scale}/{ds}": parameter_count(name, params, scale, ds) for scale in params.scales
-                  for ds in input_widths()}
+                  for ds in formats.PAPER_RELEASES}
         rows.append({"model": name, "kind": e.kind, "recipe": e.recipe, **counts})
     return rows

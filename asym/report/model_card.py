@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from asym.config import DEFAULT_THRESHOLD, RecipeConfig
+from asym.data import formats
 from asym.data.protocols import SELECT_ON_TEST
-from asym.data.sample import RELEASES
 from asym.errors import ConfigError
 from asym.io import read_json, write_text
 from asym.layout import Layout
@@ -38,6 +38,8 @@ FEATURES = {
     "dvlog": "25 eGeMAPS low-level descriptors and 68 facial landmarks (x, y), one row per second",
     "lmvd": "128-d VGGish embeddings (about one row per second) and 68 OpenFace facial landmarks (one video frame "
             "in 30 kept: about one row per second)",
+    "daic_woz": "74 COVAREP acoustic features (100 per second) and 68 CLNF facial landmarks (x, y; 30 frames per "
+                "second), each averaged over every second",
 }
 # Where each release's labels come from and who is in it (the releases' papers; datasets.md).
 LABELS = {
@@ -46,10 +48,14 @@ LABELS = {
              "assessment of its author.",
     "lmvd": "Labels are the ones LMVD's authors released (He et al., 2024); nothing here checks them against a "
             "clinical assessment of the vloggers.",
+    "daic_woz": "Labels are AVEC 2017's PHQ8_Binary: a PHQ-8 score of 10 or more on the participant's own "
+                "questionnaire, a screening instrument, not a clinical diagnosis.",
 }
 POPULATION = {
     "dvlog": "People who posted vlogs on YouTube (January 2020 to January 2021)",
     "lmvd": "People who posted vlogs on Sina Weibo, Bilibili, TikTok and YouTube",
+    "daic_woz": "Participants interviewed by a virtual interviewer for the Distress Analysis Interview Corpus "
+                "(Gratch et al., LREC 2014)",
 }
 INDEPENDENCE = {
     "true": "yes: no subject has vlogs in two folds (verified from the subject ids)",
@@ -60,7 +66,11 @@ INDEPENDENCE = {
 NEW_VLOGS = {"dvlog": "`asym predict` applies it to new vlogs (their features made by `asym extract`, with the "
                       "release's landmark column order) for such research only.",
              "lmvd": "`asym predict` applies it to new vlogs whose VGGish and OpenFace features were made as LMVD's "
-                     "were (outside asym: `asym extract` writes D-Vlog's features) for such research only."}
+                     "were (outside asym: `asym extract` writes D-Vlog's features) for such research only.",
+             "daic_woz": "`asym predict` applies it to new interviews in DAIC-WOZ's layout (COVAREP and CLNF "
+                         "features made as the corpus's were) for such research only.",
+             "manifest": "`asym predict` applies it to new vlogs listed in a manifest whose features were made as "
+                         "the training data's were, at the same widths, for such research only."}
 NOT_DIAGNOSTIC = ("**This is not a diagnostic tool.** Its output is a research model's score for a vlog, "
                   "not a clinical assessment of a person; it must not be used to screen, diagnose, triage or "
                   "make any decision about anyone.")
@@ -120,9 +130,17 @@ def _dataset_card(params: Params, dataset: str) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
-def _release(fmt: str) -> str:
-    name, paper = RELEASES.get(fmt, (fmt, None))
-    return f"{name} ({paper})" if paper else name
+def _release(fmt: str, dataset: str) -> str:
+    f = formats.FORMATS.get(fmt)
+    if f is None or f.citation is None:
+        return f"{dataset} (your data, format `{fmt}`)"
+    return f"{f.title} ({f.citation})"
+
+
+def _widths(params: Params, dataset: str) -> tuple[int, int] | None:
+    """The dataset's input widths, as its card records them (what the data holds)."""
+    card = _dataset_card(params, dataset)
+    return (int(card["audio_dim"]), int(card["visual_dim"])) if "audio_dim" in card and "visual_dim" in card else None
 
 
 def _threshold_rule(recipe: RecipeConfig) -> str:
@@ -208,15 +226,16 @@ def recipe_lines(recipe: RecipeConfig, name: str, dataset: str, protocol: str, r
 
 def trainable_parameters(params: Params, model: str, dataset: str, scale: str) -> int | None:
     """Trainable parameters of `model` at `scale` on `dataset`'s input widths, as a run counts them; None where
-    the model cannot be built there (an unknown dataset, a scale without the family's block)."""
-    from asym.data.formats import input_widths
+    the model cannot be built there (an unknown dataset or widths, a scale without the family's block)."""
     from asym.models import factory
 
     entry = registry.get(model)
     try:
-        fmt = params.dataset(dataset).format
+        widths = _widths(params, dataset)
+        if widths is None:
+            return None
         config = getattr(params.data.model.at(scale), entry.family).resolved(dataset, dict(entry.overrides))
-        net = factory.build(model, *input_widths()[fmt], config)
+        net = factory.build(model, *widths, config)
     except (ConfigError, KeyError, ValueError, AttributeError):
         return None
     return sum(q.numel() for q in net.parameters() if q.requires_grad)
@@ -333,7 +352,7 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
     row = _row(summary, dataset, model)
     protocol = (row.get("protocol") if row is not None else None) or params.protocol(dataset)
     independence = str(row.get("subject_independent", "unknown")) if row is not None else "unknown"
-    fmt = card.get("format") or params.dataset(dataset).format
+    fmt = card.get("format", "")
     # the demo generator's data: as the fetched release's provenance says, else as params.yaml's source
     synthetic = bool(card.get("synthetic", params.dataset(dataset).source == "demo"))
     sizes = ", ".join(f"{k.removeprefix('n_')} {' / '.join(str(n) for n in np.atleast_1d(v))}"
@@ -376,7 +395,7 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
         "",
         "## Training data and protocol",
         "",
-        f"- Dataset: {_release(fmt)}; source `{card.get('source', '–')}`"
+        f"- Dataset: {_release(fmt, dataset)}; source `{card.get('source', '–')}`"
         + (" — **synthetic demo data** in the release's layout: these numbers show that the pipeline works and say "
            "nothing about depression." if synthetic else "."),
         f"- {card.get('n_samples', '–')} vlogs ({card.get('n_depressed', '–')} depressed, "

@@ -111,8 +111,17 @@ def input_note(meta: dict[str, Any]) -> str:
                 f"values{cap}; visual {v} OpenFace landmarks x_0..x_67, y_0..y_67 (every "
                 f"{r['video_csv_frame_stride']}th OpenFace CSV row, or every {r['video_npy_row_stride']}th row of "
                 f"the .npy copies){std}")
-    return (f"per-second rows as a D-Vlog release (or `asym extract`) holds them: audio {a} eGeMAPSv02 LLDs, "
-            f"visual {v} landmark coordinates in the release's own column order")
+    if meta["format"] == "dvlog":
+        return (f"per-second rows as a D-Vlog release (or `asym extract`) holds them: audio {a} eGeMAPSv02 LLDs, "
+                f"visual {v} landmark coordinates in the release's own column order")
+    if meta["format"] == "daic_woz":
+        return (f"per-second rows as asym's DAIC-WOZ reader outputs them (what `asym convert` writes): audio {a} "
+                f"COVAREP features averaged over each second, visual {v} CLNF landmarks x0..x67, y0..y67 averaged "
+                "over each second's tracked frames")
+    rates = (meta.get("readers") or {}).get("frame_rates") or {"audio": 1, "visual": 1}
+    return (f"per-second rows as asym's manifest reader outputs them (what `asym convert` writes): audio {a} and "
+            f"visual {v} values, the training data's own features (files at {rates['audio']:g} and "
+            f"{rates['visual']:g} rows per second averaged over each second)")
 
 
 def signature() -> Any:

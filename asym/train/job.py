@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from asym.dag.code import code_digest, training_values
+from asym.data import formats
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
@@ -238,13 +239,13 @@ def checkpoint_meta(params: Params, dataset: str, model_name: str, seed: int, ta
     """What rebuilding the model needs without params.yaml (`asym predict`, MLflow Models), in
     plain containers so that `torch.load(weights_only=True)` reads it."""
     entry = registry.get(model_name)
-    fmt = params.dataset(dataset).format
-    readers = getattr(params.readers, fmt, None)
+    ds = params.dataset(dataset)
+    fmt = ds.format
     return {"version": CHECKPOINT_VERSION, "dataset": dataset, "format": fmt, "model": model_name,
             "entry_digest": entry.digest(), "kind": entry.kind, "seed": int(seed), "scale": params.scale,
             "model_config": params.model_config(model_name, dataset).kwargs(),
             "audio_dim": int(table_meta["audio_dim"]), "visual_dim": int(table_meta["visual_dim"]),
-            "readers": readers.model_dump(mode="json") if readers is not None else {},
+            "readers": formats.dataset_settings(ds, params.readers),
             "recipe_name": entry.recipe, "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
             "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size),
             # a plug-in model's module, file and sha256 (asym.inference.predict finds and checks it)

@@ -37,7 +37,8 @@ def test_comments_and_docstrings_change_no_digest_and_a_real_edit_only_its_model
 
 
 def test_modules_that_change_no_output_are_not_a_training_jobs_code():
-    train = stages.get("train").code({"dataset": "dvlog", "model": "bilstm"})
+    p = load_params(ROOT / "params.yaml")
+    train = stages.get("train").code(p, {"dataset": "dvlog", "model": "bilstm"})
     for rel in ("asym/config.py", "asym/layout.py", "asym/io.py", "asym/errors.py", "asym/schema.py",
                 "asym/dag/code.py", "asym/models/registry.py", "asym/models/families.py", "asym/cli.py"):
         assert rel not in train, rel
@@ -46,7 +47,11 @@ def test_modules_that_change_no_output_are_not_a_training_jobs_code():
                 "asym/data/parquet.py"):
         assert rel in train, rel
     assert "asym/models/asym.py" not in train           # another model's file
-    assert "asym/report/build.py" in stages.get("report").code({})
+    assert "asym/report/build.py" in stages.get("report").code(p, {})
+    convert = stages.get("convert")         # the dataset's format's reader, named by the format table
+    assert "asym/data/dvlog.py" in convert.code(p, {"dataset": "dvlog"})
+    assert "asym/data/lmvd.py" in convert.code(p, {"dataset": "lmvd"})
+    assert "asym/data/manifest.py" not in convert.code(p, {"dataset": "dvlog"})
 
 
 def test_a_digest_ignores_comments_docstrings_and_layout_and_sees_any_code(tmp_path):

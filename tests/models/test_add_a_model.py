@@ -89,7 +89,7 @@ CHECK = textwrap.dedent('''
     subprocess.run([sys.executable, "-m", "asym", "dvc-yaml"], check=True, capture_output=True)
     dvc = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
     print(json.dumps({"train": train, "snakemake": snakemake, "dvc": {k: v for k, v in dvc.items() if "gru" in k},
-                      "digest": entry.digest(), "code": stages.get("train").code(train[0]),
+                      "digest": entry.digest(), "code": stages.get("train").code(p, train[0]),
                       "code_digest": {w["dataset"]: stages.get("train").code_digest(p, w) for w in train}}))
 ''')
 

@@ -51,7 +51,7 @@ def test_a_plugin_is_typed_listed_and_a_dependency_of_its_own_jobs_only(tmp_path
     w = {"dataset": "dvlog", "model": "gru"}
     assert w in train.instances(p)
     assert train.data(p, w, True) == [str(plugin.resolve())]
-    assert "asym/models/layers.py" in train.code(w)      # what the plug-in imports from the package
+    assert "asym/models/layers.py" in train.code(p, w)      # what the plug-in imports from the package
     # dvc.yaml: relative to Params.root (the default's folder, which the project extends)
     stage_of = yaml.safe_load(dvc_yaml.render(p))["stages"]
     rel = Path(__import__("os").path.relpath(plugin.resolve(), ROOT)).as_posix()
