@@ -250,6 +250,16 @@ def _subjects(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [_user(p, ds.subjects, absolute)] if ds.subjects is not None and raw not in p.resolve(ds.subjects).parents else []
 
 
+def _manifest(p: Params, w: Wild, absolute: bool) -> list[str]:
+    """A manifest dataset's CSV: editing it fetches the dataset again (a release's source is read once)."""
+    ds = p.dataset(w["dataset"])
+    if not formats.get(ds.format).manifest or ds.source == "demo" or "://" in ds.source:
+        return []
+    path = Path(ds.source)
+    csv = path if path.suffix == ".csv" else path / formats.MANIFEST
+    return [_user(p, csv, absolute)]
+
+
 def _split_sources(p: Params, w: Wild, absolute: bool) -> list[str]:
     """DepMamba's published LMVD split, or a user's split CSV."""
     protocol, ds = p.protocol(w["dataset"]), p.dataset(w["dataset"])
@@ -270,7 +280,7 @@ STAGES: tuple[Stage, ...] = (
           inputs=lambda p, lay, w: {},
           outputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
           reads=_fetch_reads,
-          modules=("asym.data.fetch",), format_code=True, directories=frozenset({"raw"})),
+          modules=("asym.data.fetch",), format_code=True, data=_manifest, directories=frozenset({"raw"})),
     Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
           inputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
           outputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])], "card": [lay.card_json(w["dataset"])],

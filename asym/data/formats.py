@@ -76,6 +76,9 @@ FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
 )}
 
 
+# The file a manifest dataset's `source` folder holds (asym.data.manifest).
+MANIFEST = "manifest.csv"
+
 # The releases the ASYM paper's comparison runs on: the params file's default datasets, and the
 # widths at which `asym models --details` counts every model's parameters.
 PAPER_RELEASES = ("dvlog", "lmvd")

@@ -41,8 +41,8 @@ from asym.io import atomic_path
 from asym.layout import SEED_FOLDER, TRAIN_FILES
 from asym.models import factory, registry
 
-DISCLAIMER = ("research model trained on self-reported vlog labels (D-Vlog / LMVD); "
-              "not a diagnostic tool and not for clinical use")
+DISCLAIMER = ("research model trained on a dataset's depression labels (annotators' or questionnaires', not "
+              "clinical diagnoses); not a diagnostic tool and not for clinical use")
 SEED_DIR = re.compile(re.escape(SEED_FOLDER).replace(re.escape("{}"), r"(\d+)"))
 # Seeds of one model must agree on these to be averaged (asym.inference.predict.check_compatible).
 SAME_MODEL = ("format", "audio_dim", "visual_dim", "model", "scale", "model_config")

@@ -48,7 +48,8 @@ def _run(line: str, root: Path) -> str:
     argv = shlex.split(line)
     if argv[0] == "asym":
         argv[0] = str(BIN / "asym")
-    return run(argv, root).stdout
+    proc = run(argv, root)
+    return proc.stdout + proc.stderr
 
 
 def test_your_data_and_daic_woz_through_the_whole_pipeline(tmp_path):
@@ -57,7 +58,7 @@ def test_your_data_and_daic_woz_through_the_whole_pipeline(tmp_path):
                         synth={"daic_woz": {"n_samples": 40, "seconds": [12, 20]}})
     synth, head, dag, predict = found[("dir", "checkout")].splitlines()
     _run(synth, root)
-    manifest = _run(head, root).splitlines()
+    manifest = run(shlex.split(head), root).stdout.splitlines()
     assert manifest[0].split(",")[:5] == ["id", "label", "fold", "audio", "visual"], manifest
     project = yaml.safe_load(found[("file", "my-project/params.yaml")])
     (root / "my-project" / "params.yaml").write_text(yaml.safe_dump(deep_merge(project, SMALLER)))
@@ -67,8 +68,9 @@ def test_your_data_and_daic_woz_through_the_whole_pipeline(tmp_path):
     reports = root / "my-project" / "reports"
     comparison = (reports / "comparison.md").read_text()
     for dataset in ("mine", "daic_woz"):
-        rows = [ln for ln in comparison.split(f"## {dataset}")[1].splitlines() if ln.startswith("| mean-mlp")]
-        assert len(rows) == 1 and re.search(r"\| \d+\.\d\d ± \d+\.\d\d", rows[0]), rows
+        section = comparison.split(f"## {dataset}")[1].split("\n## ")[0]
+        rows = [ln for ln in section.splitlines() if ln.startswith("| mean-mlp")]
+        assert len(rows) == 1 and re.search(r"\| \**\d+\.\d\d ± \d+\.\d\d", rows[0]), rows
     processed = root / "my-project" / "data" / "processed"
     widths = {d: yaml.safe_load((processed / f"{d}.card.json").read_text()) for d in ("mine", "daic_woz")}
     assert (widths["mine"]["audio_dim"], widths["mine"]["visual_dim"]) == (40, 17)
@@ -86,12 +88,13 @@ def test_your_data_and_daic_woz_through_the_whole_pipeline(tmp_path):
 
     # the README's predict, on the model the run trained (mean-mlp here, asym in the README)
     _run(predict.replace("runs/mine/asym", "runs/mine/mean-mlp"), root)
-    predicted = (root / "my-project" / "predictions.csv").read_text().splitlines()
+    predicted = [ln for ln in (root / "my-project" / "predictions.csv").read_text().splitlines() if not ln.startswith("#")]
     assert predicted[0].startswith("id,probability") and len(predicted) == 1 + len(manifest_rows(root))
     # DAIC-WOZ's layout, read again by its reader with the checkpoint's settings
     daic = run([str(BIN / "asym"), "predict", "--model", "my-project/runs/daic_woz/mean-mlp", "--input",
                 "my-project/data/raw/daic_woz", "--output", "daic.csv"], root)
-    assert "predicted" in daic.stdout and len((root / "daic.csv").read_text().splitlines()) == 1 + 40
+    rows = [ln for ln in (root / "daic.csv").read_text().splitlines() if not ln.startswith("#")]
+    assert "predicted" in daic.stdout and len(rows) == 1 + 40
     # a manifest is not DAIC-WOZ: refused, naming the input and what the model was trained on
     refused = run([str(BIN / "asym"), "predict", "--model", "my-project/runs/daic_woz/mean-mlp", "--input",
                    "my-project/data/manifest.csv", "--output", "x.csv"], root, check=False)
