@@ -138,10 +138,8 @@ class LmvdReaderConfig(Strict):
 
 
 class DaicWozReaderConfig(Strict):
-    """DAIC-WOZ's streams (asym.data.daic_woz): facts of the release, and which face frames count."""
+    """Which face frames DAIC-WOZ's reader counts (asym.data.daic_woz; the corpus's rates are facts there)."""
 
-    audio_rate: float = Field(gt=0)      # COVAREP rows per second
-    visual_rate: float = Field(gt=0)     # CLNF frames per second
     min_confidence: float = Field(ge=0, le=1)   # CLNF frames below it, or without success, are left out
 
 
@@ -464,6 +462,7 @@ class ParamsFile(Strict):
         if self.run.models != "all":
             known(self.run.models, "run.models")
         for name, ds in self.datasets.items():
+            self._reader_inputs(name, ds)
             for scale in SCALES:
                 if ds.protocol.at(scale) == "csv" and ds.split_csv is None:
                     raise ValueError(f"datasets.{name}: protocol csv needs split_csv")
@@ -475,6 +474,16 @@ class ParamsFile(Strict):
                                      f"{_declared_by(model)})")
         self._per_dataset_entries(models)
         return self
+
+    def _reader_inputs(self, name: str, ds: DatasetConfig) -> None:
+        """What the dataset's reader reads is there, and a demo is read at the rates it is written at."""
+        fmt = formats.get(ds.format)
+        if fmt.reader_block and getattr(self.readers, fmt.reader_block, None) is None:
+            raise ValueError(f"datasets.{name} (format {ds.format}) needs the `readers.{fmt.reader_block}` block")
+        demo = getattr(self.synth, ds.format, None) if ds.source == "demo" else None
+        if fmt.frame_rates and demo is not None and (ds.frame_rates or FrameRates()) != demo.frame_rates:
+            raise ValueError(f"datasets.{name}.frame_rates must equal synth.{ds.format}.frame_rates, the rates its "
+                             "demo is written at")
 
     def _per_dataset_entries(self, models: list[str]) -> None:
         """Every per-dataset setting of a recipe the run trains has an entry for every dataset it

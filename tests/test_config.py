@@ -65,6 +65,19 @@ def test_paths_are_resolved_against_the_params_file(tmp_path):
     (lambda r: r["model"]["demo"]["mult"].update(dropout=1.5), "model.demo.mult.dropout"),
     (lambda r: r["model"]["demo"].pop("tamfn"), "model.demo.tamfn: Field required"),
     (lambda r: r["model"]["demo"].update(tamfm={}), "model.demo.tamfm: unknown key (a typo?)"),
+    # datasets of any name and format: a format must exist, its reader's block be there, a
+    # per-dataset value have an entry (or a default) for every dataset the run trains on
+    (lambda r: r["datasets"]["dvlog"].update(format="dvlgo"), "unknown format 'dvlgo'; known: ['dvlog', 'lmvd'"),
+    (lambda r: r["readers"].pop("daic_woz") and r["datasets"].update(
+        daic={"format": "daic_woz", "source": "demo", "protocol": {"demo": "official", "paper": "official"}}),
+     "datasets.daic (format daic_woz) needs the `readers.daic_woz` block"),
+    (lambda r: r["datasets"]["dvlog"].update(frame_rates={"audio": 100}), "frame_rates: format 'dvlog' has fixed"),
+    (lambda r: r["datasets"].update(mine={"format": "manifest", "source": "demo", "frame_rates": {"audio": 2},
+                                          "protocol": {"demo": "official", "paper": "official"}}),
+     "datasets.mine.frame_rates must equal synth.manifest.frame_rates"),
+    (lambda r: r["run"].update(datasets=["dvlog", "lmvd", "mine"]) or r["datasets"].update(
+        mine={"format": "manifest", "source": "x.csv", "protocol": {"demo": "official", "paper": "official"}}),
+     "recipes.demo.caf-mamba.plateau.factor has no entry for dataset 'mine': add `mine: <value>` (or `default:"),
 ])
 def test_invalid_params_are_refused_with_the_key_named(params, tmp_path, change, key):
     raw = yaml.safe_load(params.path.read_text())

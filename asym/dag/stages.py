@@ -50,7 +50,8 @@ class Stage:
     outputs: Callable[[Params, Layout, Wild], Files]
     reads: Callable[[Params, Wild], list[str]]             # the dotted params keys the step reads
     modules: tuple[str, ...]                   # the step's code (with the model's, for training)
-    format_code: bool = False                  # it also runs the dataset's format's reader and demo writer
+    # the dataset's format's modules it runs (named by asym.data.formats, so no import finds them)
+    format_code: Callable[[Params, Wild], tuple[str, ...]] | None = None
     options: Callable[[Params, Wild], list[str]] = lambda p, w: [a for k in ("dataset",) if k in w for a in (f"--{k}", w[k])]
     data: Callable[[Params, Wild, bool], list[str]] = _no_files   # files besides the DAG's (absolute or not)
     side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
@@ -80,7 +81,7 @@ class Stage:
         """The step's modules, with the dataset's format's (read through asym.data.formats, which
         names them, so no import finds them) and a plug-in's package imports."""
         model = w.get("model") if self.trains else None
-        fmt = formats.get(p.dataset(w["dataset"]).format).code() if self.format_code else ()
+        fmt = self.format_code(p, w) if self.format_code is not None else ()
         return (*self.modules, *fmt, *plugin_imports(model))
 
     def code(self, p: Params, w: Wild) -> list[str]:
@@ -93,7 +94,7 @@ class Stage:
         """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
         model = w.get("model") if self.trains else None
         resolved = training_values(p, w["dataset"], model) if model is not None else \
-            format_values(p, w["dataset"]) if self.format_code else None
+            format_values(p, w["dataset"]) if self.format_code is not None else None
         return code_digest(self.job_modules(p, w), model, {k.split(".")[0] for k in self.reads(p, w)}, resolved)
 
     def message_for(self, p: Params) -> str:
@@ -250,6 +251,20 @@ def _subjects(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [_user(p, ds.subjects, absolute)] if ds.subjects is not None and raw not in p.resolve(ds.subjects).parents else []
 
 
+def _fetch_code(p: Params, w: Wild) -> tuple[str, ...]:
+    """A demo's writer; a manifest's reader (it copies the files the manifest names); else nothing
+    of the format's: a release is copied or unpacked as it is."""
+    ds = p.dataset(w["dataset"])
+    fmt = formats.get(ds.format)
+    if ds.source == "demo":
+        return (fmt.demo_module,)
+    return (fmt.module,) if fmt.manifest else ()
+
+
+def _convert_code(p: Params, w: Wild) -> tuple[str, ...]:
+    return (formats.get(p.dataset(w["dataset"]).format).module,)
+
+
 def _manifest(p: Params, w: Wild, absolute: bool) -> list[str]:
     """A manifest dataset's CSV: editing it fetches the dataset again (a release's source is read once)."""
     ds = p.dataset(w["dataset"])
@@ -280,13 +295,13 @@ STAGES: tuple[Stage, ...] = (
           inputs=lambda p, lay, w: {},
           outputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
           reads=_fetch_reads,
-          modules=("asym.data.fetch",), format_code=True, data=_manifest, directories=frozenset({"raw"})),
+          modules=("asym.data.fetch",), format_code=_fetch_code, data=_manifest, directories=frozenset({"raw"})),
     Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
           inputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
           outputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])], "card": [lay.card_json(w["dataset"])],
                                      "card_md": [lay.card_md(w["dataset"])]},
           reads=lambda p, w: [f"datasets.{w['dataset']}", *_readers(p, w["dataset"])],
-          modules=("asym.data.convert",), format_code=True, data=_subjects),
+          modules=("asym.data.convert",), format_code=_convert_code, data=_subjects),
     Stage("split", "split", ("dataset",), "Splitting {dataset} by its protocol", _per_dataset,
           inputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])]},
           outputs=lambda p, lay, w: {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]},

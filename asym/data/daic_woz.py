@@ -4,9 +4,9 @@
     dev_split_Depression_AVEC2017.csv    the same columns                                             -> fold valid
     full_test_split.csv                  Participant_ID,PHQ_Binary,PHQ_Score,Gender                   -> fold test
     test_split_Depression_AVEC2017.csv   participant_ID,Gender (no labels; superseded by the file above)
-    <id>_P/<id>_COVAREP.csv              no header, 74 COVAREP values per 10 ms row (readers.daic_woz.audio_rate)
+    <id>_P/<id>_COVAREP.csv              no header, 74 COVAREP values per 10 ms row (COVAREP_RATE)
     <id>_P/<id>_CLNF_features.txt        "frame, timestamp, confidence, success, x0..x67, y0..y67", one row per
-                                         video frame (readers.daic_woz.visual_rate), ", " between cells
+                                         video frame (CLNF_RATE), ", " between cells
     <id>_P/...                           FORMANT, CLNF_features3D / AUs / gaze / pose / hog, AUDIO.wav,
                                          TRANSCRIPT: not read, and may be absent
     util/, documents/, *.zip, ...        ignored (only `<digits>_P` folders are participants)
@@ -56,7 +56,7 @@ Not confirmed from the documentation:
 - that the COVAREP files hold -Inf (public code replaces it) and never NaN; which columns are 0 on
   unvoiced rows.
 - that CLNF writes one row for every video frame, failed ones included: rows are taken as consecutive
-  frames at `visual_rate` and the timestamp column is not read; what a failed frame's landmark cells
+  frames at CLNF_RATE and the timestamp column is not read; what a failed frame's landmark cells
   hold (they are never read).
 - participant 409's label is read as distributed (0), not corrected.
 """
@@ -79,6 +79,8 @@ from asym.data.validate import FIRST_ROW_LINE, check_matrix, check_unique, read_
 from asym.errors import ConfigError, DataError
 
 AUDIO_DIM, VISUAL_DIM = FORMATS["daic_woz"].widths
+COVAREP_RATE = 100           # COVAREP rows per second: one every 10 ms
+CLNF_RATE = 30               # CLNF rows per second: one per video frame
 LAYOUT = "release"
 # The labelled split CSVs, in the order a participant's fold is looked up, and the fold each gives.
 LABELLED_SPLITS = (("train_split_Depression_AVEC2017.csv", "train"),
@@ -313,8 +315,8 @@ def pool_tracked(x: np.ndarray, tracked: np.ndarray, rate: float) -> np.ndarray:
 
 def read_participant(root: Path, pid: str, reader: DaicWozReaderConfig) -> tuple[np.ndarray, np.ndarray]:
     folder = root / f"{pid}_P"
-    audio = per_second(read_covarep(folder / f"{pid}_COVAREP.csv"), reader.audio_rate)
-    visual = read_clnf(folder / f"{pid}_CLNF_features.txt", reader.visual_rate, reader.min_confidence)
+    audio = per_second(read_covarep(folder / f"{pid}_COVAREP.csv"), COVAREP_RATE)
+    visual = read_clnf(folder / f"{pid}_CLNF_features.txt", CLNF_RATE, reader.min_confidence)
     return align(audio, visual)
 
 

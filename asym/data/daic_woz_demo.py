@@ -35,8 +35,7 @@ from asym.data.synthetic import _check_mechanism, _Generator, _labels, _planted,
 from asym.io import atomic_dir
 
 FIRST_ID = 300                 # DAIC-WOZ's participant ids start at 300
-COVAREP_RATE = 100             # rows per second: one every 10 ms (readers.daic_woz.audio_rate)
-CLNF_RATE = 30                 # frames per second (readers.daic_woz.visual_rate)
+COVAREP_RATE, CLNF_RATE = daic_woz.COVAREP_RATE, daic_woz.CLNF_RATE     # the corpus's rates, which its reader pools
 # COVAREP's glottal and prosodic block (F0, VUV, NAQ, QOQ, H1H2, PSP, MDQ, peakSlope, Rd, Rd_conf,
 # creak) before its spectral ones: the dimensions the marginal cue flattens.
 PROSODY_DIMS = 11

@@ -51,9 +51,9 @@ class DatasetFormat:
     def detect(self, path: Path) -> Path:
         return self.reader().detect(Path(path))
 
-    def code(self) -> tuple[str, str]:
-        """The modules a job reading or writing this format runs: its reader and its demo writer."""
-        return self.module, self.demo.split(":")[0]
+    @property
+    def demo_module(self) -> str:
+        return self.demo.split(":")[0]
 
     def demo_writer(self) -> Callable[..., None]:
         module, fn = self.demo.split(":")

@@ -2,8 +2,8 @@
 manifest, with `subject` and `gender` added).
 
     manifest.csv             id,label,fold,audio,visual[,subject,gender]
-    <audio>                  (T_a, d_a) .npy, `audio_rate` rows per second
-    <visual>                 (T_v, d_v) .npy, `visual_rate` rows per second
+    <audio>                  (T_a, d_a) .npy, `frame_rates.audio` rows per second
+    <visual>                 (T_v, d_v) .npy, `frame_rates.visual` rows per second
 
 `audio` and `visual` are paths relative to the manifest's folder, never leaving it (no absolute
 paths, no `..`): `asym fetch` copies the manifest and the files it names (`copy_source`).
@@ -94,7 +94,7 @@ def relative_path(cell: str, manifest: Path, line: int, column: str) -> PurePosi
                                   "(absolute or `..` paths are refused: paths are relative to the manifest)")
     if not p.parts or p == PurePosixPath("."):
         raise DataError(manifest, f"line {line}: {column} path {cell!r} names no file")
-    return PurePosixPath(cell)
+    return p          # a Windows-written `audio\\v1.npy` is `audio/v1.npy`
 
 
 def _label(cell: str, manifest: Path, line: int, labels_required: bool) -> int:

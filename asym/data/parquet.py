@@ -71,19 +71,6 @@ def table_meta(samples: list[Sample], meta: dict[str, Any], subjects_read: bool)
             **({"subjects_supplied": True} if subjects_read else {})}
 
 
-def samples_table(samples: Iterable[Sample], meta: dict[str, Any], where: Path) -> pa.Table:
-    """The Arrow table of `samples` (read from `where`), with its metadata: what a Parquet file
-    holds, in memory."""
-    samples = list(samples)
-    if not samples:
-        raise DataError(where, "no samples to write")
-    widths = (samples[0].audio.shape[1], samples[0].visual.shape[1])
-    _check_widths(samples, widths, where)
-    extras = [k for k, _ in EXTRA_COLUMNS if any(k in s.extra for s in samples)]
-    subjects_read = all(s.subject_id is not None for s in samples) and not meta.get("subjects_supplied")
-    return _with_meta(pa.table(_columns(samples, widths, extras)), table_meta(samples, meta, subjects_read))
-
-
 def _batches(samples: Iterable[Sample]) -> Iterator[list[Sample]]:
     batch: list[Sample] = []
     size = 0
@@ -97,40 +84,55 @@ def _batches(samples: Iterable[Sample]) -> Iterator[list[Sample]]:
         yield batch
 
 
+def _row_groups(samples: Iterable[Sample], meta: dict[str, Any], where: Path) -> Iterator[pa.Table]:
+    """`samples` as Arrow tables of about ROW_GROUP_BYTES each, all of the first one's schema and
+    metadata: the widths, the extra columns (gender, duration) and whether the reader gave subject
+    ids are the first row group's, and a later vlog that differs is refused."""
+    schema: pa.Schema | None = None
+    extra_keys = dict(EXTRA_COLUMNS)
+    for batch in _batches(samples):
+        if schema is None:
+            widths = (batch[0].audio.shape[1], batch[0].visual.shape[1])
+            extras = [k for k in extra_keys if any(k in s.extra for s in batch)]
+            subjects_read = all(s.subject_id is not None for s in batch)
+            full_meta = table_meta(batch, meta, subjects_read and not meta.get("subjects_supplied"))
+            schema = _with_meta(pa.table(_columns(batch[:1], widths, extras)), full_meta).schema
+        _check_widths(batch, widths, where)
+        for s in batch:
+            late = sorted(k for k in s.extra if k not in extras and k in extra_keys)
+            if late:
+                raise DataError(where, f"sample {s.sample_id!r} has {late}, which the first vlogs lack")
+            if subjects_read and s.subject_id is None:   # the table says subjects were supplied
+                raise DataError(where, f"sample {s.sample_id!r} has no subject id, unlike the first vlogs")
+        yield pa.table(_columns(batch, widths, extras)).cast(schema)
+    if schema is None:
+        raise DataError(where, "no samples to write")
+
+
+def samples_table(samples: Iterable[Sample], meta: dict[str, Any], where: Path) -> pa.Table:
+    """The Arrow table of `samples` (read from `where`), with its metadata: what a Parquet file
+    holds, in memory, by the same rules as `write_samples`."""
+    return pa.concat_tables(list(_row_groups(samples, meta, where)))
+
+
 def write_samples(samples: Iterable[Sample], path: Path, meta: dict[str, Any]) -> pa.Table:
     """Stream `samples` into a Parquet file, a row group at a time, atomically: a failure leaves
-    the previous file or none. The widths, the extra columns (gender, duration) and whether the
-    reader gave subject ids are the first row group's; a later vlog that differs is refused.
-    Returns the table's metadata columns (no features), with the file's metadata."""
+    the previous file or none. Returns the table's metadata columns (no features), with the
+    file's metadata."""
     path = Path(path)
     writer: pq.ParquetWriter | None = None
     index: list[pa.Table] = []
     with atomic_path(path) as tmp:
         try:
-            for batch in _batches(samples):
+            for table in _row_groups(samples, meta, path):
                 if writer is None:
-                    widths = (batch[0].audio.shape[1], batch[0].visual.shape[1])
-                    extras = [k for k, _ in EXTRA_COLUMNS if any(k in s.extra for s in batch)]
-                    subjects_read = all(s.subject_id is not None for s in batch)
-                    full_meta = table_meta(batch, meta, subjects_read and not meta.get("subjects_supplied"))
-                    schema = _with_meta(pa.table(_columns(batch[:1], widths, extras)), full_meta).schema
-                    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                _check_widths(batch, widths, path)
-                for s in batch:
-                    late = sorted(k for k in s.extra if k not in extras and k in dict(EXTRA_COLUMNS))
-                    if late:
-                        raise DataError(path, f"sample {s.sample_id!r} has {late}, which the first vlogs lack")
-                    if subjects_read and s.subject_id is None:   # the table says subjects were supplied
-                        raise DataError(path, f"sample {s.sample_id!r} has no subject id, unlike the first vlogs")
-                table = pa.table(_columns(batch, widths, extras)).cast(schema)
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table)
                 index.append(table.drop_columns(["audio", "visual"]))
-            if writer is None:
-                raise DataError(path, "no samples to write")
         finally:
             if writer is not None:
                 writer.close()
-    return _with_meta(pa.concat_tables(index), full_meta)
+    return pa.concat_tables(index)
 
 
 @dataclass

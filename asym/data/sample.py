@@ -31,17 +31,25 @@ def align(audio: np.ndarray, visual: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(audio[:n], dtype=np.float32), np.ascontiguousarray(visual[:n], dtype=np.float32)
 
 
+# Slack for a product of seconds and a non-integer rate landing a hair off a whole row (70 x 0.7).
+ROUNDING = 1e-9
+
+
 def per_second(x: np.ndarray, rate: float) -> np.ndarray:
-    """Rows at `rate` per second as one row per second, as D-Vlog's features are: second s is
-    the mean of the rows that fall in [s, s + 1); below one row per second, each row is repeated
-    over the seconds it covers. A trailing partial second is kept when it holds a row."""
+    """Rows at `rate` per second as one row per second, as D-Vlog's features are: row i starts at
+    i / rate seconds, and second s is the mean of the rows that start in [s, s + 1); below one row
+    per second, a second in which no row starts repeats the row still running. A trailing partial
+    second is kept when a row starts in it."""
     if rate == 1:
         return x
     n_rows = x.shape[0]
-    seconds = int(np.ceil(n_rows / rate))
-    if rate < 1:
-        return np.ascontiguousarray(x[np.minimum((np.arange(seconds) * rate).astype(np.int64), n_rows - 1)])
-    starts = np.ceil(np.arange(seconds) * rate - 1e-9).astype(np.int64)
+    seconds = int(np.ceil(n_rows / rate - ROUNDING))
+    if rate < 1:   # at most one row starts in a second: that row, or else the one still running
+        s = np.arange(seconds)
+        first = np.ceil(s * rate - ROUNDING).astype(np.int64)
+        starts_inside = first < np.ceil((s + 1) * rate - ROUNDING)
+        return np.ascontiguousarray(x[np.minimum(np.where(starts_inside, first, first - 1), n_rows - 1)])
+    starts = np.ceil(np.arange(seconds) * rate - ROUNDING).astype(np.int64)
     starts = starts[starts < n_rows]
     sums = np.add.reduceat(x.astype(np.float64, copy=False), starts, axis=0)
     counts = np.diff(np.r_[starts, n_rows])[:, None]

@@ -22,6 +22,7 @@ import pandas as pd
 
 from asym.config import DEFAULT_THRESHOLD, RecipeConfig
 from asym.data import formats
+from asym.data.daic_woz import CLNF_RATE, COVAREP_RATE
 from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import ConfigError
 from asym.io import read_json, write_text
@@ -38,8 +39,8 @@ FEATURES = {
     "dvlog": "25 eGeMAPS low-level descriptors and 68 facial landmarks (x, y), one row per second",
     "lmvd": "128-d VGGish embeddings (about one row per second) and 68 OpenFace facial landmarks (one video frame "
             "in 30 kept: about one row per second)",
-    "daic_woz": "74 COVAREP acoustic features (100 per second) and 68 CLNF facial landmarks (x, y; 30 frames per "
-                "second), each averaged over every second",
+    "daic_woz": f"74 COVAREP acoustic features ({COVAREP_RATE} per second) and 68 CLNF facial landmarks (x, y; "
+                f"{CLNF_RATE} frames per second), each averaged over every second",
 }
 # Where each release's labels come from and who is in it (the releases' papers; datasets.md).
 LABELS = {

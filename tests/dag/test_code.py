@@ -51,7 +51,24 @@ def test_modules_that_change_no_output_are_not_a_training_jobs_code():
     convert = stages.get("convert")         # the dataset's format's reader, named by the format table
     assert "asym/data/dvlog.py" in convert.code(p, {"dataset": "dvlog"})
     assert "asym/data/lmvd.py" in convert.code(p, {"dataset": "lmvd"})
-    assert "asym/data/manifest.py" not in convert.code(p, {"dataset": "dvlog"})
+    assert not {"asym/data/lmvd.py", "asym/data/synthetic.py"} & set(convert.code(p, {"dataset": "dvlog"}))
+    assert "asym/data/synthetic.py" in stages.get("fetch").code(p, {"dataset": "dvlog"})     # the demo's writer
+
+
+def test_a_real_datasets_jobs_do_not_run_the_demo_writers(tmp_path):
+    """A manifest of the user's: its fetch copies what the manifest names (the reader's code), its
+    convert reads it; neither runs a demo writer, so editing one reruns neither."""
+    params = tmp_path / "params.yaml"
+    params.write_text(f"extends: {ROOT / 'params.yaml'}\n"
+                      "datasets: {mine: {format: manifest, source: /data/mine/manifest.csv, "
+                      "protocol: {demo: official, paper: official}}}\nrun: {datasets: [mine], models: [mean-mlp]}\noptimism: null\n")
+    p = load_params(params)
+    w = {"dataset": "mine"}
+    fetch, convert = stages.get("fetch").code(p, w), stages.get("convert").code(p, w)
+    assert "asym/data/manifest.py" in fetch and "asym/data/manifest.py" in convert
+    demos = {"asym/data/manifest_demo.py", "asym/data/synthetic.py", "asym/data/daic_woz_demo.py"}
+    assert not demos & (set(fetch) | set(convert)), (fetch, convert)
+    assert stages.get("fetch").data(p, w, True) == ["/data/mine/manifest.csv"]      # the manifest, a dependency
 
 
 def test_a_digest_ignores_comments_docstrings_and_layout_and_sees_any_code(tmp_path):

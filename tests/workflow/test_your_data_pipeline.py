@@ -21,11 +21,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 
 SECTION = "## Bring your data\n"
 FENCE = re.compile(r"^```(\w+) (\w+)=(\S+)\n(.*?)^```$", re.S | re.M)
-# What this test changes of the README's run, on top of its params file: one cheap model, a small
-# stand-in, and DAIC-WOZ's demo beside it.
+# What this test changes of the README's run, on top of its params file: one cheap model, and
+# DAIC-WOZ's demo (its dataset as workflow/demos/daic_woz.yaml declares it) beside the stand-in.
+DAIC_DEMO = yaml.safe_load((ROOT / "workflow" / "demos" / "daic_woz.yaml").read_text())
 SMALLER = {
     "run": {"datasets": ["mine", "daic_woz"], "models": ["mean-mlp"]},
-    "datasets": {"daic_woz": {"format": "daic_woz", "source": "demo", "protocol": {"demo": "official", "paper": "official"}}},
+    "datasets": {"daic_woz": DAIC_DEMO["datasets"]["daic_woz"]},
 }
 
 
@@ -42,6 +43,10 @@ def test_the_doc_has_what_this_test_runs():
     assert set(found) == {("dir", "checkout"), ("file", "my-project/params.yaml")}
     lines = found[("dir", "checkout")].splitlines()
     assert [line.split()[0] for line in lines] == ["asym", "head", "snakemake", "asym"]
+    # the DAIC-WOZ demo the section names: its file exists and runs DAIC-WOZ alone
+    assert "snakemake --cores 2 all --config params=workflow/demos/daic_woz.yaml" in \
+        " ".join((ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n## ", 1)[0].split())
+    assert DAIC_DEMO["run"]["datasets"] == ["daic_woz"] and DAIC_DEMO["datasets"]["daic_woz"]["format"] == "daic_woz"
 
 
 def _run(line: str, root: Path) -> str:
@@ -97,9 +102,9 @@ def test_your_data_and_daic_woz_through_the_whole_pipeline(tmp_path):
     assert "predicted" in daic.stdout and len(rows) == 1 + 40
     # a manifest is not DAIC-WOZ: refused, naming the input and what the model was trained on
     refused = run([str(BIN / "asym"), "predict", "--model", "my-project/runs/daic_woz/mean-mlp", "--input",
-                   "my-project/data/manifest.csv", "--output", "x.csv"], root, check=False)
+                   "my-project/features/manifest.csv", "--output", "x.csv"], root, check=False)
     assert refused.returncode == 2 and "trained on DAIC-WOZ features (74 audio + 136 visual)" in refused.stderr
 
 
 def manifest_rows(root: Path) -> list[str]:
-    return (root / "my-project" / "data" / "manifest.csv").read_text().splitlines()[1:]
+    return (root / "my-project" / "features" / "manifest.csv").read_text().splitlines()[1:]
