@@ -10,8 +10,9 @@ import yaml
 
 from asym.data.splits import read_split, split_summary
 from asym.evaluate import evaluate_run
+from asym.grid import Run
 from asym.io import write_json
-from asym.layout import Layout, Run
+from asym.layout import Layout
 from asym.models import registry
 from asym.report.aggregate import aggregate, fairness
 from asym.report.model_card import render as render_card

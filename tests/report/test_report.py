@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from asym.config import load_params
-from asym.layout import Layout, Run
+from asym.grid import Run
+from asym.layout import Layout
 from asym.metrics import METRICS, all_metrics
 from asym.report.aggregate import MACRO, aggregate
 from asym.report.build import make_report
