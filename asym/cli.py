@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.entry_digest and args.entry_digest != entry.digest():
         raise ConfigError(f"the registry entry of {args.model!r} changed since dvc.yaml was written: run `asym dvc-yaml`")
     env_threads(p.train.threads)
-    from asym.layout import Run
+    from asym.grid import Run
     from asym.train.job import train_job
 
     observers = []
@@ -131,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from asym.evaluate import evaluate_all, evaluate_run
-    from asym.layout import Run
+    from asym.grid import Run
 
     payloads = [evaluate_run(Path(args.run))] if args.run else evaluate_all(_params(args))
     for m in payloads:

@@ -13,7 +13,7 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -29,11 +29,10 @@ from pydantic import (
 from asym.data import formats
 from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import ConfigError
+from asym.grid import STUDY_FOLDERS, Run, study_folders
+from asym.models import registry
 from asym.models.families import ModelConfig
 from asym.schema import Strict
-
-if TYPE_CHECKING:
-    from asym.layout import Run
 
 T = TypeVar("T")
 Scale = Literal["demo", "paper"]
@@ -413,7 +412,7 @@ class ReportConfig(Strict):
 class OptimismConfig(Strict):
     """The cost of selecting on the test fold, measured: each of `models` is trained again under
     both STUDY_PROTOCOLS (the same outer folds, the same `seeds`) on every dataset of the run,
-    apart from the main runs (asym.layout.study_folder); the report's `protocol_optimism` table
+    apart from the main runs (asym.grid.study_folders); the report's `protocol_optimism` table
     sets the two side by side. An empty list turns the study off."""
 
     models: ByScale[list[str]]
@@ -443,8 +442,6 @@ class ParamsFile(Strict):
 
     @model_validator(mode="after")
     def _cross_refs(self, info: ValidationInfo) -> ParamsFile:
-        from asym.models import registry
-
         # the models this file can name: the built-ins and its own plug-ins' (load_params says which)
         models = (info.context or {}).get("models") or registry.names()
 
@@ -488,8 +485,6 @@ class ParamsFile(Strict):
     def _per_dataset_entries(self, models: list[str]) -> None:
         """Every per-dataset setting of a recipe the run trains has an entry for every dataset it
         trains on, or a `default`: refused here, naming the key to add, not in the middle of a run."""
-        from asym.models import registry
-
         trained = models if self.run.models == "all" else self.run.models
         if self.optimism is not None:
             trained = [*trained, *(m for s in SCALES for m in self.optimism.models.at(s))]
@@ -513,8 +508,6 @@ def params_schema(modules: list[str] | None = None) -> type[ParamsFile]:
     """ParamsFile with `model.<scale>` typed: one block per family of the models the registry has
     collected (asym.models.registry), or of those `modules` declare, each checked against its
     model's config."""
-    from asym.models import registry
-
     blocks = registry.model_blocks(modules)
     if blocks not in _SCHEMAS:
         _SCHEMAS[blocks] = create_model("ParamsFile", __base__=ParamsFile, model=(ByScale[blocks], ...))
@@ -617,8 +610,6 @@ class Params:
         """Registry entry `name`'s family block at the active scale, refined for `dataset`, with the
         entry's overrides and then the caller's: what the model is built from and what its
         checkpoint records."""
-        from asym.models import registry
-
         entry = registry.get(name)
         block = getattr(self.data.model.at(self.scale), entry.family)
         try:
@@ -636,15 +627,11 @@ class Params:
 
     @property
     def models(self) -> list[str]:
-        from asym.models import registry
-
         chosen = self.data.run.models
         return registry.names(modules=[*registry.builtins(), *self.plugins]) if chosen == "all" else list(chosen)
 
     def runs(self, dataset: str | None = None, model: str | None = None) -> list[Run]:
         """The run grid (datasets x models x seeds), optionally of one dataset or model."""
-        from asym.layout import Run
-
         return [Run(d, m, s) for d in ([dataset] if dataset else self.datasets)
                 for m in ([model] if model else self.models) for s in self.seeds]
 
@@ -661,17 +648,15 @@ class Params:
     def for_protocol(self, protocol: str) -> Params:
         """This file as the optimism study's runs under `protocol` read it: every dataset split by
         `protocol`, the study's models and seeds, and splits and runs in the protocol's own
-        folders (asym.layout.study_folder), so the steps themselves need no second code path.
+        folders (asym.grid.study_folders), so the steps themselves need no second code path.
         `raw` stays the file as written: what the study's stages depend on is named by
         the stage table's study rows (asym.dag.stages)."""
-        from asym.layout import study_folder
-
         if protocol not in STUDY_PROTOCOLS:
             raise ConfigError(f"the optimism study runs {list(STUDY_PROTOCOLS)}, not {protocol!r}")
         d = self.data
         by_scale = ByScale[Protocol](demo=protocol, paper=protocol)    # type: ignore[arg-type]
-        paths = d.paths.model_copy(update={k: Path(study_folder(Path(getattr(d.paths, k)).as_posix(), protocol))
-                                           for k in ("splits", "runs")})
+        folders = study_folders({k: Path(getattr(d.paths, k)).as_posix() for k in STUDY_FOLDERS}, protocol)
+        paths = d.paths.model_copy(update={k: Path(v) for k, v in folders.items()})
         seeds = ByScale[list[int]](demo=self.study_seeds or [0], paper=self.study_seeds or [0])
         run = d.run.model_copy(update={"models": self.study_models, "seeds": seeds})
         datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
@@ -744,8 +729,6 @@ def load_plugins(path: Path, raw: Mapping[str, Any]) -> list[str]:
     """The models of `plugins` (Python files, or importable modules) collected by the registry
     before the file is validated, so their params blocks are typed like a built-in's. An import
     error, a name taken by a built-in, an untyped config is refused here, naming the file."""
-    from asym.models import registry
-
     plugins = raw.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(x, str) and x for x in plugins):
         raise ConfigError(f"{path}: plugins: expected a list of model files (relative to the params file that lists "
@@ -754,16 +737,12 @@ def load_plugins(path: Path, raw: Mapping[str, Any]) -> list[str]:
 
 
 def _declared_by(model: str) -> str:
-    from asym.models import registry
-
     plugin = registry.plugin_of(model)
     return f", declared by plug-in {plugin['file']}" if plugin else ""
 
 
 def _plugin_blocks(exc: ValidationError, modules: list[str]) -> str:
     """Where a plug-in's params block is missing or bad: the plug-ins' files, to append to the errors."""
-    from asym.models import registry
-
     families = {registry.get(n).family: n for n in registry.names(modules=modules)}
     named = {families[str(e["loc"][2])] for e in exc.errors()
              if len(e["loc"]) > 2 and e["loc"][0] == "model" and str(e["loc"][2]) in families}
@@ -772,8 +751,6 @@ def _plugin_blocks(exc: ValidationError, modules: list[str]) -> str:
 
 
 def load_params(path: str | os.PathLike) -> Params:
-    from asym.models import registry
-
     path = Path(path)
     raw = _read_raw(path)
     plugins = load_plugins(path, raw)

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from asym.grid import Run
 from asym.io import read_json, write_json
-from asym.layout import EVAL_FILES, TRAIN_FILES, Layout, Run
+from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
 from asym.metrics import confusion, label_metrics, score_metrics
 
 if TYPE_CHECKING:

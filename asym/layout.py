@@ -1,5 +1,5 @@
-"""Where every artefact lives: the one description of the artefact layout, and a Run (dataset,
-model, seed) with its files.
+"""Where every artefact lives: the one description of the artefact layout, and a Run's files (the
+run grid itself, and which folders the optimism study keeps apart, are asym.grid's).
 
 The stage table (asym.dag.stages), and through it both DAGs, and the steps themselves ask this
 module for paths, so a file name is spelt once. Path builders take plain strings, so the same call
@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from asym.grid import Run, seed_folder, study_folders
 from asym.models import registry
 
 if TYPE_CHECKING:
@@ -76,34 +77,8 @@ def page_of(markdown: str) -> str:
     return str(PurePosixPath(markdown).with_suffix(PAGE_SUFFIX))
 
 
-def study_folder(root: str, protocol: str) -> str:
-    """Where the optimism study's splits and runs under `protocol` live, inside the main folder
-    `root` (splits or runs): `runs/protocols/kfold/dvlog/mean-mlp/seed0/...`. A pattern in
-    `protocol` (`{protocol}`) gives Snakemake's."""
-    return f"{root}/protocols/{protocol}"
-
-
 KEYS = ("raw", "processed", "splits", "runs", "reports", "logs")
 RUN_FILES = {**TRAIN_FILES, **STUDY_TRAIN_FILES, **EVAL_FILES}
-SEED_FOLDER = "seed{}"               # a run's folder inside runs/<dataset>/<model>/, and its key's last part
-
-
-def seed_folder(seed: int | str) -> str:
-    return SEED_FOLDER.format(seed)
-
-
-@dataclass(frozen=True, order=True)
-class Run:
-    """One trained (dataset, model, seed): the unit every step after the split works on."""
-
-    dataset: str
-    model: str
-    seed: int
-
-    @property
-    def key(self) -> str:
-        """`dvlog/asym/seed0`: how logs, MLflow and the CLI name the run (and its folder under runs/)."""
-        return f"{self.dataset}/{self.model}/{seed_folder(self.seed)}"
 
 
 @dataclass(frozen=True)
@@ -201,9 +176,8 @@ class Layout:
         return f"{self.reports}/{name}"
 
     def for_protocol(self, protocol: str) -> Layout:
-        """The optimism study's layout under `protocol` (its own splits and runs folders)."""
-        return replace(self, splits=study_folder(self.splits, protocol), runs=study_folder(self.runs, protocol),
-                       study=True)
+        """The optimism study's layout under `protocol` (its own folders: asym.grid.study_folders)."""
+        return replace(self, **study_folders({k: getattr(self, k) for k in KEYS}, protocol), study=True)
 
     def report_outputs(self, models: list[str], datasets: list[str], study: bool = False) -> dict[str, str]:
         """Every file `asym report` writes over `models` on `datasets`, by name (`study`: the

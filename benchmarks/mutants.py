@@ -26,14 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Function-name globs of mutmut's mutant names (module.x_function or module.xǁClassǁmethod).
 # Whole modules, except the training modules (only what chooses and feeds: the z-score
-# normaliser, cropping, prediction, selection, checkpoint), the report's aggregation (its maths
-# and the runs it reads, not file writing or plots) and parquet.py (not the Markdown wording of
-# the dataset card).
+# normaliser, cropping, prediction, selection, checkpoint), the report's aggregation (its maths,
+# and in asym.report.runs the reading of the runs; not file writing or plots) and parquet.py (not
+# the Markdown wording of the dataset card).
 SCOPE: dict[str, list[str]] = {
     "asym.metrics": ["*"],
     "asym.report.stats": ["*"],
     "asym.report.aggregate": ["x_floors", "x__point", "x_aggregate", "x__macro", "x__combine", "x__paired_tests",
-                    "x_fairness", "x_load_dataset_runs"],
+                              "x_fairness"],
+    "asym.report.runs": ["x_load_dataset_runs"],
     "asym.data.splits": ["*"],
     "asym.data.validate": ["*"],
     "asym.data.convert": ["*"],
@@ -51,6 +52,7 @@ TESTS: dict[str, list[str]] = {
     "asym.metrics": ["tests/test_metrics.py", "tests/report/test_stats.py"],
     "asym.report.stats": ["tests/report/test_stats.py", "tests/report/test_report.py"],
     "asym.report.aggregate": ["tests/report/test_report.py"],
+    "asym.report.runs": ["tests/report/test_report.py"],
     "asym.data.splits": ["tests/data/test_splits.py"],
     "asym.data.validate": ["tests/data/test_convert.py", "tests/data/test_dvlog.py", "tests/data/test_lmvd.py"],
     "asym.data.convert": ["tests/data/test_convert.py", "tests/data/test_dvlog.py", "tests/data/test_lmvd.py",

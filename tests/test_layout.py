@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from asym.config import load_params
+from asym.grid import Run
 from asym.layout import (
     RESUME_FILE,
     RUN_FILES,
     STUDY_TRAIN_FILES,
     TRAIN_FILES,
     Layout,
-    Run,
     model_card_key,
     page_key,
     page_of,

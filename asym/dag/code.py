@@ -5,11 +5,10 @@ Which modules. A stage runs its `modules` (and, for training, its registry entry
 model's own file); the modules it depends on are those reached by a static walk of their asym
 imports, anywhere in a file (nothing is imported). The walk neither counts nor goes through the
 modules that cannot change what a job writes (UNTRACKED): config parsing (asym.config,
-asym.schema, asym.models.families), the layout, io and errors, the DAG itself (asym.dag), the
-registry's collection (asym.models.registry, the package markers), the format table
-(asym.data.formats: a job that reads a format's files counts its row instead, `format_values`)
-and the command line. The
-report and tracking are never reached from training: they are the code of the report and track
+asym.schema, asym.models.families), the layout and the run grid (asym.layout, asym.grid), io and
+errors, the DAG itself (asym.dag), the registry's collection (asym.models.registry, the package
+markers), the format table (asym.data.formats: a job that reads a format's files counts its row
+instead, `format_values`) and the command line. The report and tracking are never reached from training: they are the code of the report and track
 stages only. So a training job depends on the model's own file (not on another model's, unless it
 imports it), its layers, asym.nn, asym.train, the data readers and splits, asym.metrics (the
 checkpoint is chosen by a metric) and asym.models.factory.
@@ -70,9 +69,9 @@ if TYPE_CHECKING:
 
 # Modules whose edits change no job's outputs: neither counted nor walked through. A package
 # name ends with "." and covers every module under it.
-UNTRACKED = ("asym", "asym.__main__", "asym.cli", "asym.config", "asym.schema", "asym.layout", "asym.io",
-             "asym.errors", "asym.dag", "asym.dag.", "asym.models", "asym.models.registry", "asym.models.families",
-             "asym.data.formats")
+UNTRACKED = ("asym", "asym.__main__", "asym.cli", "asym.config", "asym.schema", "asym.layout", "asym.grid",
+             "asym.io", "asym.errors", "asym.dag", "asym.dag.", "asym.models", "asym.models.registry",
+             "asym.models.families", "asym.data.formats")
 
 
 def untracked(module: str) -> bool:

@@ -37,8 +37,9 @@ from torch import nn
 from asym.data import formats
 from asym.data.parquet import FeatureTable, feature_table, read_samples, samples_table
 from asym.errors import ConfigError, DataError
+from asym.grid import SEED_FOLDER
 from asym.io import atomic_path
-from asym.layout import SEED_FOLDER, TRAIN_FILES
+from asym.layout import TRAIN_FILES
 from asym.models import factory, registry
 
 DISCLAIMER = ("research model trained on a dataset's depression labels (annotators' or questionnaires', not "

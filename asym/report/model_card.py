@@ -29,7 +29,7 @@ from asym.io import read_json, write_text
 from asym.layout import Layout
 from asym.metrics import CONVENTION
 from asym.models import registry
-from asym.report.aggregate import FLOORS, GAP, MIN_GROUP_CLASS
+from asym.report.runs import FLOORS, GAP, MIN_GROUP_CLASS
 from asym.report.tables import RESULT_METRICS, metric_value
 
 if TYPE_CHECKING:

@@ -61,7 +61,7 @@ from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_text
 from asym.layout import Layout, RunFiles
 from asym.metrics import LABEL_METRICS, selection_score
-from asym.report.aggregate import DatasetRuns, load_dataset_runs
+from asym.report.runs import DatasetRuns, load_dataset_runs
 from asym.report.stats import (
     CI_LEVEL,
     labelled_resamples,
@@ -115,7 +115,7 @@ def check_same_folds(params: Params, dataset: str) -> None:
 
 
 def load_arms(params: Params, dataset: str) -> dict[str, DatasetRuns]:
-    """Each protocol's study runs of `dataset` (asym.report.aggregate.load_dataset_runs: test labels and
+    """Each protocol's study runs of `dataset` (asym.report.runs.load_dataset_runs: test labels and
     probabilities aligned by vlog), on the same test vlogs."""
     check_same_folds(params, dataset)
     arms = {pr: load_dataset_runs(params.for_protocol(pr), dataset, per_run=False) for pr in STUDY_PROTOCOLS}

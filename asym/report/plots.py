@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.image import AxesImage
 
-    from asym.report.aggregate import DatasetRuns
+    from asym.report.runs import DatasetRuns
 
 # Draws a run's confusion counts, titled, into a file: `plot_confusion`, or a ConfusionPlotter
 # that reuses one figure across runs.

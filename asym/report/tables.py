@@ -18,14 +18,8 @@ from asym.data.splits import OPTIMISTIC_FLAG
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION, DEPRESSED_CLASS, FLOOR_METRICS
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
-from asym.report.aggregate import (
-    FAIR_METRICS,
-    GAP,
-    MACRO,
-    MIN_GROUP_CLASS,
-    DatasetRuns,
-)
 from asym.report.latex import to_latex
+from asym.report.runs import FAIR_METRICS, GAP, MACRO, MIN_GROUP_CLASS, DatasetRuns
 
 LOWER_IS_BETTER = {"ece"}
 RAW_METRICS = frozenset({"mcc"})     # shown as they are, to 3 decimals; the others in %

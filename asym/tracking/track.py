@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from asym.grid import Run
 from asym.io import read_json, write_json
-from asym.layout import EVAL_FILES, TRAIN_FILES, Layout, Run
+from asym.layout import EVAL_FILES, TRAIN_FILES, Layout
 from asym.train.observe import TrainObserver
 
 if TYPE_CHECKING:

@@ -34,8 +34,9 @@ from asym.data import formats
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
+from asym.grid import Run
 from asym.io import atomic_path, write_json
-from asym.layout import RESUME_FILE, STUDY_TRAIN_FILES, Layout, Run, RunFiles
+from asym.layout import RESUME_FILE, STUDY_TRAIN_FILES, Layout, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
 from asym.train.loop import EPOCH_RECORD, FitResult, Resumable, Runtime, fit, public_row

@@ -10,8 +10,9 @@ import yaml
 
 from asym.data.splits import read_split, split_summary
 from asym.evaluate import evaluate_run
+from asym.grid import Run
 from asym.io import write_json
-from asym.layout import Layout, Run
+from asym.layout import Layout
 from asym.models import registry
 from asym.report.aggregate import aggregate, fairness
 from asym.report.model_card import render as render_card
@@ -297,8 +298,8 @@ def test_without_the_interaction_asym_starts_as_the_same_function():
 
 
 def test_the_card_shows_each_floor_only_where_it_is_one_and_subgroups_with_counts_and_cis():
-    from asym.report.aggregate import GAP
     from asym.report.model_card import fairness_table, metrics_table
+    from asym.report.runs import GAP
 
     nan = float("nan")
     summary = pd.DataFrame([

@@ -27,8 +27,9 @@ from asym.dag import stages
 from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
 from asym.errors import DataError
 from asym.evaluate import evaluate_predictions
+from asym.grid import Run
 from asym.io import read_json
-from asym.layout import Layout, Run, RunFiles
+from asym.layout import Layout, RunFiles
 from asym.metrics import label_metrics, selection_score
 from asym.models import factory
 from asym.report import optimism

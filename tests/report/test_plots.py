@@ -26,7 +26,7 @@ from asym.metrics import METRICS, all_metrics, confusion, expected_calibration_e
 from asym.models import registry  # noqa: E402
 from asym.reference import published_results  # noqa: E402
 from asym.report import plots  # noqa: E402
-from asym.report.aggregate import MACRO, DatasetRuns  # noqa: E402
+from asym.report.runs import MACRO, DatasetRuns  # noqa: E402
 
 MODELS = registry.names()                   # every registry entry, as the default demo draws them
 DATASETS = ("dvlog", "lmvd")

@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from asym.config import load_params
-from asym.layout import Layout, Run
+from asym.grid import Run
+from asym.layout import Layout
 from asym.metrics import METRICS, all_metrics
-from asym.report.aggregate import MACRO, aggregate
+from asym.report.aggregate import aggregate
 from asym.report.build import make_report
+from asym.report.runs import MACRO
 from tests.project import small_params
 
 MODELS = ["asym", "asym-no-mem", "mean-mlp"]
@@ -221,7 +223,7 @@ def test_published_numbers_stand_only_beside_the_same_protocol_at_paper_scale(tm
 
 
 def test_the_resampling_unit_is_the_subject_when_subjects_are_known(tmp_path):
-    from asym.report.aggregate import load_dataset_runs
+    from asym.report.runs import load_dataset_runs
 
     (tmp_path / "known").mkdir()
     (tmp_path / "unknown").mkdir()
@@ -242,7 +244,7 @@ def test_the_resampling_unit_is_the_subject_when_subjects_are_known(tmp_path):
 
 def test_runs_on_other_test_vlogs_or_no_runs_are_refused(tmp_path):
     from asym.errors import DataError
-    from asym.report.aggregate import load_dataset_runs
+    from asym.report.runs import load_dataset_runs
 
     p = _write_runs(tmp_path)
     lay = Layout.of(p)
@@ -277,7 +279,7 @@ def test_floors_accept_a_published_split_that_leaks_subjects(tmp_path):
 
 def _fairness_runs(n_frames, gender, probs):
     from asym.config import DEFAULT_THRESHOLD
-    from asym.report.aggregate import DatasetRuns
+    from asym.report.runs import DatasetRuns
 
     n = len(n_frames)
     y = np.array([1, 0] * n)[:n]
@@ -294,7 +296,8 @@ def _fair_params(models=("m",)):
 
 
 def test_fairness_groups_by_gender_and_length_tercile():
-    from asym.report.aggregate import GAP, fairness
+    from asym.report.aggregate import fairness
+    from asym.report.runs import GAP
 
     # lengths 1..7: the tercile edges fall on 3 and 5, which belong to the upper group
     probs = [[0.9, 0.5, 0.2, 0.1, 0.8, 0.7, 0.6], [0.6, 0.1, 0.9, 0.4, 0.2, 0.3, 0.5]]
@@ -315,7 +318,7 @@ def _big_fairness_runs(n: int = 60, seeds: int = 2):
     """n vlogs alternating depressed/normal, gender f/m in blocks, lengths 0..n-1, with a model
     that is right more often on the long vlogs."""
     from asym.config import DEFAULT_THRESHOLD
-    from asym.report.aggregate import DatasetRuns
+    from asym.report.runs import DatasetRuns
 
     rng = np.random.default_rng(3)
     y = np.arange(n) % 2
@@ -329,7 +332,8 @@ def _big_fairness_runs(n: int = 60, seeds: int = 2):
 
 def test_fairness_of_tested_groups_against_its_definition():
     from asym.metrics import label_metrics
-    from asym.report.aggregate import FAIRNESS_STREAM, GAP, fairness, subgroups
+    from asym.report.aggregate import FAIRNESS_STREAM, fairness, subgroups
+    from asym.report.runs import GAP
     from asym.report.stats import centred_ci, resample_weights, weighted_metrics
 
     runs = _big_fairness_runs()
@@ -365,7 +369,8 @@ def test_fairness_of_tested_groups_against_its_definition():
 
 
 def test_a_group_too_small_to_test_has_no_number_and_stays_out_of_the_gap():
-    from asym.report.aggregate import GAP, MIN_GROUP_CLASS, fairness
+    from asym.report.aggregate import fairness
+    from asym.report.runs import GAP, MIN_GROUP_CLASS
 
     runs = _big_fairness_runs()
     runs.y[np.arange(40, 60)] = 0                     # the long tercile: no depressed vlog left
@@ -463,7 +468,7 @@ SUMMARY_COLUMNS = {"dataset", "model", "kind", "recipe", "protocol", "subject_in
 
 
 def test_the_macro_average_against_its_definition(tmp_path):
-    from asym.report.aggregate import load_dataset_runs
+    from asym.report.runs import load_dataset_runs
     from asym.report.stats import centred_ci, resample_weights, seed_mean_resamples
 
     p = _write_runs(tmp_path)
@@ -498,7 +503,7 @@ FAMILIES = {"ablations": ["asym-no-mem", "asym-no-gate"], "baselines": ["mean-ml
 
 
 def test_paired_tests_against_their_definition_one_holm_family_per_table(tmp_path):
-    from asym.report.aggregate import load_dataset_runs
+    from asym.report.runs import load_dataset_runs
     from asym.report.stats import (
         centred_ci,
         holm,
@@ -616,7 +621,8 @@ def test_failed_seeds_are_named_with_their_reason_and_marked_in_the_tables(tmp_p
 
 
 def test_a_failed_seed_under_kfold_is_one_partition_labelling_one_class():
-    from asym.report.aggregate import DatasetRuns, failures
+    from asym.report.aggregate import failures
+    from asym.report.runs import DatasetRuns
 
     # seed 4's partition 0 (vlogs 0 and 2) calls both depressed, though its labels pooled hold both classes
     pred = np.array([[1, 0, 0, 1], [1, 0, 1, 1]])

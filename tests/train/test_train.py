@@ -22,8 +22,9 @@ from asym.data.convert import convert
 from asym.data.parquet import read_samples
 from asym.data.splits import load_partitions, make_split
 from asym.data.synthetic import write_dvlog
+from asym.grid import Run
 from asym.io import read_json
-from asym.layout import TRAIN_FILES, Layout, Run
+from asym.layout import TRAIN_FILES, Layout
 from asym.models import factory, registry
 from asym.models.registry import Entry
 from asym.train.feed import TrainFeed, offline_crops, random_window

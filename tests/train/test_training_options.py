@@ -202,7 +202,8 @@ def tuned_runs(tmp_path):
 
 def test_the_report_labels_with_the_tuned_threshold_and_says_so(tuned_runs, tmp_path):
     from asym.report import tables
-    from asym.report.aggregate import aggregate, fairness, load_dataset_runs
+    from asym.report.aggregate import aggregate, fairness
+    from asym.report.runs import load_dataset_runs
     from asym.report.stats import centred_ci, resample_weights
 
     p = tuned_runs

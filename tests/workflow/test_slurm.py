@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from asym.report.aggregate import FLOORS
+from asym.report.runs import FLOORS
 from tests.project import make_project
 from tests.workflow import slurm_cluster
 from tests.workflow.slurm_cluster import SlurmCluster
