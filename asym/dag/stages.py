@@ -35,8 +35,13 @@ Wild = Mapping[str, str]                      # wildcard -> its value, or its pa
 Files = dict[str, list[str]]                  # named groups of files
 
 
-def _no_files(p: Params, w: Wild, absolute: bool) -> list[str]:
+def _no_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     return []
+
+
+def _dataset_option(p: Params, w: Wild) -> list[str]:
+    """A job of one dataset names it; a job of the whole grid takes no option."""
+    return ["--dataset", w["dataset"]] if "dataset" in w else []
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,8 @@ class Stage:
     modules: tuple[str, ...]                   # the step's code (with the model's, for training)
     # the dataset's format's modules it runs (named by asym.data.formats, so no import finds them)
     format_code: Callable[[Params, Wild], tuple[str, ...]] | None = None
-    options: Callable[[Params, Wild], list[str]] = lambda p, w: [a for k in ("dataset",) if k in w for a in (f"--{k}", w[k])]
-    data: Callable[[Params, Wild, bool], list[str]] = _no_files   # files besides the DAG's (absolute or not)
-    side_effects: tuple[str, ...] = ()         # keys read that change no file (so editing them reruns nothing)
+    options: Callable[[Params, Wild], list[str]] = _dataset_option       # the command's options
+    data: Callable[[Params, Wild, bool], list[str]] = _no_data    # files besides the DAG's (absolute or not)
     seeds: Callable[[Params], list[int]] | None = None     # a training stage's seeds
     directories: frozenset[str] = frozenset()  # output groups that are folders
     captioned: bool = False                    # its outputs go in `snakemake --report` (asym.dag.snakefile.report_entries)
@@ -128,36 +132,15 @@ def _once(p: Params) -> list[dict[str, str]]:
     return [{}]
 
 
-# --- what the steps read and write ----------------------------------------------------------------
+# --- what several stages share ---------------------------------------------------------------------
 def _run_files(p: Params, lay: Layout, keys: tuple[str, ...]) -> list[str]:
     return [lay.run_file(r.dataset, r.model, r.seed, k) for r in p.runs() for k in keys]
 
 
-def _training(p: Params, w: Wild) -> list[str]:
-    """A training command names its registry entry's digest: the entry's content reaches the DAGs
-    as a changed command line, so editing one entry reruns only its jobs (asym.cli checks it)."""
-    return ["--dataset", w["dataset"], "--model", w["model"], *(["--protocol", w["protocol"]] if "protocol" in w else []),
-            "--entry-digest", registry.get(w["model"]).digest()]
-
-
-def study_reads(p: Params, lay: Layout) -> list[str]:
-    """What the report reads of the optimism study: every run's predictions and train.json, each
-    select-on-test run's epochs (its selection is made again inside the bootstrap:
-    asym.report.optimism), and the splits."""
-    read: set[str] = set()
-    for pr in study_protocols(p):
-        sl = lay.for_protocol(pr)
-        keys = ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ()))
-        read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_protocol(pr).runs() for k in keys}
-        read |= {f for d in p.datasets for f in (sl.split_csv(d), sl.split_json(d))}
-    return sorted(read)
-
-
-def _report_outputs(p: Params, lay: Layout) -> dict[str, str]:
+def _report_files(p: Params, lay: Layout) -> dict[str, str]:
     return lay.report_outputs(p.models, p.datasets, bool(p.study_models))
 
 
-# --- the params keys the steps read ----------------------------------------------------------------
 def _readers(p: Params, dataset: str) -> list[str]:
     """What the dataset's reader reads (asym.data.formats.reader_settings): its `readers` block and
     the dataset's frame rates."""
@@ -166,24 +149,6 @@ def _readers(p: Params, dataset: str) -> list[str]:
     block = [f"readers.{fmt.reader_block}"] if fmt.reader_block and getattr(p.readers, fmt.reader_block) else []
     rates = fmt.frame_rates and ds.frame_rates is not None    # an absent key: the default rates
     return [*block, *([f"datasets.{dataset}.frame_rates"] if rates else [])]
-
-
-def _fetch_reads(p: Params, w: Wild) -> list[str]:
-    """The dataset's entry; for a demo, the generator's seed and its block."""
-    ds = p.dataset(w["dataset"])
-    return [f"datasets.{w['dataset']}", *(("synth.seed", f"synth.{ds.format}") if ds.source == "demo" else ())]
-
-
-def _train_reads(p: Params, w: Wild) -> list[str]:
-    d, entry = w["dataset"], registry.get(w["model"])
-    return ["scale", f"datasets.{d}.format", f"datasets.{d}.protocol", *_readers(p, d),
-            f"model.{p.scale}.{entry.family}", f"recipes.{p.scale}.{entry.recipe}", "train", f"run.seeds.{p.scale}"]
-
-
-def _study_train_reads(p: Params, w: Wild) -> list[str]:
-    """The study's training: its seeds instead of the run's; its protocol is the command's."""
-    run_seeds, protocol = f"run.seeds.{p.scale}", f"datasets.{w['dataset']}.protocol"
-    return [k if k != run_seeds else f"optimism.seeds.{p.scale}" for k in _train_reads(p, w) if k != protocol]
 
 
 # The `split` settings each protocol reads (the others read none: official, depmamba and csv take
@@ -205,19 +170,30 @@ def _study_models(p: Params) -> list[str]:
     return [] if p.data.optimism is None else [f"optimism.models.{p.scale}"]
 
 
-def _paper_sizes(p: Params) -> list[str]:
-    """Below paper scale, the model cards count each model at its paper-scale widths too."""
-    if p.scale == "paper":
-        return []
-    return sorted({f"model.paper.{registry.get(m).family}" for m in p.models})
+def _package(rel: str, absolute: bool) -> str:
+    return str(PACKAGE.parent / rel) if absolute else rel
 
 
-def _study_report(p: Params) -> list[str]:
-    """The optimism study's table when it is on (with the k of its folds); when it is off, what says so."""
-    return ["optimism", "split.kfold"] if p.study_models else _study_models(p)
+def _user(p: Params, path: Any, absolute: bool) -> str:
+    return str(p.resolve(path)) if absolute else Path(path).as_posix()
 
 
-# --- files besides the DAG's own -----------------------------------------------------------------------
+# --- training, in both grids ---------------------------------------------------------------------------
+def _training_options(p: Params, w: Wild) -> list[str]:
+    """A training command names its registry entry's digest: the entry's content reaches the DAGs
+    as a changed command line, so editing one entry reruns only its jobs (asym.cli checks it)."""
+    return ["--dataset", w["dataset"], "--model", w["model"], *(["--protocol", w["protocol"]] if "protocol" in w else []),
+            "--entry-digest", registry.get(w["model"]).digest()]
+
+
+def _training_reads(p: Params, w: Wild, protocol: list[str], seeds: str) -> list[str]:
+    """What a training reads: the dataset's format and reader, the model's widths and recipe at
+    this scale, `train`, and the key of its `protocol` and its `seeds`."""
+    d, entry = w["dataset"], registry.get(w["model"])
+    return ["scale", f"datasets.{d}.format", *protocol, *_readers(p, d),
+            f"model.{p.scale}.{entry.family}", f"recipes.{p.scale}.{entry.recipe}", "train", seeds]
+
+
 def plugin_imports(model: str | None) -> list[str]:
     """The asym modules a plug-in model's file imports (none for a built-in, whose module the
     code walk finds itself)."""
@@ -236,19 +212,20 @@ def _plugin_file(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [plugin["file"] if absolute else Path(os.path.relpath(plugin["file"], p.root)).as_posix()]
 
 
-def _package(rel: str, absolute: bool) -> str:
-    return str(PACKAGE.parent / rel) if absolute else rel
+# --- fetch -----------------------------------------------------------------------------------------------
+def _fetch_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """None of the DAG's: the release is read where params.yaml says (a manifest is the job's data)."""
+    return {}
 
 
-def _user(p: Params, path: Any, absolute: bool) -> str:
-    return str(p.resolve(path)) if absolute else Path(path).as_posix()
+def _fetch_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]}
 
 
-def _subjects(p: Params, w: Wild, absolute: bool) -> list[str]:
-    """A user's subjects CSV; one inside the fetched folder is covered by the folder."""
+def _fetch_reads(p: Params, w: Wild) -> list[str]:
+    """The dataset's entry; for a demo, the generator's seed and its block."""
     ds = p.dataset(w["dataset"])
-    raw = p.resolve(p.paths.raw) / w["dataset"]
-    return [_user(p, ds.subjects, absolute)] if ds.subjects is not None and raw not in p.resolve(ds.subjects).parents else []
+    return [f"datasets.{w['dataset']}", *(("synth.seed", f"synth.{ds.format}") if ds.source == "demo" else ())]
 
 
 def _fetch_code(p: Params, w: Wild) -> tuple[str, ...]:
@@ -261,11 +238,7 @@ def _fetch_code(p: Params, w: Wild) -> tuple[str, ...]:
     return (fmt.module,) if fmt.manifest else ()
 
 
-def _convert_code(p: Params, w: Wild) -> tuple[str, ...]:
-    return (formats.get(p.dataset(w["dataset"]).format).module,)
-
-
-def _manifest(p: Params, w: Wild, absolute: bool) -> list[str]:
+def _fetch_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     """A manifest dataset's CSV: editing it fetches the dataset again (a release's source is read once)."""
     ds = p.dataset(w["dataset"])
     if not formats.get(ds.format).manifest or ds.source == "demo" or "://" in ds.source:
@@ -275,7 +248,56 @@ def _manifest(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [_user(p, csv, absolute)]
 
 
-def _split_sources(p: Params, w: Wild, absolute: bool) -> list[str]:
+FETCH = Stage("fetch", "fetch", ("dataset",), "Fetching the {dataset} release", _per_dataset,
+              inputs=_fetch_inputs, outputs=_fetch_outputs, reads=_fetch_reads, modules=("asym.data.fetch",),
+              format_code=_fetch_code, data=_fetch_data, directories=frozenset({"raw"}))
+
+
+# --- convert ---------------------------------------------------------------------------------------------
+def _convert_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """What fetch wrote."""
+    return _fetch_outputs(p, lay, w)
+
+
+def _convert_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"parquet": [lay.parquet(w["dataset"])], "card": [lay.card_json(w["dataset"])],
+            "card_md": [lay.card_md(w["dataset"])]}
+
+
+def _convert_reads(p: Params, w: Wild) -> list[str]:
+    return [f"datasets.{w['dataset']}", *_readers(p, w["dataset"])]
+
+
+def _convert_code(p: Params, w: Wild) -> tuple[str, ...]:
+    return (formats.get(p.dataset(w["dataset"]).format).module,)
+
+
+def _convert_data(p: Params, w: Wild, absolute: bool) -> list[str]:
+    """A user's subjects CSV; one inside the fetched folder is covered by the folder."""
+    ds = p.dataset(w["dataset"])
+    raw = p.resolve(p.paths.raw) / w["dataset"]
+    return [_user(p, ds.subjects, absolute)] if ds.subjects is not None and raw not in p.resolve(ds.subjects).parents else []
+
+
+CONVERT = Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
+                inputs=_convert_inputs, outputs=_convert_outputs, reads=_convert_reads,
+                modules=("asym.data.convert",), format_code=_convert_code, data=_convert_data)
+
+
+# --- split -----------------------------------------------------------------------------------------------
+def _split_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"parquet": [lay.parquet(w["dataset"])]}
+
+
+def _split_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]}
+
+
+def _split_reads(p: Params, w: Wild) -> list[str]:
+    return ["scale", f"datasets.{w['dataset']}", *_split_settings(p.protocol(w["dataset"]))]
+
+
+def _split_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     """DepMamba's published LMVD split, or a user's split CSV."""
     protocol, ds = p.protocol(w["dataset"]), p.dataset(w["dataset"])
     if protocol == "depmamba":
@@ -285,80 +307,179 @@ def _split_sources(p: Params, w: Wild, absolute: bool) -> list[str]:
     return []
 
 
-def _published(p: Params, w: Wild, absolute: bool) -> list[str]:
+SPLIT = Stage("split", "split", ("dataset",), "Splitting {dataset} by its protocol", _per_dataset,
+              inputs=_split_inputs, outputs=_split_outputs, reads=_split_reads, modules=("asym.data.splits",),
+              data=_split_data)
+
+
+# --- train -----------------------------------------------------------------------------------------------
+def _train_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"data": [lay.parquet(w["dataset"])], "split": [lay.split_csv(w["dataset"])]}
+
+
+def _train_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return lay.train_outputs(w["dataset"], w["model"], p.seeds)
+
+
+def _train_reads(p: Params, w: Wild) -> list[str]:
+    """Its dataset's protocol (the split it trains on) and the run's seeds. `mlflow` is read too
+    (with `mlflow.live` every epoch is logged to MLflow as it goes) and left out: it changes no
+    file, so turning it on reruns nothing."""
+    return _training_reads(p, w, [f"datasets.{w['dataset']}.protocol"], f"run.seeds.{p.scale}")
+
+
+def _train_seeds(p: Params) -> list[int]:
+    return p.seeds
+
+
+TRAIN = Stage("train", "train", ("dataset", "model"), "Training {model} on {dataset} (seeds {seeds})", _per_model,
+              inputs=_train_inputs, outputs=_train_outputs, reads=_train_reads, modules=("asym.train.job",),
+              options=_training_options, seeds=_train_seeds, data=_plugin_file)
+
+
+# --- the optimism study: split and train again under each of its protocols -----------------------------------
+def _split_protocol_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return _split_inputs(p, lay, w)
+
+
+def _split_protocol_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    study = lay.for_protocol(w["protocol"])
+    return {"csv": [study.split_csv(w["dataset"])], "summary": [study.split_json(w["dataset"])]}
+
+
+def _split_protocol_reads(p: Params, w: Wild) -> list[str]:
+    """The protocol's settings; the dataset's entry names another protocol, so it is not read."""
+    return ["scale", *_split_settings(w["protocol"])]
+
+
+def _split_protocol_options(p: Params, w: Wild) -> list[str]:
+    return ["--dataset", w["dataset"], "--protocol", w["protocol"]]
+
+
+SPLIT_PROTOCOL = Stage("split_protocol", "split", ("protocol", "dataset"),
+                       "Splitting {dataset} by {protocol} (optimism study)", _per_protocol,
+                       inputs=_split_protocol_inputs, outputs=_split_protocol_outputs, reads=_split_protocol_reads,
+                       modules=("asym.data.splits",), options=_split_protocol_options)
+
+
+def _train_protocol_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"data": [lay.parquet(w["dataset"])], "split": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])]}
+
+
+def _train_protocol_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return lay.for_protocol(w["protocol"]).train_outputs(w["dataset"], w["model"], p.study_seeds)
+
+
+def _train_protocol_reads(p: Params, w: Wild) -> list[str]:
+    """The study's seeds; its protocol is the command's, so the dataset's is not read."""
+    return _training_reads(p, w, [], f"optimism.seeds.{p.scale}")
+
+
+def _train_protocol_seeds(p: Params) -> list[int]:
+    return p.study_seeds
+
+
+TRAIN_PROTOCOL = Stage("train_protocol", "train", ("protocol", "dataset", "model"),
+                       "Training {model} on {dataset} under {protocol} (optimism study)", _per_protocol_model,
+                       inputs=_train_protocol_inputs, outputs=_train_protocol_outputs, reads=_train_protocol_reads,
+                       modules=("asym.train.job",), options=_training_options, seeds=_train_protocol_seeds,
+                       data=_plugin_file)
+
+
+# --- evaluate --------------------------------------------------------------------------------------------
+def _evaluate_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"predictions": _run_files(p, lay, ("predictions",)), "summaries": _run_files(p, lay, ("summary",))}
+
+
+def _evaluate_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"metrics": _run_files(p, lay, ("metrics",)), "confusion": _run_files(p, lay, ("confusion",))}
+
+
+def _evaluate_reads(p: Params, w: Wild) -> list[str]:
+    return _grid(p)
+
+
+EVALUATE = Stage("evaluate", "evaluate", (), "Evaluating every run from its saved predictions", _once,
+                 inputs=_evaluate_inputs, outputs=_evaluate_outputs, reads=_evaluate_reads, modules=("asym.evaluate",),
+                 dvc_kinds={"metrics": "metrics"})
+
+
+# --- report ----------------------------------------------------------------------------------------------
+def study_reads(p: Params, lay: Layout) -> list[str]:
+    """What the report reads of the optimism study: every run's predictions and train.json, each
+    select-on-test run's epochs (its selection is made again inside the bootstrap:
+    asym.report.optimism), and the splits."""
+    read: set[str] = set()
+    for pr in study_protocols(p):
+        sl = lay.for_protocol(pr)
+        keys = ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ()))
+        read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_protocol(pr).runs() for k in keys}
+        read |= {f for d in p.datasets for f in (sl.split_csv(d), sl.split_json(d))}
+    return sorted(read)
+
+
+def _report_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"metrics": _run_files(p, lay, ("metrics",)), "predictions": _run_files(p, lay, ("predictions",)),
+            "summaries": _run_files(p, lay, ("summary",)),
+            "splits": [lay.split_json(d) for d in p.datasets] + [lay.split_csv(d) for d in p.datasets],
+            "cards": [lay.card_json(d) for d in p.datasets],         # the model cards' training-data section
+            "study": study_reads(p, lay)}
+
+
+def _report_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {k: [f] for k, f in _report_files(p, lay).items()}
+
+
+def _paper_sizes(p: Params) -> list[str]:
+    """Below paper scale, the model cards count each model at its paper-scale widths too."""
+    if p.scale == "paper":
+        return []
+    return sorted({f"model.paper.{registry.get(m).family}" for m in p.models})
+
+
+def _study_report(p: Params) -> list[str]:
+    """The optimism study's table when it is on (with the k of its folds); when it is off, what says so."""
+    return ["optimism", "split.kfold"] if p.study_models else _study_models(p)
+
+
+def _report_reads(p: Params, w: Wild) -> list[str]:
+    return ["scale", "run", "report", *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
+            *_paper_sizes(p), *_study_report(p)]
+
+
+def _report_data(p: Params, w: Wild, absolute: bool) -> list[str]:
+    """The published results the comparison table and figure stand beside."""
     return [_package("asym/reference/published_results.csv", absolute)]
 
 
+REPORT = Stage("report", "report", (), "Aggregating every run into the report tables and plots", _once,
+               inputs=_report_inputs, outputs=_report_outputs, reads=_report_reads, modules=("asym.report.build",),
+               data=_report_data, captioned=True, dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"})
+
+
+# --- track -----------------------------------------------------------------------------------------------
+def _track_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"runs": _run_files(p, lay, (*TRAIN_FILES, *EVAL_FILES)),
+            "data": [lay.parquet(d) for d in p.datasets],             # each run's input dataset, by digest
+            "report": list(_report_files(p, lay).values())}
+
+
+def _track_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"record": [lay.tracking_record()]}
+
+
+def _track_reads(p: Params, w: Wild) -> list[str]:
+    return ["mlflow", *_grid(p), *_study_models(p)]
+
+
+TRACK = Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
+              inputs=_track_inputs, outputs=_track_outputs, reads=_track_reads,
+              # the MLflow Model's code, run by path
+              modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"), dvc_kinds={"record": "uncached"})
+
+
 # --- the table -------------------------------------------------------------------------------------------
-STAGES: tuple[Stage, ...] = (
-    Stage("fetch", "fetch", ("dataset",), "Fetching the {dataset} release", _per_dataset,
-          inputs=lambda p, lay, w: {},
-          outputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
-          reads=_fetch_reads,
-          modules=("asym.data.fetch",), format_code=_fetch_code, data=_manifest, directories=frozenset({"raw"})),
-    Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
-          inputs=lambda p, lay, w: {"raw": [lay.raw_dir(w["dataset"])], "provenance": [lay.provenance(w["dataset"])]},
-          outputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])], "card": [lay.card_json(w["dataset"])],
-                                     "card_md": [lay.card_md(w["dataset"])]},
-          reads=lambda p, w: [f"datasets.{w['dataset']}", *_readers(p, w["dataset"])],
-          modules=("asym.data.convert",), format_code=_convert_code, data=_subjects),
-    Stage("split", "split", ("dataset",), "Splitting {dataset} by its protocol", _per_dataset,
-          inputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])]},
-          outputs=lambda p, lay, w: {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]},
-          reads=lambda p, w: ["scale", f"datasets.{w['dataset']}", *_split_settings(p.protocol(w["dataset"]))],
-          modules=("asym.data.splits",), data=_split_sources),
-    Stage("train", "train", ("dataset", "model"), "Training {model} on {dataset} (seeds {seeds})", _per_model,
-          inputs=lambda p, lay, w: {"data": [lay.parquet(w["dataset"])], "split": [lay.split_csv(w["dataset"])]},
-          outputs=lambda p, lay, w: lay.train_outputs(w["dataset"], w["model"], p.seeds),
-          reads=_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.seeds, data=_plugin_file,
-          # with `mlflow.live`, every epoch is also logged to MLflow as it goes (track logs every run either way)
-          side_effects=("mlflow",)),
-    Stage("split_protocol", "split", ("protocol", "dataset"),
-          "Splitting {dataset} by {protocol} (optimism study)", _per_protocol,
-          inputs=lambda p, lay, w: {"parquet": [lay.parquet(w["dataset"])]},
-          outputs=lambda p, lay, w: {"csv": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])],
-                                     "summary": [lay.for_protocol(w["protocol"]).split_json(w["dataset"])]},
-          reads=lambda p, w: ["scale", *_split_settings(w["protocol"])],
-          modules=("asym.data.splits",), options=lambda p, w: ["--dataset", w["dataset"], "--protocol", w["protocol"]]),
-    Stage("train_protocol", "train", ("protocol", "dataset", "model"),
-          "Training {model} on {dataset} under {protocol} (optimism study)", _per_protocol_model,
-          inputs=lambda p, lay, w: {"data": [lay.parquet(w["dataset"])],
-                                    "split": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])]},
-          outputs=lambda p, lay, w: lay.for_protocol(w["protocol"]).train_outputs(w["dataset"], w["model"],
-                                                                                  p.study_seeds),
-          reads=_study_train_reads, modules=("asym.train.job",), options=_training, seeds=lambda p: p.study_seeds,
-          data=_plugin_file),
-    Stage("evaluate", "evaluate", (), "Evaluating every run from its saved predictions", _once,
-          inputs=lambda p, lay, w: {"predictions": _run_files(p, lay, ("predictions",)),
-                                    "summaries": _run_files(p, lay, ("summary",))},
-          outputs=lambda p, lay, w: {"metrics": _run_files(p, lay, ("metrics",)),
-                                     "confusion": _run_files(p, lay, ("confusion",))},
-          reads=lambda p, w: _grid(p), modules=("asym.evaluate",),
-          dvc_kinds={"metrics": "metrics"}),
-    Stage("report", "report", (), "Aggregating every run into the report tables and plots", _once,
-          inputs=lambda p, lay, w: {
-              "metrics": _run_files(p, lay, ("metrics",)), "predictions": _run_files(p, lay, ("predictions",)),
-              "summaries": _run_files(p, lay, ("summary",)),
-              "splits": [lay.split_json(d) for d in p.datasets] + [lay.split_csv(d) for d in p.datasets],
-              "cards": [lay.card_json(d) for d in p.datasets],         # the model cards' training-data section
-              "study": study_reads(p, lay)},
-          outputs=lambda p, lay, w: {k: [f] for k, f in _report_outputs(p, lay).items()},
-          reads=lambda p, w: ["scale", "run", "report",
-                              *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
-                              *_paper_sizes(p), *_study_report(p)],
-          modules=("asym.report.build",), data=_published, captioned=True,
-          dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"}),
-    Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
-          inputs=lambda p, lay, w: {
-              "runs": _run_files(p, lay, (*TRAIN_FILES, *EVAL_FILES)),
-              "data": [lay.parquet(d) for d in p.datasets],             # each run's input dataset, by digest
-              "report": list(_report_outputs(p, lay).values())},
-          outputs=lambda p, lay, w: {"record": [lay.tracking_record()]},
-          reads=lambda p, w: ["mlflow", *_grid(p), *_study_models(p)],
-          # the MLflow Model's code, run by path
-          modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"),
-          dvc_kinds={"record": "uncached"}),
-)
+STAGES: tuple[Stage, ...] = (FETCH, CONVERT, SPLIT, TRAIN, SPLIT_PROTOCOL, TRAIN_PROTOCOL, EVALUATE, REPORT, TRACK)
 BY_NAME = {s.name: s for s in STAGES}
 
 

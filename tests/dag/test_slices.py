@@ -19,6 +19,9 @@ from tests.project import ROOT, make_project
 # Where the steps' files live and what a params file extends: the DAGs depend on those through the
 # files themselves, never through a params slice.
 EVERYWHERE = ("paths", "extends")
+# Keys a stage's step reads and leaves out of its slice, since they change none of its files (so
+# editing them reruns nothing): with `mlflow.live`, training logs every epoch to MLflow as it goes.
+LEFT_OUT = {"train": ("mlflow",)}
 
 
 class Reads:
@@ -134,7 +137,7 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
             reads.study = {}
             assert cli.main(["--params", params_file, *stage.command(p, w)]) == 0, stage.dvc_name(w)
             declared = stage.reads(p, w)
-            wrong = sorted(k for k in reads.keys if _outside(k, [*declared, *stage.side_effects]))
+            wrong = sorted(k for k in reads.keys if _outside(k, [*declared, *LEFT_OUT.get(stage.name, ())]))
             if wrong:
                 outside[stage.dvc_name(w)] = wrong
             unread = [k for k in declared if not any(r == k or r.startswith(k + ".") or k.startswith(r + ".")
