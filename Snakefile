@@ -1,6 +1,7 @@
 # The asym DAG: fetch -> convert -> split -> train -> evaluate -> report -> track (MLflow).
-# A table of contents only: every rule is one `asym` command, read off the stage table
-# (asym/dag/stages.py) by workflow/rules/stages.smk; every path comes from asym/layout.py.
+# A table of contents only: a file of rules per step in workflow/rules/, each rule one `asym`
+# command whose files and params slice are its row of the stage table (asym/dag/stages.py); every
+# path comes from asym/layout.py.
 #   snakemake --cores 8 all                      # params.yaml
 #   snakemake --cores 8 all --config params=my.yaml
 #   snakemake --report reports/report.html       # the self-contained HTML report
@@ -10,7 +11,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/stages.smk"
+include: "workflow/rules/fetch.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/track.smk"
 
 
 rule all:

@@ -1,9 +1,12 @@
-"""The stage table as Snakemake rules: what workflow/rules/stages.smk reads, one rule per stage.
+"""What the rules of workflow/rules/ read of the stage table and one params file.
 
-Every value a rule needs is computed here, so the .smk files hold directives only. Inputs are
-input functions of the job's wildcards (a stage's code and data dependencies differ from one model
-or dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes its
-command's arguments through `params:` (`args`, which end with the digest of the code it runs: see
+Each rule is written out by name in workflow/rules/<step>.smk and names its stage of the table
+(asym.dag.stages) in every directive that depends on params.yaml: `S.inputs("train")`,
+`S.outputs("train", "{dataset}", "{model}")`. A rule writes its own wildcards where its outputs
+and log are, and they are checked against its row here, when the DAG is built. Inputs are input
+functions of the job's wildcards (a stage's code and data dependencies differ from one model or
+dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes its command's
+arguments through `params:` (`args`, which end with the digest of the code it runs: see
 asym.dag.code), and its slice of params.yaml as `settings`, so that Snakemake reruns a job when,
 and only when, its own slice, command or code changes (`params` is one of Snakemake's default
 rerun triggers).
@@ -26,13 +29,13 @@ from snakemake.io import directory, report
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS, load_params
-from asym.dag.stages import STAGES, Stage
+from asym.dag import stages
+from asym.dag.stages import Stage
 from asym.layout import PACKAGE, PLOTS, Layout, model_card_key, page_key, report_tables
 from asym.models import registry
 
 REPOSITORY = PACKAGE.parent
 CAPTIONS = REPOSITORY / "workflow" / "report"       # `snakemake --report`'s caption of each table and figure
-CONDA_ENV = "../../environment.yml"     # relative to workflow/rules/; written from the lock by workflow/scripts/conda_env.py
 
 
 def _here(path: str | os.PathLike) -> str:
@@ -90,14 +93,15 @@ def report_entries(models: list[str], datasets: list[str], study: bool) -> dict[
 
 
 class Rules:
-    """The rules of one params file."""
+    """The rules of one params file (`S` in workflow/rules/)."""
+
+    protocols = _alternatives(list(STUDY_PROTOCOLS))    # the optimism study's rules' `protocol`
 
     def __init__(self, params_file: str, conda: bool = False) -> None:
         self.params_file = params_file
         self.P = load_params(params_file)
         self.L = Layout.from_cwd(self.P)
         self.conda = conda
-        self.stages: tuple[Stage, ...] = STAGES
         # Whether training jobs will hold a GPU (without importing torch into the DAG's start-up).
         device = self.P.train.device
         self.uses_gpu = device == "cuda" or (device == "auto" and shutil.which("nvidia-smi") is not None)
@@ -105,6 +109,12 @@ class Rules:
     # --- the whole DAG -------------------------------------------------------------------------
     def constraints(self) -> dict[str, str]:
         return {"dataset": _alternatives(self.P.datasets), "model": _alternatives(registry.names())}
+
+    @property
+    def gpu_slots(self) -> int:
+        """A training job's share of the GPU: one slot where training runs on a GPU (the gpu profile
+        shares a GPU among several jobs), none otherwise."""
+        return 1 if self.uses_gpu else 0
 
     @property
     def shell_prefix(self) -> str:
@@ -121,23 +131,35 @@ class Rules:
         """`shell_prefix` as `shell.prefix` takes it: Snakemake formats it like a command."""
         return self.shell_prefix.replace("{", "{{").replace("}", "}}")
 
-    # --- one rule ------------------------------------------------------------------------------
+    # --- one rule, by its name -------------------------------------------------------------------
     @staticmethod
-    def _patterns(stage: Stage) -> dict[str, str]:
-        return {k: "{" + k + "}" for k in stage.wildcards}
+    def stage(rule: str, wildcards: tuple[str, ...] | None = None) -> Stage:
+        """The rule's row of the stage table; `wildcards`, as the rule writes them, must be the row's."""
+        if rule not in stages.BY_NAME:
+            raise ValueError(f"rule {rule}: the stage table has no such stage ({', '.join(stages.BY_NAME)})")
+        stage = stages.get(rule)
+        if wildcards is not None and list(wildcards) != ["{" + k + "}" for k in stage.wildcards]:
+            expected = ", ".join(f'"{{{k}}}"' for k in stage.wildcards) or "none"
+            raise ValueError(f"rule {rule}: its stage's wildcards are {expected}, not {', '.join(wildcards) or 'none'}")
+        return stage
 
-    def inputs(self, stage: Stage) -> Callable[[Any], dict[str, list[str]]]:
+    def inputs(self, rule: str) -> Callable[[Any], dict[str, list[str]]]:
         """The job's inputs by name, with the data it reads besides the DAG's. Its code is no input
         file: its digest is in the command (`args`), see asym.dag.code."""
+        stage = self.stage(rule)
+
         def get(wildcards: Any) -> dict[str, list[str]]:
             w = dict(wildcards.items())
             return {**stage.inputs(self.P, self.L, w), "data_deps": [_here(f) for f in stage.data(self.P, w, True)]}
         return get
 
-    def outputs(self, stage: Stage) -> dict[str, Any]:
+    def outputs(self, rule: str, *wildcards: str) -> dict[str, Any]:
+        """The job's outputs by name, as patterns of its wildcards: folders marked as such, and the
+        report's tables and figures with their place in `snakemake --report`."""
+        stage = self.stage(rule, wildcards)
         out: dict[str, Any] = {}
         shown = report_entries(self.P.models, self.P.datasets, bool(self.P.study_models)) if stage.captioned else {}
-        for name, files in stage.outputs(self.P, self.L, self._patterns(stage)).items():
+        for name, files in stage.outputs(self.P, self.L, {k: "{" + k + "}" for k in stage.wildcards}).items():
             if name in stage.directories:
                 out[name] = [directory(f) for f in files]
             elif name in shown:
@@ -146,31 +168,26 @@ class Rules:
                 out[name] = files
         return out
 
-    def params(self, stage: Stage) -> dict[str, Any]:
+    def log(self, rule: str, *wildcards: str) -> str:
+        """logs/<step>/<its wildcards' values>.log"""
+        return self.L.log(self.stage(rule, wildcards).step, *wildcards)
+
+    def command(self, rule: str) -> Callable[[Any], str]:
+        """The arguments of the job's `asym` command, its code's digest last."""
+        stage = self.stage(rule)
+
         def args(wildcards: Any) -> str:
             return shlex.join(stage.command(self.P, dict(wildcards.items())))
+        return args
+
+    def settings(self, rule: str) -> Callable[[Any], str]:
+        """The job's slice of params.yaml: the values of the keys its step reads."""
+        stage = self.stage(rule)
 
         def settings(wildcards: Any) -> str:
             keys = stage.reads(self.P, dict(wildcards.items()))
             return json.dumps({k: self.P.slice(k) for k in keys}, sort_keys=True)
-
-        return {"args": args, "settings": settings}
-
-    def log(self, stage: Stage) -> str:
-        return stage.log(self.L, self._patterns(stage))
-
-    def threads(self, stage: Stage) -> int:
-        return self.P.train.threads if stage.trains else 1
-
-    def resources(self, stage: Stage) -> dict[str, int]:
-        """One slot of the GPU per training job: the gpu profile shares a GPU among several jobs."""
-        return {"gpu_slots": 1 if stage.trains and self.uses_gpu else 0}
-
-    def wildcard_constraints(self, stage: Stage) -> dict[str, str]:
-        return {"protocol": _alternatives(list(STUDY_PROTOCOLS))} if "protocol" in stage.wildcards else {}
-
-    def message(self, stage: Stage) -> str:
-        return stage.message_for(self.P).format(**{k: "{wildcards." + k + "}" for k in stage.wildcards})
+        return settings
 
 
 def params_file(config: dict[str, Any]) -> str:

@@ -1,11 +1,14 @@
 """The DAG's one stage table: each stage's row holds its wildcards, command, inputs, outputs, the
-params keys it reads, its code and its data dependencies.
+params keys it reads, its code and its data dependencies. A row is built from named functions,
+in a section per stage (`_train_inputs`, `_train_outputs`, `_train_reads`, ...).
 
-Both DAGs are read off this table: the Snakemake rules (asym.dag.snakefile, looped over in
-workflow/rules/stages.smk) and dvc.yaml (asym.dag.dvc_yaml). A stage's files come from
-asym.layout, given wildcard values that are either concrete (`{"dataset": "dvlog"}`, for DVC and
-for Snakemake's input functions) or patterns (`{"dataset": "{dataset}"}`, for Snakemake's outputs).
-tests/dag checks both DAGs against the table, and every step's reads of params.yaml against its
+Both DAGs are read off this table: the Snakemake rules (workflow/rules/<step>.smk, each written
+out by name and reading its row through asym.dag.snakefile) and dvc.yaml (asym.dag.dvc_yaml). What
+only Snakemake needs (a job's log, message, threads, GPU slot, conda environment) is written in
+the rule itself. A stage's files come from asym.layout, given wildcard values that are either
+concrete (`{"dataset": "dvlog"}`, for DVC and for Snakemake's input functions) or patterns
+(`{"dataset": "{dataset}"}`, for Snakemake's outputs). tests/dag checks both DAGs against the
+table, the rules as written against its rows, and every step's reads of params.yaml against its
 row's keys.
 
 Each seed's resume.pt (asym.train.resume) sits beside a training stage's outputs and is never one
@@ -46,10 +49,9 @@ def _dataset_option(p: Params, w: Wild) -> list[str]:
 
 @dataclass(frozen=True)
 class Stage:
-    name: str                                  # the Snakemake rule
+    name: str                                  # its Snakemake rule (workflow/rules/<step>.smk)
     step: str                                  # the `asym` command it runs (and its log folder)
     wildcards: tuple[str, ...]
-    message: str                               # with `{dataset}`, `{model}`, `{protocol}`, `{seeds}`
     instances: Callable[[Params], list[dict[str, str]]]
     inputs: Callable[[Params, Layout, Wild], Files]        # the DAG's own files
     outputs: Callable[[Params, Layout, Wild], Files]
@@ -59,21 +61,12 @@ class Stage:
     format_code: Callable[[Params, Wild], tuple[str, ...]] | None = None
     options: Callable[[Params, Wild], list[str]] = _dataset_option       # the command's options
     data: Callable[[Params, Wild, bool], list[str]] = _no_data    # files besides the DAG's (absolute or not)
-    seeds: Callable[[Params], list[int]] | None = None     # a training stage's seeds
     directories: frozenset[str] = frozenset()  # output groups that are folders
     captioned: bool = False                    # its outputs go in `snakemake --report` (asym.dag.snakefile.report_entries)
     dvc_kinds: Mapping[str, str] = field(default_factory=dict)   # output group -> metrics | plots | uncached
 
-    @property
-    def trains(self) -> bool:
-        """A training stage holds `train.threads` and a GPU slot."""
-        return self.seeds is not None
-
     def dvc_name(self, w: Wild) -> str:
         return "-".join([self.step, *(w[k] for k in self.wildcards)])
-
-    def log(self, lay: Layout, w: Wild) -> str:
-        return lay.log(self.step, *(w[k] for k in self.wildcards))
 
     def command(self, p: Params, w: Wild) -> list[str]:
         """The `asym` command line after `asym --params <file>`, ending with the digest of the code
@@ -84,25 +77,21 @@ class Stage:
     def job_modules(self, p: Params, w: Wild) -> tuple[str, ...]:
         """The step's modules, with the dataset's format's (read through asym.data.formats, which
         names them, so no import finds them) and a plug-in's package imports."""
-        model = w.get("model") if self.trains else None
         fmt = self.format_code(p, w) if self.format_code is not None else ()
-        return (*self.modules, *fmt, *plugin_imports(model))
+        return (*self.modules, *fmt, *plugin_imports(w.get("model")))
 
     def code(self, p: Params, w: Wild) -> list[str]:
         """The package files whose code the job runs (what its code digest covers); a plug-in's
         training also runs the package modules its file imports (the file itself is one of the
         job's `data`: it lies outside the package)."""
-        return code_deps(self.job_modules(p, w), w.get("model") if self.trains else None)
+        return code_deps(self.job_modules(p, w), w.get("model"))
 
     def code_digest(self, p: Params, w: Wild) -> str:
         """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
-        model = w.get("model") if self.trains else None
+        model = w.get("model")             # a training job's
         resolved = training_values(p, w["dataset"], model) if model is not None else \
             format_values(p, w["dataset"]) if self.format_code is not None else None
         return code_digest(self.job_modules(p, w), model, {k.split(".")[0] for k in self.reads(p, w)}, resolved)
-
-    def message_for(self, p: Params) -> str:
-        return self.message.replace("{seeds}", str(self.seeds(p))) if self.seeds is not None else self.message
 
 
 # --- the grids ----------------------------------------------------------------------------------
@@ -248,7 +237,7 @@ def _fetch_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [_user(p, csv, absolute)]
 
 
-FETCH = Stage("fetch", "fetch", ("dataset",), "Fetching the {dataset} release", _per_dataset,
+FETCH = Stage("fetch", "fetch", ("dataset",), _per_dataset,
               inputs=_fetch_inputs, outputs=_fetch_outputs, reads=_fetch_reads, modules=("asym.data.fetch",),
               format_code=_fetch_code, data=_fetch_data, directories=frozenset({"raw"}))
 
@@ -279,7 +268,7 @@ def _convert_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [_user(p, ds.subjects, absolute)] if ds.subjects is not None and raw not in p.resolve(ds.subjects).parents else []
 
 
-CONVERT = Stage("convert", "convert", ("dataset",), "Validating {dataset} and writing Parquet", _per_dataset,
+CONVERT = Stage("convert", "convert", ("dataset",), _per_dataset,
                 inputs=_convert_inputs, outputs=_convert_outputs, reads=_convert_reads,
                 modules=("asym.data.convert",), format_code=_convert_code, data=_convert_data)
 
@@ -307,7 +296,7 @@ def _split_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     return []
 
 
-SPLIT = Stage("split", "split", ("dataset",), "Splitting {dataset} by its protocol", _per_dataset,
+SPLIT = Stage("split", "split", ("dataset",), _per_dataset,
               inputs=_split_inputs, outputs=_split_outputs, reads=_split_reads, modules=("asym.data.splits",),
               data=_split_data)
 
@@ -328,13 +317,9 @@ def _train_reads(p: Params, w: Wild) -> list[str]:
     return _training_reads(p, w, [f"datasets.{w['dataset']}.protocol"], f"run.seeds.{p.scale}")
 
 
-def _train_seeds(p: Params) -> list[int]:
-    return p.seeds
-
-
-TRAIN = Stage("train", "train", ("dataset", "model"), "Training {model} on {dataset} (seeds {seeds})", _per_model,
+TRAIN = Stage("train", "train", ("dataset", "model"), _per_model,
               inputs=_train_inputs, outputs=_train_outputs, reads=_train_reads, modules=("asym.train.job",),
-              options=_training_options, seeds=_train_seeds, data=_plugin_file)
+              options=_training_options, data=_plugin_file)
 
 
 # --- the optimism study: split and train again under each of its protocols -----------------------------------
@@ -356,8 +341,7 @@ def _split_protocol_options(p: Params, w: Wild) -> list[str]:
     return ["--dataset", w["dataset"], "--protocol", w["protocol"]]
 
 
-SPLIT_PROTOCOL = Stage("split_protocol", "split", ("protocol", "dataset"),
-                       "Splitting {dataset} by {protocol} (optimism study)", _per_protocol,
+SPLIT_PROTOCOL = Stage("split_protocol", "split", ("protocol", "dataset"), _per_protocol,
                        inputs=_split_protocol_inputs, outputs=_split_protocol_outputs, reads=_split_protocol_reads,
                        modules=("asym.data.splits",), options=_split_protocol_options)
 
@@ -375,15 +359,9 @@ def _train_protocol_reads(p: Params, w: Wild) -> list[str]:
     return _training_reads(p, w, [], f"optimism.seeds.{p.scale}")
 
 
-def _train_protocol_seeds(p: Params) -> list[int]:
-    return p.study_seeds
-
-
-TRAIN_PROTOCOL = Stage("train_protocol", "train", ("protocol", "dataset", "model"),
-                       "Training {model} on {dataset} under {protocol} (optimism study)", _per_protocol_model,
+TRAIN_PROTOCOL = Stage("train_protocol", "train", ("protocol", "dataset", "model"), _per_protocol_model,
                        inputs=_train_protocol_inputs, outputs=_train_protocol_outputs, reads=_train_protocol_reads,
-                       modules=("asym.train.job",), options=_training_options, seeds=_train_protocol_seeds,
-                       data=_plugin_file)
+                       modules=("asym.train.job",), options=_training_options, data=_plugin_file)
 
 
 # --- evaluate --------------------------------------------------------------------------------------------
@@ -399,7 +377,7 @@ def _evaluate_reads(p: Params, w: Wild) -> list[str]:
     return _grid(p)
 
 
-EVALUATE = Stage("evaluate", "evaluate", (), "Evaluating every run from its saved predictions", _once,
+EVALUATE = Stage("evaluate", "evaluate", (), _once,
                  inputs=_evaluate_inputs, outputs=_evaluate_outputs, reads=_evaluate_reads, modules=("asym.evaluate",),
                  dvc_kinds={"metrics": "metrics"})
 
@@ -452,7 +430,7 @@ def _report_data(p: Params, w: Wild, absolute: bool) -> list[str]:
     return [_package("asym/reference/published_results.csv", absolute)]
 
 
-REPORT = Stage("report", "report", (), "Aggregating every run into the report tables and plots", _once,
+REPORT = Stage("report", "report", (), _once,
                inputs=_report_inputs, outputs=_report_outputs, reads=_report_reads, modules=("asym.report.build",),
                data=_report_data, captioned=True, dvc_kinds={**{k: "plots" for k in PLOTS}, "summary_json": "metrics"})
 
@@ -472,7 +450,7 @@ def _track_reads(p: Params, w: Wild) -> list[str]:
     return ["mlflow", *_grid(p), *_study_models(p)]
 
 
-TRACK = Stage("track", "track", (), "Logging every finished run and the report to MLflow", _once,
+TRACK = Stage("track", "track", (), _once,
               inputs=_track_inputs, outputs=_track_outputs, reads=_track_reads,
               # the MLflow Model's code, run by path
               modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"), dvc_kinds={"record": "uncached"})

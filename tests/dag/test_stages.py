@@ -1,9 +1,11 @@
 """Both DAGs are read off the one stage table: Snakemake's real DAG (its own parser and job graph)
-and dvc.yaml declare the same stages, files, commands and params, and the linter finds nothing."""
+and dvc.yaml declare the same stages, files, commands and params; each rule is written out by name
+in workflow/rules/ as its stage's row says; and the linter finds nothing."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +92,62 @@ def test_snakemake_and_dvc_declare_the_same_stages_files_commands_and_params(pro
         assert settings == {k: p.slice(k) for k in d.get("params", [])}
     assert seen == set(dvc), f"DVC stages without a Snakemake job: {sorted(set(dvc) - seen)}"
     assert {j.rule.name for j in jobs} == {s.name for s in stages.STAGES}
+
+
+RULES = ROOT / "workflow" / "rules"
+# A rule as written: the comment lines above it, its name, its indented body.
+WRITTEN_RULE = re.compile(r"^((?:#.*\n)*)rule (\w+):\n((?:[ \t]+.*\n|\n)*)", re.M)
+DIRECTIVES = ("input", "output", "log", "params", "message", "threads", "resources", "conda", "shell")
+
+
+def _written_rules() -> dict[str, tuple[Path, str, str]]:
+    """Each rule of workflow/rules/ by name: its file, leading comment and body."""
+    rules: dict[str, tuple[Path, str, str]] = {}
+    for path in sorted(RULES.glob("*.smk")):
+        for m in WRITTEN_RULE.finditer(path.read_text()):
+            assert m.group(2) not in rules, f"rule {m.group(2)} is written twice"
+            rules[m.group(2)] = (path, m.group(1), m.group(3))
+    return rules
+
+
+def _command_shape(stage: stages.Stage, p, w: dict[str, str]) -> str:
+    """`asym <step> <options>` with the job's wildcard values as `{name}` and each digest as `<digest>`."""
+    args, names = stage.command(p, w), {v: "{" + k + "}" for k, v in w.items()}
+    return " ".join(["asym", *("<digest>" if i and args[i - 1].endswith("-digest") else names.get(a, a)
+                              for i, a in enumerate(args))])
+
+
+def test_every_stage_is_a_rule_written_out_by_name_in_its_steps_file(jobs):
+    """`grep "rule train"` finds the rule in workflow/rules/train.smk, every directive in view: the
+    comment above it is the command it runs, each value it takes from the table names its own
+    stage, and Snakemake reads the stage's wildcards off its outputs."""
+    p = load_params(ROOT / "params.yaml")
+    written = _written_rules()
+    assert set(written) == set(stages.BY_NAME)
+    included = re.findall(r'^include: "workflow/rules/(\w+)\.smk"$', (ROOT / "Snakefile").read_text(), re.M)
+    assert sorted(included) == sorted(path.stem for path in RULES.glob("*.smk"))
+    parsed = {j.rule.name: j.rule for j in jobs}
+    for stage in stages.STAGES:
+        path, comment, body = written[stage.name]
+        assert path.name == f"{stage.step}.smk", stage.name
+        named = re.findall(r'\bS\.\w+\("(\w+)"', body)
+        assert named and set(named) == {stage.name}, (stage.name, named)
+        assert all(re.search(rf"^    {d}:", body, re.M) for d in DIRECTIVES), stage.name
+        assert f"# {_command_shape(stage, p, stage.instances(p)[0])}\n" in comment, stage.name
+        assert parsed[stage.name].wildcard_names == set(stage.wildcards), stage.name
+
+
+def test_a_rule_that_names_wildcards_or_a_stage_the_table_does_not_stops_the_dag():
+    from asym.dag.snakefile import Rules
+
+    rules = Rules(str(ROOT / "params.yaml"))
+    assert rules.log("train", "{dataset}", "{model}").endswith("train/{dataset}/{model}.log")
+    with pytest.raises(ValueError, match='rule train: its stage.s wildcards are "{dataset}", "{model}", not {model}, {dataset}'):
+        rules.outputs("train", "{model}", "{dataset}")
+    with pytest.raises(ValueError, match="rule evaluate: its stage.s wildcards are none, not {dataset}"):
+        rules.log("evaluate", "{dataset}")
+    with pytest.raises(ValueError, match="rule trian: the stage table has no such stage"):
+        rules.inputs("trian")
 
 
 def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(jobs):

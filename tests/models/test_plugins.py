@@ -59,8 +59,8 @@ def test_a_plugin_is_typed_listed_and_a_dependency_of_its_own_jobs_only(tmp_path
     assert holders == ["train-dvlog-gru"], holders
     # Snakemake: the same file among the job's inputs, and nowhere else
     rules = Rules(str(params))
-    assert str(plugin.resolve()) in rules.inputs(train)(_Wild(w))["data_deps"]
-    assert rules.inputs(train)(_Wild({"dataset": "dvlog", "model": "asym"}))["data_deps"] == []
+    assert str(plugin.resolve()) in rules.inputs("train")(_Wild(w))["data_deps"]
+    assert rules.inputs("train")(_Wild({"dataset": "dvlog", "model": "asym"}))["data_deps"] == []
     assert Layout.of(p).model_card("dvlog", "gru").endswith("dvlog-gru.md")
 
 

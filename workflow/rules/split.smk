@@ -1,0 +1,47 @@
+# asym split --dataset {dataset} --code-digest <digest>
+# The dataset's partitions by the protocol its entry in params.yaml names (asym/data/splits.py).
+rule split:
+    input:
+        unpack(S.inputs("split")),
+    output:
+        **S.outputs("split", "{dataset}"),
+    log:
+        S.log("split", "{dataset}"),
+    params:
+        args=S.command("split"),
+        settings=S.settings("split"),
+    message:
+        "Splitting {wildcards.dataset} by its protocol"
+    threads: 1
+    resources:
+        gpu_slots=0,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m asym {params.args} > {log} 2>&1"
+
+
+# asym split --dataset {dataset} --protocol {protocol} --code-digest <digest>
+# The optimism study (params.yaml `optimism`): the dataset split again under each of its protocols,
+# into the study's own folders.
+rule split_protocol:
+    input:
+        unpack(S.inputs("split_protocol")),
+    output:
+        **S.outputs("split_protocol", "{protocol}", "{dataset}"),
+    log:
+        S.log("split_protocol", "{protocol}", "{dataset}"),
+    params:
+        args=S.command("split_protocol"),
+        settings=S.settings("split_protocol"),
+    message:
+        "Splitting {wildcards.dataset} by {wildcards.protocol} (optimism study)"
+    threads: 1
+    resources:
+        gpu_slots=0,
+    wildcard_constraints:
+        protocol=S.protocols,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m asym {params.args} > {log} 2>&1"

@@ -1,0 +1,48 @@
+# asym train --dataset {dataset} --model {model} --entry-digest <digest> --code-digest <digest>
+# The model trained on the dataset, every seed of `run.seeds` in turn (asym/train/job.py). A seed's
+# resume.pt sits beside its outputs and is none of them, so a killed job goes on where it stopped.
+rule train:
+    input:
+        unpack(S.inputs("train")),
+    output:
+        **S.outputs("train", "{dataset}", "{model}"),
+    log:
+        S.log("train", "{dataset}", "{model}"),
+    params:
+        args=S.command("train"),
+        settings=S.settings("train"),
+    message:
+        "Training {wildcards.model} on {wildcards.dataset} (seeds " + str(P.seeds) + ")"
+    threads: P.train.threads
+    resources:
+        gpu_slots=S.gpu_slots,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m asym {params.args} > {log} 2>&1"
+
+
+# asym train --dataset {dataset} --model {model} --protocol {protocol} --entry-digest <digest> --code-digest <digest>
+# The optimism study: each of its models trained again under each of its protocols, with its own
+# seeds, in the study's own folders (each run also keeps every epoch's predictions).
+rule train_protocol:
+    input:
+        unpack(S.inputs("train_protocol")),
+    output:
+        **S.outputs("train_protocol", "{protocol}", "{dataset}", "{model}"),
+    log:
+        S.log("train_protocol", "{protocol}", "{dataset}", "{model}"),
+    params:
+        args=S.command("train_protocol"),
+        settings=S.settings("train_protocol"),
+    message:
+        "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (optimism study)"
+    threads: P.train.threads
+    resources:
+        gpu_slots=S.gpu_slots,
+    wildcard_constraints:
+        protocol=S.protocols,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m asym {params.args} > {log} 2>&1"
