@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS
+from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE
 from asym.data import formats
+from asym.data.protocols import STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from asym.data import formats
-from asym.data.protocols import SELECT_ON_TEST
+from asym.data.protocols import STUDY_PROTOCOLS
 from asym.errors import ConfigError
 from asym.grid import STUDY_FOLDERS, Run, study_folders
 from asym.models import registry
@@ -38,9 +38,6 @@ T = TypeVar("T")
 Scale = Literal["demo", "paper"]
 SCALES: tuple[str, ...] = ("demo", "paper")
 Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "kfold_select_on_test", "csv"]
-# The protocols of the optimism study (`optimism` below): the honest one, then its twin that chooses
-# the checkpoint on the fold it reports.
-STUDY_PROTOCOLS: tuple[str, str] = ("kfold", *SELECT_ON_TEST)
 # The params file `asym` reads when no --params is given (else params.yaml): how the Snakemake
 # rules name it, outside their command lines (asym.dag.snakefile).
 PARAMS_VARIABLE = "ASYM_PARAMS"

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asym.config import STUDY_PROTOCOLS
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
-from asym.data import formats
-from asym.data.protocols import SELECT_ON_TEST
+from asym.data import formats, protocols
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
@@ -104,7 +102,7 @@ class Stage:
 # --- the grids ----------------------------------------------------------------------------------
 def study_protocols(p: Params) -> list[str]:
     """The optimism study's protocols: none when its model list is empty (the study is off)."""
-    return list(STUDY_PROTOCOLS) if p.study_models else []
+    return list(protocols.STUDY_PROTOCOLS) if p.study_models else []
 
 
 def _per_dataset(p: Params) -> list[dict[str, str]]:
@@ -147,7 +145,7 @@ def study_reads(p: Params, lay: Layout) -> list[str]:
     read: set[str] = set()
     for pr in study_protocols(p):
         sl = lay.for_protocol(pr)
-        keys = ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ()))
+        keys = ("predictions", "summary", *(("epochs",) if protocols.get(pr).optimistic else ()))
         read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_protocol(pr).runs() for k in keys}
         read |= {f for d in p.datasets for f in (sl.split_csv(d), sl.split_json(d))}
     return sorted(read)
