@@ -184,14 +184,9 @@ def _study_train_reads(p: Params, w: Wild) -> list[str]:
     return [k if k != run_seeds else f"optimism.seeds.{p.scale}" for k in _train_reads(p, w) if k != protocol]
 
 
-# The `split` settings each protocol reads (the others read none: official, depmamba and csv take
-# their folds from the release, DepMamba's published split or the user's file).
-SPLIT_SETTINGS = {"stratified_group": ("ratios", "seed"), "kfold": ("kfold", "seed"),
-                  "kfold_select_on_test": ("kfold", "seed")}
-
-
 def _split_settings(protocol: str) -> list[str]:
-    return [f"split.{k}" for k in SPLIT_SETTINGS.get(protocol, ())]
+    """The `split` settings the protocol's splitter is given (asym.data.protocols)."""
+    return [f"split.{k}" for k in protocols.get(protocol).settings]
 
 
 def _grid(p: Params) -> list[str]:
@@ -274,13 +269,10 @@ def _manifest(p: Params, w: Wild, absolute: bool) -> list[str]:
 
 
 def _split_sources(p: Params, w: Wild, absolute: bool) -> list[str]:
-    """DepMamba's published LMVD split, or a user's split CSV."""
-    protocol, ds = p.protocol(w["dataset"]), p.dataset(w["dataset"])
-    if protocol == "depmamba":
-        return [_package(f"asym/reference/splits/lmvd_depmamba.{ext}", absolute) for ext in ("csv", "json")]
-    if protocol == "csv" and ds.split_csv is not None:
-        return [_user(p, ds.split_csv, absolute)]
-    return []
+    """The files the protocol's row names (DepMamba's published LMVD split), or a user's split CSV."""
+    row, ds = protocols.get(p.protocol(w["dataset"])), p.dataset(w["dataset"])
+    user = [_user(p, ds.split_csv, absolute)] if row.split_csv and ds.split_csv is not None else []
+    return [*(_package(f, absolute) for f in row.files), *user]
 
 
 def _published(p: Params, w: Wild, absolute: bool) -> list[str]:
