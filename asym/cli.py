@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS
+from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE
 from asym.data import formats
+from asym.data.protocols import STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def _study(p: Params, args: argparse.Namespace) -> Params:
 
 
 def cmd_split(args: argparse.Namespace) -> None:
+    from asym.data import protocols
     from asym.data.parquet import read_samples
     from asym.data.splits import make_split, split_summary
     from asym.io import atomic_path, write_json
@@ -90,7 +92,8 @@ def cmd_split(args: argparse.Namespace) -> None:
     data = Path(layout.parquet(args.dataset))
     table = read_samples(data)
     ds, protocol = p.dataset(args.dataset), p.protocol(args.dataset)
-    csv = p.resolve(ds.split_csv) if protocol == "csv" and ds.split_csv else None   # read by `csv` alone
+    reads_csv = protocols.get(protocol).split_csv           # the protocol's row says whether it reads one
+    csv = p.resolve(ds.split_csv) if reads_csv and ds.split_csv else None
     split = make_split(table, protocol, p.split, data, csv)
     with atomic_path(layout.split_csv(args.dataset)) as tmp:
         split.to_csv(tmp, index=False)

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from asym.data import formats
-from asym.data.protocols import SELECT_ON_TEST
+from asym.data import formats, protocols
+from asym.data.protocols import STUDY_PROTOCOLS
 from asym.errors import ConfigError
 from asym.grid import STUDY_FOLDERS, Run, study_folders
 from asym.models import registry
@@ -37,10 +37,9 @@ from asym.schema import Strict
 T = TypeVar("T")
 Scale = Literal["demo", "paper"]
 SCALES: tuple[str, ...] = ("demo", "paper")
-Protocol = Literal["official", "depmamba", "stratified_group", "kfold", "kfold_select_on_test", "csv"]
-# The protocols of the optimism study (`optimism` below): the honest one, then its twin that chooses
-# the checkpoint on the fold it reports.
-STUDY_PROTOCOLS: tuple[str, str] = ("kfold", *SELECT_ON_TEST)
+# A split protocol: the name of a row of asym.data.protocols (an unknown one is refused, with the
+# known names listed).
+Protocol = Annotated[str, AfterValidator(lambda name: protocols.get(name).name)]
 # The params file `asym` reads when no --params is given (else params.yaml): how the Snakemake
 # rules name it, outside their command lines (asym.dag.snakefile).
 PARAMS_VARIABLE = "ASYM_PARAMS"
@@ -461,8 +460,9 @@ class ParamsFile(Strict):
         for name, ds in self.datasets.items():
             self._reader_inputs(name, ds)
             for scale in SCALES:
-                if ds.protocol.at(scale) == "csv" and ds.split_csv is None:
-                    raise ValueError(f"datasets.{name}: protocol csv needs split_csv")
+                protocol = ds.protocol.at(scale)
+                if protocols.get(protocol).split_csv and ds.split_csv is None:
+                    raise ValueError(f"datasets.{name}: protocol {protocol} needs split_csv")
         for scale in SCALES:
             for model in models:
                 entry = registry.get(model)
@@ -654,7 +654,7 @@ class Params:
         if protocol not in STUDY_PROTOCOLS:
             raise ConfigError(f"the optimism study runs {list(STUDY_PROTOCOLS)}, not {protocol!r}")
         d = self.data
-        by_scale = ByScale[Protocol](demo=protocol, paper=protocol)    # type: ignore[arg-type]
+        by_scale = ByScale[Protocol](demo=protocol, paper=protocol)
         folders = study_folders({k: Path(getattr(d.paths, k)).as_posix() for k in STUDY_FOLDERS}, protocol)
         paths = d.paths.model_copy(update={k: Path(v) for k, v in folders.items()})
         seeds = ByScale[list[int]](demo=self.study_seeds or [0], paper=self.study_seeds or [0])

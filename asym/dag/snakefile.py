@@ -28,9 +28,10 @@ from typing import Any
 from snakemake.io import directory, report
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, STUDY_PROTOCOLS, load_params
+from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, load_params
 from asym.dag import stages
 from asym.dag.stages import Stage
+from asym.data.protocols import STUDY_PROTOCOLS
 from asym.layout import PACKAGE, PLOTS, Layout, model_card_key, page_key, report_tables
 from asym.models import registry
 

@@ -24,10 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asym.config import STUDY_PROTOCOLS
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
-from asym.data import formats
-from asym.data.protocols import SELECT_ON_TEST
+from asym.data import formats, protocols
 from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
@@ -97,7 +95,7 @@ class Stage:
 # --- the grids ----------------------------------------------------------------------------------
 def study_protocols(p: Params) -> list[str]:
     """The optimism study's protocols: none when its model list is empty (the study is off)."""
-    return list(STUDY_PROTOCOLS) if p.study_models else []
+    return list(protocols.STUDY_PROTOCOLS) if p.study_models else []
 
 
 def _per_dataset(p: Params) -> list[dict[str, str]]:
@@ -140,14 +138,11 @@ def _readers(p: Params, dataset: str) -> list[str]:
     return [*block, *([f"datasets.{dataset}.frame_rates"] if rates else [])]
 
 
-# The `split` settings each protocol reads (the others read none: official, depmamba and csv take
-# their folds from the release, DepMamba's published split or the user's file).
-SPLIT_SETTINGS = {"stratified_group": ("ratios", "seed"), "kfold": ("kfold", "seed"),
-                  "kfold_select_on_test": ("kfold", "seed")}
 
 
 def _split_settings(protocol: str) -> list[str]:
-    return [f"split.{k}" for k in SPLIT_SETTINGS.get(protocol, ())]
+    """The `split` settings the protocol's splitter is given (asym.data.protocols)."""
+    return [f"split.{k}" for k in protocols.get(protocol).settings]
 
 
 def _grid(p: Params) -> list[str]:
@@ -287,13 +282,10 @@ def _split_reads(p: Params, w: Wild) -> list[str]:
 
 
 def _split_data(p: Params, w: Wild, absolute: bool) -> list[str]:
-    """DepMamba's published LMVD split, or a user's split CSV."""
-    protocol, ds = p.protocol(w["dataset"]), p.dataset(w["dataset"])
-    if protocol == "depmamba":
-        return [_package(f"asym/reference/splits/lmvd_depmamba.{ext}", absolute) for ext in ("csv", "json")]
-    if protocol == "csv" and ds.split_csv is not None:
-        return [_user(p, ds.split_csv, absolute)]
-    return []
+    """The files the protocol's row names (DepMamba's published LMVD split), or a user's split CSV."""
+    row, ds = protocols.get(p.protocol(w["dataset"])), p.dataset(w["dataset"])
+    user = [_user(p, ds.split_csv, absolute)] if row.split_csv and ds.split_csv is not None else []
+    return [*(_package(f, absolute) for f in row.files), *user]
 
 
 SPLIT = Stage("split", "split", ("dataset",), _per_dataset,
@@ -390,7 +382,7 @@ def study_reads(p: Params, lay: Layout) -> list[str]:
     read: set[str] = set()
     for pr in study_protocols(p):
         sl = lay.for_protocol(pr)
-        keys = ("predictions", "summary", *(("epochs",) if pr in SELECT_ON_TEST else ()))
+        keys = ("predictions", "summary", *(("epochs",) if protocols.get(pr).optimistic else ()))
         read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_protocol(pr).runs() for k in keys}
         read |= {f for d in p.datasets for f in (sl.split_csv(d), sl.split_json(d))}
     return sorted(read)

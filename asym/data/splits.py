@@ -1,25 +1,9 @@
-"""Split protocols, and the leakage check that guards every split at writing and at training.
+"""The splitters of the split protocols (asym.data.protocols, which says what each does), and the
+leakage check that guards every split at writing and at training.
 
 A split file has one row per (partition, sample): `sample_id, subject_id, label, partition,
 fold` with fold in train / valid / test. Hold-out protocols have one partition (0); `kfold` has
-k, each sample being in the test fold of exactly one. Protocols:
-
-- `official`: the release's own folds (D-Vlog);
-- `depmamba`: DepMamba's published LMVD split, shipped with the package (asym/reference/splits);
-- `stratified_group`: seeded, class-stratified, whole subjects per fold;
-- `kfold`: k stratified outer folds, grouped by subject; inside each, a validation part carved
-  (grouped, stratified) from the training folds selects the checkpoint, never the test fold;
-- `kfold_select_on_test`: what the LMVD authors' code, MDD-Net's and MMFformer's do, measured
-  rather than adopted: k folds over the pooled data, the checkpoint chosen on the very fold that
-  is reported. Its split file is `kfold`'s (same outer folds, same training part, same
-  validation part), and `selection_fold` makes the trainer choose the checkpoint on the test
-  fold and on nothing else: a plateau scheduler still steps on the validation part's loss and a
-  tuned threshold is still tuned on it, so on one seed both protocols follow the same training
-  trajectory and label with the same rule, and their difference is the cost of selecting on test
-  alone. The published protocols train on that validation part too (and split by vlog, into 10
-  folds): their numbers carry a tag of their own (asym.reference). Never a default; every table
-  that shows it says "optimistic: selection on the test fold";
-- `csv`: a user's `sample,fold` file.
+k, each sample being in the test fold of exactly one.
 
 A split is subject-independent when no subject has vlogs in two folds of a partition. Releases
 without subject ids count each vlog as its own subject unless a `sample,subject` CSV is given;
@@ -30,29 +14,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from asym.data import protocols
 from asym.data.parquet import FeatureTable, read_samples
-from asym.data.protocols import SELECT_ON_TEST
 from asym.data.sample import FOLDS
 from asym.data.validate import check_unique, read_table
 from asym.errors import DataError
+from asym.layout import PACKAGE
 
 COLUMNS = ["sample_id", "subject_id", "label", "partition", "fold"]
-OPTIMISTIC_FLAG = "optimistic: selection on the test fold"
 
 
-def official(table: FeatureTable, source: Path) -> list[str]:
+# --- the splitters: split(table, source, **inputs) -> partitions (asym.data.protocols) ---------
+def official(table: FeatureTable, source: Path) -> list[list[str]]:
     missing = [s for s, f in zip(table.sample_id, table.fold, strict=True) if f not in FOLDS]
     if missing:
         raise DataError(source, f"protocol `official` needs a fold for every sample; {len(missing)} have none "
                         f"(e.g. {missing[:3]}). This release has no official split: use stratified_group, kfold or csv")
-    return list(table.fold)
+    return [list(table.fold)]
 
 
 def _grouped_assign(subjects: list[str], labels: np.ndarray, ratios: list[float], seed: int,
@@ -79,15 +63,17 @@ def _grouped_assign(subjects: list[str], labels: np.ndarray, ratios: list[float]
     return part_of
 
 
-def stratified_group(table: FeatureTable, ratios: list[float], seed: int) -> list[str]:
-    fold_of = _grouped_assign(table.subject_id, table.label, list(ratios), seed, FOLDS)
-    return [fold_of[s] for s in table.subject_id]
+def stratified_group(table: FeatureTable, source: Path, ratios: list[float], seed: int) -> list[list[str]]:
+    fold_of = _grouped_assign(table.subject_id, table.label, list(ratios), int(seed), FOLDS)
+    return [[fold_of[s] for s in table.subject_id]]
 
 
-def kfold(table: FeatureTable, k: int, valid_fraction: float, seed: int) -> list[list[str]]:
-    """k partitions: outer test folds by StratifiedGroupKFold; validation carved from the rest."""
+def kfold(table: FeatureTable, source: Path, kfold: Any, seed: int) -> list[list[str]]:
+    """k partitions (`kfold.k`): outer test folds by StratifiedGroupKFold; validation
+    (`kfold.valid_fraction`) carved from the rest."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    k, valid_fraction, seed = kfold.k, kfold.valid_fraction, int(seed)
     n_subjects = len(set(table.subject_id))
     if n_subjects < k:
         raise DataError(None, f"kfold with k={k} needs at least {k} subjects, the data has {n_subjects}")
@@ -105,25 +91,29 @@ def kfold(table: FeatureTable, k: int, valid_fraction: float, seed: int) -> list
     return partitions
 
 
-def from_csv(table: FeatureTable, path: Path) -> list[str]:
-    df = read_table(path, ["sample", "fold"])
-    check_unique(df["sample"].tolist(), path, "sample")
+def from_csv(table: FeatureTable, source: Path, split_csv: Path) -> list[list[str]]:
+    df = read_table(split_csv, ["sample", "fold"])
+    check_unique(df["sample"].tolist(), split_csv, "sample")
     mapping = dict(zip(df["sample"], df["fold"], strict=True))
     bad = sorted({f for f in mapping.values() if f not in FOLDS})
     if bad:
-        raise DataError(path, f"unknown fold(s) {bad}, expected {list(FOLDS)}")
+        raise DataError(split_csv, f"unknown fold(s) {bad}, expected {list(FOLDS)}")
     missing = [s for s in table.sample_id if s not in mapping]
     if missing:
-        raise DataError(path, f"{len(missing)} sample(s) have no fold, e.g. {missing[:3]}")
-    return [mapping[s] for s in table.sample_id]
+        raise DataError(split_csv, f"{len(missing)} sample(s) have no fold, e.g. {missing[:3]}")
+    return [[mapping[s] for s in table.sample_id]]
 
 
 # --- published splits shipped with the package ----------------------------------------------
 def published_split(name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A split shipped in asym/reference/splits, checked against its recorded sha256."""
-    folder = resources.files("asym.reference").joinpath("splits")
-    info = json.loads(folder.joinpath(f"lmvd_{name}.json").read_text(encoding="utf-8"))
-    path = Path(str(folder.joinpath(info["file"])))
+    """The split protocol `name` ships in the package: its row's files, a provenance record (.json)
+    and the split file it names, checked against the sha256 it records."""
+    files = [PACKAGE.parent / f for f in protocols.get(name).files]
+    record = next(f for f in files if f.suffix == ".json")
+    info = json.loads(record.read_text(encoding="utf-8"))
+    path = record.parent / info["file"]
+    if path not in files:
+        raise DataError(record, f"names {info['file']}, which is not a file of protocol {name!r} (asym.data.protocols)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != info["sha256"]:
         raise DataError(path, f"checksum mismatch: sha256 {digest}, its provenance records {info['sha256']}")
@@ -132,7 +122,7 @@ def published_split(name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return df, {**info, "path_in_package": str(path)}
 
 
-def depmamba(table: FeatureTable) -> list[str]:
+def depmamba(table: FeatureTable, source: Path) -> list[list[str]]:
     df, info = published_split("depmamba")
     where = info["path_in_package"]
     fold_of = dict(zip(df["index"], df["fold"], strict=True))
@@ -147,15 +137,16 @@ def depmamba(table: FeatureTable) -> list[str]:
     wrong = [s for s, y in zip(table.sample_id, table.label, strict=True) if int(label_of[s]) != int(y)]
     if wrong:
         raise DataError(where, f"{len(wrong)} vlog(s) have another label in DepMamba's split than in the data, e.g. {wrong[:3]}")
-    return [fold_of[s] for s in table.sample_id]
+    return [[fold_of[s] for s in table.sample_id]]
 
 
 # --- checks -----------------------------------------------------------------------------------
 def check_leakage(sample_ids: list[str], subject_ids: list[str], folds: list[str], where: str,
                   subjects_disjoint: bool = True) -> list[str]:
     """Fail loudly if, within one partition, a sample appears twice or a subject appears in two
-    folds. A published split that is not subject-independent (`depmamba`) is applied as
-    published: `subjects_disjoint=False` returns the subjects it leaks instead of failing."""
+    folds. A published split that is not subject-independent (a protocol whose row is not
+    `subject_disjoint`) is applied as published: `subjects_disjoint=False` returns the subjects
+    it leaks instead of failing."""
     seen_sample: dict[str, str] = {}
     seen_subject: dict[str, str] = {}
     leaked: set[str] = set()
@@ -179,23 +170,19 @@ def check_leakage(sample_ids: list[str], subject_ids: list[str], folds: list[str
 
 
 def make_split(table: FeatureTable, protocol: str, split_cfg: Any, source: Path, split_csv: Path | None = None) -> pd.DataFrame:
-    if protocol == "official":
-        partitions = [official(table, source)]
-    elif protocol == "depmamba":
-        partitions = [depmamba(table)]
-    elif protocol == "stratified_group":
-        partitions = [stratified_group(table, list(split_cfg.ratios), int(split_cfg.seed))]
-    elif protocol in ("kfold", *SELECT_ON_TEST):
-        partitions = kfold(table, split_cfg.kfold.k, split_cfg.kfold.valid_fraction, int(split_cfg.seed))
-    elif protocol == "csv":
+    """The split by `protocol`'s splitter, given the `split` settings its row names (from
+    `split_cfg`) and `split_csv` where its row reads one."""
+    if protocol not in protocols.PROTOCOLS:
+        raise DataError(source, f"unknown split protocol {protocol!r}; known: {list(protocols.names())}")
+    row = protocols.get(protocol)
+    inputs = {k: getattr(split_cfg, k) for k in row.settings}
+    if row.split_csv:
         if split_csv is None:
-            raise DataError(source, "protocol csv needs split_csv")
-        partitions = [from_csv(table, split_csv)]
-    else:
-        raise DataError(source, f"unknown split protocol {protocol!r}")
+            raise DataError(source, f"protocol {protocol} needs split_csv")
+        inputs["split_csv"] = split_csv
     frames = []
-    for p, folds in enumerate(partitions):
-        check_leakage(table.sample_id, table.subject_id, folds, str(source), subjects_disjoint=protocol != "depmamba")
+    for p, folds in enumerate(row.split_function()(table, source, **inputs)):
+        check_leakage(table.sample_id, table.subject_id, folds, str(source), subjects_disjoint=row.subject_disjoint)
         frames.append(pd.DataFrame({"sample_id": table.sample_id, "subject_id": table.subject_id,
                                     "label": table.label, "partition": p, "fold": folds}))
     return pd.concat(frames, ignore_index=True)
@@ -241,10 +228,9 @@ def fold_tables(table: FeatureTable, split: pd.DataFrame, split_path: Path, data
 
 
 def selection_fold(protocol: str) -> str:
-    """The fold whose score chooses the checkpoint: the test fold under a select-on-test protocol,
-    the validation fold otherwise. It chooses the checkpoint only: the scheduler's loss and a
-    tuned threshold always come from the validation fold."""
-    return "test" if protocol in SELECT_ON_TEST else "valid"
+    """The fold whose score chooses the checkpoint: the test fold under an optimistic protocol,
+    the validation fold otherwise (asym.data.protocols.SplitProtocol.selection_fold)."""
+    return protocols.get(protocol).selection_fold
 
 
 def load_partitions(data: Path, split_path: Path, subjects_disjoint: bool = True) -> tuple[FeatureTable, list[dict[str, FeatureTable]]]:
@@ -267,7 +253,7 @@ def split_summary(split: pd.DataFrame, subjects_supplied: bool, protocol: str) -
                                  for f in per.index}
     return {
         "protocol": protocol,
-        "checkpoint_selection": "test fold (" + OPTIMISTIC_FLAG + ")" if protocol in SELECT_ON_TEST else "validation fold",
+        "checkpoint_selection": "test fold (" + protocols.OPTIMISTIC_FLAG + ")" if protocols.get(protocol).optimistic else "validation fold",
         "subject_independent": independent,
         "subject_independent_verified": independent == "true",
         "n_leaked_subjects": len(leaked),

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pandas as pd
 
-from asym.data.protocols import SELECT_ON_TEST
+from asym.data import protocols
 from asym.errors import DataError
 
 # `model`: the registry name of the model built here that the row reports (empty: not built, or
@@ -17,14 +17,15 @@ COLUMNS = ["method", "model", "dataset", "accuracy", "precision", "recall", "f1"
 # `unnamed`: the source names no convention and its numbers do not settle it (never set beside a
 # measured F1 of either convention).
 CONVENTIONS = ("depressed-class", "weighted", "unnamed")
-# Protocols as asym.config names them, and the published protocols we do not run. Optimistic (the
-# checkpoint chosen on the fold that is reported): our `kfold_select_on_test`, and
-# `kfold10_select_on_test_vlog`, MDD-Net's and MMFformer's own: KFold(10, shuffle, random_state
-# 42) over the pooled vlogs (not grouped by subject), training on the other nine folds whole (no
-# validation part). Its tag never equals one of ours, so its numbers never stand beside ours.
+# Protocols a published row may name: ours (asym.data.protocols) but a user's own split file, and
+# the published protocols we do not run. Optimistic (the checkpoint chosen on the fold that is
+# reported): ours that are, and `kfold10_select_on_test_vlog`, MDD-Net's and MMFformer's own:
+# KFold(10, shuffle, random_state 42) over the pooled vlogs (not grouped by subject), training on
+# the other nine folds whole (no validation part). Its tag never equals one of ours, so its numbers
+# never stand beside ours.
 PUBLISHED_ONLY = ("kfold10_select_on_test_vlog",)
-PROTOCOLS = ("official", "depmamba", "stratified_group", "kfold", *SELECT_ON_TEST, *PUBLISHED_ONLY)
-OPTIMISTIC_PROTOCOLS = (*SELECT_ON_TEST, *PUBLISHED_ONLY)
+PROTOCOLS = (*(p.name for p in protocols.PROTOCOLS.values() if not p.split_csv), *PUBLISHED_ONLY)
+OPTIMISTIC_PROTOCOLS = (*protocols.optimistic(), *PUBLISHED_ONLY)
 
 
 def published_results() -> pd.DataFrame:

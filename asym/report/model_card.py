@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 
 from asym.config import DEFAULT_THRESHOLD, RecipeConfig
-from asym.data import formats
+from asym.data import formats, protocols
 from asym.data.daic_woz import CLNF_RATE, COVAREP_RATE
-from asym.data.protocols import SELECT_ON_TEST
 from asym.errors import ConfigError
 from asym.io import read_json, write_text
 from asym.layout import Layout
@@ -197,7 +196,7 @@ def selection_fold(protocol: str, runs: list[dict[str, Any]]) -> str:
     recorded = {r.get("selection_fold") for r in runs} - {None}
     if recorded:
         return "test" if "test" in recorded else "valid"
-    return "test" if protocol in SELECT_ON_TEST else "valid"
+    return protocols.get(protocol).selection_fold
 
 
 def recipe_lines(recipe: RecipeConfig, name: str, dataset: str, protocol: str, runs: list[dict[str, Any]]) -> list[str]:

@@ -55,8 +55,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asym.config import STUDY_PROTOCOLS, Params
-from asym.data.splits import OPTIMISTIC_FLAG, read_split
+from asym.config import Params
+from asym.data.protocols import OPTIMISTIC_FLAG, STUDY_PROTOCOLS
+from asym.data.splits import read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_text
 from asym.layout import Layout, RunFiles

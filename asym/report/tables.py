@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from asym.config import DEFAULT_THRESHOLD, Params
-from asym.data.protocols import SELECT_ON_TEST
-from asym.data.splits import OPTIMISTIC_FLAG
+from asym.data import protocols
+from asym.data.protocols import OPTIMISTIC_FLAG
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION, DEPRESSED_CLASS, FLOOR_METRICS
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
@@ -75,7 +75,7 @@ class Context:
             text = {"true": "verified subject-independent", "false": "NOT subject-independent (the published split "
                     "puts vlogs of one subject in several folds)", "unknown": "subject independence could not be "
                     "verified: no subject ids, each vlog counts as its own subject"}[ind]
-            flag = f" **{OPTIMISTIC_FLAG}**;" if self.protocols[ds] in SELECT_ON_TEST else ""
+            flag = f" **{OPTIMISTIC_FLAG}**;" if protocols.get(self.protocols[ds]).optimistic else ""
             lines.append(f"- **{ds}**: protocol `{self.protocols[ds]}`;{flag} {text}.")
         return [*lines, "", self.threshold_line(), *self.failure_lines()]
 

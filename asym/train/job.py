@@ -30,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from asym.dag.code import code_digest, training_values
-from asym.data import formats
+from asym.data import formats, protocols
 from asym.data.parquet import FeatureTable
 from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
@@ -82,7 +82,7 @@ def train_job(params: Params, dataset: str, model_name: str, seeds: list[int],
     entry = registry.get(model_name)
     recipe = params.recipe(entry.recipe)
     table, partitions = load_partitions(Path(layout.parquet(dataset)), Path(layout.split_csv(dataset)),
-                                        subjects_disjoint=params.protocol(dataset) != "depmamba")
+                                        subjects_disjoint=protocols.get(params.protocol(dataset)).subject_disjoint)
     device = pick_device(params.train.device)
     torch.set_num_threads(params.train.threads)
     runs = {s: layout.run(Run(dataset, model_name, s)) for s in seeds}

@@ -26,15 +26,15 @@ def test_stratified_group_is_subject_independent_and_hits_the_ratios():
     subjects = [f"p{rng.integers(0, 150)}" for _ in range(400)]
     subj_label = {s: int(rng.random() < 0.5) for s in set(subjects)}
     t = table(400, subjects, [subj_label[s] for s in subjects])
-    folds = stratified_group(t, [0.8, 0.1, 0.1], seed=1)
+    folds = stratified_group(t, "x.parquet", [0.8, 0.1, 0.1], seed=1)[0]
     check_leakage(t.sample_id, t.subject_id, folds, "test")
     share = {f: folds.count(f) / 400 for f in ("train", "valid", "test")}
     assert abs(share["train"] - 0.8) < 0.03 and abs(share["test"] - 0.1) < 0.03
     for f in ("train", "test"):
         lab = [y for y, g in zip(t.label, folds, strict=True) if g == f]
         assert abs(np.mean(lab) - np.mean(t.label)) < 0.1
-    assert folds == stratified_group(t, [0.8, 0.1, 0.1], seed=1)        # seeded
-    assert folds != stratified_group(t, [0.8, 0.1, 0.1], seed=2)
+    assert folds == stratified_group(t, "x.parquet", [0.8, 0.1, 0.1], seed=1)[0]        # seeded
+    assert folds != stratified_group(t, "x.parquet", [0.8, 0.1, 0.1], seed=2)[0]
 
 
 def test_leakage_check_fails_loudly_on_a_shared_subject():
@@ -318,9 +318,9 @@ def test_stratified_group_takes_its_ratios_and_seed_from_the_config(tmp_path):
     t = _subjects_table(n_subjects=40)
     a = make_split(t, "stratified_group", _cfg(ratios=(0.5, 0.25, 0.25)), tmp_path / "x.parquet")
     assert a["fold"].value_counts(normalize=True).to_dict() == pytest.approx({"train": 0.5, "valid": 0.25, "test": 0.25}, abs=0.05)
-    assert a["fold"].tolist() == stratified_group(t, [0.5, 0.25, 0.25], seed=0)
+    assert a["fold"].tolist() == stratified_group(t, "x.parquet", [0.5, 0.25, 0.25], seed=0)[0]
     b = make_split(t, "stratified_group", _cfg(seed=7), tmp_path / "x.parquet")
-    assert b["fold"].tolist() == stratified_group(t, [0.6, 0.2, 0.2], seed=7)
+    assert b["fold"].tolist() == stratified_group(t, "x.parquet", [0.6, 0.2, 0.2], seed=7)[0]
 
 
 def test_grouped_assignment_is_pinned():
@@ -395,7 +395,7 @@ def test_seeded_protocols_are_pinned():
     assert sorted(split[(split["partition"] == 0) & (split["fold"] == "valid")]["sample_id"]) == \
         ["s024", "s025", "s026", "s027"]
     t = _subjects_table(n_subjects=40)
-    folds = stratified_group(t, [0.5, 0.25, 0.25], seed=0)
+    folds = stratified_group(t, "x.parquet", [0.5, 0.25, 0.25], seed=0)[0]
     counts = pd.Series(list(zip(folds, t.label.tolist(), strict=True))).value_counts().to_dict()
     assert counts == {("train", 0): 20, ("train", 1): 20, ("valid", 0): 10, ("valid", 1): 10,
                       ("test", 0): 10, ("test", 1): 10}

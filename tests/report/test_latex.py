@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from asym.config import STUDY_PROTOCOLS
+from asym.data.protocols import STUDY_PROTOCOLS
 from asym.report import latex, optimism
 from asym.report.build import make_report
 from asym.report.latex import escape, to_latex

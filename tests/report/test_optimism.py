@@ -24,7 +24,8 @@ import asym.train.job as train_mod
 from asym.cli import main
 from asym.config import load_params
 from asym.dag import stages
-from asym.data.splits import OPTIMISTIC_FLAG, load_partitions, read_split
+from asym.data.protocols import OPTIMISTIC_FLAG
+from asym.data.splits import load_partitions, read_split
 from asym.errors import DataError
 from asym.evaluate import evaluate_predictions
 from asym.grid import Run

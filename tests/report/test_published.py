@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from asym.config import load_params
-from asym.data.splits import OPTIMISTIC_FLAG
+from asym.data.protocols import OPTIMISTIC_FLAG
 from asym.layout import Layout
 from asym.reference import published_results
 from tests.report.test_report import _write_runs
@@ -68,14 +68,13 @@ def test_every_row_of_the_peers_table_is_recorded_with_its_provenance():
 def test_the_peers_ten_fold_protocol_is_optimistic_and_never_ours():
     """MDD-Net's and MMFformer's KFold(10) by vlog, selecting on the reported fold, carries a tag
     of its own: flagged optimistic wherever shown, beside none of our protocols, ours included."""
-    from asym.config import Protocol
-    from asym.data.protocols import SELECT_ON_TEST
+    from asym.data import protocols
     from asym.reference import OPTIMISTIC_PROTOCOLS, PUBLISHED_ONLY
     from asym.report.tables import _published
 
-    ours = set(Protocol.__args__)
-    assert set(PUBLISHED_ONLY).isdisjoint(ours) and set(SELECT_ON_TEST) <= ours
-    assert set(OPTIMISTIC_PROTOCOLS) == set(SELECT_ON_TEST) | set(PUBLISHED_ONLY)
+    ours = set(protocols.names())
+    assert set(PUBLISHED_ONLY).isdisjoint(ours) and set(protocols.optimistic()) == {"kfold_select_on_test"}
+    assert set(OPTIMISTIC_PROTOCOLS) == set(protocols.optimistic()) | set(PUBLISHED_ONLY)
     pub = published_results()
     peers = pub[pub["method"].isin(["MDD-Net", "MMFformer"])]
     assert set(peers["protocol"]) == {"kfold10_select_on_test_vlog"}
