@@ -142,7 +142,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
         predictions.append(_prediction_rows(model, folds, norm, p, rt.eval_batch_size, rt.device, thresholds[-1]))
         results.append(res)
         norms.append(norm)
-    n_params = sum(q.numel() for q in model.parameters() if q.requires_grad)
+    n_params = factory.trainable_count(model)    # every partition builds the same model
     finished = time.time()
     save_run(files, results, norms, predictions, checkpoint_meta(params, dataset, model_name, seed, meta, thresholds),
              epochs=epoch_rows(results, partitions, select, files.folder) if files.layout.study else None)
