@@ -22,7 +22,7 @@ from asym.config import DEFAULT_THRESHOLD
 from asym.data.parquet import FeatureTable
 from asym.errors import ConfigError
 from asym.metrics import label_metrics, selection_score
-from asym.train.feed import TrainFeed, collate, outputs, predict
+from asym.train.feed import TrainFeed, collate, outputs
 from asym.train.losses import build_loss
 from asym.train.normalize import AnyNormalizer
 from asym.train.observe import TrainObserver
@@ -49,20 +49,12 @@ class Runtime:
     observer: TrainObserver = field(default_factory=TrainObserver)
 
 
-def validation_score(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
-                     metric: str, probs: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
-    """The checkpoint-selection score, on the fold that chooses the checkpoint: the validation
-    fold, the test fold only under a select-on-test protocol (asym.data.splits.selection_fold).
-    `probs`: that fold's probabilities, when the caller has them already."""
-    prob = predict(model, valid, norm, batch_size, device) if probs is None else probs
-    m = label_metrics(valid.label, prob >= DEFAULT_THRESHOLD)
+def validation_score(fold: FeatureTable, probs: np.ndarray, metric: str) -> tuple[float, dict[str, float]]:
+    """The checkpoint-selection score of `probs`, one epoch's probabilities on the fold that
+    chooses the checkpoint: the validation fold, the test fold only under a select-on-test
+    protocol (asym.data.splits.selection_fold); with that fold's label metrics at threshold 0.5."""
+    m = label_metrics(fold.label, probs >= DEFAULT_THRESHOLD)
     return selection_score(m, metric), m
-
-
-def validation_loss(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
-                    loss_fn: nn.Module) -> float:
-    """The recipe's loss over the whole validation fold (what a plateau scheduler steps on)."""
-    return loss_of(predict(model, valid, norm, batch_size, device, logits=True), valid, loss_fn, device)
 
 
 def loss_of(logits: np.ndarray, fold: FeatureTable, loss_fn: nn.Module, device: torch.device) -> float:
@@ -163,8 +155,7 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: AnyNormalizer, r
         seconds = time.perf_counter() - t0
         scored = EpochOutputs(model, folds, norm, rt)
         probs = scored.probs(select)
-        score, val = validation_score(model, folds[select], norm, rt.eval_batch_size, rt.device,
-                                      recipe.selection_metric, probs=probs)
+        score, val = validation_score(folds[select], probs, recipe.selection_metric)
         stepped_on = None if sched is None else step_scheduler(sched, partial(scored.loss, "valid", loss_fn))
         row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
                **{f"{select}_{k}": v for k, v in val.items()}, f"{select}_selection": score, "lr": lr,
