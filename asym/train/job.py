@@ -19,7 +19,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,10 +40,10 @@ from asym.io import atomic_path, write_json
 from asym.layout import RESUME_FILE, STUDY_TRAIN_FILES, Layout, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
-from asym.train.loop import EPOCH_RECORD, FitResult, Resumable, Runtime, fit, public_row
+from asym.train.loop import EPOCH_RECORD, FitResult, Runtime, Start, build_loop, fit, public_row
 from asym.train.normalize import AnyNormalizer, Normalizer, PerSampleNormalizer, fit_normalizer
 from asym.train.observe import EtaWarning, Observers, Progress, TrainObserver
-from asym.train.resume import SeedResume, fingerprint
+from asym.train.resume import Loop, Saved, SeedResume, fingerprint
 from asym.train.thresholds import decision_threshold
 
 if TYPE_CHECKING:
@@ -135,7 +135,9 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
             for row in res.history:
                 on_epoch(row)
         else:
-            res = fit(model, folds, norm, recipe, dataset, rng, rt, on_epoch=on_epoch, resume=Resumable(resume, p),
+            loop = build_loop(model, folds["train"], norm, recipe, dataset, rng)
+            start = _restored(resume.saved(p), loop, on_epoch, rt.observer)
+            res = fit(loop, folds, recipe, rt, on_epoch=on_epoch, start=start, save=partial(resume.save, p),
                       select=select, keep_epochs=files.layout.study)
             resume.finish(p, res.best_epoch, res.best_score, res.best_state, res.history)
         model.load_state_dict(res.best_state)
@@ -165,6 +167,23 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
     write_json(files.file("summary"), summary)   # last: marks the seed complete
     resume.complete()                            # removed when the job ends
     return summary
+
+
+def _restored(saved: Saved | None, loop: Loop, on_epoch: Callable[[dict[str, Any]], None],
+              observer: TrainObserver) -> Start:
+    """Where a partition's epoch loop starts: its first epoch, or, where its killed run `saved`
+    the loop, after that run's last epoch with the loop's objects, history and best epoch as they
+    were then; the generators are restored last, so that nothing before the next epoch shifts them."""
+    if saved is None:
+        return Start()
+    saved.restore(loop)
+    for row in saved.history:
+        on_epoch(row)                        # a live MLflow run of the killed job is replaced: whole curves
+    observer.on_resume(len(loop.feed) * saved.epoch)
+    saved.restore_rng(loop.feed.rng)
+    best = None if saved.best is None else FitResult(int(saved.best["epoch"]), float(saved.best["score"]),
+                                                     saved.best["state"])
+    return Start(saved.epoch + 1, saved.history, best)
 
 
 def inputs_digest(params: Params, dataset: str, model_name: str, device: torch.device, precision: str) -> str:

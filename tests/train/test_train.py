@@ -512,8 +512,9 @@ def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(officia
     rows = []
     net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
     rt = loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size)
-    result = loop_mod.fit(net, folds, Normalizer.fit(folds["train"]), recipe, "dvlog",
-                           np.random.default_rng(0), rt, on_epoch=rows.append)
+    loop = loop_mod.build_loop(net, folds["train"], Normalizer.fit(folds["train"]), recipe, "dvlog",
+                               np.random.default_rng(0))
+    result = loop_mod.fit(loop, folds, recipe, rt, on_epoch=rows.append)
     assert clipped and set(clipped) == {recipe.grad_clip}
     assert [r["epoch"] for r in rows] == list(range(1, recipe.epochs + 1)) and rows == result.history
 
@@ -535,8 +536,9 @@ def test_balanced_class_weighting_weighs_the_training_folds_positives(official, 
     real = nn.BCEWithLogitsLoss
     monkeypatch.setattr(nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
     net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
-    loop_mod.fit(net, folds, Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
-                  loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
+    loop = loop_mod.build_loop(net, folds["train"], Normalizer.fit(folds["train"]), recipe, "dvlog",
+                               np.random.default_rng(0))
+    loop_mod.fit(loop, folds, recipe, loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
     pos = int(folds["train"].label.sum())
     [w] = weights
     assert float(w) == pytest.approx((len(folds["train"]) - pos) / pos)
