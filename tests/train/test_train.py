@@ -151,6 +151,9 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
     assert set(preds["fold"]) == {"valid", "test"} and preds["prob"].between(0, 1).all()
     assert {"gender", "n_frames", "subject_id"} <= set(preds.columns)
     assert not list(out.glob(".*.tmp"))
+    # train.json: the checkpoint's meta, with the trainable parameters as the factory counts them
+    summary, meta = read_json(out / "train.json"), torch.load(out / "checkpoint.pt", weights_only=True)["meta"]
+    assert {k: summary[k] for k in meta} == meta and summary["n_params"] == factory.trainable_count(net)
 
 
 def test_the_normaliser_sees_training_vlogs_only(official, monkeypatch, tmp_path):
