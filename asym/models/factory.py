@@ -52,12 +52,24 @@ def from_params(name: str, params: Params, dataset: str | None = None,
     return build(name, audio_dim, visual_dim, params.model_config(name, dataset, **overrides))
 
 
+def trainable_count(model: nn.Module) -> int:
+    """The parameters training updates (`requires_grad`: a block frozen at construction, such as
+    mdd-net's with `hat_frozen_blocks`, left out), shared ones counted once: what a run's
+    train.json records as `n_params` and its model card calls trainable."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def total_count(model: nn.Module) -> int:
+    """Every parameter, frozen ones too, shared ones counted once: a model's size."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def parameter_count(name: str, params: Params, scale: str, dataset: str,
                     widths: tuple[int, int] | None = None) -> int:
     """Parameters of `name` at `scale` on `dataset`'s input widths (its release's, unless given),
-    shared ones counted once."""
+    frozen ones too, shared ones counted once (`total_count`; a run counts `trainable_count`)."""
     model = from_params(name, params.at_scale(scale), dataset, widths=widths or formats.get(dataset).widths)
-    return sum(p.numel() for p in model.parameters())
+    return total_count(model)
 
 
 def details(params: Params) -> list[dict[str, Any]]:

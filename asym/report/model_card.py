@@ -238,7 +238,7 @@ def trainable_parameters(params: Params, model: str, dataset: str, scale: str) -
         net = factory.build(model, *widths, config)
     except (ConfigError, KeyError, ValueError, AttributeError):
         return None
-    return sum(q.numel() for q in net.parameters() if q.requires_grad)
+    return factory.trainable_count(net)
 
 
 def size_lines(scale: str, entry: registry.Entry, n_params: int | None, paper: int | None) -> list[str]:

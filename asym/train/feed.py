@@ -117,7 +117,7 @@ def outputs(model: nn.Module, table: FeatureTable, norm: AnyNormalizer, batch_si
     return result[0], result[1]
 
 
-def predict(model: nn.Module, table: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
-            logits: bool = False) -> np.ndarray:
-    """P(depressed) of every vlog of `table`, in its order (`logits`: the model's raw outputs)."""
-    return outputs(model, table, norm, batch_size, device)[1 if logits else 0]
+def predict(model: nn.Module, table: FeatureTable, norm: AnyNormalizer, batch_size: int,
+            device: torch.device) -> np.ndarray:
+    """P(depressed) of every vlog of `table`, in its order."""
+    return outputs(model, table, norm, batch_size, device)[0]

@@ -3,8 +3,9 @@
 
 One job trains every seed (and, under `kfold`, every partition) so that start-up is paid once;
 each seed keeps its own run folder (asym.layout.RunFiles): checkpoint.pt (the weights with the meta a model is rebuilt from),
-predictions.parquet (valid + test, with gender and length), history.csv and train.json, all
-written atomically, train.json last. A seed whose folder is complete is not trained again; a seed
+predictions.parquet (valid + test, with gender and length), history.csv and train.json (the
+checkpoint's meta, with what only the summary holds: sizes, times, chosen epochs), all written
+atomically, train.json last. A seed whose folder is complete is not trained again; a seed
 killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.train.resume).
 Everything the trainer does besides the model comes from the model's recipe in params.yaml; each
 partition goes through the epoch loop (asym.train.loop) on batches of the feed (asym.train.feed),
@@ -18,7 +19,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,14 +40,15 @@ from asym.io import atomic_path, write_json
 from asym.layout import RESUME_FILE, STUDY_TRAIN_FILES, Layout, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
-from asym.train.loop import EPOCH_RECORD, FitResult, Resumable, Runtime, fit, public_row
+from asym.train.loop import EPOCH_RECORD, FitResult, Runtime, Start, build_loop, fit, public_row
 from asym.train.normalize import AnyNormalizer, Normalizer, PerSampleNormalizer, fit_normalizer
 from asym.train.observe import EtaWarning, Observers, Progress, TrainObserver
-from asym.train.resume import SeedResume, fingerprint
+from asym.train.resume import Loop, Saved, SeedResume, fingerprint
 from asym.train.thresholds import decision_threshold
 
 if TYPE_CHECKING:
     from asym.config import Params
+    from asym.models.families import ModelConfig
 
 CHECKPOINT_VERSION = 1          # of the checkpoint's `meta` block
 
@@ -107,10 +109,12 @@ def train_job(params: Params, dataset: str, model_name: str, seeds: list[int],
 
 def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, FeatureTable]], table: FeatureTable,
                rt: Runtime, inputs: str | None = None) -> dict[str, Any]:
-    """One seed, every partition; `inputs`: the job's inputs_digest (computed here when not given)."""
+    """One seed, every partition; `inputs`: the job's inputs_digest (computed here when not given).
+    Its train.json is its checkpoint's meta and what only the summary holds."""
     dataset, model_name, seed = files.run.dataset, files.run.model, files.run.seed
-    entry = registry.get(model_name)
-    recipe = params.recipe(entry.recipe)
+    recipe = params.recipe(registry.get(model_name).recipe)
+    config = params.model_config(model_name, dataset)
+    widths = (int(table.meta["audio_dim"]), int(table.meta["visual_dim"]))
     if inputs is None:
         inputs = inputs_digest(params, dataset, model_name, rt.device, rt.precision)
     resume = SeedResume.open(files.resume, fingerprint({"inputs": inputs, "seed": seed}, []), time.time(), _warn)
@@ -118,13 +122,11 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
     started = resume.started_at
     seed_everything(seed, rt.device)
     rng = np.random.default_rng(seed)
-    meta = table.meta
     select = selection_fold(params.protocol(dataset))
     results, predictions, norms, thresholds = [], [], [], []
     for p, folds in enumerate(partitions):
         norm = fit_normalizer(recipe, folds["train"])
-        model = factory.from_params(model_name, params, dataset, widths=(meta["audio_dim"], meta["visual_dim"]))
-        model = model.to(rt.device)
+        model = factory.build(model_name, *widths, config).to(rt.device)
 
         def on_epoch(row: dict[str, Any], p: int = p) -> None:
             rt.observer.on_epoch(seed, p, public_row(row))
@@ -133,7 +135,9 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
             for row in res.history:
                 on_epoch(row)
         else:
-            res = fit(model, folds, norm, recipe, dataset, rng, rt, on_epoch=on_epoch, resume=Resumable(resume, p),
+            loop = build_loop(model, folds["train"], norm, recipe, dataset, rng)
+            start = _restored(resume.saved(p), loop, on_epoch, rt.observer)
+            res = fit(loop, folds, recipe, rt, on_epoch=on_epoch, start=start, save=partial(resume.save, p),
                       select=select, keep_epochs=files.layout.study)
             resume.finish(p, res.best_epoch, res.best_score, res.best_state, res.history)
         model.load_state_dict(res.best_state)
@@ -142,30 +146,44 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
         predictions.append(_prediction_rows(model, folds, norm, p, rt.eval_batch_size, rt.device, thresholds[-1]))
         results.append(res)
         norms.append(norm)
-    n_params = sum(q.numel() for q in model.parameters() if q.requires_grad)
     finished = time.time()
-    save_run(files, results, norms, predictions, checkpoint_meta(params, dataset, model_name, seed, meta, thresholds),
+    meta = checkpoint_meta(params, dataset, model_name, seed, widths, config, thresholds)
+    save_run(files, results, norms, predictions, meta,
              epochs=epoch_rows(results, partitions, select, files.folder) if files.layout.study else None)
     summary = {
-        "dataset": dataset, "model": model_name, "seed": seed, "kind": entry.kind, "scale": params.scale,
+        **meta,
         "protocol": params.protocol(dataset), "n_partitions": len(partitions), "device": str(rt.device),
-        "precision": rt.precision, "n_params": n_params,
-        "recipe_name": entry.recipe, "recipe": recipe.model_dump(mode="json"),
-        "model_config": params.model_config(model_name, dataset).kwargs(),
+        "precision": rt.precision,
+        "n_params": factory.trainable_count(model),   # every partition builds the same model
         "selection_fold": select,            # the fold whose score chose each partition's checkpoint
         "best_epoch": [r.best_epoch for r in results], "best_valid_selection": [r.best_score for r in results],
-        "threshold": thresholds,
         "epochs": int(recipe.epochs),
         "epoch_time_s": float(np.mean([h["epoch_time_s"] for r in results for h in r.history])),
         "train_time_s": finished - started, "started_at": started, "finished_at": finished,
         "n_train": [len(f["train"]) for f in partitions], "n_valid": [len(f["valid"]) for f in partitions],
         "n_test": [len(f["test"]) for f in partitions],
         "train_positive_rate": [float(np.mean(f["train"].label)) for f in partitions],
-        **({"plugin": plugin} if (plugin := registry.plugin_of(model_name)) is not None else {}),
     }
     write_json(files.file("summary"), summary)   # last: marks the seed complete
     resume.complete()                            # removed when the job ends
     return summary
+
+
+def _restored(saved: Saved | None, loop: Loop, on_epoch: Callable[[dict[str, Any]], None],
+              observer: TrainObserver) -> Start:
+    """Where a partition's epoch loop starts: its first epoch, or, where its killed run `saved`
+    the loop, after that run's last epoch with the loop's objects, history and best epoch as they
+    were then; the generators are restored last, so that nothing before the next epoch shifts them."""
+    if saved is None:
+        return Start()
+    saved.restore(loop)
+    for row in saved.history:
+        on_epoch(row)                        # a live MLflow run of the killed job is replaced: whole curves
+    observer.on_resume(len(loop.feed) * saved.epoch)
+    saved.restore_rng(loop.feed.rng)
+    best = None if saved.best is None else FitResult(int(saved.best["epoch"]), float(saved.best["score"]),
+                                                     saved.best["state"])
+    return Start(saved.epoch + 1, saved.history, best)
 
 
 def inputs_digest(params: Params, dataset: str, model_name: str, device: torch.device, precision: str) -> str:
@@ -235,17 +253,16 @@ def epoch_rows(results: list[FitResult], partitions: list[dict[str, FeatureTable
     return pd.concat(frames, ignore_index=True)
 
 
-def checkpoint_meta(params: Params, dataset: str, model_name: str, seed: int, table_meta: dict[str, Any],
-                    thresholds: list[float]) -> dict[str, Any]:
+def checkpoint_meta(params: Params, dataset: str, model_name: str, seed: int, widths: tuple[int, int],
+                    config: ModelConfig, thresholds: list[float]) -> dict[str, Any]:
     """What rebuilding the model needs without params.yaml (`asym predict`, MLflow Models), in
-    plain containers so that `torch.load(weights_only=True)` reads it."""
+    plain containers so that `torch.load(weights_only=True)` reads it: the model as built from
+    `config` on input `widths`, and each partition's decision threshold."""
     entry = registry.get(model_name)
     ds = params.dataset(dataset)
-    fmt = ds.format
-    return {"version": CHECKPOINT_VERSION, "dataset": dataset, "format": fmt, "model": model_name,
+    return {"version": CHECKPOINT_VERSION, "dataset": dataset, "format": ds.format, "model": model_name,
             "entry_digest": entry.digest(), "kind": entry.kind, "seed": int(seed), "scale": params.scale,
-            "model_config": params.model_config(model_name, dataset).kwargs(),
-            "audio_dim": int(table_meta["audio_dim"]), "visual_dim": int(table_meta["visual_dim"]),
+            "model_config": config.kwargs(), "audio_dim": int(widths[0]), "visual_dim": int(widths[1]),
             "readers": formats.dataset_settings(ds, params.readers),
             "recipe_name": entry.recipe, "recipe": params.recipe(entry.recipe).model_dump(mode="json"),
             "threshold": [float(t) for t in thresholds], "eval_batch_size": int(params.train.eval_batch_size),

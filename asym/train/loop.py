@@ -3,7 +3,8 @@ best epoch's weights (the first best on ties), and save the loop's state for a r
 
 The selection score is computed at the 0.5 threshold on the validation fold, or on the test fold
 under a select-on-test protocol (asym.data.splits.selection_fold). The optimiser, scheduler and
-loss come from the recipe (asym.train.optimization, asym.train.losses).
+loss come from the recipe (asym.train.optimization, asym.train.losses). The loop's objects are
+built by `build_loop`, beside the model, where a resumed partition gets them back (asym.train.job).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from asym.config import DEFAULT_THRESHOLD
 from asym.data.parquet import FeatureTable
 from asym.errors import ConfigError
 from asym.metrics import label_metrics, selection_score
-from asym.train.feed import TrainFeed, collate, outputs, predict
+from asym.train.feed import TrainFeed, collate, outputs
 from asym.train.losses import build_loss
 from asym.train.normalize import AnyNormalizer
 from asym.train.observe import TrainObserver
 from asym.train.optimization import build_optimizer, build_scheduler, step_scheduler
-from asym.train.resume import Loop, SeedResume
+from asym.train.resume import Loop
 from asym.train.thresholds import decision_threshold
 
 if TYPE_CHECKING:
@@ -49,20 +50,12 @@ class Runtime:
     observer: TrainObserver = field(default_factory=TrainObserver)
 
 
-def validation_score(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
-                     metric: str, probs: np.ndarray | None = None) -> tuple[float, dict[str, float]]:
-    """The checkpoint-selection score, on the fold that chooses the checkpoint: the validation
-    fold, the test fold only under a select-on-test protocol (asym.data.splits.selection_fold).
-    `probs`: that fold's probabilities, when the caller has them already."""
-    prob = predict(model, valid, norm, batch_size, device) if probs is None else probs
-    m = label_metrics(valid.label, prob >= DEFAULT_THRESHOLD)
+def validation_score(fold: FeatureTable, probs: np.ndarray, metric: str) -> tuple[float, dict[str, float]]:
+    """The checkpoint-selection score of `probs`, one epoch's probabilities on the fold that
+    chooses the checkpoint: the validation fold, the test fold only under a select-on-test
+    protocol (asym.data.splits.selection_fold); with that fold's label metrics at threshold 0.5."""
+    m = label_metrics(fold.label, probs >= DEFAULT_THRESHOLD)
     return selection_score(m, metric), m
-
-
-def validation_loss(model: nn.Module, valid: FeatureTable, norm: AnyNormalizer, batch_size: int, device: torch.device,
-                    loss_fn: nn.Module) -> float:
-    """The recipe's loss over the whole validation fold (what a plateau scheduler steps on)."""
-    return loss_of(predict(model, valid, norm, batch_size, device, logits=True), valid, loss_fn, device)
 
 
 def loss_of(logits: np.ndarray, fold: FeatureTable, loss_fn: nn.Module, device: torch.device) -> float:
@@ -124,47 +117,48 @@ class FitResult:
 
 
 @dataclass
-class Resumable:
-    """Where a partition's epoch loop saves its progress, and what a killed run left of it."""
+class Start:
+    """Where a partition's epoch loop starts: at its first epoch, or, resumed, after the last
+    epoch its killed run saved, with the history and the best epoch so far."""
 
-    seed: SeedResume
-    partition: int
-
-
-def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: AnyNormalizer, recipe: RecipeConfig, dataset: str,
-        rng: np.random.Generator, rt: Runtime, on_epoch: Callable[[dict[str, float]], None] | None = None,
-        resume: Resumable | None = None, select: str = "valid", keep_epochs: bool = False) -> FitResult:
-    """The epoch loop; the best epoch by the selection score on fold `select` (first best on ties),
-    whose history columns are named after it. A plateau scheduler steps on the validation fold's
-    loss whatever `select` is. With `resume`, the loop goes on after the partition's last saved
-    epoch, and saves after each; `keep_epochs` keeps each epoch's record (`epoch_record`)."""
-    feed = TrainFeed(folds["train"], norm, recipe, dataset, rng)
-    opt = build_optimizer(model, recipe, dataset)
-    sched = build_scheduler(opt, recipe, dataset)
-    loss_fn = build_loss(recipe, folds["train"].label, rt.device, model)
-    loop = Loop(model, opt, sched, feed)
+    epoch: int = 1
+    history: list[dict[str, Any]] = field(default_factory=list)
     best: FitResult | None = None
-    history: list[dict[str, float]] = []
-    first = 1
-    saved = resume.seed.saved(resume.partition) if resume is not None else None
-    if saved is not None:
-        saved.restore(loop)
-        history, first = saved.history, saved.epoch + 1
-        if saved.best is not None:
-            best = FitResult(int(saved.best["epoch"]), float(saved.best["score"]), saved.best["state"])
-        for row in history if on_epoch is not None else []:
-            on_epoch(row)                    # a live MLflow run of the killed job is replaced: whole curves
-        rt.observer.on_resume(len(feed) * saved.epoch)
-        saved.restore_rng(feed.rng)          # last, so that nothing above shifts a generator
-    for epoch in range(first, int(recipe.epochs) + 1):
+
+
+# After each epoch: (epoch, the loop, its best epoch so far, the history so far), as SeedResume.save takes them.
+Save = Callable[[int, Loop, dict[str, Any] | None, list[dict[str, Any]]], None]
+
+
+def build_loop(model: nn.Module, train: FeatureTable, norm: AnyNormalizer, recipe: RecipeConfig, dataset: str,
+               rng: np.random.Generator) -> Loop:
+    """A partition's loop objects, in this order: the feed (its offline crops drawn from `rng`
+    now), the recipe's optimiser and scheduler."""
+    feed = TrainFeed(train, norm, recipe, dataset, rng)
+    opt = build_optimizer(model, recipe, dataset)
+    return Loop(model, opt, build_scheduler(opt, recipe, dataset), feed)
+
+
+def fit(loop: Loop, folds: dict[str, FeatureTable], recipe: RecipeConfig, rt: Runtime,
+        on_epoch: Callable[[dict[str, float]], None] | None = None, start: Start | None = None,
+        save: Save | None = None, select: str = "valid", keep_epochs: bool = False) -> FitResult:
+    """The epoch loop on `loop`'s objects, from `start` (the first epoch when not given); the best
+    epoch by the selection score on fold `select` (first best on ties), whose history columns are
+    named after it. A plateau scheduler steps on the validation fold's loss whatever `select` is.
+    `save` is given the loop after each epoch; `keep_epochs` keeps each epoch's record
+    (`epoch_record`)."""
+    start = Start() if start is None else start
+    model, opt, sched, feed = loop.model, loop.optimizer, loop.scheduler, loop.feed
+    loss_fn = build_loss(recipe, folds["train"].label, rt.device, model)
+    best, history = start.best, start.history
+    for epoch in range(start.epoch, int(recipe.epochs) + 1):
         t0 = time.perf_counter()
         lr = float(opt.param_groups[0]["lr"])        # this epoch's, before the scheduler moves it
         loss = train_epoch(model, feed, opt, loss_fn, recipe.grad_clip, rt)
         seconds = time.perf_counter() - t0
-        scored = EpochOutputs(model, folds, norm, rt)
+        scored = EpochOutputs(model, folds, feed.norm, rt)
         probs = scored.probs(select)
-        score, val = validation_score(model, folds[select], norm, rt.eval_batch_size, rt.device,
-                                      recipe.selection_metric, probs=probs)
+        score, val = validation_score(folds[select], probs, recipe.selection_metric)
         stepped_on = None if sched is None else step_scheduler(sched, partial(scored.loss, "valid", loss_fn))
         row = {"epoch": epoch, "train_loss": loss, "epoch_time_s": seconds,
                **{f"{select}_{k}": v for k, v in val.items()}, f"{select}_selection": score, "lr": lr,
@@ -177,8 +171,8 @@ def fit(model: nn.Module, folds: dict[str, FeatureTable], norm: AnyNormalizer, r
         if best is None or score > best.best_score:
             # A copy, never a view of the live weights: later epochs must not change "best".
             best = FitResult(epoch, score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        if resume is not None:
-            resume.seed.save(resume.partition, epoch, loop, _best(best), history)
+        if save is not None:
+            save(epoch, loop, _best(best), history)
     if best is None:
         raise ConfigError(f"recipe trains for {recipe.epochs} epochs: nothing to select")
     best.history = history

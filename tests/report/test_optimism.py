@@ -40,7 +40,8 @@ from asym.report.stats import (
     resample_weights,
     shifted_percentile_ci,
 )
-from asym.train.loop import EPOCH_RECORD, validation_loss
+from asym.train.feed import outputs
+from asym.train.loop import EPOCH_RECORD, loss_of
 from asym.train.losses import build_loss
 from asym.train.observe import TrainObserver
 from asym.train.thresholds import best_f1_threshold, threshold_grid
@@ -153,7 +154,7 @@ def test_selecting_on_test_changes_the_chosen_epoch_only(study):
             model = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
             model.load_state_dict(state)
             loss_fn = build_loss(recipe, folds["train"].label, CPU, model)
-            on = {f: validation_loss(model, folds[f], norm, p.train.eval_batch_size, CPU, loss_fn)
+            on = {f: loss_of(outputs(model, folds[f], norm, p.train.eval_batch_size, CPU)[1], folds[f], loss_fn, CPU)
                   for f in ("valid", "test")}
             logged = hist.loc[hist["epoch"] == epoch, "valid_loss"].iloc[0]
             assert logged == pytest.approx(on["valid"], rel=1e-5) and logged != pytest.approx(on["test"], rel=1e-3)

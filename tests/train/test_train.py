@@ -27,7 +27,7 @@ from asym.io import read_json
 from asym.layout import TRAIN_FILES, Layout
 from asym.models import factory, registry
 from asym.models.registry import Entry
-from asym.train.feed import TrainFeed, offline_crops, random_window
+from asym.train.feed import TrainFeed, offline_crops, predict, random_window
 from asym.train.normalize import Normalizer
 from asym.train.observe import TrainObserver
 from asym.train.optimization import build_optimizer
@@ -113,7 +113,8 @@ def _score_on(p, fold: str, state: dict, norm) -> float:
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
     model = EpochFlip(0, 0, 1, 0.0)
     model.load_state_dict(state)
-    return loop_mod.validation_score(model, parts[0][fold], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")[0]
+    probs = predict(model, parts[0][fold], norm, p.train.eval_batch_size, torch.device("cpu"))
+    return loop_mod.validation_score(parts[0][fold], probs, "mean4")[0]
 
 
 def test_the_checkpoint_is_chosen_on_validation_never_on_test(flip_project, epoch_flip):
@@ -141,7 +142,8 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
     _, parts = load_partitions(Path(Layout.of(p).parquet("dvlog")), Path(Layout.of(p).split_csv("dvlog")))
     net = factory.from_params(model, p, "dvlog", widths=(25, 136))
     net.load_state_dict(state)
-    score, _ = loop_mod.validation_score(net, parts[0]["valid"], norm, p.train.eval_batch_size, torch.device("cpu"), "mean4")
+    probs = predict(net, parts[0]["valid"], norm, p.train.eval_batch_size, torch.device("cpu"))
+    score, _ = loop_mod.validation_score(parts[0]["valid"], probs, "mean4")
     hist = pd.read_csv(out / "history.csv")
     assert score == pytest.approx(hist["valid_selection"].max(), abs=1e-12)
     assert best_epoch == int(hist.loc[hist["valid_selection"].idxmax(), "epoch"])   # first best
@@ -149,6 +151,9 @@ def test_reloaded_checkpoint_reproduces_the_best_validation_score(official, mode
     assert set(preds["fold"]) == {"valid", "test"} and preds["prob"].between(0, 1).all()
     assert {"gender", "n_frames", "subject_id"} <= set(preds.columns)
     assert not list(out.glob(".*.tmp"))
+    # train.json: the checkpoint's meta, with the trainable parameters as the factory counts them
+    summary, meta = read_json(out / "train.json"), torch.load(out / "checkpoint.pt", weights_only=True)["meta"]
+    assert {k: summary[k] for k in meta} == meta and summary["n_params"] == factory.trainable_count(net)
 
 
 def test_the_normaliser_sees_training_vlogs_only(official, monkeypatch, tmp_path):
@@ -185,9 +190,9 @@ def test_kfold_selects_inside_the_training_folds(tmp_path, monkeypatch):
     seen: list[set[str]] = []
     original = loop_mod.validation_score
 
-    def spy(model, valid, *args, **kwargs):
+    def spy(valid, *args, **kwargs):
         seen.append(set(valid.sample_id))
-        return original(model, valid, *args, **kwargs)
+        return original(valid, *args, **kwargs)
     monkeypatch.setattr(loop_mod, "validation_score", spy)
     train_mod.train_job(p, "dvlog", "mean-mlp", [0])
     assert len(seen) == 3 * 2                                   # every partition, every epoch
@@ -510,8 +515,9 @@ def test_fit_clips_gradients_to_the_recipes_norm_and_reports_every_epoch(officia
     rows = []
     net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
     rt = loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size)
-    result = loop_mod.fit(net, folds, Normalizer.fit(folds["train"]), recipe, "dvlog",
-                           np.random.default_rng(0), rt, on_epoch=rows.append)
+    loop = loop_mod.build_loop(net, folds["train"], Normalizer.fit(folds["train"]), recipe, "dvlog",
+                               np.random.default_rng(0))
+    result = loop_mod.fit(loop, folds, recipe, rt, on_epoch=rows.append)
     assert clipped and set(clipped) == {recipe.grad_clip}
     assert [r["epoch"] for r in rows] == list(range(1, recipe.epochs + 1)) and rows == result.history
 
@@ -533,8 +539,9 @@ def test_balanced_class_weighting_weighs_the_training_folds_positives(official, 
     real = nn.BCEWithLogitsLoss
     monkeypatch.setattr(nn, "BCEWithLogitsLoss", lambda **kw: weights.append(kw.get("pos_weight")) or real(**kw))
     net = factory.from_params("mean-mlp", p, "dvlog", widths=(25, 136))
-    loop_mod.fit(net, folds, Normalizer.fit(folds["train"]), recipe, "dvlog", np.random.default_rng(0),
-                  loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
+    loop = loop_mod.build_loop(net, folds["train"], Normalizer.fit(folds["train"]), recipe, "dvlog",
+                               np.random.default_rng(0))
+    loop_mod.fit(loop, folds, recipe, loop_mod.Runtime(torch.device("cpu"), "fp32", False, p.train.eval_batch_size))
     pos = int(folds["train"].label.sum())
     [w] = weights
     assert float(w) == pytest.approx((len(folds["train"]) - pos) / pos)
@@ -549,8 +556,8 @@ def test_a_probability_of_one_half_counts_as_depressed_in_selection(official):
         def forward(self, audio, visual, lengths):
             return torch.zeros(audio.shape[0])
 
-    _, m = loop_mod.validation_score(Undecided(), valid, Normalizer.identity(valid), 16,
-                                      torch.device("cpu"), "mean4")
+    probs = predict(Undecided(), valid, Normalizer.identity(valid), 16, torch.device("cpu"))
+    _, m = loop_mod.validation_score(valid, probs, "mean4")
     assert m["recall"] == 1.0 and m["accuracy"] == pytest.approx(valid.label.mean())
 
 

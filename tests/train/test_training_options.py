@@ -23,8 +23,8 @@ from asym.evaluate import evaluate_run
 from asym.io import read_json
 from asym.layout import Layout
 from asym.models import factory
-from asym.train.feed import TrainFeed, predict
-from asym.train.loop import validation_loss
+from asym.train.feed import TrainFeed, outputs
+from asym.train.loop import loss_of
 from asym.train.normalize import PerSampleNormalizer, fit_normalizer, zscore_frames
 from asym.train.optimization import build_optimizer, build_scheduler, step_scheduler
 from asym.train.thresholds import best_f1_threshold, f1_per_threshold, threshold_grid
@@ -89,12 +89,12 @@ def test_caf_mamba_trains_with_its_recipe_and_steps_on_the_validation_loss(proje
     state, norm, epoch = train_mod.load_checkpoint(out / "checkpoint.pt")
     model = factory.from_params("caf-mamba", project, "dvlog", widths=(25, 136))
     model.load_state_dict(state)
-    z = {f: predict(model, parts[0][f], norm, 8, torch.device("cpu"), logits=True).astype(np.float64)
-         for f in ("valid", "test")}
+    logits = {f: outputs(model, parts[0][f], norm, 8, torch.device("cpu"))[1] for f in ("valid", "test")}
+    z = {f: v.astype(np.float64) for f, v in logits.items()}
     by_hand = {f: float(np.mean(np.logaddexp(0, z[f]) - parts[0][f].label * z[f])) for f in z}   # BCE with logits
     logged = float(hist.loc[hist["epoch"] == epoch, "valid_loss"].iloc[0])
     assert logged == pytest.approx(by_hand["valid"], rel=1e-5) and logged != pytest.approx(by_hand["test"], rel=1e-3)
-    got = validation_loss(model, parts[0]["valid"], norm, 8, torch.device("cpu"), torch.nn.BCEWithLogitsLoss())
+    got = loss_of(logits["valid"], parts[0]["valid"], torch.nn.BCEWithLogitsLoss(), torch.device("cpu"))
     assert got == pytest.approx(by_hand["valid"], rel=1e-5)
 
 
