@@ -13,6 +13,7 @@ from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE
 from asym.data import formats
 from asym.data.protocols import STUDY_PROTOCOLS
 from asym.errors import ConfigError, DataError
+from asym.models import registry
 
 if TYPE_CHECKING:
     from asym.config import Params
@@ -105,7 +106,6 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     p = _study(_params(args), args)
-    from asym.models import registry
     from asym.train.job import env_threads
 
     entry = registry.get(args.model)
@@ -201,7 +201,7 @@ def cmd_ui(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from asym.models import factory, registry
+    from asym.models import factory
 
     if args.details:
         print_details(factory.details(_params(args)), registry.names(args.kind))
@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _command(sub, "models", "list the model registry",
                  "One model a line under a header: name, kind, training recipe, description.")
-    s.add_argument("--kind", choices=["asym", "ablation", "baseline"], help="only models of this kind (default: all)")
+    s.add_argument("--kind", choices=registry.KINDS, help="only models of this kind (default: all)")
     s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
     s.set_defaults(func=cmd_models)
 

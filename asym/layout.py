@@ -52,9 +52,9 @@ def report_tables(models: list[str], study: bool = False) -> list[str]:
     `protocol_optimism` only when the optimism study is on (`study`)."""
     kinds = {registry.get(m).kind for m in models}
     tables = ["results"]
-    if kinds & {"asym", "baseline"}:
+    if kinds & {registry.ASYM_KIND, registry.BASELINE_KIND}:
         tables.append("comparison")
-    if {"asym", "ablation"} <= kinds:
+    if {registry.ASYM_KIND, registry.ABLATION_KIND} <= kinds:
         tables.append("ablation")
     tables.append("fairness")
     if study:

@@ -61,7 +61,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -77,13 +77,19 @@ ORDER = ("asym", "baselines.mean_mlp", "baselines.bilstm", "baselines.transforme
          "baselines.mdd_net")
 _NOT_MODELS = {"registry", "families", "factory", "layers"}
 
+# What an entry is: ASYM itself, a variant of it (its ablations), or another model (a peer or a
+# floor). The tables group models by it; `asym models --kind` lists one of them.
+Kind = Literal["asym", "ablation", "baseline"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+ASYM_KIND, ABLATION_KIND, BASELINE_KIND = KINDS
+
 
 @dataclass(frozen=True)
 class Entry:
     name: str
     target: str                    # "module:Class"
     family: str                    # params.yaml block under model.<scale>
-    kind: str                      # "asym" | "ablation" | "baseline"
+    kind: Kind
     description: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
     recipe: str = "asym"           # params.yaml block under recipes.<scale>
@@ -95,7 +101,7 @@ class Entry:
                            "overrides": dict(self.overrides)}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def variant(self, name: str, description: str, kind: str = "ablation", **overrides: Any) -> Entry:
+    def variant(self, name: str, description: str, kind: Kind = ABLATION_KIND, **overrides: Any) -> Entry:
         """One more entry of this entry's model, config and recipe, with `overrides` on top of its own."""
         return _register(Entry(name, self.target, self.family, kind, description, {**self.overrides, **overrides},
                                self.recipe), _FAMILIES[self.family], _caller())
@@ -110,7 +116,7 @@ _DIGESTS: dict[str, str] = {}                    # plug-in module -> its file's 
 _AS_FILE: set[str] = set()                       # plug-in modules loaded from a file's path (not by name)
 
 
-def register_model(name: str, config: type[ModelConfig], model: str, *, description: str, kind: str = "baseline",
+def register_model(name: str, config: type[ModelConfig], model: str, *, description: str, kind: Kind = BASELINE_KIND,
                    recipe: str = "asym", family: str | None = None, **overrides: Any) -> Entry:
     """Declare model `name`: class `model` of the calling module, built from `config` (the schema
     of params.yaml's block model.<scale>.<family>), trained with recipes.<scale>.<recipe>, with
@@ -141,6 +147,8 @@ def _caller() -> str:
 
 
 def _register(entry: Entry, config: type[ModelConfig], module: str) -> Entry:
+    if entry.kind not in KINDS:
+        raise ConfigError(f"model {entry.name!r}: kind {entry.kind!r} is not one of {', '.join(KINDS)}")
     if entry.name in _ENTRIES:
         raise ConfigError(f"model {entry.name!r} is registered twice (by {_DECLARED_IN.get(entry.name)} and {module})")
     unknown = sorted(set(entry.overrides) - set(config.model_fields) - {"by_dataset"})
@@ -158,7 +166,7 @@ def _register(entry: Entry, config: type[ModelConfig], module: str) -> Entry:
 
 
 # --- reading --------------------------------------------------------------------------------------
-def names(kind: str | None = None, modules: Any = None) -> list[str]:
+def names(kind: Kind | None = None, modules: Any = None) -> list[str]:
     """Every entry collected (of `kind`), in the order of the tables; with `modules`, only those
     declared by these modules (`builtins()` and one params file's plug-ins, say)."""
     _collect()

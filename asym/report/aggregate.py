@@ -28,6 +28,7 @@ from asym.metrics import METRICS, always_depressed_floor, chance_floor, majority
 from asym.models import registry
 from asym.report.runs import (
     FAIR_METRICS,
+    FLOOR_KIND,
     FLOORS,
     GAP,
     MACRO,
@@ -50,7 +51,7 @@ from asym.report.stats import (
 SUMMARY_EXTRA = ("delta_f1_vs_asym", "delta_f1_ci_low", "delta_f1_ci_high", "p_vs_asym", "p_raw_vs_asym",
                  "mde_f1_vs_asym", "mde_f1_holm_vs_asym")
 # Each table's comparisons with ASYM form one Holm family, named by its models' registry kind.
-FAMILIES = {"baseline": "baselines", "ablation": "ablations"}
+FAMILIES = {registry.BASELINE_KIND: "baselines", registry.ABLATION_KIND: "ablations"}
 # Epochs count from 1 (asym.train.loop.fit): a checkpoint of the first epoch never improved on it.
 FIRST_EPOCH = 1
 FAIRNESS_STREAM = 2          # the subgroups' resamples: their own stream of the report's ci_seed
@@ -148,7 +149,7 @@ def aggregate(params: Params) -> tuple[pd.DataFrame, list[DatasetRuns]]:
                 row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(res[k], row[k])
             rows.append(row)
         for name, m in floors(params, ds).items():
-            rows.append({"dataset": ds, "model": name, "kind": "floor", "protocol": runs.protocol,
+            rows.append({"dataset": ds, "model": name, "kind": FLOOR_KIND, "protocol": runs.protocol,
                          "subject_independent": runs.subject_independent, "n_test": len(runs.y),
                          "failed_seeds": "", "failure": "",
                          **m, **{f"{k}_{s}": np.nan for k in METRICS for s in ("std", "ci_low", "ci_high")}})
@@ -199,7 +200,7 @@ def _macro(params: Params, summary: pd.DataFrame, all_runs: list[DatasetRuns],
         rows.append(row)
     for name in FLOORS:
         part = summary[(summary["model"] == name) & summary["dataset"].isin(datasets)]
-        rows.append({"dataset": MACRO, "model": name, "kind": "floor", "protocol": "",
+        rows.append({"dataset": MACRO, "model": name, "kind": FLOOR_KIND, "protocol": "",
                      "subject_independent": _combine([r.subject_independent for r in all_runs]),
                      "failed_seeds": "", "failure": "",
                      **{k: float(part[k].mean(skipna=False)) for k in METRICS},

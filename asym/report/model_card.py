@@ -383,7 +383,7 @@ def render(params: Params, summary: pd.DataFrame, fair: pd.DataFrame, dataset: s
            ""] if optimistic else []),
         "## Model",
         "",
-        f"- **{model}** ({entry.kind}{', a variant of the ASYM rebuild' if entry.kind == 'ablation' else ''}): "
+        f"- **{model}** ({entry.kind}{', a variant of the ASYM rebuild' if entry.kind == registry.ABLATION_KIND else ''}): "
         f"{description(entry, full_size)}.",
         *notes,
         *size_lines(scale, entry, n_params if isinstance(n_params, int) else None, paper),

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asym.models import registry
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
@@ -42,8 +44,8 @@ GRID_ALPHA = 0.3
 CAPSIZE = 1.5
 
 # The kinds of registry entry, one colour each wherever models are compared.
-KIND_COLOURS = {"asym": "tab:red", "ablation": "tab:blue", "baseline": "tab:gray"}
-KIND_LABELS = {"asym": "ASYM", "ablation": "ablation of ASYM", "baseline": "baseline"}
+KIND_COLOURS = {registry.ASYM_KIND: "tab:red", registry.ABLATION_KIND: "tab:blue", registry.BASELINE_KIND: "tab:gray"}
+KIND_LABELS = {registry.ASYM_KIND: "ASYM", registry.ABLATION_KIND: "ablation of ASYM", registry.BASELINE_KIND: "baseline"}
 OTHER_KIND_COLOUR = "tab:olive"
 # The floors are black lines told apart by their dash pattern; any other floor, or floors of equal
 # value drawn as one line, take the next colour and pattern unused in the figure.
@@ -329,10 +331,9 @@ def reliability_models(runs: DatasetRuns) -> dict[str, str]:
     """Which models a reliability panel shows, and why: asym, the baselines with the best mean
     test F1 (the table's F1) and the simplest baseline as a reference (else the weakest), never
     the first entries of the registry (asym's ablations, which may predict as asym does)."""
-    from asym.models import registry
 
     f1 = _mean_metric(runs, "f1")
-    baselines = sorted((m for m in runs.probs if registry.get(m).kind == "baseline"), key=lambda m: -f1[m])
+    baselines = sorted((m for m in runs.probs if registry.get(m).kind == registry.BASELINE_KIND), key=lambda m: -f1[m])
     chosen: dict[str, str] = {}
     if "asym" in runs.probs:
         chosen["asym"] = "ours"
@@ -428,10 +429,11 @@ def published_points(summary: pd.DataFrame, published: pd.DataFrame, protocols: 
     import pandas as pd
 
     from asym.reference import OPTIMISTIC_PROTOCOLS
+    from asym.report.runs import FLOOR_KIND
 
     rows = []
     for ds in [d for d in dict.fromkeys(summary["dataset"]) if d in protocols]:
-        ours = summary[(summary["dataset"] == ds) & (summary["kind"] != "floor")]
+        ours = summary[(summary["dataset"] == ds) & (summary["kind"] != FLOOR_KIND)]
         for _, r in ours.iterrows():
             rows.append({"dataset": ds, "label": f"{r['model']} (ours, {protocols[ds]})", "source": "ours",
                          "f1": 100 * r["f1"], "ci_low": 100 * r["f1_ci_low"], "ci_high": 100 * r["f1_ci_high"],
@@ -450,9 +452,11 @@ def published_points(summary: pd.DataFrame, published: pd.DataFrame, protocols: 
 
 def draw_published(summary: pd.DataFrame, points: pd.DataFrame, protocols: dict[str, str], scale: str) -> Figure:
     """Per dataset, the points of `published_points`, with the floors as vertical lines."""
+    from asym.report.runs import FLOOR_KIND
+
     plt = _plt()
     datasets = [d for d in dict.fromkeys(summary["dataset"]) if d in protocols]
-    floors = summary[summary["kind"] == "floor"]
+    floors = summary[summary["kind"] == FLOOR_KIND]
     styles = dict(FLOOR_STYLES)
     heights = [int((points["dataset"] == d).sum()) for d in datasets]
     fig, axes = plt.subplots(1, len(datasets), squeeze=False, layout="constrained",

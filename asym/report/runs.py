@@ -22,6 +22,7 @@ from asym.metrics import METRICS
 
 MACRO = "macro-avg"                                   # the summary's dataset of the macro-average rows
 FLOORS = ("majority", "always-depressed", "chance")   # the summary's floor rows, by model name
+FLOOR_KIND = "floor"                                  # their kind: the summary's kinds are the registry's and this
 # A subgroup is tested only with at least this many depressed and this many normal test vlogs:
 # with fewer, one vlog moves its depressed-class recall (or its specificity) by over 20 points
 # and its F1 gap to other groups is an artefact of a handful of vlogs.

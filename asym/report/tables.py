@@ -17,9 +17,10 @@ from asym.data import protocols
 from asym.data.protocols import OPTIMISTIC_FLAG
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION, DEPRESSED_CLASS, FLOOR_METRICS
+from asym.models import registry
 from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
 from asym.report.latex import to_latex
-from asym.report.runs import FAIR_METRICS, GAP, MACRO, MIN_GROUP_CLASS, DatasetRuns
+from asym.report.runs import FAIR_METRICS, FLOOR_KIND, GAP, MACRO, MIN_GROUP_CLASS, DatasetRuns
 
 LOWER_IS_BETTER = {"ece"}
 RAW_METRICS = frozenset({"mcc"})     # shown as they are, to 3 decimals; the others in %
@@ -92,7 +93,7 @@ class Context:
 
     def threshold_line(self) -> str:
         """Which decision threshold labelled each model's test vlogs (the recipe's `threshold`)."""
-        trained = self.summary[(self.summary["kind"] != "floor") & (self.summary["dataset"] != MACRO)]
+        trained = self.summary[(self.summary["kind"] != FLOOR_KIND) & (self.summary["dataset"] != MACRO)]
         default = str(DEFAULT_THRESHOLD)
         rules = trained["threshold_rule"].fillna(default).astype(str) if "threshold_rule" in trained else None
         head = "Decision threshold (P(depressed) at or above which a vlog is labelled depressed): "
@@ -182,7 +183,7 @@ def eligible(part: pd.DataFrame) -> pd.Series:
     """The models that may carry a bold mark: trained, with the MCC 95% CI above 0 (better than
     chance beyond test sampling; a constant or near-chance model never is)."""
     low = part["mcc_ci_low"].astype(float) if "mcc_ci_low" in part else pd.Series(np.nan, index=part.index)
-    return (part["kind"] != "floor") & (low > 0)
+    return (part["kind"] != FLOOR_KIND) & (low > 0)
 
 
 def _bold_best(part: pd.DataFrame, cells: list[str], k: str) -> list[str]:
@@ -198,7 +199,7 @@ def _bold_best(part: pd.DataFrame, cells: list[str], k: str) -> list[str]:
 
 def _model_cell(row: pd.Series) -> str:
     name = str(row["model"])
-    if row["kind"] == "floor":
+    if row["kind"] == FLOOR_KIND:
         return f"{name} (floor)"
     mark = f" {FAILED_MARK}" if str(row.get("failed_seeds", "") or "") not in ("", "nan") else ""
     return (f"**{name}** ◀" if name == "asym" else name) + mark
@@ -206,8 +207,8 @@ def _model_cell(row: pd.Series) -> str:
 
 def _ordered(part: pd.DataFrame) -> pd.DataFrame:
     """ASYM first, then the other models in registry order, then the floors."""
-    return pd.concat([part[part["model"] == "asym"], part[(part["kind"] != "floor") & (part["model"] != "asym")],
-                      part[part["kind"] == "floor"]]).reset_index(drop=True)
+    return pd.concat([part[part["model"] == "asym"], part[(part["kind"] != FLOOR_KIND) & (part["model"] != "asym")],
+                      part[part["kind"] == FLOOR_KIND]]).reset_index(drop=True)
 
 
 def _no_difference(row: pd.Series) -> bool:
@@ -322,11 +323,11 @@ def comparison_view(part: pd.DataFrame, ctx: Context, ds: str) -> tuple[pd.DataF
 def ablation_view(part: pd.DataFrame, ctx: Context) -> tuple[pd.DataFrame, list[str]]:
     full = part[part["model"] == "asym"].iloc[0]
     out = pd.DataFrame({"model": [_model_cell(r) for _, r in part.iterrows()]})
-    out["params (asym)"] = [("–" if r["kind"] == "floor" else f"{r['n_params'] / 1e3:.1f}k ({full['n_params'] / 1e3:.1f}k)")
+    out["params (asym)"] = [("–" if r["kind"] == FLOOR_KIND else f"{r['n_params'] / 1e3:.1f}k ({full['n_params'] / 1e3:.1f}k)")
                             for _, r in part.iterrows()]
     for k in SHOWN["ablation"]:
         out[LABELS[k]] = _bold_best(part, [_cell(r, k) for _, r in part.iterrows()], k)
-    out["ΔAcc"] = ["–" if r["model"] == "asym" or r["kind"] == "floor" else f"{100 * (r['accuracy'] - full['accuracy']):+.2f}"
+    out["ΔAcc"] = ["–" if r["model"] == "asym" or r["kind"] == FLOOR_KIND else f"{100 * (r['accuracy'] - full['accuracy']):+.2f}"
                    for _, r in part.iterrows()]
     out["ΔF1 vs asym [95% CI]"] = [_delta(r) for _, r in part.iterrows()]
     out["p (raw)"] = [_p(r, "p_raw_vs_asym") for _, r in part.iterrows()]
@@ -339,9 +340,9 @@ def ablation_view(part: pd.DataFrame, ctx: Context) -> tuple[pd.DataFrame, list[
 
 def _hurts(row: pd.Series, alpha: float) -> str:
     p, d = row.get("p_vs_asym", np.nan), row.get("delta_f1_vs_asym", np.nan)
-    if row["kind"] == "ablation" and _no_difference(row):
+    if row["kind"] == registry.ABLATION_KIND and _no_difference(row):
         return "untested: the same predictions"
-    if row["kind"] != "ablation" or not np.isfinite(p):
+    if row["kind"] != registry.ABLATION_KIND or not np.isfinite(p):
         return ""
     if p < alpha:
         return "yes (significant)" if d < 0 else "no: significantly better"
@@ -370,7 +371,7 @@ CAPTIONS = {
 
 def family_line(part: pd.DataFrame, name: str, ds: str) -> str:
     """The Holm family of a comparison table's section: which comparisons, how many, which left out."""
-    rows = part[(part["model"] != "asym") & (part["kind"] != "floor")]
+    rows = part[(part["model"] != "asym") & (part["kind"] != FLOOR_KIND)]
     none = rows[[_no_difference(r) for _, r in rows.iterrows()]]
     n = len(rows) - len(none)
     where = "the macro-average" if ds == MACRO else ds
@@ -385,7 +386,7 @@ def detectable_effect(part: pd.DataFrame, ctx: Context) -> str:
     """The caption's line on what this test fold can detect: the ΔF1 the paired test finds with
     `ctx.power` (asym.report.stats.minimum_detectable_effect, per comparison in the report's summary);
     a comparison with no difference to test has none and is left out."""
-    rows = part[(part["model"] != "asym") & (part["kind"] != "floor")]
+    rows = part[(part["model"] != "asym") & (part["kind"] != FLOOR_KIND)]
     rows = rows[[not _no_difference(r) for _, r in rows.iterrows()]]
     if "mde_f1_vs_asym" not in rows or rows["mde_f1_vs_asym"].isna().all():
         return ""
@@ -402,7 +403,8 @@ def detectable_effect(part: pd.DataFrame, ctx: Context) -> str:
 
 
 def write_table(name: str, ctx: Context, paths: dict[str, Path]) -> None:
-    kinds = {"results": None, "comparison": ("asym", "baseline", "floor"), "ablation": ("asym", "ablation", "floor")}[name]
+    kinds = {"results": None, "comparison": (registry.ASYM_KIND, registry.BASELINE_KIND, FLOOR_KIND),
+             "ablation": (registry.ASYM_KIND, registry.ABLATION_KIND, FLOOR_KIND)}[name]
     md = [f"# {TITLES[name]}", "", CAPTIONS[name], "", *ctx.preface(SHOWN[name]), ""]
     tex, csv = [], []
     for ds in ctx.datasets:

@@ -98,6 +98,7 @@ UNTYPED_FIELD = GRU.replace("    dropout: Rate\n", "    dropout: Rate\n    depth
 NOT_A_MODELCONFIG = GRU.replace("class GRUConfig(ModelConfig):", "class GRUConfig:")
 RAISES = GRU.replace("register_model(", "import no_such_package  # noqa\nregister_model(")
 SYNTAX = GRU.replace("class GRUConfig(ModelConfig):", "class GRUConfig(ModelConfig)")
+UNKNOWN_KIND = GRU.replace('description="A GRU', 'kind="peer", description="A GRU')
 CLASH = GRU.replace('register_model("gru", GRUConfig, "GRU",', 'register_model("bilstm", GRUConfig, "GRU", family="gru",')
 
 
@@ -107,7 +108,8 @@ CLASH = GRU.replace('register_model("gru", GRUConfig, "GRU",', 'register_model("
     (CLASH, "'bilstm' is registered twice"),
     (UNTYPED_FIELD, "leaves ['depth'] untyped"),
     (NOT_A_MODELCONFIG, "must be a class deriving from asym.models.ModelConfig"),
-], ids=["import-error", "syntax-error", "clashes-with-a-built-in", "untyped-field", "not-a-ModelConfig"])
+    (UNKNOWN_KIND, "model 'gru': kind 'peer' is not one of asym, ablation, baseline"),
+], ids=["import-error", "syntax-error", "clashes-with-a-built-in", "untyped-field", "not-a-ModelConfig", "unknown-kind"])
 def test_a_bad_plugin_file_is_refused_naming_it(tmp_path, source, said):
     params = plugin_project(tmp_path, source)
     with pytest.raises(ConfigError) as exc:
