@@ -90,7 +90,7 @@ def failures(runs: DatasetRuns, model: str) -> tuple[str, str]:
     improved on the fold that selects) is said with it. A first-epoch checkpoint alone is no
     failure: a planted cue can be learned within one epoch."""
     partition = runs.partition if runs.partition is not None else np.zeros(len(runs.y), int)
-    units = runs.units_metrics
+    run_rows = runs.run_metrics
     failed, why = [], []
     for s, pred in enumerate(runs.preds[model]):
         seed = _seed(runs, model, s)
@@ -99,8 +99,8 @@ def failures(runs: DatasetRuns, model: str) -> tuple[str, str]:
             labels = set(pred[partition == p].tolist())
             if len(labels) == 1:
                 reasons.append("every test vlog labelled " + ("depressed" if labels == {1} else "normal"))
-        if reasons and units is not None and "best_epoch" in units:
-            epochs = units.loc[(units["model"] == model) & (units["seed"] == seed), "best_epoch"]
+        if reasons and run_rows is not None and "best_epoch" in run_rows:
+            epochs = run_rows.loc[(run_rows["model"] == model) & (run_rows["seed"] == seed), "best_epoch"]
             if (epochs == FIRST_EPOCH).any():
                 reasons.append(f"best epoch the first ({FIRST_EPOCH})")
         if reasons:
@@ -133,17 +133,17 @@ def aggregate(params: Params) -> tuple[pd.DataFrame, list[DatasetRuns]]:
         W = resample_weights(runs.units, n_boot, np.random.default_rng([rng_seed, d_index]))
         nulls.update(_swap_nulls(params, runs, d_index))
         for model in params.models:
-            units = runs.units_metrics[runs.units_metrics["model"] == model]
+            run_rows = runs.run_metrics[runs.run_metrics["model"] == model]
             res = labelled_resamples(runs.y, runs.probs[model], runs.preds[model], W)
             resamples[(ds, model)] = res
             per_seed[(ds, model)] = pooled_metrics(runs, model)
             failed, why = failures(runs, model)
-            row = {"dataset": ds, "model": model, "kind": registry.get(model).kind, "recipe": units["recipe"].iloc[0],
+            row = {"dataset": ds, "model": model, "kind": registry.get(model).kind, "recipe": run_rows["recipe"].iloc[0],
                    "protocol": runs.protocol, "subject_independent": runs.subject_independent,
-                   "n_seeds": units["seed"].nunique(), "n_units": len(per_seed[(ds, model)]), "n_test": len(runs.y),
+                   "n_seeds": run_rows["seed"].nunique(), "n_units": len(per_seed[(ds, model)]), "n_test": len(runs.y),
                    "bootstrap_unit": "subject" if len(set(runs.units)) < len(runs.units) else "vlog",
-                   "n_params": int(units["n_params"].iloc[0]), "epoch_time_s": float(units["epoch_time_s"].mean()),
-                   "threshold_rule": units["threshold_rule"].iloc[0], "threshold": float(units["threshold"].mean()),
+                   "n_params": int(run_rows["n_params"].iloc[0]), "epoch_time_s": float(run_rows["epoch_time_s"].mean()),
+                   "threshold_rule": run_rows["threshold_rule"].iloc[0], "threshold": float(run_rows["threshold"].mean()),
                    "failed_seeds": failed, "failure": why, **_point(per_seed[(ds, model)])}
             for k in METRICS:
                 row[f"{k}_ci_low"], row[f"{k}_ci_high"] = centred_ci(res[k], row[k])

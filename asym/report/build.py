@@ -23,7 +23,7 @@ def make_report(params: Params) -> dict[str, Path]:
     layout = Layout.of(params)
     out = layout.report_outputs(params.models, params.datasets, study=bool(params.study_models))
     summary, all_runs = aggregate(params)
-    runs = pd.concat([r.units_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
+    runs = pd.concat([r.run_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
     with atomic_path(out["runs_csv"]) as tmp:
         runs.to_csv(tmp, index=False)
     with atomic_path(out["summary_csv"]) as tmp:

@@ -40,12 +40,12 @@ class DatasetRuns:
     subject_independent: str                    # true | false | unknown
     ids: np.ndarray
     y: np.ndarray
-    units: np.ndarray                           # bootstrap unit: subject if known, else vlog
+    units: np.ndarray                           # each vlog's bootstrap unit: its subject if known, else itself
     gender: np.ndarray
     n_frames: np.ndarray
     probs: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n)
     preds: dict[str, np.ndarray] = field(default_factory=dict)     # model -> (n_seeds, n) labels at its threshold
-    units_metrics: pd.DataFrame | None = None   # one row per (model, seed, partition)
+    run_metrics: pd.DataFrame | None = None     # one row per run: (model, seed, partition)
     seeds: dict[str, list[int]] = field(default_factory=dict)      # model -> the seed of each row of probs
     partition: np.ndarray | None = None         # the partition that tested each vlog
 

@@ -307,7 +307,7 @@ def test_reliability_curves_carry_the_pooled_and_the_table_ece():
         assert c.ece_pooled == pytest.approx(pooled) and c.ece_table == pytest.approx(per_run)
         assert c.ece_pooled != pytest.approx(c.ece_table)
     table = {(c.dataset, c.model): c.ece_table for c in curves}
-    from_predictions = [replace(r, units_metrics=None) for r in runs]       # no per-run metrics: the same ECEs
+    from_predictions = [replace(r, run_metrics=None) for r in runs]       # no per-run metrics: the same ECEs
     again = plots.reliability_curves(from_predictions)
     assert {(c.dataset, c.model) for c in again} & set(table)
     for c in again:

@@ -131,7 +131,7 @@ def test_under_kfold_the_point_is_the_pooled_estimand_of_its_interval(tmp_path):
     pooled = _seed_metrics(p, "dvlog", "mean-mlp")["f1"]                 # each seed's vlogs of both folds at once
     assert r["f1"] == pytest.approx(pooled.mean()) and r["f1_std"] == pytest.approx(pooled.std(ddof=1))
     runs = {x.name: x for x in all_runs}["dvlog"]
-    per_fold = runs.units_metrics.query("model == 'mean-mlp'")["f1"]
+    per_fold = runs.run_metrics.query("model == 'mean-mlp'")["f1"]
     assert len(per_fold) == 6 and r["f1"] != pytest.approx(per_fold.mean())   # not the mean of fold metrics
     assert r["n_seeds"] == 3 and r["n_units"] == 3
     assert_coherent(summary)
@@ -232,7 +232,7 @@ def test_the_resampling_unit_is_the_subject_when_subjects_are_known(tmp_path):
     assert runs.subject_independent == "true" and runs.protocol == "official"
     assert runs.units.tolist() == [f"p{i // 2}" for i in range(40)] and runs.ids[0] == "dvlog000"
     assert runs.probs["asym"].shape == (3, 40) and runs.y.tolist() == [1] * 20 + [0] * 20
-    assert runs.units_metrics["partition"].tolist() == [0] * 9
+    assert runs.run_metrics["partition"].tolist() == [0] * 9
     summary, _ = aggregate(known)
     assert set(summary.loc[(summary["kind"] != "floor") & (summary["dataset"] != MACRO), "bootstrap_unit"]) == {"subject"}
     unknown = _write_runs(tmp_path / "unknown")
