@@ -85,7 +85,7 @@ def _study(p: Params, args: argparse.Namespace) -> Params:
 def cmd_split(args: argparse.Namespace) -> None:
     from asym.data import protocols
     from asym.data.parquet import read_samples
-    from asym.data.splits import make_split, split_summary
+    from asym.data.splits import make_split, split_description
     from asym.io import atomic_path, write_json
 
     p = _study(_params(args), args)
@@ -98,10 +98,10 @@ def cmd_split(args: argparse.Namespace) -> None:
     split = make_split(table, protocol, p.split, data, csv)
     with atomic_path(layout.split_csv(args.dataset)) as tmp:
         split.to_csv(tmp, index=False)
-    summary = split_summary(split, bool(table.meta.get("subjects_supplied")), protocol)
-    write_json(layout.split_json(args.dataset), summary)
-    print(f"{args.dataset} ({protocol}): {summary['n_partitions']} partition(s), {summary['per_fold']} "
-          f"(subject-independent: {summary['subject_independent']})")
+    description = split_description(split, bool(table.meta.get("subjects_supplied")), protocol)
+    write_json(layout.split_json(args.dataset), description)
+    print(f"{args.dataset} ({protocol}): {description['n_partitions']} partition(s), {description['per_fold']} "
+          f"(subject-independent: {description['subject_independent']})")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

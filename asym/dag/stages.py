@@ -274,7 +274,7 @@ def _split_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _split_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    return {"csv": [lay.split_csv(w["dataset"])], "summary": [lay.split_json(w["dataset"])]}
+    return {"csv": [lay.split_csv(w["dataset"])], "description": [lay.split_json(w["dataset"])]}
 
 
 def _split_reads(p: Params, w: Wild) -> list[str]:
@@ -321,7 +321,7 @@ def _split_protocol_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 def _split_protocol_outputs(p: Params, lay: Layout, w: Wild) -> Files:
     study = lay.for_protocol(w["protocol"])
-    return {"csv": [study.split_csv(w["dataset"])], "summary": [study.split_json(w["dataset"])]}
+    return {"csv": [study.split_csv(w["dataset"])], "description": [study.split_json(w["dataset"])]}
 
 
 def _split_protocol_reads(p: Params, w: Wild) -> list[str]:

@@ -239,8 +239,9 @@ def load_partitions(data: Path, split_path: Path, subjects_disjoint: bool = True
     return table, fold_tables(table, read_split(split_path, subjects_disjoint), split_path, data)
 
 
-def split_summary(split: pd.DataFrame, subjects_supplied: bool, protocol: str) -> dict[str, Any]:
-    """`subject_independent` is "true" (subjects known, none in two folds), "false" (subjects
+def split_description(split: pd.DataFrame, subjects_supplied: bool, protocol: str) -> dict[str, Any]:
+    """The split's description, written beside it (<dataset>.json): its protocol, how its checkpoints
+    are selected, its subject independence and its classes per fold. `subject_independent` is "true" (subjects known, none in two folds), "false" (subjects
     known and leaked by a published split) or "unknown" (no subject ids)."""
     leaked = sorted({s for _, part in split.groupby("partition")
                      for s in check_leakage(part["sample_id"].tolist(), part["subject_id"].tolist(),

@@ -177,7 +177,7 @@ def test_a_split_that_puts_a_subject_in_two_folds_is_refused_where_the_row_is_su
             splits.make_split(_table(LEAKY_FOLDS), row.name, cfg, "x.parquet", "folds.csv")
     else:
         split = splits.make_split(_table(LEAKY_FOLDS), row.name, cfg, "x.parquet", "folds.csv")
-        assert splits.split_summary(split, True, row.name)["subject_independent"] == "false"
+        assert splits.split_description(split, True, row.name)["subject_independent"] == "false"
 
 
 @pytest.mark.parametrize("row", ROWS, ids=_ids(ROWS))
@@ -187,8 +187,8 @@ def test_the_checkpoint_is_chosen_on_the_test_fold_exactly_under_an_optimistic_r
     fold = "test" if row.optimistic else "valid"
     assert splits.selection_fold(row.name) == card_fold(row.name, []) == fold
     split = splits.make_split(_table(SUBJECT_FOLDS), "official", None, "x.parquet")
-    summary = splits.split_summary(split, True, row.name)
-    assert (protocols.OPTIMISTIC_FLAG in summary["checkpoint_selection"]) is row.optimistic
+    description = splits.split_description(split, True, row.name)
+    assert (protocols.OPTIMISTIC_FLAG in description["checkpoint_selection"]) is row.optimistic
 
 
 def test_the_splitters_refuse_a_name_not_in_the_table():

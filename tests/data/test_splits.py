@@ -369,19 +369,19 @@ def test_load_partitions_gives_each_partition_in_order_and_accepts_a_published_l
     assert parts[0]["test"].sample_id == ["s09", "s10", "s11"]
 
 
-def test_split_summary_counts_and_independence():
-    from asym.data.splits import split_summary
+def test_split_description_counts_and_independence():
+    from asym.data.splits import split_description
 
     good = _good_split().assign(partition=0, label=lambda d: d["label"].astype(int))
-    s = split_summary(good, subjects_supplied=True, protocol="official")
+    s = split_description(good, subjects_supplied=True, protocol="official")
     assert s["subject_independent"] == "true" and s["subject_independent_verified"] is True
     assert s["n_leaked_subjects"] == 0 and s["n_subjects"] == 6 and s["n_partitions"] == 1
     assert s["per_fold"] == {"test": {"depressed": 2, "normal": 0}, "train": {"depressed": 4, "normal": 4},
                              "valid": {"depressed": 0, "normal": 2}}
     leaky = _with(good, "s09", fold="test")
-    s = split_summary(leaky, subjects_supplied=True, protocol="depmamba")
+    s = split_description(leaky, subjects_supplied=True, protocol="depmamba")
     assert s["subject_independent"] == "false" and s["n_leaked_subjects"] == 1 and not s["subject_independent_verified"]
-    s = split_summary(pd.concat([good, leaky.assign(partition=1)]), subjects_supplied=False, protocol="kfold")
+    s = split_description(pd.concat([good, leaky.assign(partition=1)]), subjects_supplied=False, protocol="kfold")
     assert s["subject_independent"] == "unknown" and s["n_partitions"] == 2 and s["protocol"] == "kfold"
     assert s["per_partition"]["1"]["test"] == {"depressed": 2, "normal": 1}
 
@@ -475,12 +475,12 @@ def test_a_published_split_whose_checksum_differs_is_refused(monkeypatch):
                                  "af513d30f2245dfaf521e24a6c8e1be72b39f3a6e80b1d9c60a0416df36628b1")
 
 
-def test_split_summary_of_a_partition_with_one_class():
-    from asym.data.splits import split_summary
+def test_split_description_of_a_partition_with_one_class():
+    from asym.data.splits import split_description
 
     good = _good_split().assign(partition=0)
     for label, key, other in ((0, "normal", "depressed"), (1, "depressed", "normal")):
-        s = split_summary(good.assign(label=label), subjects_supplied=True, protocol="official")
+        s = split_description(good.assign(label=label), subjects_supplied=True, protocol="official")
         assert all(c[other] == 0 and c[key] > 0 for c in s["per_fold"].values())
 
 

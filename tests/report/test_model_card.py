@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from asym.data.splits import read_split, split_summary
+from asym.data.splits import read_split, split_description
 from asym.evaluate import evaluate_run
 from asym.grid import Run
 from asym.io import write_json
@@ -25,7 +25,7 @@ from tests.project import prepared
 def reported(tmp_path_factory):
     p = prepared(tmp_path_factory.mktemp("card"), ["mean-mlp"], epochs=2)
     lay = Layout.of(p)
-    write_json(lay.split_json("dvlog"), split_summary(read_split(lay.split_csv("dvlog"), subjects_disjoint=False),
+    write_json(lay.split_json("dvlog"), split_description(read_split(lay.split_csv("dvlog"), subjects_disjoint=False),
                                                       False, "official"))
     train_job(p, "dvlog", "mean-mlp", [0])
     evaluate_run(lay.run(Run("dvlog", "mean-mlp", 0)).folder)

@@ -282,7 +282,7 @@ def registered(tmp_path_factory):
     import yaml
 
     from asym.config import load_params
-    from asym.data.splits import read_split, split_summary
+    from asym.data.splits import read_split, split_description
     from asym.io import write_json
     from asym.report.aggregate import aggregate, fairness
     from asym.report.model_card import write_model_cards
@@ -294,7 +294,7 @@ def registered(tmp_path_factory):
     p.path.write_text(yaml.safe_dump(raw))
     p = load_params(p.path)
     lay = Layout.of(p)
-    write_json(lay.split_json("dvlog"), split_summary(read_split(lay.split_csv("dvlog"), subjects_disjoint=False),
+    write_json(lay.split_json("dvlog"), split_description(read_split(lay.split_csv("dvlog"), subjects_disjoint=False),
                                                       False, "official"))
     train_job(p, "dvlog", "mean-mlp", [0, 1])
     for s in (0, 1):
