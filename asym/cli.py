@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE
 from asym.data import formats
-from asym.data.protocols import STUDY_PROTOCOLS
+from asym.data.protocols import OPTIMISM_PROTOCOLS
 from asym.errors import ConfigError, DataError
 from asym.models import registry
 
@@ -77,9 +77,9 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"{card['dataset']}: {card['n_samples']} vlogs ({card['n_depressed']} depressed) -> {out}")
 
 
-def _study(p: Params, args: argparse.Namespace) -> Params:
-    """The params as the optimism study's runs under --protocol read them (asym.config.Params.for_protocol)."""
-    return p.for_protocol(args.protocol) if getattr(args, "protocol", None) else p
+def _for_optimism(p: Params, args: argparse.Namespace) -> Params:
+    """The params as the optimism study's runs under --protocol read them (asym.config.Params.for_optimism)."""
+    return p.for_optimism(args.protocol) if getattr(args, "protocol", None) else p
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -88,7 +88,7 @@ def cmd_split(args: argparse.Namespace) -> None:
     from asym.data.splits import make_split, split_description
     from asym.io import atomic_path, write_json
 
-    p = _study(_params(args), args)
+    p = _for_optimism(_params(args), args)
     layout = _layout(p)
     data = Path(layout.parquet(args.dataset))
     table = read_samples(data)
@@ -105,7 +105,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    p = _study(_params(args), args)
+    p = _for_optimism(_params(args), args)
     from asym.train.job import env_threads
 
     entry = registry.get(args.model)
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "split", "the dataset's split protocol, with a leakage check",
                  "Writes the split CSV and a summary that says whether it is subject-independent.")
     _dataset(s)
-    s.add_argument("--protocol", choices=STUDY_PROTOCOLS,
+    s.add_argument("--protocol", choices=OPTIMISM_PROTOCOLS,
                    help="the optimism study's split under this protocol (default: the dataset's own protocol)")
     s.set_defaults(func=cmd_split)
 
@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dataset(s)
     s.add_argument("--model", required=True, help="a registry name (`asym models` lists them)")
     s.add_argument("--seeds", type=int, nargs="+", help="default: run.seeds of the active scale")
-    s.add_argument("--protocol", choices=STUDY_PROTOCOLS,
+    s.add_argument("--protocol", choices=OPTIMISM_PROTOCOLS,
                    help="the optimism study's runs under this protocol (default: the main grid's runs)")
     # Written by the workflow (asym.dag.stages) so that an edited registry entry reruns its jobs;
     # refused when it no longer matches the entry. Not for users: hidden from --help.

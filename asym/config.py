@@ -27,9 +27,9 @@ from pydantic import (
 )
 
 from asym.data import formats, protocols
-from asym.data.protocols import STUDY_PROTOCOLS
+from asym.data.protocols import OPTIMISM_PROTOCOLS
 from asym.errors import ConfigError
-from asym.grid import STUDY_FOLDERS, Run, study_folders
+from asym.grid import OPTIMISM_FOLDERS, Run, optimism_folders
 from asym.models import registry
 from asym.models.families import ModelConfig
 from asym.schema import Strict
@@ -410,8 +410,8 @@ class ReportConfig(Strict):
 
 class OptimismConfig(Strict):
     """The cost of selecting on the test fold, measured: each of `models` is trained again under
-    both STUDY_PROTOCOLS (the same outer folds, the same `seeds`) on every dataset of the run,
-    apart from the main runs (asym.grid.study_folders); the report's `protocol_optimism` table
+    both OPTIMISM_PROTOCOLS (the same outer folds, the same `seeds`) on every dataset of the run,
+    apart from the main runs (asym.grid.optimism_folders); the report's `protocol_optimism` table
     sets the two side by side. An empty list turns the study off."""
 
     models: ByScale[list[str]]
@@ -527,12 +527,12 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 class Params:
     """The validated params file plus the few derived views every step needs."""
 
-    def __init__(self, data: ParamsFile, path: Path, raw: dict[str, Any], study: bool = False,
+    def __init__(self, data: ParamsFile, path: Path, raw: dict[str, Any], in_optimism: bool = False,
                  plugins: list[str] | None = None) -> None:
         self.data = data
         self.path = path
         self.raw = raw            # the YAML as written: params slices for the DAGs' rerun triggers
-        self.study = study        # the optimism study's view (`for_protocol`): its runs keep more files
+        self.in_optimism = in_optimism    # the optimism study's view (`for_optimism`): its runs keep more files
         self.plugins = list(plugins or [])    # the modules its `plugins` loaded (asym.models.registry)
 
     # --- scale-resolved views ------------------------------------------------------------
@@ -544,7 +544,7 @@ class Params:
 
     def at_scale(self, scale: str) -> Params:
         """The same file read at another scale (e.g. paper-scale widths from a demo config)."""
-        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale}, self.study,
+        return Params(self.data.model_copy(update={"scale": scale}), self.path, {**self.raw, "scale": scale}, self.in_optimism,
                       self.plugins)
 
     @property
@@ -637,31 +637,31 @@ class Params:
 
     # --- the optimism study: the same steps, another protocol, its own folders --------------
     @property
-    def study_models(self) -> list[str]:
+    def optimism_models(self) -> list[str]:
         """The models of the optimism study at the active scale (none when it is off)."""
         return [] if self.data.optimism is None else list(self.data.optimism.models.at(self.scale))
 
     @property
-    def study_seeds(self) -> list[int]:
+    def optimism_seeds(self) -> list[int]:
         return [] if self.data.optimism is None else list(self.data.optimism.seeds.at(self.scale))
 
-    def for_protocol(self, protocol: str) -> Params:
+    def for_optimism(self, protocol: str) -> Params:
         """This file as the optimism study's runs under `protocol` read it: every dataset split by
         `protocol`, the study's models and seeds, and splits and runs in the protocol's own
-        folders (asym.grid.study_folders), so the steps themselves need no second code path.
+        folders (asym.grid.optimism_folders), so the steps themselves need no second code path.
         `raw` stays the file as written: what the study's stages depend on is named by
         the stage table's study rows (asym.dag.stages)."""
-        if protocol not in STUDY_PROTOCOLS:
-            raise ConfigError(f"the optimism study runs {list(STUDY_PROTOCOLS)}, not {protocol!r}")
+        if protocol not in OPTIMISM_PROTOCOLS:
+            raise ConfigError(f"the optimism study runs {list(OPTIMISM_PROTOCOLS)}, not {protocol!r}")
         d = self.data
         by_scale = ByScale[Protocol](demo=protocol, paper=protocol)
-        folders = study_folders({k: Path(getattr(d.paths, k)).as_posix() for k in STUDY_FOLDERS}, protocol)
+        folders = optimism_folders({k: Path(getattr(d.paths, k)).as_posix() for k in OPTIMISM_FOLDERS}, protocol)
         paths = d.paths.model_copy(update={k: Path(v) for k, v in folders.items()})
-        seeds = ByScale[list[int]](demo=self.study_seeds or [0], paper=self.study_seeds or [0])
-        run = d.run.model_copy(update={"models": self.study_models, "seeds": seeds})
+        seeds = ByScale[list[int]](demo=self.optimism_seeds or [0], paper=self.optimism_seeds or [0])
+        run = d.run.model_copy(update={"models": self.optimism_models, "seeds": seeds})
         datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
         data = d.model_copy(update={"paths": paths, "run": run, "datasets": datasets})
-        return Params(data, self.path, self.raw, study=True, plugins=self.plugins)
+        return Params(data, self.path, self.raw, in_optimism=True, plugins=self.plugins)
 
     def slice(self, dotted: str) -> Any:
         """The raw value at a dotted key (what a DAG stage depends on)."""

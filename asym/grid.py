@@ -3,7 +3,7 @@
 
 A Run is one cell of the grid (dataset, model, seed; `Params.runs` lists them); its key is also
 its folder under runs/. The optimism study runs the same steps in folders of its own, and
-`study_folders` alone says which: `Params.for_protocol` and `Layout.for_protocol` both ask it.
+`optimism_folders` alone says which: `Params.for_optimism` and `Layout.for_optimism` both ask it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 SEED_FOLDER = "seed{}"               # a run's folder inside runs/<dataset>/<model>/, and its key's last part
 # The folders (params.yaml's `paths` keys) the optimism study keeps apart from the main runs'; it
 # shares the others (raw data, processed tables, reports, logs).
-STUDY_FOLDERS = ("splits", "runs")
+OPTIMISM_FOLDERS = ("splits", "runs")
 
 
 def seed_folder(seed: int | str) -> str:
@@ -35,9 +35,9 @@ class Run:
         return f"{self.dataset}/{self.model}/{seed_folder(self.seed)}"
 
 
-def study_folders(folders: Mapping[str, str], protocol: str) -> dict[str, str]:
+def optimism_folders(folders: Mapping[str, str], protocol: str) -> dict[str, str]:
     """The optimism study's own folders under `protocol`, from the main ones (`folders`: `paths`
-    key -> folder): each of STUDY_FOLDERS inside its main folder, `runs/protocols/kfold` (its runs
-    then in `runs/protocols/kfold/dvlog/mean-mlp/seed0/`). A pattern in `protocol` (`{protocol}`)
+    key -> folder): each of OPTIMISM_FOLDERS inside its main folder, `runs/optimism/kfold` (its runs
+    then in `runs/optimism/kfold/dvlog/mean-mlp/seed0/`). A pattern in `protocol` (`{protocol}`)
     gives Snakemake's."""
-    return {k: f"{folders[k]}/protocols/{protocol}" for k in STUDY_FOLDERS}
+    return {k: f"{folders[k]}/optimism/{protocol}" for k in OPTIMISM_FOLDERS}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from asym.grid import Run, seed_folder, study_folders
+from asym.grid import Run, optimism_folders, seed_folder
 from asym.models import registry
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ RESUME_FILE = "resume.pt"
 # The optimism study's runs keep one more file: every epoch's probabilities on the fold that chose
 # the checkpoint, with the threshold that epoch would label at, so that the report can choose the
 # epoch again inside each bootstrap resample (asym.report.optimism).
-STUDY_TRAIN_FILES = {"epochs": "epochs.parquet"}
+OPTIMISM_TRAIN_FILES = {"epochs": "epochs.parquet"}
 EVAL_FILES = {"metrics": "metrics.json", "confusion": "confusion.png"}
 
 # reports/: tables (each as Markdown, CSV and LaTeX, and the Markdown as an HTML page), aggregates
@@ -46,10 +46,10 @@ TRACKING_RECORD = "mlflow_runs.json"
 MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.report.model_card), and its page
 
 
-def report_tables(models: list[str], study: bool = False) -> list[str]:
+def report_tables(models: list[str], optimism: bool = False) -> list[str]:
     """The tables a report over `models` writes: the ablation table only when ASYM and at least
     one of its variants are trained, the comparison only when ASYM or a baseline is, and
-    `protocol_optimism` only when the optimism study is on (`study`)."""
+    `protocol_optimism` only when the optimism study is on (`optimism`)."""
     kinds = {registry.get(m).kind for m in models}
     tables = ["results"]
     if kinds & {registry.ASYM_KIND, registry.BASELINE_KIND}:
@@ -57,7 +57,7 @@ def report_tables(models: list[str], study: bool = False) -> list[str]:
     if {registry.ASYM_KIND, registry.ABLATION_KIND} <= kinds:
         tables.append("ablation")
     tables.append("fairness")
-    if study:
+    if optimism:
         tables.append("protocol_optimism")
     return tables
 
@@ -78,7 +78,7 @@ def page_of(markdown: str) -> str:
 
 
 KEYS = ("raw", "processed", "splits", "runs", "reports", "logs")
-RUN_FILES = {**TRAIN_FILES, **STUDY_TRAIN_FILES, **EVAL_FILES}
+RUN_FILES = {**TRAIN_FILES, **OPTIMISM_TRAIN_FILES, **EVAL_FILES}
 
 
 @dataclass(frozen=True)
@@ -113,22 +113,22 @@ class Layout:
     runs: str
     reports: str
     logs: str
-    study: bool = False                 # the optimism study's folders (`for_protocol`)
+    in_optimism: bool = False           # the optimism study's folders (`for_optimism`)
 
     @classmethod
     def of(cls, params: Params, absolute: bool = True) -> Layout:
         """Absolute paths for the steps; as written in params.yaml for dvc.yaml (which sits
         beside it)."""
-        study = params.study
+        in_optimism = params.in_optimism
         if absolute:
-            return cls(**{k: str(params.path_of(k)) for k in KEYS}, study=study)
-        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, study=study)
+            return cls(**{k: str(params.path_of(k)) for k in KEYS}, in_optimism=in_optimism)
+        return cls(**{k: Path(getattr(params.paths, k)).as_posix() for k in KEYS}, in_optimism=in_optimism)
 
     @classmethod
     def from_cwd(cls, params: Params) -> Layout:
         """Paths relative to the working directory, for Snakemake: its records of a job's params
         and code are keyed by path, so a project folder can be moved or copied whole."""
-        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, study=params.study)
+        return cls(**{k: os.path.relpath(params.path_of(k)) for k in KEYS}, in_optimism=params.in_optimism)
 
     # --- data ------------------------------------------------------------------------
     def raw_dir(self, dataset: str) -> str:
@@ -162,7 +162,7 @@ class Layout:
 
     def train_files(self) -> dict[str, str]:
         """What a training job writes into each seed's folder (train.json, written last, marks it complete)."""
-        return {**TRAIN_FILES, **(STUDY_TRAIN_FILES if self.study else {})}
+        return {**TRAIN_FILES, **(OPTIMISM_TRAIN_FILES if self.in_optimism else {})}
 
     def run(self, run: Run) -> RunFiles:
         """`run`'s folder and files in this layout."""
@@ -175,14 +175,14 @@ class Layout:
     def report_file(self, name: str) -> str:
         return f"{self.reports}/{name}"
 
-    def for_protocol(self, protocol: str) -> Layout:
-        """The optimism study's layout under `protocol` (its own folders: asym.grid.study_folders)."""
-        return replace(self, **study_folders({k: getattr(self, k) for k in KEYS}, protocol), study=True)
+    def for_optimism(self, protocol: str) -> Layout:
+        """The optimism study's layout under `protocol` (its own folders: asym.grid.optimism_folders)."""
+        return replace(self, **optimism_folders({k: getattr(self, k) for k in KEYS}, protocol), in_optimism=True)
 
-    def report_outputs(self, models: list[str], datasets: list[str], study: bool = False) -> dict[str, str]:
-        """Every file `asym report` writes over `models` on `datasets`, by name (`study`: the
+    def report_outputs(self, models: list[str], datasets: list[str], optimism: bool = False) -> dict[str, str]:
+        """Every file `asym report` writes over `models` on `datasets`, by name (`optimism`: the
         optimism study is on)."""
-        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models, study)
+        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models, optimism)
                for fmt in TABLE_FORMATS}
         out.update({k: self.report_file(v) for k, v in {**AGGREGATES, **PLOTS}.items()})
         out.update(self.model_cards(models, datasets))

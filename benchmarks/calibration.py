@@ -59,7 +59,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asym.config import DEFAULT_THRESHOLD, STUDY_PROTOCOLS, load_params  # noqa: E402
+from asym.config import DEFAULT_THRESHOLD, OPTIMISM_PROTOCOLS, load_params  # noqa: E402
 from asym.io import write_json, write_text  # noqa: E402
 from asym.models import registry  # noqa: E402
 from asym.report import optimism  # noqa: E402
@@ -91,10 +91,10 @@ SEED = 2026
 Z = NormalDist()
 
 EPOCH_CORRELATION = 0.8          # two epochs of one run: correlation of their scores on one vlog, given its label
-STUDY_REPLICATES = {"full": {"coverage": 1000, "truth": 20000}, "quick": {"coverage": 100, "truth": 2000}}
-STUDY_STREAM = 1                 # the optimism simulation's random streams, apart from the tests'
+OPTIMISM_REPLICATES = {"full": {"coverage": 1000, "truth": 20000}, "quick": {"coverage": 100, "truth": 2000}}
+OPTIMISM_STREAM = 1                 # the optimism simulation's random streams, apart from the tests'
 TRUTH_CHUNK = 250                # simulated test sets scored at once for the truth
-HONEST, OPTIMISTIC = STUDY_PROTOCOLS
+HONEST, OPTIMISTIC = OPTIMISM_PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def run(reps: dict[str, int], folds: list[Fold], small: list[Fold], settings: di
 
 
 # --- the optimism study's intervals -------------------------------------------------------------------
-def study_folds(rng: np.random.Generator) -> list[Fold]:
+def optimism_folds(rng: np.random.Generator) -> list[Fold]:
     """The study's pooled test sets (each vlog tested once over the outer folds): the demo's D-Vlog
     (240 vlogs, 139 depressed) and LMVD (200, 98, in subjects), as `asym synth` writes them, and
     D-Vlog's release (961, 555)."""
@@ -298,11 +298,11 @@ def study_folds(rng: np.random.Generator) -> list[Fold]:
             dvlog_fold(961, 555, "dvlog-release")]
 
 
-def study_settings(params_path: str | Path) -> dict[str, Any]:
+def optimism_settings(params_path: str | Path) -> dict[str, Any]:
     """What the simulated study takes from params.yaml: the report's resamples, k, and the epochs
     and selection metric of the first study model's recipe."""
     params = load_params(params_path)
-    recipe = params.recipe(registry.get(params.study_models[0]).recipe)
+    recipe = params.recipe(registry.get(params.optimism_models[0]).recipe)
     return {"n_draws": params.report.bootstrap, "k": params.split.kfold.k, "epochs": recipe.epochs,
             "metric": recipe.selection_metric, "level": CI_LEVEL}
 
@@ -319,7 +319,7 @@ def draw_epochs(fold: Fold, mu: float, epochs: int, rng: np.random.Generator) ->
     return prob(draw_scores(fold, [mu] * epochs, rng, EPOCH_CORRELATION)).astype(np.float32)
 
 
-def study_parts(part: np.ndarray, probs: np.ndarray) -> list[optimism.Partition]:
+def optimism_parts(part: np.ndarray, probs: np.ndarray) -> list[optimism.Partition]:
     """The epochs of each outer fold as optimism.read_epochs gives them, labelled at 0.5."""
     e = len(probs)
     return [(idx, np.arange(e), probs[:, idx], np.full(e, DEFAULT_THRESHOLD))
@@ -370,12 +370,12 @@ def expected_reports(fold: Fold, part: np.ndarray, mu: float, settings: dict[str
             for q, v in got.items()}
 
 
-def study_replicate(fold: Fold, part: np.ndarray, mu: float, settings: dict[str, Any],
+def optimism_replicate(fold: Fold, part: np.ndarray, mu: float, settings: dict[str, Any],
                     rng: np.random.Generator) -> dict[str, tuple[float, np.ndarray]]:
     """One simulated study scored as the report scores it: per reported quantity, the point and
     its values on the report's resamples (the optimistic epochs chosen again in each)."""
     probs = draw_epochs(fold, mu, settings["epochs"], rng)
-    parts = study_parts(part, probs)
+    parts = optimism_parts(part, probs)
     kept = rng.integers(0, len(probs), size=part.max() + 1)[part]         # the honest arm's epochs
     honest = (probs[kept, np.arange(len(fold.y))] >= DEFAULT_THRESHOLD).astype(float)
     W = resample_weights(fold.units, settings["n_draws"], rng)
@@ -420,18 +420,18 @@ INTERVALS = {
 }
 
 
-def study_coverage(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+def optimism_coverage(fold: Fold, f_index: int, reps: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
     """How often each interval holds the truth, and how often it leaves out its own point, over
     simulated studies on `fold`, from its own seeded stream."""
     t0 = time.perf_counter()
-    rng = np.random.default_rng([SEED, STUDY_STREAM, f_index])
+    rng = np.random.default_rng([SEED, OPTIMISM_STREAM, f_index])
     mu = mu_for_f1(F1_LEVEL, fold.pi)
     part = outer_folds(fold, settings["k"], rng)
     truth = expected_reports(fold, part, mu, settings, reps["truth"], rng)
     held = {q: dict.fromkeys(INTERVALS, 0) for q in truth}
     outside = {q: dict.fromkeys(INTERVALS, 0) for q in truth}
     for _ in range(reps["coverage"]):
-        for q, (point, samples) in study_replicate(fold, part, mu, settings, rng).items():
+        for q, (point, samples) in optimism_replicate(fold, part, mu, settings, rng).items():
             for name, ci in INTERVALS.items():
                 lo, hi = ci(samples, point, settings["level"], q)
                 held[q][name] += int(lo <= truth[q]["value"] <= hi)
@@ -444,22 +444,22 @@ def study_coverage(fold: Fold, f_index: int, reps: dict[str, int], settings: dic
             "seconds": time.perf_counter() - t0}
 
 
-def run_study(reps: dict[str, int], folds: list[Fold], settings: dict[str, Any], workers: int) -> dict[str, Any]:
+def run_optimism(reps: dict[str, int], folds: list[Fold], settings: dict[str, Any], workers: int) -> dict[str, Any]:
     """One process per pooled test set, each with its own stream."""
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        jobs = [pool.submit(study_coverage, fold, i, reps, settings) for i, fold in enumerate(folds)]
+        jobs = [pool.submit(optimism_coverage, fold, i, reps, settings) for i, fold in enumerate(folds)]
         return {fold.name: job.result() for fold, job in zip(folds, jobs, strict=True)}
 
 
-STUDY_ROWS = {f"delta_{k}": f"Δ{optimism.LABELS[k]}" for k in optimism.COMPARED} | {
+OPTIMISM_ROWS = {f"delta_{k}": f"Δ{optimism.LABELS[k]}" for k in optimism.COMPARED} | {
     f"{k}_{pr}": f"{optimism.LABELS[k]} `{pr}`" for pr in (OPTIMISTIC, HONEST) for k in optimism.COMPARED}
 INTERVAL_NAMES = {"percentile": "plain percentile", "shifted": "shifted percentile (the report's)",
                   "bc": "bias-corrected percentile (BC)", "basic": "basic"}
 
 
-def study_markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> str:
+def optimism_markdown(results: dict[str, Any], settings: dict[str, Any], mode: str) -> str:
     names = list(results)
     level = settings["level"]
     lines = [f"# Coverage of the `protocol_optimism` intervals (`{mode}`)", "",
@@ -474,7 +474,7 @@ def study_markdown(results: dict[str, Any], settings: dict[str, Any], mode: str)
              *_table_head(results, names)]
     row = _row_writer(lines, results, names)
 
-    for q, label in STUDY_ROWS.items():
+    for q, label in OPTIMISM_ROWS.items():
         sign = "+" if q.startswith("delta_") else ""
         row(f"{label}, truth", lambda r, q=q, sign=sign: f"{100 * r['truth'][q]['value']:{sign}.2f} ± "
             f"{100 * r['truth'][q]['mc_se']:.2f}")
@@ -569,14 +569,14 @@ def main() -> None:
                                "results": results, "seconds": time.perf_counter() - t0})
         write_text(args.md, table)
     if args.part in ("all", "optimism"):
-        settings = study_settings(args.params)
+        settings = optimism_settings(args.params)
         t0 = time.perf_counter()
-        results = run_study(STUDY_REPLICATES[mode], study_folds(np.random.default_rng(SEED)), settings, args.workers)
-        table = study_markdown(results, settings, mode)
+        results = run_optimism(OPTIMISM_REPLICATES[mode], optimism_folds(np.random.default_rng(SEED)), settings, args.workers)
+        table = optimism_markdown(results, settings, mode)
         print(table)
         write_json(args.optimism_json, {"mode": mode, "settings": {**settings, "f1_level": F1_LEVEL,
                                                                    "epoch_correlation": EPOCH_CORRELATION,
-                                                                   "replicates": STUDY_REPLICATES[mode], "seed": SEED},
+                                                                   "replicates": OPTIMISM_REPLICATES[mode], "seed": SEED},
                                         "results": results, "seconds": time.perf_counter() - t0})
         write_text(args.optimism_md, table)
 

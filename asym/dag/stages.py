@@ -93,9 +93,9 @@ class Stage:
 
 
 # --- the grids ----------------------------------------------------------------------------------
-def study_protocols(p: Params) -> list[str]:
+def optimism_protocols(p: Params) -> list[str]:
     """The optimism study's protocols: none when its model list is empty (the study is off)."""
-    return list(protocols.STUDY_PROTOCOLS) if p.study_models else []
+    return list(protocols.OPTIMISM_PROTOCOLS) if p.optimism_models else []
 
 
 def _per_dataset(p: Params) -> list[dict[str, str]]:
@@ -107,12 +107,12 @@ def _per_model(p: Params) -> list[dict[str, str]]:
 
 
 def _per_protocol(p: Params) -> list[dict[str, str]]:
-    return [{"protocol": pr, "dataset": d} for pr in study_protocols(p) for d in p.datasets]
+    return [{"protocol": pr, "dataset": d} for pr in optimism_protocols(p) for d in p.datasets]
 
 
 def _per_protocol_model(p: Params) -> list[dict[str, str]]:
-    return [{"protocol": pr, "dataset": d, "model": m} for pr in study_protocols(p) for d in p.datasets
-            for m in p.study_models]
+    return [{"protocol": pr, "dataset": d, "model": m} for pr in optimism_protocols(p) for d in p.datasets
+            for m in p.optimism_models]
 
 
 def _once(p: Params) -> list[dict[str, str]]:
@@ -125,7 +125,7 @@ def _run_files(p: Params, lay: Layout, keys: tuple[str, ...]) -> list[str]:
 
 
 def _report_files(p: Params, lay: Layout) -> dict[str, str]:
-    return lay.report_outputs(p.models, p.datasets, bool(p.study_models))
+    return lay.report_outputs(p.models, p.datasets, bool(p.optimism_models))
 
 
 def _readers(p: Params, dataset: str) -> list[str]:
@@ -149,7 +149,7 @@ def _grid(p: Params) -> list[str]:
     return ["scale", "run.datasets", "run.models", f"run.seeds.{p.scale}"]
 
 
-def _study_models(p: Params) -> list[str]:
+def _optimism_models(p: Params) -> list[str]:
     """Whether the optimism study is on, and over which models."""
     return [] if p.data.optimism is None else [f"optimism.models.{p.scale}"]
 
@@ -315,44 +315,44 @@ TRAIN = Stage("train", "train", ("dataset", "model"), _per_model,
 
 
 # --- the optimism study: split and train again under each of its protocols -----------------------------------
-def _split_protocol_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+def _split_optimism_inputs(p: Params, lay: Layout, w: Wild) -> Files:
     return _split_inputs(p, lay, w)
 
 
-def _split_protocol_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    study = lay.for_protocol(w["protocol"])
-    return {"csv": [study.split_csv(w["dataset"])], "description": [study.split_json(w["dataset"])]}
+def _split_optimism_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    folders = lay.for_optimism(w["protocol"])
+    return {"csv": [folders.split_csv(w["dataset"])], "description": [folders.split_json(w["dataset"])]}
 
 
-def _split_protocol_reads(p: Params, w: Wild) -> list[str]:
+def _split_optimism_reads(p: Params, w: Wild) -> list[str]:
     """The protocol's settings; the dataset's entry names another protocol, so it is not read."""
     return ["scale", *_split_settings(w["protocol"])]
 
 
-def _split_protocol_options(p: Params, w: Wild) -> list[str]:
+def _split_optimism_options(p: Params, w: Wild) -> list[str]:
     return ["--dataset", w["dataset"], "--protocol", w["protocol"]]
 
 
-SPLIT_PROTOCOL = Stage("split_protocol", "split", ("protocol", "dataset"), _per_protocol,
-                       inputs=_split_protocol_inputs, outputs=_split_protocol_outputs, reads=_split_protocol_reads,
-                       modules=("asym.data.splits",), options=_split_protocol_options)
+SPLIT_OPTIMISM = Stage("split_optimism", "split", ("protocol", "dataset"), _per_protocol,
+                       inputs=_split_optimism_inputs, outputs=_split_optimism_outputs, reads=_split_optimism_reads,
+                       modules=("asym.data.splits",), options=_split_optimism_options)
 
 
-def _train_protocol_inputs(p: Params, lay: Layout, w: Wild) -> Files:
-    return {"data": [lay.parquet(w["dataset"])], "split": [lay.for_protocol(w["protocol"]).split_csv(w["dataset"])]}
+def _train_optimism_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"data": [lay.parquet(w["dataset"])], "split": [lay.for_optimism(w["protocol"]).split_csv(w["dataset"])]}
 
 
-def _train_protocol_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    return lay.for_protocol(w["protocol"]).train_outputs(w["dataset"], w["model"], p.study_seeds)
+def _train_optimism_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return lay.for_optimism(w["protocol"]).train_outputs(w["dataset"], w["model"], p.optimism_seeds)
 
 
-def _train_protocol_reads(p: Params, w: Wild) -> list[str]:
+def _train_optimism_reads(p: Params, w: Wild) -> list[str]:
     """The study's seeds; its protocol is the command's, so the dataset's is not read."""
     return _training_reads(p, w, [], f"optimism.seeds.{p.scale}")
 
 
-TRAIN_PROTOCOL = Stage("train_protocol", "train", ("protocol", "dataset", "model"), _per_protocol_model,
-                       inputs=_train_protocol_inputs, outputs=_train_protocol_outputs, reads=_train_protocol_reads,
+TRAIN_OPTIMISM = Stage("train_optimism", "train", ("protocol", "dataset", "model"), _per_protocol_model,
+                       inputs=_train_optimism_inputs, outputs=_train_optimism_outputs, reads=_train_optimism_reads,
                        modules=("asym.train.job",), options=_training_options, data=_plugin_file)
 
 
@@ -375,15 +375,15 @@ EVALUATE = Stage("evaluate", "evaluate", (), _once,
 
 
 # --- report ----------------------------------------------------------------------------------------------
-def study_reads(p: Params, lay: Layout) -> list[str]:
+def optimism_reads(p: Params, lay: Layout) -> list[str]:
     """What the report reads of the optimism study: every run's predictions and train.json, each
     select-on-test run's epochs (its selection is made again inside the bootstrap:
     asym.report.optimism), and the splits."""
     read: set[str] = set()
-    for pr in study_protocols(p):
-        sl = lay.for_protocol(pr)
+    for pr in optimism_protocols(p):
+        sl = lay.for_optimism(pr)
         keys = ("predictions", "summary", *(("epochs",) if protocols.get(pr).optimistic else ()))
-        read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_protocol(pr).runs() for k in keys}
+        read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_optimism(pr).runs() for k in keys}
         read |= {f for d in p.datasets for f in (sl.split_csv(d), sl.split_json(d))}
     return sorted(read)
 
@@ -393,7 +393,7 @@ def _report_inputs(p: Params, lay: Layout, w: Wild) -> Files:
             "summaries": _run_files(p, lay, ("summary",)),
             "splits": [lay.split_json(d) for d in p.datasets] + [lay.split_csv(d) for d in p.datasets],
             "cards": [lay.card_json(d) for d in p.datasets],         # the model cards' training-data section
-            "study": study_reads(p, lay)}
+            "optimism": optimism_reads(p, lay)}
 
 
 def _report_outputs(p: Params, lay: Layout, w: Wild) -> Files:
@@ -407,14 +407,14 @@ def _paper_sizes(p: Params) -> list[str]:
     return sorted({f"model.paper.{registry.get(m).family}" for m in p.models})
 
 
-def _study_report(p: Params) -> list[str]:
+def _optimism_report(p: Params) -> list[str]:
     """The optimism study's table when it is on (with the k of its folds); when it is off, what says so."""
-    return ["optimism", "split.kfold"] if p.study_models else _study_models(p)
+    return ["optimism", "split.kfold"] if p.optimism_models else _optimism_models(p)
 
 
 def _report_reads(p: Params, w: Wild) -> list[str]:
     return ["scale", "run", "report", *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
-            *_paper_sizes(p), *_study_report(p)]
+            *_paper_sizes(p), *_optimism_report(p)]
 
 
 def _report_data(p: Params, w: Wild, absolute: bool) -> list[str]:
@@ -439,7 +439,7 @@ def _track_outputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _track_reads(p: Params, w: Wild) -> list[str]:
-    return ["mlflow", *_grid(p), *_study_models(p)]
+    return ["mlflow", *_grid(p), *_optimism_models(p)]
 
 
 TRACK = Stage("track", "track", (), _once,
@@ -449,7 +449,7 @@ TRACK = Stage("track", "track", (), _once,
 
 
 # --- the table -------------------------------------------------------------------------------------------
-STAGES: tuple[Stage, ...] = (FETCH, CONVERT, SPLIT, TRAIN, SPLIT_PROTOCOL, TRAIN_PROTOCOL, EVALUATE, REPORT, TRACK)
+STAGES: tuple[Stage, ...] = (FETCH, CONVERT, SPLIT, TRAIN, SPLIT_OPTIMISM, TRAIN_OPTIMISM, EVALUATE, REPORT, TRACK)
 BY_NAME = {s.name: s for s in STAGES}
 
 
@@ -459,6 +459,6 @@ def get(name: str) -> Stage:
 
 def of_command(step: str, wildcards: Wild) -> Stage | None:
     """The stage whose jobs run `asym <step>` with these wildcards' options (train with
-    --protocol is train_protocol's), or None."""
+    --protocol is train_optimism's), or None."""
     given = {k for k, v in wildcards.items() if v is not None}
     return next((s for s in STAGES if s.step == step and set(s.wildcards) == given), None)

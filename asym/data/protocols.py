@@ -78,7 +78,7 @@ PROTOCOLS: dict[str, SplitProtocol] = {p.name: p for p in (
 
 # The optimism study (params.yaml `optimism`): an honest protocol, then its twin that chooses the
 # checkpoint on the fold it reports (the same splitter and settings, so the same folds).
-STUDY_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
+OPTIMISM_PROTOCOLS: tuple[str, str] = ("kfold", "kfold_select_on_test")
 
 # What every table that shows an optimistic protocol's numbers says of them.
 OPTIMISTIC_FLAG = "optimistic: selection on the test fold"

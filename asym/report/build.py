@@ -21,7 +21,7 @@ from asym.report.model_card import write_model_cards
 
 def make_report(params: Params) -> dict[str, Path]:
     layout = Layout.of(params)
-    out = layout.report_outputs(params.models, params.datasets, study=bool(params.study_models))
+    out = layout.report_outputs(params.models, params.datasets, optimism=bool(params.optimism_models))
     summary, all_runs = aggregate(params)
     runs = pd.concat([r.run_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
     with atomic_path(out["runs_csv"]) as tmp:

@@ -18,7 +18,7 @@ The selection is made again inside every resample. The optimistic epoch was chos
 test vlogs the bootstrap resamples, so resampling its saved labels would hold the selection
 fixed and leave its noise out of the CI. Every study run keeps each epoch's probabilities on the
 fold that chose its checkpoint, with the threshold that epoch would label at (epochs.parquet,
-asym.layout.STUDY_TRAIN_FILES): in each resample each partition's epoch is chosen again on the
+asym.layout.OPTIMISM_TRAIN_FILES): in each resample each partition's epoch is chosen again on the
 resampled test fold by the recipe's selection metric (first best on ties, as in training) and
 its vlogs are labelled at that epoch. The honest epochs were chosen on validation parts, which
 the bootstrap leaves alone: their labels stay as saved. The permutation test exchanges saved
@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from asym.config import Params
-from asym.data.protocols import OPTIMISTIC_FLAG, STUDY_PROTOCOLS
+from asym.data.protocols import OPTIMISM_PROTOCOLS, OPTIMISTIC_FLAG
 from asym.data.splits import read_split
 from asym.errors import DataError
 from asym.io import atomic_path, read_json, write_text
@@ -75,7 +75,7 @@ from asym.report.stats import (
 )
 from asym.report.tables import p_value
 
-HONEST, OPTIMISTIC = STUDY_PROTOCOLS
+HONEST, OPTIMISTIC = OPTIMISM_PROTOCOLS
 COMPARED = ("accuracy", "f1")
 LABELS = {"accuracy": "Acc", "f1": "F1 (dep.)"}
 CI_STREAM = 100          # the study's resamples are drawn from their own stream of the report's ci_seed
@@ -108,7 +108,7 @@ def points_of(table: pd.DataFrame) -> list[str]:
 def check_same_folds(params: Params, dataset: str) -> None:
     """Both protocols' split files must hold the same partitions (they are written alike, one per
     protocol, each with its own record): a difference would make the comparison unpaired."""
-    paths = [Path(Layout.of(params.for_protocol(pr)).split_csv(dataset)) for pr in STUDY_PROTOCOLS]
+    paths = [Path(Layout.of(params.for_optimism(pr)).split_csv(dataset)) for pr in OPTIMISM_PROTOCOLS]
     honest, optimistic = (read_split(p).reset_index(drop=True) for p in paths)
     if not honest.equals(optimistic):
         raise DataError(paths[1], f"not the same folds as {paths[0]}: the optimism study compares the two "
@@ -119,16 +119,16 @@ def load_arms(params: Params, dataset: str) -> dict[str, DatasetRuns]:
     """Each protocol's study runs of `dataset` (asym.report.runs.load_dataset_runs: test labels and
     probabilities aligned by vlog), on the same test vlogs."""
     check_same_folds(params, dataset)
-    arms = {pr: load_dataset_runs(params.for_protocol(pr), dataset, per_run=False) for pr in STUDY_PROTOCOLS}
+    arms = {pr: load_dataset_runs(params.for_optimism(pr), dataset, per_run=False) for pr in OPTIMISM_PROTOCOLS}
     if list(arms[HONEST].ids) != list(arms[OPTIMISTIC].ids):
-        raise DataError(Layout.of(params.for_protocol(OPTIMISTIC)).runs,
+        raise DataError(Layout.of(params.for_optimism(OPTIMISTIC)).runs,
                         f"{dataset}: the {HONEST} and {OPTIMISTIC} runs were tested on different vlogs")
     return arms
 
 
 def run_summaries(params: Params, protocol: str, dataset: str, model: str) -> list[tuple[RunFiles, dict[str, Any]]]:
     """(run files, training summary) of every study seed of `model` under `protocol`."""
-    study = params.for_protocol(protocol)
+    study = params.for_optimism(protocol)
     layout = Layout.of(study)
     return [(files, read_json(files.file("summary")))
             for files in (layout.run(run) for run in study.runs(dataset, model))]
@@ -221,12 +221,12 @@ def optimistic_resamples(params: Params, dataset: str, model: str, runs: Dataset
 def _threshold(params: Params, dataset: str, model: str) -> tuple[str, dict[str, float]]:
     """The recipe's threshold rule of the model's study runs, and per protocol the mean threshold."""
     rules, means = set(), {}
-    for pr in STUDY_PROTOCOLS:
+    for pr in OPTIMISM_PROTOCOLS:
         summaries = [s for _, s in run_summaries(params, pr, dataset, model)]
         rules |= {str(s["recipe"]["threshold"]) for s in summaries}
         means[pr] = float(np.mean([t for s in summaries for t in s["threshold"]]))
     if len(rules) != 1:
-        raise DataError(Layout.of(params.for_protocol(OPTIMISTIC)).runs,
+        raise DataError(Layout.of(params.for_optimism(OPTIMISTIC)).runs,
                         f"{dataset}/{model}: the study's runs were labelled by different threshold rules {sorted(rules)}")
     return rules.pop(), means
 
@@ -243,7 +243,7 @@ def compare(params: Params) -> pd.DataFrame:
                              np.random.default_rng([params.report.ci_seed, CI_STREAM, d_index]))
         S = swap_draws(honest.units, params.report.bootstrap,
                        np.random.default_rng([params.report.ci_seed, CI_STREAM, d_index, 1]))
-        for model in params.study_models:
+        for model in params.optimism_models:
             point = {pr: labelled_resamples(r.y, r.probs[model], r.preds[model], np.ones((1, n)))
                      for pr, r in arms.items()}
             resamples = {HONEST: labelled_resamples(honest.y, honest.probs[model], honest.preds[model], W),
@@ -251,9 +251,9 @@ def compare(params: Params) -> pd.DataFrame:
             rule, means = _threshold(params, ds, model)
             row: dict[str, Any] = {"dataset": ds, "model": model, "subject_independent": honest.subject_independent,
                                    "n_test": n, "n_seeds": len(honest.probs[model]), "threshold_rule": rule,
-                                   **{f"threshold_{pr}": means[pr] for pr in STUDY_PROTOCOLS}}
+                                   **{f"threshold_{pr}": means[pr] for pr in OPTIMISM_PROTOCOLS}}
             for k in COMPARED:
-                for pr in STUDY_PROTOCOLS:
+                for pr in OPTIMISM_PROTOCOLS:
                     row[f"{k}_{pr}"] = float(point[pr][k][0])
                     row[f"{k}_{pr}_ci_low"], row[f"{k}_{pr}_ci_high"] = shifted_percentile_ci(
                         resamples[pr][k], row[f"{k}_{pr}"], bounds=SCORE_RANGE)
@@ -300,7 +300,7 @@ def _threshold_cell(row: pd.Series) -> str:
 def view(part: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"model": part["model"], "threshold": [_threshold_cell(r) for _, r in part.iterrows()]})
     for k in COMPARED:
-        for pr in STUDY_PROTOCOLS:
+        for pr in OPTIMISM_PROTOCOLS:
             flag = " (optimistic)" if pr == OPTIMISTIC else ""
             out[f"{LABELS[k]} `{pr}`{flag} [{CI_LEVEL:.0%} CI]"] = [
                 _pct(r[f"{k}_{pr}"], r[f"{k}_{pr}_ci_low"], r[f"{k}_{pr}_ci_high"]) for _, r in part.iterrows()]
@@ -320,7 +320,7 @@ def write_table(table: pd.DataFrame, params: Params, paths: dict[str, Path]) -> 
     independence = {"true": "verified subject-independent", "false": "NOT subject-independent",
                     "unknown": "subject independence could not be verified (no subject ids)"}
     md = ["# Protocol optimism: selection on validation vs on the test fold", "", CAPTION, "",
-          f"Scale `{params.scale}`; models {params.study_models}; seeds {params.study_seeds}; "
+          f"Scale `{params.scale}`; models {params.optimism_models}; seeds {params.optimism_seeds}; "
           f"k = {params.split.kfold.k} outer folds over each dataset's pooled vlogs.", ""]
     tex = []
     for ds in params.datasets:

@@ -10,7 +10,7 @@ killed inside its epochs goes on after its last finished epoch, from its resume.
 Everything the trainer does besides the model comes from the model's recipe in params.yaml; each
 partition goes through the epoch loop (asym.train.loop) on batches of the feed (asym.train.feed),
 and the job reports its progress to observers (asym.train.observe).
-The optimism study's runs also write epochs.parquet (asym.layout.STUDY_TRAIN_FILES).
+The optimism study's runs also write epochs.parquet (asym.layout.OPTIMISM_TRAIN_FILES).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from asym.data.splits import load_partitions, selection_fold
 from asym.errors import DataError
 from asym.grid import Run
 from asym.io import atomic_path, write_json
-from asym.layout import RESUME_FILE, STUDY_TRAIN_FILES, Layout, RunFiles
+from asym.layout import OPTIMISM_TRAIN_FILES, RESUME_FILE, Layout, RunFiles
 from asym.models import factory, registry
 from asym.train.feed import TrainFeed, predict
 from asym.train.loop import EPOCH_RECORD, FitResult, Runtime, Start, build_loop, fit, public_row
@@ -138,7 +138,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
             loop = build_loop(model, folds["train"], norm, recipe, dataset, rng)
             start = _restored(resume.saved(p), loop, on_epoch, rt.observer)
             res = fit(loop, folds, recipe, rt, on_epoch=on_epoch, start=start, save=partial(resume.save, p),
-                      select=select, keep_epochs=files.layout.study)
+                      select=select, keep_epochs=files.layout.in_optimism)
             resume.finish(p, res.best_epoch, res.best_score, res.best_state, res.history)
         model.load_state_dict(res.best_state)
         thresholds.append(decision_threshold(recipe, folds["valid"].label, partial(
@@ -149,7 +149,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
     finished = time.time()
     meta = checkpoint_meta(params, dataset, model_name, seed, widths, config, thresholds)
     save_run(files, results, norms, predictions, meta,
-             epochs=epoch_rows(results, partitions, select, files.folder) if files.layout.study else None)
+             epochs=epoch_rows(results, partitions, select, files.folder) if files.layout.in_optimism else None)
     summary = {
         **meta,
         "protocol": params.protocol(dataset), "n_partitions": len(partitions), "device": str(rt.device),
@@ -244,7 +244,7 @@ def epoch_rows(results: list[FitResult], partitions: list[dict[str, FeatureTable
         for row in res.history:
             if EPOCH_RECORD not in row:
                 raise DataError(where, f"partition {p}, epoch {row['epoch']}: no epoch record to write "
-                                       f"{STUDY_TRAIN_FILES['epochs']} from; delete its {RESUME_FILE} and train it again")
+                                       f"{OPTIMISM_TRAIN_FILES['epochs']} from; delete its {RESUME_FILE} and train it again")
             rec = row[EPOCH_RECORD]
             frames.append(pd.DataFrame({
                 "partition": np.int16(p), "epoch": np.int16(row["epoch"]), "fold": select, "sample_id": t.sample_id,

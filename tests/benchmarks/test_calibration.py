@@ -71,17 +71,17 @@ def test_a_tiny_run_fills_every_row_of_the_table():
 
 
 # --- the optimism study's intervals -------------------------------------------------------------------
-STUDY = {"n_draws": 300, "k": 5, "epochs": 8, "metric": "mean4", "level": 0.95}
+OPTIMISM = {"n_draws": 300, "k": 5, "epochs": 8, "metric": "mean4", "level": 0.95}
 
 
-def test_the_study_settings_are_the_reports_and_the_recipes():
+def test_the_optimism_settings_are_the_reports_and_the_recipes():
     from asym.config import load_params
     from asym.models import registry
     from asym.report.stats import CI_LEVEL
 
     params = load_params(ROOT / "params.yaml")
-    recipe = params.recipe(registry.get(params.study_models[0]).recipe)
-    assert cal.study_settings(ROOT / "params.yaml") == {
+    recipe = params.recipe(registry.get(params.optimism_models[0]).recipe)
+    assert cal.optimism_settings(ROOT / "params.yaml") == {
         "n_draws": params.report.bootstrap, "k": params.split.kfold.k, "epochs": recipe.epochs,
         "metric": recipe.selection_metric, "level": CI_LEVEL}
 
@@ -93,7 +93,7 @@ def test_the_batched_truth_scores_as_the_report_does():
     from asym.report.stats import weighted_metrics
 
     rng = np.random.default_rng(4)
-    fold = cal.study_folds(rng)[1]
+    fold = cal.optimism_folds(rng)[1]
     part = cal.outer_folds(fold, 5, rng)
     assert all(len(set(part[fold.units == u])) == 1 for u in set(fold.units))     # whole subjects per fold
     mu = cal.mu_for_f1(cal.F1_LEVEL, fold.pi)
@@ -102,7 +102,7 @@ def test_the_batched_truth_scores_as_the_report_does():
     got = cal.batch_reports(fold.y, part, probs, kept, "mean4")
     one = np.ones((1, len(fold.y)))
     for d in range(12):
-        opt = optimism.reselected_resamples(fold.y, cal.study_parts(part, probs[d]), one, "mean4")
+        opt = optimism.reselected_resamples(fold.y, cal.optimism_parts(part, probs[d]), one, "mean4")
         honest = (probs[d][kept[d][part], np.arange(len(fold.y))] >= 0.5).astype(float)
         hon = weighted_metrics(fold.y, honest, one, optimism.COMPARED)
         for k in optimism.COMPARED:
@@ -117,7 +117,7 @@ def test_the_truth_holds_the_known_accuracy_and_a_positive_inflation():
     rng = np.random.default_rng(5)
     fold = cal.dvlog_fold(240, 139)
     mu = cal.mu_for_f1(cal.F1_LEVEL, fold.pi)
-    truth = cal.expected_reports(fold, cal.outer_folds(fold, 5, rng), mu, STUDY, 1500, rng)
+    truth = cal.expected_reports(fold, cal.outer_folds(fold, 5, rng), mu, OPTIMISM, 1500, rng)
     honest = truth["accuracy_kfold"]
     assert abs(honest["value"] - cal.population(mu, fold.pi)["accuracy"]) < 4 * honest["mc_se"]
     for k in ("accuracy", "f1"):
@@ -139,15 +139,15 @@ def test_the_comparison_intervals():
 def test_on_a_small_simulation_the_reports_interval_covers_and_holds_its_points():
     """The demo's LMVD pooled test set: the shifted interval holds every point and covers the true
     inflation about as often as its level says; the percentile one, centred too high, less often."""
-    fold = cal.study_folds(np.random.default_rng(cal.SEED))[1]
-    out = cal.study_coverage(fold, 1, {"coverage": 60, "truth": 1000}, STUDY)
-    assert set(out["coverage"]) == set(cal.STUDY_ROWS)
-    for q in cal.STUDY_ROWS:
+    fold = cal.optimism_folds(np.random.default_rng(cal.SEED))[1]
+    out = cal.optimism_coverage(fold, 1, {"coverage": 60, "truth": 1000}, OPTIMISM)
+    assert set(out["coverage"]) == set(cal.OPTIMISM_ROWS)
+    for q in cal.OPTIMISM_ROWS:
         assert out["point_outside"][q]["shifted"] == 0, q
     for k in ("accuracy", "f1"):
         cov = out["coverage"][f"delta_{k}"]
         assert cov["shifted"] >= 0.85 and cov["shifted"] > cov["percentile"], (k, cov)
-    table = cal.study_markdown({fold.name: out}, STUDY, "test")
+    table = cal.optimism_markdown({fold.name: out}, OPTIMISM, "test")
     for label in ("ΔAcc, truth", "ΔF1 (dep.), coverage, shifted percentile (the report's)",
                   "Acc `kfold`, coverage, basic", "F1 (dep.) `kfold_select_on_test`, point outside"):
         assert label in table, label

@@ -28,14 +28,14 @@ class Reads:
     def __init__(self) -> None:
         self.keys: set[str] = set()
         self.paused = False
-        # The optimism study's view of the file (Params.for_protocol) puts the study's models and
+        # The optimism study's view of the file (Params.for_optimism) puts the study's models and
         # seeds where the run's are, and the protocol of its command line in every dataset's.
-        self.study: dict[str, str | None] = {}
+        self.optimism: dict[str, str | None] = {}
 
     def add(self, key: str) -> None:
         if self.paused:
             return
-        for prefix, meant in self.study.items():
+        for prefix, meant in self.optimism.items():
             if key == prefix or key.startswith(prefix + "."):
                 if meant is None:
                     return
@@ -112,7 +112,7 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
         self.data = reads.wrap(data, "")
 
     monkeypatch.setattr(Params, "__init__", recording)
-    original_study = Params.for_protocol
+    original_study = Params.for_optimism
 
     def study_view(self, protocol):
         """What the view reads of the file to build itself is the study's: the keys of its slice are
@@ -123,18 +123,18 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
             scale, datasets = self.scale, self.datasets
         finally:
             reads.paused = False
-        reads.study = {f"run.seeds.{scale}": f"optimism.seeds.{scale}", "run.models": f"optimism.models.{scale}",
-                       **{f"datasets.{d}.protocol": None for d in datasets}}
+        reads.optimism = {f"run.seeds.{scale}": f"optimism.seeds.{scale}", "run.models": f"optimism.models.{scale}",
+                          **{f"datasets.{d}.protocol": None for d in datasets}}
         return view
 
-    monkeypatch.setattr(Params, "for_protocol", study_view)
+    monkeypatch.setattr(Params, "for_optimism", study_view)
     outside: dict[str, list[str]] = {}
     unused: dict[str, list[str]] = {}
     ran = 0
     for stage in stages.STAGES:
         for w in stage.instances(p):
             reads.keys.clear()
-            reads.study = {}
+            reads.optimism = {}
             assert cli.main(["--params", params_file, *stage.command(p, w)]) == 0, stage.dvc_name(w)
             declared = stage.reads(p, w)
             wrong = sorted(k for k in reads.keys if _outside(k, [*declared, *LEFT_OUT.get(stage.name, ())]))

@@ -127,7 +127,7 @@ def test_the_demo_refuses_an_unknown_mechanism_and_writes_nothing(demo_cfg, tmp_
 def test_the_demo_params_file_runs_daic_woz():
     p = load_params(ROOT / "workflow" / "demos" / "daic_woz.yaml")
     assert p.datasets == ["daic_woz"] and p.dataset("daic_woz").format == "daic_woz"
-    assert p.protocol("daic_woz") == "official" and p.study_models == []
+    assert p.protocol("daic_woz") == "official" and p.optimism_models == []
     for model in p.models:
         assert p.recipe(registry.get(model).recipe).lr_for("daic_woz") > 0
     assert p.path_of("raw") != load_params(ROOT / "params.yaml").path_of("raw")

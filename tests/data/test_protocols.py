@@ -88,7 +88,7 @@ def test_a_row_whose_files_miss_the_split_its_record_names_is_refused(monkeypatc
 
 
 def test_the_optimism_study_pairs_an_honest_protocol_with_its_optimistic_twin():
-    honest, optimistic = (protocols.get(n) for n in protocols.STUDY_PROTOCOLS)
+    honest, optimistic = (protocols.get(n) for n in protocols.OPTIMISM_PROTOCOLS)
     assert not honest.optimistic and optimistic.optimistic
     assert (honest.splitter, honest.settings, honest.files) == (optimistic.splitter, optimistic.settings, optimistic.files)
     assert honest.selection_fold == "valid" and optimistic.selection_fold == "test"
@@ -131,16 +131,16 @@ def test_every_splitter_is_code_the_split_stages_count(row):
     """The table names its splitters as strings, which no import walk finds: a splitter outside the
     split stages' code would change splits without rerunning them."""
     module = row.splitter.split(":")[0]
-    for name in ("split", "split_protocol"):
+    for name in ("split", "split_optimism"):
         stage = next(s for s in stages.STAGES if s.name == name)
         assert module.replace(".", "/") + ".py" in code_deps(stage.modules)
 
 
 def test_the_study_stages_run_the_tables_study_protocols_and_the_report_reads_the_optimistic_ones_epochs():
     p = load_params(ROOT / "params.yaml")
-    assert p.study_models and stages.study_protocols(p) == list(protocols.STUDY_PROTOCOLS)
-    with_epochs = {pr for pr in protocols.STUDY_PROTOCOLS
-                   for f in stages.study_reads(p, Layout.of(p)) if f.startswith(Layout.of(p.for_protocol(pr)).runs + "/")
+    assert p.optimism_models and stages.optimism_protocols(p) == list(protocols.OPTIMISM_PROTOCOLS)
+    with_epochs = {pr for pr in protocols.OPTIMISM_PROTOCOLS
+                   for f in stages.optimism_reads(p, Layout.of(p)) if f.startswith(Layout.of(p.for_optimism(pr)).runs + "/")
                    and f.endswith(Path(Layout.of(p).run_file("dvlog", "mean-mlp", 0, "epochs")).name)}
     assert with_epochs == set(protocols.optimistic())
 

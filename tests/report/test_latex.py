@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from asym.data.protocols import STUDY_PROTOCOLS
+from asym.data.protocols import OPTIMISM_PROTOCOLS
 from asym.report import latex, optimism
 from asym.report.build import make_report
 from asym.report.latex import escape, to_latex
@@ -225,11 +225,11 @@ def _compile(tex: str, folder: Path, name: str) -> str:
 
 def _optimism_view() -> pd.DataFrame:
     """The protocol-optimism table as `optimism.write_table` lays it out, on hand-made numbers."""
-    honest, optimistic = STUDY_PROTOCOLS
+    honest, optimistic = OPTIMISM_PROTOCOLS
     row = {"model": "mean-mlp", "threshold_rule": "valid_f1", f"threshold_{honest}": 0.41,
            f"threshold_{optimistic}": 0.47, "delta_f1_p": 0.004995, "n_seeds": 3}
     for k in optimism.COMPARED:
-        for name in (*(f"{k}_{pr}" for pr in STUDY_PROTOCOLS), f"delta_{k}"):
+        for name in (*(f"{k}_{pr}" for pr in OPTIMISM_PROTOCOLS), f"delta_{k}"):
             row |= {name: 0.4667, f"{name}_ci_low": 0.4, f"{name}_ci_high": 0.5333}
     return optimism.view(pd.DataFrame([row, {**row, "model": "tamfn", "threshold_rule": "0.5"}]))
 

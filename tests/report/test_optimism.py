@@ -68,12 +68,12 @@ def study(tmp_path_factory):
     p = load_params(root / "params.yaml")
     for protocol in (HONEST, OPTIMISTIC):
         assert main(["--params", str(root / "params.yaml"), "split", "--dataset", "dvlog", "--protocol", protocol]) == 0
-        train_mod.train_job(p.for_protocol(protocol), "dvlog", "mean-mlp", p.study_seeds)
+        train_mod.train_job(p.for_optimism(protocol), "dvlog", "mean-mlp", p.optimism_seeds)
     return p
 
 
 def _run(p, protocol: str, seed: int) -> RunFiles:
-    return Layout.of(p.for_protocol(protocol)).run(Run("dvlog", "mean-mlp", seed))
+    return Layout.of(p.for_optimism(protocol)).run(Run("dvlog", "mean-mlp", seed))
 
 
 def _files(p, protocol: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -83,28 +83,28 @@ def _files(p, protocol: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dic
 
 
 def _partitions(p, protocol: str):
-    lay = Layout.of(p.for_protocol(protocol))
+    lay = Layout.of(p.for_optimism(protocol))
     return load_partitions(Path(lay.parquet("dvlog")), Path(lay.split_csv("dvlog")))[1]
 
 
 def test_the_study_lives_in_its_own_folders_with_the_same_folds(study):
     p = study
-    lay = {pr: Layout.of(p.for_protocol(pr)) for pr in (HONEST, OPTIMISTIC)}
-    assert lay[HONEST].for_protocol("x") != lay[HONEST] and lay[HONEST] == Layout.of(p).for_protocol(HONEST)
-    assert lay[OPTIMISTIC].runs.endswith("runs/protocols/kfold_select_on_test")
-    assert lay[OPTIMISTIC].study and not Layout.of(p).study
+    lay = {pr: Layout.of(p.for_optimism(pr)) for pr in (HONEST, OPTIMISTIC)}
+    assert lay[HONEST].for_optimism("x") != lay[HONEST] and lay[HONEST] == Layout.of(p).for_optimism(HONEST)
+    assert lay[OPTIMISTIC].runs.endswith("runs/optimism/kfold_select_on_test")
+    assert lay[OPTIMISTIC].in_optimism and not Layout.of(p).in_optimism
     assert "epochs" in lay[OPTIMISTIC].train_outputs("dvlog", "mean-mlp", [0])
     assert "epochs" not in Layout.of(p).train_outputs("dvlog", "mean-mlp", [0])   # main runs: no epochs file
     splits = {pr: read_split(Path(lay[pr].split_csv("dvlog"))) for pr in lay}
     assert splits[HONEST].equals(splits[OPTIMISTIC]) and splits[HONEST]["partition"].nunique() == 3
     assert not Layout.of(p).run(Run("dvlog", "mean-mlp", 0)).folder.exists()             # main runs untouched
-    train_keys = stages.get("train_protocol").reads(p, {"protocol": OPTIMISTIC, "dataset": "dvlog", "model": "mean-mlp"})
+    train_keys = stages.get("train_optimism").reads(p, {"protocol": OPTIMISTIC, "dataset": "dvlog", "model": "mean-mlp"})
     assert "optimism.seeds.demo" in train_keys and "run.seeds.demo" not in train_keys
 
 
 def test_the_report_refuses_protocols_split_differently(study):
     """The two split files are compared, not assumed equal."""
-    path = Path(Layout.of(study.for_protocol(OPTIMISTIC)).split_csv("dvlog"))
+    path = Path(Layout.of(study.for_optimism(OPTIMISTIC)).split_csv("dvlog"))
     kept = path.read_text()
     try:
         split = pd.read_csv(path, dtype=str)
@@ -127,7 +127,7 @@ def test_selecting_on_test_changes_the_chosen_epoch_only(study):
     parts = _partitions(p, OPTIMISTIC)
     recipe = p.recipe("asym")
     cut = False
-    for seed in p.study_seeds:
+    for seed in p.optimism_seeds:
         (h_hist, _, h_sum), (o_hist, o_pred, o_sum) = _files(p, HONEST, seed), _files(p, OPTIMISTIC, seed)
         assert o_sum["protocol"] == OPTIMISTIC and o_sum["selection_fold"] == "test" and h_sum["selection_fold"] == "valid"
         for col in ("train_loss", "lr", "valid_loss"):
@@ -165,7 +165,7 @@ def test_every_epoch_is_kept_as_training_saw_it(study):
     """epochs.parquet: each epoch's test-fold probabilities give back the history's selection
     scores, and at the chosen epoch the saved predictions and the threshold."""
     p = study
-    for seed in p.study_seeds:
+    for seed in p.optimism_seeds:
         hist, pred, summary = _files(p, OPTIMISTIC, seed)
         epochs = pd.read_parquet(_run(p, OPTIMISTIC, seed).file("epochs"))
         assert set(epochs["fold"]) == {"test"} and epochs.groupby("partition")["epoch"].nunique().eq(6).all()
@@ -191,7 +191,7 @@ def test_a_killed_study_seed_resumes_with_every_epochs_record(study, tmp_path):
     root = Path(study.path).parent
     shutil.copytree(root, tmp_path / "p")
     p = load_params(tmp_path / "p" / "params.yaml")
-    shutil.rmtree(Layout.of(p.for_protocol(OPTIMISTIC)).runs)          # its splits kept, its runs to train again
+    shutil.rmtree(Layout.of(p.for_optimism(OPTIMISTIC)).runs)          # its splits kept, its runs to train again
     seen: list[dict] = []
 
     class Killer(TrainObserver):
@@ -202,12 +202,12 @@ def test_a_killed_study_seed_resumes_with_every_epochs_record(study, tmp_path):
                 raise seen[-1]
 
     with pytest.raises(Killed):
-        train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observers=[Killer()])
+        train_mod.train_job(p.for_optimism(OPTIMISTIC), "dvlog", "mean-mlp", p.optimism_seeds, observers=[Killer()])
     assert _run(p, OPTIMISTIC, 1).resume.exists() and not _run(p, OPTIMISTIC, 1).file("summary").exists()
-    train_mod.train_job(p.for_protocol(OPTIMISTIC), "dvlog", "mean-mlp", p.study_seeds, observers=[Killer()])
+    train_mod.train_job(p.for_optimism(OPTIMISTIC), "dvlog", "mean-mlp", p.optimism_seeds, observers=[Killer()])
     rows = [r for r in seen if isinstance(r, dict)]
     assert rows and all(EPOCH_RECORD not in row and "test_selection" in row for row in rows)
-    for seed in p.study_seeds:
+    for seed in p.optimism_seeds:
         for key in ("epochs", "predictions"):
             pd.testing.assert_frame_equal(pd.read_parquet(_run(p, OPTIMISTIC, seed).file(key)),
                                           pd.read_parquet(_run(study, OPTIMISTIC, seed).file(key)))
@@ -219,7 +219,7 @@ def _pooled(p, protocol: str, weights: np.ndarray | None = None) -> dict[str, fl
     """The estimand by hand: each seed's saved test labels pooled over its folds, scikit-learn's
     metric (weighted by a resample's counts), mean over seeds."""
     out = {"accuracy": [], "f1": []}
-    for seed in p.study_seeds:
+    for seed in p.optimism_seeds:
         t = _files(p, protocol, seed)[1].query("fold == 'test'").sort_values("sample_id")
         w = None if weights is None else weights
         out["accuracy"].append(accuracy_score(t["label"], t["pred"], sample_weight=w))
@@ -375,11 +375,11 @@ def test_the_optimistic_ci_makes_the_selection_again_in_every_resample(study):
     moved = False
     for b in range(12):
         f1 = []
-        for seed in p.study_seeds:
+        for seed in p.optimism_seeds:
             chosen = _chosen_by_hand(p, seed, W[b], ids)
             f1.append(f1_score(chosen["label"], chosen["pred"], sample_weight=W[b], zero_division=0))
         assert got["f1"][b] == pytest.approx(np.mean(f1), abs=1e-12)
-    for seed in p.study_seeds:
+    for seed in p.optimism_seeds:
         summary = read_json(_run(p, OPTIMISTIC, seed).file("summary"))
         parts = optimism.read_epochs(_run(p, OPTIMISTIC, seed), runs.ids)
         unit = optimism.chosen_epochs(runs.y, parts, np.ones((1, len(ids))), "mean4")[0]
@@ -416,17 +416,17 @@ def test_both_dags_hold_the_study(tmp_path):
     from tests.workflow.conftest import job_counts
 
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_protocol"] == 2 * 2 and counts["split_protocol"] == 2 * 2 and counts["train"] == 2 * 2
-    assert "runs/protocols/kfold_select_on_test/lmvd/mean-mlp/seed0/train.json" in proc.stdout
-    assert "runs/protocols/kfold_select_on_test/lmvd/mean-mlp/seed0/epochs.parquet" in proc.stdout
+    assert counts["train_optimism"] == 2 * 2 and counts["split_optimism"] == 2 * 2 and counts["train"] == 2 * 2
+    assert "runs/optimism/kfold_select_on_test/lmvd/mean-mlp/seed0/train.json" in proc.stdout
+    assert "runs/optimism/kfold_select_on_test/lmvd/mean-mlp/seed0/epochs.parquet" in proc.stdout
     assert "reports/protocol_optimism.md" in proc.stdout
     from asym.dag.dvc_yaml import render
 
     stages = yaml.safe_load(render(load_params(root / "params.yaml")))["stages"]
     assert {"train-kfold-dvlog-mean-mlp", "train-kfold_select_on_test-lmvd-mean-mlp", "split-kfold-lmvd"} <= set(stages)
-    assert "runs/protocols/kfold/dvlog/mean-mlp/seed0/predictions.parquet" in stages["report"]["deps"]
-    assert "runs/protocols/kfold_select_on_test/dvlog/mean-mlp/seed0/epochs.parquet" in stages["report"]["deps"]
-    assert "runs/protocols/kfold/dvlog/mean-mlp/seed0/epochs.parquet" in stages["train-kfold-dvlog-mean-mlp"]["outs"]
+    assert "runs/optimism/kfold/dvlog/mean-mlp/seed0/predictions.parquet" in stages["report"]["deps"]
+    assert "runs/optimism/kfold_select_on_test/dvlog/mean-mlp/seed0/epochs.parquet" in stages["report"]["deps"]
+    assert "runs/optimism/kfold/dvlog/mean-mlp/seed0/epochs.parquet" in stages["train-kfold-dvlog-mean-mlp"]["outs"]
     assert not any(f.endswith("epochs.parquet") for f in stages["train-dvlog-mean-mlp"]["outs"])
     assert "reports/protocol_optimism.md" in stages["report"]["outs"]
     assert (f"--protocol kfold --entry-digest {__import__('asym.models.registry', fromlist=['get']).get('mean-mlp').digest()}"

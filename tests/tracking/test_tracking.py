@@ -205,8 +205,8 @@ def test_the_optimism_studys_training_never_logs_live(tmp_path, monkeypatch):
     params = str(p.path)
     assert cli.main(["--params", params, "split", "--dataset", "dvlog", "--protocol", "kfold"]) == 0
     assert cli.main(["--params", params, "train", "--dataset", "dvlog", "--model", "mean-mlp", "--protocol", "kfold"]) == 0
-    assert started == [] and p.for_protocol("kfold").runs()
-    assert Layout.of(p.for_protocol("kfold")).run(p.for_protocol("kfold").runs()[0]).complete()
+    assert started == [] and p.for_optimism("kfold").runs()
+    assert Layout.of(p.for_optimism("kfold")).run(p.for_optimism("kfold").runs()[0]).complete()
     with pytest.raises(Started):        # the main grid's training does start one (stopped by the stand-in)
         cli.main(["--params", params, "train", "--dataset", "dvlog", "--model", "mean-mlp"])
     assert len(started) == 1

@@ -24,16 +24,16 @@ rule split:
 # asym split --dataset {dataset} --protocol {protocol} --code-digest <digest>
 # The optimism study (params.yaml `optimism`): the dataset split again under each of its protocols,
 # into the study's own folders.
-rule split_protocol:
+rule split_optimism:
     input:
-        unpack(S.inputs("split_protocol")),
+        unpack(S.inputs("split_optimism")),
     output:
-        **S.outputs("split_protocol", "{protocol}", "{dataset}"),
+        **S.outputs("split_optimism", "{protocol}", "{dataset}"),
     log:
-        S.log("split_protocol", "{protocol}", "{dataset}"),
+        S.log("split_optimism", "{protocol}", "{dataset}"),
     params:
-        args=S.command("split_protocol"),
-        settings=S.settings("split_protocol"),
+        args=S.command("split_optimism"),
+        settings=S.settings("split_optimism"),
     message:
         "Splitting {wildcards.dataset} by {wildcards.protocol} (optimism study)"
     threads: 1

@@ -25,16 +25,16 @@ rule train:
 # asym train --dataset {dataset} --model {model} --protocol {protocol} --entry-digest <digest> --code-digest <digest>
 # The optimism study: each of its models trained again under each of its protocols, with its own
 # seeds, in the study's own folders (each run also keeps every epoch's predictions).
-rule train_protocol:
+rule train_optimism:
     input:
-        unpack(S.inputs("train_protocol")),
+        unpack(S.inputs("train_optimism")),
     output:
-        **S.outputs("train_protocol", "{protocol}", "{dataset}", "{model}"),
+        **S.outputs("train_optimism", "{protocol}", "{dataset}", "{model}"),
     log:
-        S.log("train_protocol", "{protocol}", "{dataset}", "{model}"),
+        S.log("train_optimism", "{protocol}", "{dataset}", "{model}"),
     params:
-        args=S.command("train_protocol"),
-        settings=S.settings("train_protocol"),
+        args=S.command("train_optimism"),
+        settings=S.settings("train_optimism"),
     message:
         "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (optimism study)"
     threads: P.train.threads
