@@ -112,14 +112,14 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
         self.data = reads.wrap(data, "")
 
     monkeypatch.setattr(Params, "__init__", recording)
-    original_study = Params.for_optimism
+    original_view = Params.for_optimism
 
-    def study_view(self, protocol):
+    def optimism_view(self, protocol):
         """What the view reads of the file to build itself is the study's: the keys of its slice are
         checked through the reads the step makes of the view."""
         reads.paused = True
         try:
-            view = original_study(self, protocol)
+            view = original_view(self, protocol)
             scale, datasets = self.scale, self.datasets
         finally:
             reads.paused = False
@@ -127,7 +127,7 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
                           **{f"datasets.{d}.protocol": None for d in datasets}}
         return view
 
-    monkeypatch.setattr(Params, "for_optimism", study_view)
+    monkeypatch.setattr(Params, "for_optimism", optimism_view)
     outside: dict[str, list[str]] = {}
     unused: dict[str, list[str]] = {}
     ran = 0

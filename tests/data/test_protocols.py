@@ -136,7 +136,7 @@ def test_every_splitter_is_code_the_split_stages_count(row):
         assert module.replace(".", "/") + ".py" in code_deps(stage.modules)
 
 
-def test_the_study_stages_run_the_tables_study_protocols_and_the_report_reads_the_optimistic_ones_epochs():
+def test_the_optimism_stages_run_the_tables_optimism_protocols_and_the_report_reads_the_optimistic_ones_epochs():
     p = load_params(ROOT / "params.yaml")
     assert p.optimism_models and stages.optimism_protocols(p) == list(protocols.OPTIMISM_PROTOCOLS)
     with_epochs = {pr for pr in protocols.OPTIMISM_PROTOCOLS

@@ -48,7 +48,7 @@ from asym.train.thresholds import best_f1_threshold, threshold_grid
 from tests.project import make_project, prepared
 
 HONEST, OPTIMISTIC = "kfold", "kfold_select_on_test"
-STUDY = {"optimism": {"models": {"demo": ["mean-mlp"], "paper": []}, "seeds": {"demo": [0, 1], "paper": [0]}},
+OPTIMISM = {"optimism": {"models": {"demo": ["mean-mlp"], "paper": []}, "seeds": {"demo": [0, 1], "paper": [0]}},
          "split": {"kfold": {"k": 3, "valid_fraction": 0.2}}}
 CPU = torch.device("cpu")
 
@@ -59,7 +59,7 @@ def study(tmp_path_factory):
     validation loss) and the threshold tuned on validation: what would differ between the two
     protocols if selecting on test let the test fold reach anything but the choice of epoch."""
     root = tmp_path_factory.mktemp("study")
-    prepared(root, ["mean-mlp"], epochs=6, **STUDY)
+    prepared(root, ["mean-mlp"], epochs=6, **OPTIMISM)
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["recipes"]["demo"]["asym"].update(
         scheduler="plateau", plateau={"factor": {"dvlog": 0.5, "lmvd": 0.5}, "patience": 0},
@@ -409,7 +409,7 @@ def test_a_select_on_test_run_without_its_epochs_is_refused(study, tmp_path):
 
 
 def test_both_dags_hold_the_study(tmp_path):
-    root = make_project(tmp_path / "p", ["mean-mlp", "bilstm"], [0], epochs=1, **STUDY)
+    root = make_project(tmp_path / "p", ["mean-mlp", "bilstm"], [0], epochs=1, **OPTIMISM)
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1", "all"], cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
