@@ -14,6 +14,7 @@ is shrunk, with both parameter counts; a seed the report flags as failed is flag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +186,7 @@ def _loss(recipe: RecipeConfig) -> str:
 
 def _scheduler(recipe: RecipeConfig, dataset: str) -> str:
     if recipe.scheduler == "plateau" and recipe.plateau is not None:
-        factor = recipe.plateau.factor.get(dataset)
+        factor = _for_dataset(recipe.plateau.factor_for, dataset)
         return (f"ReduceLROnPlateau on the validation loss (factor {'–' if factor is None else f'{factor:g}'}, "
                 f"patience {recipe.plateau.patience})")
     return SCHEDULERS.get(recipe.scheduler, recipe.scheduler)
@@ -199,9 +200,18 @@ def selection_fold(protocol: str, runs: list[dict[str, Any]]) -> str:
     return protocols.get(protocol).selection_fold
 
 
+def _for_dataset(value_for: Callable[[str], float], dataset: str) -> float | None:
+    """A recipe's per-dataset value as training took it (its `default:` entry for a dataset it does not
+    name), or None where it has neither."""
+    try:
+        return value_for(dataset)
+    except ConfigError:
+        return None
+
+
 def recipe_lines(recipe: RecipeConfig, name: str, dataset: str, protocol: str, runs: list[dict[str, Any]]) -> list[str]:
     """The training recipe as run: every setting a reader needs to reproduce or judge it."""
-    lr = recipe.lr.get(dataset)
+    lr = _for_dataset(recipe.lr_for, dataset)
     betas = f", betas {tuple(recipe.betas)}" if recipe.betas is not None else ""
     decay = (f"{recipe.weight_decay:g} on {WEIGHT_DECAY_ON[recipe.weight_decay_on]}" if recipe.weight_decay > 0
              else "none")

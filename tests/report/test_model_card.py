@@ -326,3 +326,15 @@ def test_the_card_shows_each_floor_only_where_it_is_one_and_subgroups_with_count
     assert "| 12 (6 / 6) | 75.00 [50.00, 90.00] | 80.00 [55.00, 95.00] |" in rows["short"]
     assert "| 8 (1 / 7) | too small to test | too small to test |" in rows["long"]
     assert "25.00 [-10.00, 50.00] (short - medium)" in rows[GAP] and "30.00 [-10.00, 60.00] (short - medium)" in rows[GAP]
+
+
+def test_a_dataset_the_recipe_does_not_name_shows_the_default_it_trained_with(params):
+    """Your data's card states the learning rate training took from the recipe's `default:` entry."""
+    from asym.report.model_card import recipe_lines
+
+    recipe = params.recipe("asym").model_copy(update={"lr": {"dvlog": 0.002, "default": 0.003}})
+    text = "\n".join(recipe_lines(recipe, "asym", "mine", "official", []))
+    assert "learning rate 0.003 on mine" in text, text
+    assert "learning rate 0.002 on dvlog" in "\n".join(recipe_lines(recipe, "asym", "dvlog", "official", []))
+    alone = recipe.model_copy(update={"lr": {"dvlog": 0.002}})
+    assert "learning rate – on mine" in "\n".join(recipe_lines(alone, "asym", "mine", "official", []))
