@@ -107,6 +107,8 @@ PUBLISHED_EXTRA_IN = 1.6
 PUBLISHED_CONVENTIONS = {"weighted": ("s", "weighted F1"), "unnamed": ("^", "F1 convention unnamed")}
 PUBLISHED_DEFAULT = ("o", "depressed-class F1")
 PUBLISHED_LEGEND_ORDER = ("ours", "published", "")        # then the floors
+PUBLISHED_NOT_COMPARABLE = "not comparable"          # a published row on other inputs than the release's
+PUBLISHED_APART = "published below the dotted line: other inputs, never ranked with those above"
 
 
 def _plt():
@@ -424,11 +426,12 @@ def plot_reliability(curves: list[ReliabilityCurve], path: Path) -> None:
 # --- published vs measured ----------------------------------------------------------------------------------
 def published_points(summary: pd.DataFrame, published: pd.DataFrame, protocols: dict[str, str]) -> pd.DataFrame:
     """What the published plot draws, one row per point: per dataset, ours (F1 with its bootstrap
-    CI) then the published F1s, each with its label, convention and whether its checkpoint was
-    chosen on the reported fold (`optimistic`)."""
+    CI), the published F1s on the releases' audio and visual features, then, apart and last, those
+    on other inputs (`comparable` false, labelled NOT_COMPARABLE's short form); each with its label,
+    convention and whether its checkpoint was chosen on the reported fold (`optimistic`)."""
     import pandas as pd
 
-    from asym.reference import OPTIMISTIC_PROTOCOLS
+    from asym.reference import OPTIMISTIC_PROTOCOLS, comparable
     from asym.report.runs import FLOOR_KIND
 
     rows = []
@@ -437,17 +440,21 @@ def published_points(summary: pd.DataFrame, published: pd.DataFrame, protocols: 
         for _, r in ours.iterrows():
             rows.append({"dataset": ds, "label": f"{r['model']} (ours, {protocols[ds]})", "source": "ours",
                          "f1": 100 * r["f1"], "ci_low": 100 * r["f1_ci_low"], "ci_high": 100 * r["f1_ci_high"],
-                         "convention": "depressed-class", "optimistic": protocols[ds] in OPTIMISTIC_PROTOCOLS})
+                         "convention": "depressed-class", "optimistic": protocols[ds] in OPTIMISTIC_PROTOCOLS,
+                         "comparable": True})
         pub = published[(published["dataset"] == ds) & published["f1"].notna()]
+        pub = pub.assign(comparable=comparable(pub)).sort_values("comparable", ascending=False, kind="stable")
         for _, r in pub.iterrows():
             optimistic = r["protocol"] in OPTIMISTIC_PROTOCOLS
             conv = r["metric_convention"]
             note = {"weighted": ", w.", "unnamed": ", convention unnamed"}.get(conv, "")
-            rows.append({"dataset": ds, "label": f"{r['method']} ({r['protocol']}{note}{', optimistic' if optimistic else ''})",
+            inputs = "" if r["comparable"] else f", {r['modalities']}: {PUBLISHED_NOT_COMPARABLE}"
+            rows.append({"dataset": ds, "label": f"{r['method']} ({r['protocol']}{note}{', optimistic' if optimistic else ''}"
+                                                 f"{inputs})",
                          "source": "published", "f1": float(r["f1"]), "ci_low": np.nan, "ci_high": np.nan,
-                         "convention": conv, "optimistic": optimistic})
+                         "convention": conv, "optimistic": optimistic, "comparable": bool(r["comparable"])})
     return pd.DataFrame(rows, columns=["dataset", "label", "source", "f1", "ci_low", "ci_high", "convention",
-                                       "optimistic"])
+                                       "optimistic", "comparable"])
 
 
 def draw_published(summary: pd.DataFrame, points: pd.DataFrame, protocols: dict[str, str], scale: str) -> Figure:
@@ -472,8 +479,13 @@ def draw_published(summary: pd.DataFrame, points: pd.DataFrame, protocols: dict[
             else:
                 marker, convention = PUBLISHED_CONVENTIONS.get(r["convention"], PUBLISHED_DEFAULT)
                 label = f"published, {convention}" + (", checkpoint chosen on the test fold" if r["optimistic"] else "")
-                ax.plot(r["f1"], y, marker, mfc="none", ms=MARKER_SIZE, color="tab:red" if r["optimistic"] else "tab:gray",
-                        label=label)
+                color = "tab:red" if r["optimistic"] else "tab:gray"
+                if not r["comparable"]:
+                    label, color = f"published, other inputs: {PUBLISHED_NOT_COMPARABLE}", "tab:brown"
+                ax.plot(r["f1"], y, marker, mfc="none", ms=MARKER_SIZE, color=color, label=label)
+        apart = part.index[~part["comparable"].astype(bool)]
+        if len(apart):          # the rows on other inputs stand below a line, never among the ranked
+            ax.axhline(apart[0] - 0.5, color="tab:brown", ls=":", lw=1, label=PUBLISHED_APART)
         ds_floors = floors[floors["dataset"] == ds]
         _draw_floors(ax, dict(zip(ds_floors["model"], ds_floors["f1"].astype(float), strict=True)), styles, " (ours)")
         ax.set_yticks(range(len(part)), list(part["label"]), fontsize=FONT - 1)
@@ -497,7 +509,8 @@ def plot_published(summary: pd.DataFrame, published: pd.DataFrame, protocols: di
 
     Ours: filled, with their bootstrap CIs. Published: hollow circles (depressed-class F1),
     squares (weighted F1) or triangles (convention unnamed), labelled with their protocol; red
-    where the checkpoint was chosen on the reported fold. At `scale: demo` ours are about
+    where the checkpoint was chosen on the reported fold; brown, below a dotted line and labelled
+    "not comparable", those on other inputs (a trimodal model). At `scale: demo` ours are about
     synthetic data and the title says so.
     """
     points = published_points(summary, published, protocols)

@@ -18,7 +18,13 @@ from asym.data.protocols import OPTIMISTIC_FLAG
 from asym.io import atomic_path, write_text
 from asym.metrics import CONVENTION, DEPRESSED_CLASS, FLOOR_METRICS
 from asym.models import registry
-from asym.reference import OPTIMISTIC_PROTOCOLS, published_results
+from asym.reference import (
+    DEPRESSED_CONVENTION,
+    NOT_COMPARABLE,
+    OPTIMISTIC_PROTOCOLS,
+    comparable,
+    published_results,
+)
 from asym.report.latex import to_latex
 from asym.report.runs import FAIR_METRICS, FLOOR_KIND, GAP, MACRO, MIN_GROUP_CLASS, DatasetRuns
 
@@ -248,10 +254,11 @@ def results_view(part: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _published(ds: str, protocols: dict[str, str]) -> pd.DataFrame:
-    """Published numbers usable beside ours: of a model built here (`model`), same dataset, same
-    protocol (macro: both datasets, each with its protocol). `key` is that model's registry name."""
+    """Published numbers usable beside ours: of a model built here (`model`), on the releases' own
+    inputs, same dataset, same protocol (macro: both datasets, each with its protocol). `key` is
+    that model's registry name."""
     pub = published_results()
-    pub = pub[pub["model"] != ""].assign(key=lambda d: d["model"])
+    pub = pub[(pub["model"] != "") & comparable(pub)].assign(key=lambda d: d["model"])
     if ds != MACRO:
         return pub[(pub["dataset"] == ds) & (pub["protocol"] == protocols[ds])]
     ok = pub[pub.apply(lambda r: protocols.get(r["dataset"]) == r["protocol"], axis=1)]
@@ -269,32 +276,55 @@ def _published(ds: str, protocols: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "metric_convention", "method", "accuracy", "f1", "source"])
 
 
+PUBLISHED_RANK = "rank (F1 dep.)"
+
+
 def published_blocks(ds: str, ctx: Context, shown: list[str]) -> list[tuple[str, pd.DataFrame]]:
     """At `scale: paper`, the dataset's other published numbers, never beside ours: those of the
-    same protocol for methods not trained here, and, apart, the protocol-optimistic ones."""
+    same protocol for methods not trained here (ranked), the protocol-optimistic ones, those of
+    another or an unstated protocol, and, last and never ranked, those on other inputs than the
+    releases' audio and visual features (NOT_COMPARABLE)."""
     if ctx.scale == "demo" or ds == MACRO:
         return []
     pub = published_results()
     pub = pub[pub["dataset"] == ds]
+    other_inputs = pub[~comparable(pub)]
+    pub = pub[comparable(pub)]
     protocol = ctx.protocols[ds]
     same = pub[(pub["protocol"] == protocol) & ~((pub["model"] != "") & pub["model"].isin(shown))]
     optimistic = pub[pub["protocol"].isin(OPTIMISTIC_PROTOCOLS) & (pub["protocol"] != protocol)]
+    other = pub[~pub["protocol"].isin([protocol, *OPTIMISTIC_PROTOCOLS])]
     blocks = []
     if len(same):
-        blocks.append((f"Published with the same protocol (`{protocol}`), not trained here", _published_view(same)))
+        blocks.append((f"Published with the same protocol (`{protocol}`), not trained here", _published_view(same, True)))
     if len(optimistic):
         blocks.append((f"Protocol-optimistic published numbers ({OPTIMISTIC_FLAG}): comparable with nothing above",
                        _published_view(optimistic)))
+    if len(other):
+        blocks.append(("Published with another or an unstated protocol: comparable with nothing above",
+                       _published_view(other)))
+    if len(other_inputs):
+        blocks.append((f"Published on other inputs ({NOT_COMPARABLE}): never ranked", _published_view(other_inputs)))
     return blocks
 
 
-def _published_view(rows: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({"method": rows["method"], "convention": rows["metric_convention"], "protocol": rows["protocol"]})
-    for k in ("accuracy", "precision", "recall", "f1"):
-        out[{"accuracy": "Acc", "precision": "P", "recall": "R", "f1": "F1"}[k]] = [
-            "–" if not np.isfinite(v) else f"{v:.2f}" for v in rows[k].astype(float)]
+def _published_view(rows: pd.DataFrame, ranked: bool = False) -> pd.DataFrame:
+    """The rows as shown. `ranked` (one protocol, the releases' inputs): a rank by depressed-class
+    F1 among the rows of that convention, the best bold; the other conventions are not ranked."""
+    rows = rows.reset_index(drop=True)
+    out = pd.DataFrame({"method": rows["method"], "inputs": [
+        m if ok else f"{m} ({NOT_COMPARABLE})" for m, ok in zip(rows["modalities"], comparable(rows), strict=True)],
+        "convention": rows["metric_convention"], "protocol": rows["protocol"]})
+    for k, label in (("accuracy", "Acc"), ("precision", "P"), ("recall", "R"), ("f1", "F1"), ("auc", "AUC")):
+        out[label] = ["–" if not np.isfinite(v) else f"{v:.2f}" for v in rows[k].astype(float)]
+    if ranked:
+        rankable = comparable(rows) & (rows["metric_convention"] == DEPRESSED_CONVENTION) & rows["f1"].notna()
+        rank = rows["f1"].where(rankable).rank(ascending=False, method="min")
+        out.insert(0, PUBLISHED_RANK, ["–" if np.isnan(r) else str(int(r)) for r in rank])
+        out["F1"] = [f"**{c}**" if r == 1 else c for c, r in zip(out["F1"], rank, strict=True)]
+    out["selection"] = rows["selection"]
     out["confidence"] = rows["confidence"]
-    return out.reset_index(drop=True)
+    return out
 
 
 def comparison_view(part: pd.DataFrame, ctx: Context, ds: str) -> tuple[pd.DataFrame, list[str]]:
