@@ -290,3 +290,9 @@ def test_the_comparison_ranks_the_bimodal_rows_only_and_shows_the_trimodal_one_a
     assert list(flagged["label"]) == ["DepM³ (official, convention unnamed, audio+visual+text: not comparable)"]
     dvlog = points[points["dataset"] == "dvlog"].reset_index(drop=True)
     assert dvlog.index[~dvlog["comparable"]].min() > dvlog.index[dvlog["comparable"]].max()   # drawn last, apart
+
+
+def test_the_readme_states_the_published_tables_method_count():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    n = published_results()["method"].nunique()
+    assert f"the published numbers of {n} methods on D-Vlog and" in readme.replace("\n", " ")
