@@ -438,8 +438,8 @@ class OptimismConfig(Strict):
 class CrossGenderConfig(Strict):
     """Training on one gender and testing on the other, measured: each of `models` is trained under
     every by-gender protocol (asym.data.protocols.GENDER_PROTOCOLS: f -> m and m -> f, with each test
-    gender's same-gender reference) on each of `datasets` (datasets of the run whose releases record
-    gender), apart from the main runs (asym.grid.cross_gender_folders); the report's `cross_gender`
+    gender's same-gender reference) on each of `datasets` that the run trains on (datasets whose
+    releases record gender), apart from the main runs (asym.grid.cross_gender_folders); the report's `cross_gender`
     table sets each cross-gender score beside its same-gender one. An empty model list turns the
     study off."""
 
@@ -511,13 +511,18 @@ class ParamsFile(Strict):
             for scale in SCALES:
                 known(study.models.at(scale), f"cross_gender.models.{scale}")
             for name in study.datasets:
-                if name not in self.run.datasets:
-                    raise ValueError(f"cross_gender.datasets names {name!r}, which is not in run.datasets")
+                if name not in self.datasets:
+                    raise ValueError(f"cross_gender.datasets names {name!r}, which is not under `datasets`")
                 fmt = self.datasets[name].format
                 if fmt in NO_GENDER_FORMATS:
                     raise ValueError(f"cross_gender.datasets names {name!r}, whose release ({formats.title(fmt)}, "
                                      "format " + fmt + ") records no gender: the cross-gender study cannot run on it")
         used = [f"datasets.{n}" for n, ds in self.datasets.items() for sc in SCALES if ds.protocol.at(sc) in GENDER_PROTOCOLS]
+        for key in used:
+            fmt = self.datasets[key.split(".")[1]].format
+            if fmt in NO_GENDER_FORMATS:
+                raise ValueError(f"{key}: a by-gender protocol splits by gender, which {formats.title(fmt)}'s release "
+                                 "(format " + fmt + ") does not record")
         if study is not None and any(study.models.at(sc) for sc in SCALES):
             used.append("cross_gender")
         if used and self.split.gender is None:
@@ -539,7 +544,7 @@ class ParamsFile(Strict):
         trained = models if self.run.models == "all" else self.run.models
         if self.optimism is not None:
             trained = [*trained, *(m for s in SCALES for m in self.optimism.models.at(s))]
-        if self.cross_gender is not None:
+        if self.cross_gender is not None and set(self.cross_gender.datasets) & set(self.run.datasets):
             trained = [*trained, *(m for s in SCALES for m in self.cross_gender.models.at(s))]
         for scale in SCALES:
             for recipe in sorted({registry.get(m).recipe for m in trained}):

@@ -138,8 +138,10 @@ def test_the_study_refuses_a_dataset_whose_release_records_no_gender(tmp_path):
     assert load_params(ROOT / "params.yaml").cross_gender_datasets == ["dvlog"]
     with pytest.raises(ConfigError, match=r"cross_gender\.datasets names 'lmvd', whose release \(LMVD.*records no gender"):
         load_params(_params(tmp_path, lambda r: r["cross_gender"].update(datasets=["dvlog", "lmvd"])))
-    with pytest.raises(ConfigError, match=r"cross_gender\.datasets names 'daic', which is not in run\.datasets"):
+    with pytest.raises(ConfigError, match=r"cross_gender\.datasets names 'daic', which is not under `datasets`"):
         load_params(_params(tmp_path, lambda r: r["cross_gender"].update(datasets=["daic"])))
+    lmvd_only = load_params(_params(tmp_path, lambda r: r["run"].update(datasets=["lmvd"])))
+    assert lmvd_only.cross_gender_models and lmvd_only.cross_gender_datasets == []    # nothing of the run to study
     with pytest.raises(ConfigError, match=r"cross_gender uses the by-gender protocols, which need the `split\.gender` block"):
         load_params(_params(tmp_path, lambda r: r["split"].pop("gender")))
     off = load_params(_params(tmp_path, lambda r: r["cross_gender"]["models"].update(demo=[])))
