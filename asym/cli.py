@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE
 from asym.data import formats
-from asym.data.protocols import OPTIMISM_PROTOCOLS
+from asym.data.protocols import GENDER_PROTOCOLS, OPTIMISM_PROTOCOLS
 from asym.errors import ConfigError, DataError
 from asym.models import registry
 
@@ -78,8 +78,12 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def _for_optimism(p: Params, args: argparse.Namespace) -> Params:
-    """The params as the optimism study's runs under --protocol read them (asym.config.Params.for_optimism)."""
-    return p.for_optimism(args.protocol) if getattr(args, "protocol", None) else p
+    """The params as a study's runs under --protocol read them (asym.config.Params.for_optimism, or
+    for_cross_gender for a by-gender protocol)."""
+    protocol = getattr(args, "protocol", None)
+    if not protocol:
+        return p
+    return p.for_cross_gender(protocol) if protocol in GENDER_PROTOCOLS else p.for_optimism(protocol)
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -116,9 +120,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from asym.train.job import train_job
 
     observers = []
-    # Live runs are keyed like the track step's (<dataset>/<model>/seed<k>): the optimism study's
-    # runs share those keys with the main grid's, so only the main grid logs live (the study reaches
-    # MLflow as the report's protocol_optimism table).
+    # Live runs are keyed like the track step's (<dataset>/<model>/seed<k>): the studies' runs
+    # share those keys with the main grid's, so only the main grid logs live (the studies reach
+    # MLflow as the report's protocol_optimism and cross_gender tables).
     if not args.protocol and p.mlflow.live:
         from asym.tracking.track import LiveRun
 
@@ -388,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "split", "the dataset's split protocol, with a leakage check",
                  "Writes the split CSV and a summary that says whether it is subject-independent.")
     _dataset(s)
-    s.add_argument("--protocol", choices=OPTIMISM_PROTOCOLS,
-                   help="the optimism study's split under this protocol (default: the dataset's own protocol)")
+    s.add_argument("--protocol", choices=(*OPTIMISM_PROTOCOLS, *GENDER_PROTOCOLS),
+                   help="the optimism or cross-gender study's split under this protocol (default: the dataset's own protocol)")
     s.set_defaults(func=cmd_split)
 
     s = _command(sub, "train", "train one model on one dataset, every seed (or those given)",
@@ -397,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     _dataset(s)
     s.add_argument("--model", required=True, help="a registry name (`asym models` lists them)")
     s.add_argument("--seeds", type=int, nargs="+", help="default: run.seeds of the active scale")
-    s.add_argument("--protocol", choices=OPTIMISM_PROTOCOLS,
-                   help="the optimism study's runs under this protocol (default: the main grid's runs)")
+    s.add_argument("--protocol", choices=(*OPTIMISM_PROTOCOLS, *GENDER_PROTOCOLS),
+                   help="the optimism or cross-gender study's runs under this protocol (default: the main grid's runs)")
     # Written by the workflow (asym.dag.stages) so that an edited registry entry reruns its jobs;
     # refused when it no longer matches the entry. Not for users: hidden from --help.
     s.add_argument("--entry-digest", help=argparse.SUPPRESS)

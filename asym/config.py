@@ -27,9 +27,15 @@ from pydantic import (
 )
 
 from asym.data import formats, protocols
-from asym.data.protocols import OPTIMISM_PROTOCOLS
+from asym.data.protocols import GENDER_PROTOCOLS, NO_GENDER_FORMATS, OPTIMISM_PROTOCOLS
 from asym.errors import ConfigError
-from asym.grid import OPTIMISM_FOLDERS, Run, optimism_folders
+from asym.grid import (
+    CROSS_GENDER_FOLDERS,
+    OPTIMISM_FOLDERS,
+    Run,
+    cross_gender_folders,
+    optimism_folders,
+)
 from asym.models import registry
 from asym.models.families import ModelConfig
 from asym.schema import Strict
@@ -239,10 +245,20 @@ class KFoldConfig(Strict):
     valid_fraction: float = Field(gt=0, lt=1)
 
 
+class GenderSplitConfig(Strict):
+    """The by-gender protocols' settings (asym.data.splits.by_gender)."""
+
+    # target: the validation fold holds the test gender's vlogs, as DynMultiDep's code filters it;
+    # source: the training gender's, so no label of the test gender is seen before the test
+    validation: Literal["target", "source"]
+    min_test_per_class: int = Field(ge=1)    # fewer depressed or normal test vlogs: refused as too small
+
+
 class SplitConfig(Strict):
     seed: int
     ratios: tuple[float, float, float]
     kfold: KFoldConfig
+    gender: GenderSplitConfig | None = None   # read by the by-gender protocols only
 
     @field_validator("ratios")
     @classmethod
@@ -419,6 +435,19 @@ class OptimismConfig(Strict):
 
 
 
+class CrossGenderConfig(Strict):
+    """Training on one gender and testing on the other, measured: each of `models` is trained under
+    every by-gender protocol (asym.data.protocols.GENDER_PROTOCOLS: f -> m and m -> f, with each test
+    gender's same-gender reference) on each of `datasets` that the run trains on (datasets whose
+    releases record gender), apart from the main runs (asym.grid.cross_gender_folders); the report's `cross_gender`
+    table sets each cross-gender score beside its same-gender one. An empty model list turns the
+    study off."""
+
+    models: ByScale[list[str]]
+    seeds: Seeds
+    datasets: list[str]
+
+
 class ParamsFile(Strict):
     extends: str | None = None   # a params file this one amends (see load_params)
     # model files (paths relative to the params file that lists them) or importable modules whose
@@ -438,6 +467,7 @@ class ParamsFile(Strict):
     model: ByScale[Any]           # one typed block per model family: see params_schema
     report: ReportConfig
     optimism: OptimismConfig | None = None
+    cross_gender: CrossGenderConfig | None = None
 
     @model_validator(mode="after")
     def _cross_refs(self, info: ValidationInfo) -> ParamsFile:
@@ -455,6 +485,7 @@ class ParamsFile(Strict):
         for name in self.run.datasets:
             if name not in self.datasets:
                 raise ValueError(f"run.datasets names {name!r}, which is not under `datasets`")
+        self._cross_gender(known)
         if self.run.models != "all":
             known(self.run.models, "run.models")
         for name, ds in self.datasets.items():
@@ -472,6 +503,31 @@ class ParamsFile(Strict):
         self._per_dataset_entries(models)
         return self
 
+    def _cross_gender(self, known: Any) -> None:
+        """The gender study's models exist, its datasets are the run's and record gender, and the
+        by-gender protocols' settings are there wherever one is used."""
+        study = self.cross_gender
+        if study is not None:
+            for scale in SCALES:
+                known(study.models.at(scale), f"cross_gender.models.{scale}")
+            for name in study.datasets:
+                if name not in self.datasets:
+                    raise ValueError(f"cross_gender.datasets names {name!r}, which is not under `datasets`")
+                fmt = self.datasets[name].format
+                if fmt in NO_GENDER_FORMATS:
+                    raise ValueError(f"cross_gender.datasets names {name!r}, whose release ({formats.title(fmt)}, "
+                                     "format " + fmt + ") records no gender: the cross-gender study cannot run on it")
+        used = [f"datasets.{n}" for n, ds in self.datasets.items() for sc in SCALES if ds.protocol.at(sc) in GENDER_PROTOCOLS]
+        for key in used:
+            fmt = self.datasets[key.split(".")[1]].format
+            if fmt in NO_GENDER_FORMATS:
+                raise ValueError(f"{key}: a by-gender protocol splits by gender, which {formats.title(fmt)}'s release "
+                                 "(format " + fmt + ") does not record")
+        if study is not None and any(study.models.at(sc) for sc in SCALES):
+            used.append("cross_gender")
+        if used and self.split.gender is None:
+            raise ValueError(f"{sorted(set(used))[0]} uses the by-gender protocols, which need the `split.gender` block")
+
     def _reader_inputs(self, name: str, ds: DatasetConfig) -> None:
         """What the dataset's reader reads is there, and a demo is read at the rates it is written at."""
         fmt = formats.get(ds.format)
@@ -488,6 +544,8 @@ class ParamsFile(Strict):
         trained = models if self.run.models == "all" else self.run.models
         if self.optimism is not None:
             trained = [*trained, *(m for s in SCALES for m in self.optimism.models.at(s))]
+        if self.cross_gender is not None and set(self.cross_gender.datasets) & set(self.run.datasets):
+            trained = [*trained, *(m for s in SCALES for m in self.cross_gender.models.at(s))]
         for scale in SCALES:
             for recipe in sorted({registry.get(m).recipe for m in trained}):
                 r = self.recipes.at(scale)[recipe]
@@ -662,6 +720,39 @@ class Params:
         datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
         data = d.model_copy(update={"paths": paths, "run": run, "datasets": datasets})
         return Params(data, self.path, self.raw, in_optimism=True, plugins=self.plugins)
+
+    # --- the cross-gender study: the same steps, a by-gender protocol, its own folders -------
+    @property
+    def cross_gender_models(self) -> list[str]:
+        """The models of the cross-gender study at the active scale (none when it is off)."""
+        return [] if self.data.cross_gender is None else list(self.data.cross_gender.models.at(self.scale))
+
+    @property
+    def cross_gender_seeds(self) -> list[int]:
+        return [] if self.data.cross_gender is None else list(self.data.cross_gender.seeds.at(self.scale))
+
+    @property
+    def cross_gender_datasets(self) -> list[str]:
+        """The study's datasets, in the run's order (none when it is off)."""
+        chosen = [] if not self.cross_gender_models else self.data.cross_gender.datasets
+        return [d for d in self.datasets if d in chosen]
+
+    def for_cross_gender(self, protocol: str) -> Params:
+        """This file as the cross-gender study's runs under `protocol` read it (as `for_optimism`
+        does for that study): the study's datasets split by `protocol`, its models and seeds, in
+        the protocol's own folders (asym.grid.cross_gender_folders)."""
+        if protocol not in GENDER_PROTOCOLS:
+            raise ConfigError(f"the cross-gender study runs {list(GENDER_PROTOCOLS)}, not {protocol!r}")
+        d = self.data
+        by_scale = ByScale[Protocol](demo=protocol, paper=protocol)
+        folders = cross_gender_folders({k: Path(getattr(d.paths, k)).as_posix() for k in CROSS_GENDER_FOLDERS}, protocol)
+        paths = d.paths.model_copy(update={k: Path(v) for k, v in folders.items()})
+        seeds = ByScale[list[int]](demo=self.cross_gender_seeds or [0], paper=self.cross_gender_seeds or [0])
+        run = d.run.model_copy(update={"models": self.cross_gender_models, "seeds": seeds,
+                                       "datasets": self.cross_gender_datasets})
+        datasets = {n: ds.model_copy(update={"protocol": by_scale}) for n, ds in d.datasets.items()}
+        data = d.model_copy(update={"paths": paths, "run": run, "datasets": datasets})
+        return Params(data, self.path, self.raw, plugins=self.plugins)
 
     def slice(self, dotted: str) -> Any:
         """The raw value at a dotted key (what a DAG stage depends on)."""

@@ -1,4 +1,4 @@
-"""The run grid and the optimism study's folders: what the params (asym.config) and the layout
+"""The run grid and the studies' folders (optimism, cross-gender): what the params (asym.config) and the layout
 (asym.layout) are both built on, so neither imports the other for it.
 
 A Run is one cell of the grid (dataset, model, seed; `Params.runs` lists them); its key is also
@@ -15,6 +15,8 @@ SEED_FOLDER = "seed{}"               # a run's folder inside runs/<dataset>/<mod
 # The folders (params.yaml's `paths` keys) the optimism study keeps apart from the main runs'; it
 # shares the others (raw data, processed tables, reports, logs).
 OPTIMISM_FOLDERS = ("splits", "runs")
+# Likewise the cross-gender study's (params.yaml `cross_gender`).
+CROSS_GENDER_FOLDERS = OPTIMISM_FOLDERS
 
 
 def seed_folder(seed: int | str) -> str:
@@ -41,3 +43,10 @@ def optimism_folders(folders: Mapping[str, str], protocol: str) -> dict[str, str
     then in `runs/optimism/kfold/dvlog/mean-mlp/seed0/`). A pattern in `protocol` (`{protocol}`)
     gives Snakemake's."""
     return {k: f"{folders[k]}/optimism/{protocol}" for k in OPTIMISM_FOLDERS}
+
+
+def cross_gender_folders(folders: Mapping[str, str], protocol: str) -> dict[str, str]:
+    """The cross-gender study's own folders under `protocol`, as `optimism_folders` gives that
+    study's: `runs/cross_gender/cross_gender_f_to_m` (its runs then in
+    `runs/cross_gender/cross_gender_f_to_m/dvlog/mean-mlp/seed0/`)."""
+    return {k: f"{folders[k]}/cross_gender/{protocol}" for k in CROSS_GENDER_FOLDERS}

@@ -46,10 +46,11 @@ TRACKING_RECORD = "mlflow_runs.json"
 MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.report.model_card), and its page
 
 
-def report_tables(models: list[str], optimism: bool = False) -> list[str]:
+def report_tables(models: list[str], optimism: bool = False, cross_gender: bool = False) -> list[str]:
     """The tables a report over `models` writes: the ablation table only when ASYM and at least
-    one of its variants are trained, the comparison only when ASYM or a baseline is, and
-    `protocol_optimism` only when the optimism study is on (`optimism`)."""
+    one of its variants are trained, the comparison only when ASYM or a baseline is,
+    `protocol_optimism` only when the optimism study is on (`optimism`), and `cross_gender` only
+    when the cross-gender study is (`cross_gender`)."""
     kinds = {registry.get(m).kind for m in models}
     tables = ["results"]
     if kinds & {registry.ASYM_KIND, registry.BASELINE_KIND}:
@@ -59,6 +60,8 @@ def report_tables(models: list[str], optimism: bool = False) -> list[str]:
     tables.append("fairness")
     if optimism:
         tables.append("protocol_optimism")
+    if cross_gender:
+        tables.append("cross_gender")
     return tables
 
 
@@ -179,10 +182,11 @@ class Layout:
         """The optimism study's layout under `protocol` (its own folders: asym.grid.optimism_folders)."""
         return replace(self, **optimism_folders({k: getattr(self, k) for k in KEYS}, protocol), in_optimism=True)
 
-    def report_outputs(self, models: list[str], datasets: list[str], optimism: bool = False) -> dict[str, str]:
-        """Every file `asym report` writes over `models` on `datasets`, by name (`optimism`: the
-        optimism study is on)."""
-        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models, optimism)
+    def report_outputs(self, models: list[str], datasets: list[str], optimism: bool = False,
+                       cross_gender: bool = False) -> dict[str, str]:
+        """Every file `asym report` writes over `models` on `datasets`, by name (`optimism`,
+        `cross_gender`: that study is on)."""
+        out = {f"{t}_{fmt}": self.report_file(f"{t}.{fmt}") for t in report_tables(models, optimism, cross_gender)
                for fmt in TABLE_FORMATS}
         out.update({k: self.report_file(v) for k, v in {**AGGREGATES, **PLOTS}.items()})
         out.update(self.model_cards(models, datasets))

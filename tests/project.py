@@ -24,6 +24,7 @@ def small_params(models: list[str], seeds: list[int], epochs: int, synth: dict[s
         recipe["epochs"] = epochs
     raw["report"].update(bootstrap=bootstrap, chance_draws=20)
     raw["optimism"]["models"]["demo"] = []    # the optimism study off unless `optimism=` turns it on
+    raw["cross_gender"]["models"]["demo"] = []    # the cross-gender study too, unless `cross_gender=` turns it on
     for name, over in (synth or {}).items():
         raw["synth"][name].update(over)
     for key, over in sections.items():

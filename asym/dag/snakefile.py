@@ -31,7 +31,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, load_params
 from asym.dag import stages
 from asym.dag.stages import Stage
-from asym.data.protocols import OPTIMISM_PROTOCOLS
+from asym.data.protocols import GENDER_PROTOCOLS, OPTIMISM_PROTOCOLS
 from asym.layout import PACKAGE, PLOTS, Layout, model_card_key, page_key, report_tables
 from asym.models import registry
 
@@ -54,7 +54,7 @@ def _alternatives(values: list[Any]) -> str:
 TABLES, FIGURES, MODEL_CARDS, DATA = "Tables", "Figures", "Model cards", "Data"
 # A table's or figure's subcategory: the question it answers, the same words under both.
 TABLE_TOPICS = {"results": "Metrics", "comparison": "Comparisons", "ablation": "Comparisons",
-                "fairness": "Subgroups", "protocol_optimism": "Protocols"}
+                "fairness": "Subgroups", "protocol_optimism": "Protocols", "cross_gender": "Subgroups"}
 PLOT_TOPICS = {"metrics_plot": "Metrics", "confusion_plot": "Metrics", "reliability_plot": "Calibration",
                "published_plot": "Comparisons"}
 # Each table's files for a paper or a README, under "Data" by format; the aggregates beside them.
@@ -78,12 +78,12 @@ class Shown:
                       subcategory=self.subcategory, labels=self.labels)
 
 
-def report_entries(models: list[str], datasets: list[str], optimism: bool) -> dict[str, Shown]:
+def report_entries(models: list[str], datasets: list[str], optimism: bool, cross_gender: bool = False) -> dict[str, Shown]:
     """The report step's outputs that `snakemake --report` shows, by output name: each table as
     its HTML page (Markdown is only offered for download there), every figure, the model cards by
     dataset, and each table's Markdown, CSV and LaTeX with the aggregates as data files."""
     shown = {}
-    for table in report_tables(models, optimism):
+    for table in report_tables(models, optimism, cross_gender):
         shown[f"{table}_html"] = Shown(table, TABLES, TABLE_TOPICS[table])
         shown.update({f"{table}_{fmt}": Shown(table, DATA, label) for fmt, label in DOWNLOADS.items()})
     shown.update({key: Shown(key.removesuffix("_plot"), FIGURES, PLOT_TOPICS[key]) for key in PLOTS})
@@ -97,6 +97,7 @@ class Rules:
     """The rules of one params file (`S` in workflow/rules/)."""
 
     protocols = _alternatives(list(OPTIMISM_PROTOCOLS))    # the optimism study's rules' `protocol`
+    gender_protocols = _alternatives(list(GENDER_PROTOCOLS))    # the cross-gender study's rules' `protocol`
 
     def __init__(self, params_file: str, conda: bool = False) -> None:
         self.params_file = params_file
@@ -159,7 +160,8 @@ class Rules:
         report's tables and figures with their place in `snakemake --report`."""
         stage = self.stage(rule, wildcards)
         out: dict[str, Any] = {}
-        shown = report_entries(self.P.models, self.P.datasets, bool(self.P.optimism_models)) if stage.captioned else {}
+        shown = report_entries(self.P.models, self.P.datasets, bool(self.P.optimism_models),
+                               bool(self.P.cross_gender_datasets)) if stage.captioned else {}
         for name, files in stage.outputs(self.P, self.L, {k: "{" + k + "}" for k in stage.wildcards}).items():
             if name in stage.directories:
                 out[name] = [directory(f) for f in files]

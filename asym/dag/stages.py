@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
 from asym.data import formats, protocols
-from asym.layout import EVAL_FILES, PACKAGE, PLOTS, TRAIN_FILES, Layout
+from asym.grid import cross_gender_folders
+from asym.layout import EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Stage:
     directories: frozenset[str] = frozenset()  # output groups that are folders
     captioned: bool = False                    # its outputs go in `snakemake --report` (asym.dag.snakefile.report_entries)
     dvc_kinds: Mapping[str, str] = field(default_factory=dict)   # output group -> metrics | plots | uncached
+    protocols: tuple[str, ...] = ()            # the values of its `protocol` wildcard (a study's stage)
 
     def dvc_name(self, w: Wild) -> str:
         return "-".join([self.step, *(w[k] for k in self.wildcards)])
@@ -98,6 +100,25 @@ def optimism_protocols(p: Params) -> list[str]:
     return list(protocols.OPTIMISM_PROTOCOLS) if p.optimism_models else []
 
 
+def gender_protocols(p: Params) -> list[str]:
+    """The cross-gender study's protocols: none when it is off (no models, or no dataset)."""
+    return list(protocols.GENDER_PROTOCOLS) if p.cross_gender_datasets else []
+
+
+def _per_gender_protocol(p: Params) -> list[dict[str, str]]:
+    return [{"protocol": pr, "dataset": d} for pr in gender_protocols(p) for d in p.cross_gender_datasets]
+
+
+def _per_gender_protocol_model(p: Params) -> list[dict[str, str]]:
+    return [{"protocol": pr, "dataset": d, "model": m} for pr in gender_protocols(p) for d in p.cross_gender_datasets
+            for m in p.cross_gender_models]
+
+
+def gender_layout(lay: Layout, protocol: str) -> Layout:
+    """The cross-gender study's layout under `protocol` (its own folders: asym.grid.cross_gender_folders)."""
+    return replace(lay, **cross_gender_folders({k: getattr(lay, k) for k in KEYS}, protocol))
+
+
 def _per_dataset(p: Params) -> list[dict[str, str]]:
     return [{"dataset": d} for d in p.datasets]
 
@@ -125,7 +146,7 @@ def _run_files(p: Params, lay: Layout, keys: tuple[str, ...]) -> list[str]:
 
 
 def _report_files(p: Params, lay: Layout) -> dict[str, str]:
-    return lay.report_outputs(p.models, p.datasets, bool(p.optimism_models))
+    return lay.report_outputs(p.models, p.datasets, bool(p.optimism_models), bool(p.cross_gender_datasets))
 
 
 def _readers(p: Params, dataset: str) -> list[str]:
@@ -152,6 +173,11 @@ def _grid(p: Params) -> list[str]:
 def _optimism_models(p: Params) -> list[str]:
     """Whether the optimism study is on, and over which models."""
     return [] if p.data.optimism is None else [f"optimism.models.{p.scale}"]
+
+
+def _cross_gender_models(p: Params) -> list[str]:
+    """Whether the cross-gender study is on, over which models and datasets."""
+    return [] if p.data.cross_gender is None else [f"cross_gender.models.{p.scale}", "cross_gender.datasets"]
 
 
 def _package(rel: str, absolute: bool) -> str:
@@ -335,7 +361,8 @@ def _split_optimism_options(p: Params, w: Wild) -> list[str]:
 
 SPLIT_OPTIMISM = Stage("split_optimism", "split", ("protocol", "dataset"), _per_protocol,
                        inputs=_split_optimism_inputs, outputs=_split_optimism_outputs, reads=_split_optimism_reads,
-                       modules=("asym.data.splits",), options=_split_optimism_options)
+                       modules=("asym.data.splits",), options=_split_optimism_options,
+                       protocols=protocols.OPTIMISM_PROTOCOLS)
 
 
 def _train_optimism_inputs(p: Params, lay: Layout, w: Wild) -> Files:
@@ -353,7 +380,39 @@ def _train_optimism_reads(p: Params, w: Wild) -> list[str]:
 
 TRAIN_OPTIMISM = Stage("train_optimism", "train", ("protocol", "dataset", "model"), _per_protocol_model,
                        inputs=_train_optimism_inputs, outputs=_train_optimism_outputs, reads=_train_optimism_reads,
-                       modules=("asym.train.job",), options=_training_options, data=_plugin_file)
+                       modules=("asym.train.job",), options=_training_options, data=_plugin_file,
+                       protocols=protocols.OPTIMISM_PROTOCOLS)
+
+
+# --- the cross-gender study: split and train again under each by-gender protocol ------------------------------
+def _split_cross_gender_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    folders = gender_layout(lay, w["protocol"])
+    return {"csv": [folders.split_csv(w["dataset"])], "description": [folders.split_json(w["dataset"])]}
+
+
+SPLIT_CROSS_GENDER = Stage("split_cross_gender", "split", ("protocol", "dataset"), _per_gender_protocol,
+                           inputs=_split_inputs, outputs=_split_cross_gender_outputs, reads=_split_optimism_reads,
+                           modules=("asym.data.splits",), options=_split_optimism_options,
+                           protocols=protocols.GENDER_PROTOCOLS)
+
+
+def _train_cross_gender_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return {"data": [lay.parquet(w["dataset"])], "split": [gender_layout(lay, w["protocol"]).split_csv(w["dataset"])]}
+
+
+def _train_cross_gender_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    return gender_layout(lay, w["protocol"]).train_outputs(w["dataset"], w["model"], p.cross_gender_seeds)
+
+
+def _train_cross_gender_reads(p: Params, w: Wild) -> list[str]:
+    """The study's seeds; its protocol is the command's, so the dataset's is not read."""
+    return _training_reads(p, w, [], f"cross_gender.seeds.{p.scale}")
+
+
+TRAIN_CROSS_GENDER = Stage("train_cross_gender", "train", ("protocol", "dataset", "model"), _per_gender_protocol_model,
+                           inputs=_train_cross_gender_inputs, outputs=_train_cross_gender_outputs,
+                           reads=_train_cross_gender_reads, modules=("asym.train.job",), options=_training_options,
+                           data=_plugin_file, protocols=protocols.GENDER_PROTOCOLS)
 
 
 # --- evaluate --------------------------------------------------------------------------------------------
@@ -388,12 +447,23 @@ def optimism_reads(p: Params, lay: Layout) -> list[str]:
     return sorted(read)
 
 
+def cross_gender_reads(p: Params, lay: Layout) -> list[str]:
+    """What the report reads of the cross-gender study: every run's predictions and train.json, and the splits."""
+    read: set[str] = set()
+    for pr in gender_protocols(p):
+        sl = gender_layout(lay, pr)
+        read |= {sl.run_file(r.dataset, r.model, r.seed, k) for r in p.for_cross_gender(pr).runs()
+                 for k in ("predictions", "summary")}
+        read |= {f for d in p.cross_gender_datasets for f in (sl.split_csv(d), sl.split_json(d))}
+    return sorted(read)
+
+
 def _report_inputs(p: Params, lay: Layout, w: Wild) -> Files:
     return {"metrics": _run_files(p, lay, ("metrics",)), "predictions": _run_files(p, lay, ("predictions",)),
             "summaries": _run_files(p, lay, ("summary",)),
             "splits": [lay.split_json(d) for d in p.datasets] + [lay.split_csv(d) for d in p.datasets],
             "cards": [lay.card_json(d) for d in p.datasets],         # the model cards' training-data section
-            "optimism": optimism_reads(p, lay)}
+            "optimism": optimism_reads(p, lay), "cross_gender": cross_gender_reads(p, lay)}
 
 
 def _report_outputs(p: Params, lay: Layout, w: Wild) -> Files:
@@ -412,9 +482,14 @@ def _optimism_report(p: Params) -> list[str]:
     return ["optimism", "split.kfold"] if p.optimism_models else _optimism_models(p)
 
 
+def _cross_gender_report(p: Params) -> list[str]:
+    """The cross-gender study's table when it is on (with its protocols' settings); when it is off, what says so."""
+    return ["cross_gender", "split.gender"] if p.cross_gender_datasets else _cross_gender_models(p)
+
+
 def _report_reads(p: Params, w: Wild) -> list[str]:
     return ["scale", "run", "report", *(f"datasets.{d}.{k}" for d in p.datasets for k in ("protocol", "source")),
-            *_paper_sizes(p), *_optimism_report(p)]
+            *_paper_sizes(p), *_optimism_report(p), *_cross_gender_report(p)]
 
 
 def _report_data(p: Params, w: Wild, absolute: bool) -> list[str]:
@@ -439,7 +514,7 @@ def _track_outputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _track_reads(p: Params, w: Wild) -> list[str]:
-    return ["mlflow", *_grid(p), *_optimism_models(p)]
+    return ["mlflow", *_grid(p), *_optimism_models(p), *_cross_gender_models(p)]
 
 
 TRACK = Stage("track", "track", (), _once,
@@ -449,7 +524,8 @@ TRACK = Stage("track", "track", (), _once,
 
 
 # --- the table -------------------------------------------------------------------------------------------
-STAGES: tuple[Stage, ...] = (FETCH, CONVERT, SPLIT, TRAIN, SPLIT_OPTIMISM, TRAIN_OPTIMISM, EVALUATE, REPORT, TRACK)
+STAGES: tuple[Stage, ...] = (FETCH, CONVERT, SPLIT, TRAIN, SPLIT_OPTIMISM, TRAIN_OPTIMISM, SPLIT_CROSS_GENDER,
+                             TRAIN_CROSS_GENDER, EVALUATE, REPORT, TRACK)
 BY_NAME = {s.name: s for s in STAGES}
 
 
@@ -458,7 +534,8 @@ def get(name: str) -> Stage:
 
 
 def of_command(step: str, wildcards: Wild) -> Stage | None:
-    """The stage whose jobs run `asym <step>` with these wildcards' options (train with
-    --protocol is train_optimism's), or None."""
+    """The stage whose jobs run `asym <step>` with these wildcards' options (train with an
+    optimism study's --protocol is train_optimism's, with a by-gender one train_cross_gender's), or None."""
     given = {k for k, v in wildcards.items() if v is not None}
-    return next((s for s in STAGES if s.step == step and set(s.wildcards) == given), None)
+    return next((s for s in STAGES if s.step == step and set(s.wildcards) == given
+                 and ("protocol" not in given or wildcards["protocol"] in s.protocols)), None)

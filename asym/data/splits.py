@@ -2,7 +2,8 @@
 leakage check that guards every split at writing and at training.
 
 A split file has one row per (partition, sample): `sample_id, subject_id, label, partition,
-fold` with fold in train / valid / test. Hold-out protocols have one partition (0); `kfold` has
+fold` with fold in train / valid / test, or EXCLUDED for a vlog a protocol leaves out of every fold
+(the by-gender protocols' other gender). Hold-out protocols have one partition (0); `kfold` has
 k, each sample being in the test fold of exactly one.
 
 A split is subject-independent when no subject has vlogs in two folds of a partition. Releases
@@ -28,6 +29,10 @@ from asym.errors import DataError
 from asym.layout import PACKAGE
 
 COLUMNS = ["sample_id", "subject_id", "label", "partition", "fold"]
+# The fold value of a vlog that takes part in no fold of its partition: training never reads it,
+# and it is no leak (a subject may have such vlogs beside those of any one fold).
+EXCLUDED = "excluded"
+SPLIT_FOLDS = (*FOLDS, EXCLUDED)
 
 
 # --- the splitters: split(table, source, **inputs) -> partitions (asym.data.protocols) ---------
@@ -104,6 +109,44 @@ def from_csv(table: FeatureTable, source: Path, split_csv: Path) -> list[list[st
     return [[mapping[s] for s in table.sample_id]]
 
 
+def by_gender(table: FeatureTable, source: Path, ratios: list[float], seed: int, gender: Any,
+              train: str, test: str) -> list[list[str]]:
+    """The dataset's own folds (its release's, else `stratified_group`'s, as the demo splits a
+    release without them), then by gender (asym.data.protocols): the training fold keeps gender
+    `train`'s vlogs, the test fold gender `test`'s, the validation fold `test`'s (DynMultiDep's) or,
+    with `gender.validation: source`, `train`'s; every other vlog is EXCLUDED. Refused where the
+    table records no gender, holds codes other than protocols.GENDER_CODES, or leaves a part too
+    small: fewer than `gender.min_test_per_class` vlogs of a class in the test part, or no vlog of
+    a class in the training or validation part."""
+    if gender is None:
+        raise DataError(source, "the by-gender protocols need the `split.gender` block of params.yaml")
+    codes = table.gender
+    if codes is None or all(g is None for g in codes):
+        raise DataError(source, "records no gender (no `gender` column, or every value empty): the by-gender protocols "
+                        "need one (D-Vlog's labels.csv has it; LMVD's release has none)")
+    unknown = sorted({str(g) for g in codes if g is not None and g not in protocols.GENDER_CODES})
+    if unknown:
+        raise DataError(source, f"gender codes {unknown} are not {list(protocols.GENDER_CODES)}, the codes the "
+                        "by-gender protocols split on (D-Vlog's); recode them in the release's labels")
+    if all(f in FOLDS for f in table.fold):
+        folds = list(table.fold)
+    else:
+        folds = stratified_group(table, source, ratios, seed)[0]
+    keep = {"train": train, "valid": test if gender.validation == "target" else train, "test": test}
+    out = [f if g == keep[f] else EXCLUDED for f, g in zip(folds, codes, strict=True)]
+    counts = pd.crosstab([pd.Series(folds, name="fold"), pd.Series([g or "none" for g in codes], name="gender")],
+                         pd.Series(np.asarray(table.label, int), name="label"))
+    for fold, g in keep.items():
+        need = gender.min_test_per_class if fold == "test" else 1
+        have = {c: int(sum(1 for f, y in zip(out, table.label, strict=True) if f == fold and int(y) == c)) for c in (0, 1)}
+        if min(have.values()) < need:
+            raise DataError(source, f"too few vlogs to split by gender {train} -> {test}: the {fold} part (gender {g}) has "
+                            f"{have[1]} depressed and {have[0]} normal, at least {need} of each needed"
+                            f"{' (split.gender.min_test_per_class)' if fold == 'test' else ''}. Vlogs per fold, gender "
+                            f"and label (1 = depressed):\n{counts.to_string()}")
+    return [out]
+
+
 # --- published splits shipped with the package ----------------------------------------------
 def published_split(name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The split protocol `name` ships in the package: its row's files, a provenance record (.json)
@@ -151,13 +194,15 @@ def check_leakage(sample_ids: list[str], subject_ids: list[str], folds: list[str
     seen_subject: dict[str, str] = {}
     leaked: set[str] = set()
     for sample, subject, fold in zip(sample_ids, subject_ids, folds, strict=True):
-        if fold not in FOLDS:
-            raise DataError(where, f"unknown fold {fold!r} for sample {sample!r}, expected one of {list(FOLDS)}")
+        if fold not in SPLIT_FOLDS:
+            raise DataError(where, f"unknown fold {fold!r} for sample {sample!r}, expected one of {list(SPLIT_FOLDS)}")
         if sample in seen_sample and seen_sample[sample] != fold:
             raise DataError(where, f"leakage: sample {sample!r} is in folds {seen_sample[sample]!r} and {fold!r}")
         if sample in seen_sample:
             raise DataError(where, f"duplicate sample {sample!r}")
         seen_sample[sample] = fold
+        if fold == EXCLUDED:
+            continue
         if subject in seen_subject and seen_subject[subject] != fold:
             if subjects_disjoint:
                 raise DataError(where, f"leakage: subject {subject!r} has samples in folds {seen_subject[subject]!r} and {fold!r}")
@@ -175,7 +220,7 @@ def make_split(table: FeatureTable, protocol: str, split_cfg: Any, source: Path,
     if protocol not in protocols.PROTOCOLS:
         raise DataError(source, f"unknown split protocol {protocol!r}; known: {list(protocols.names())}")
     row = protocols.get(protocol)
-    inputs = {k: getattr(split_cfg, k) for k in row.settings}
+    inputs = {**{k: getattr(split_cfg, k) for k in row.settings}, **dict(row.arguments)}
     if row.split_csv:
         if split_csv is None:
             raise DataError(source, f"protocol {protocol} needs split_csv")
@@ -190,9 +235,9 @@ def make_split(table: FeatureTable, protocol: str, split_cfg: Any, source: Path,
 
 def read_split(path: Path, subjects_disjoint: bool = True) -> pd.DataFrame:
     df = read_table(Path(path), ["sample_id", "subject_id", "label", "fold"])
-    bad = sorted(set(df["fold"]) - set(FOLDS))
+    bad = sorted(set(df["fold"]) - set(SPLIT_FOLDS))
     if bad:
-        raise DataError(path, f"unknown fold(s) {bad}, expected {list(FOLDS)}")
+        raise DataError(path, f"unknown fold(s) {bad}, expected {list(SPLIT_FOLDS)}")
     if "partition" not in df.columns:
         df["partition"] = "0"
     if not df["partition"].str.fullmatch(r"\d+").all():
@@ -251,7 +296,7 @@ def split_description(split: pd.DataFrame, subjects_supplied: bool, protocol: st
     for p, part in split.groupby("partition", sort=True):
         per = part.groupby(["fold", "label"]).size().unstack(fill_value=0)
         per_partition[str(p)] = {f: {"depressed": int(per.loc[f].get(1, 0)), "normal": int(per.loc[f].get(0, 0))}
-                                 for f in per.index}
+                                 for f in per.index if f != EXCLUDED}
     return {
         "protocol": protocol,
         "checkpoint_selection": "test fold (" + protocols.OPTIMISTIC_FLAG + ")" if protocols.get(protocol).optimistic else "validation fold",
@@ -259,6 +304,9 @@ def split_description(split: pd.DataFrame, subjects_supplied: bool, protocol: st
         "subject_independent_verified": independent == "true",
         "n_leaked_subjects": len(leaked),
         "n_subjects": int(split["subject_id"].nunique()),
+        "n_excluded": int((split["fold"] == EXCLUDED).sum()),
+        **({"genders": dict(zip(("train", "test"), protocols.get(protocol).genders, strict=True))}
+           if protocols.get(protocol).genders else {}),
         "n_partitions": len(per_partition),
         "per_fold": per_partition["0"],
         "per_partition": per_partition,

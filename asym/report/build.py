@@ -14,14 +14,15 @@ from asym.io import atomic_path, write_json
 from asym.layout import Layout
 from asym.metrics import METRICS, confusion
 from asym.reference import published_results
-from asym.report import html, optimism, plots, tables
+from asym.report import cross_gender, html, optimism, plots, tables
 from asym.report.aggregate import aggregate, fairness
 from asym.report.model_card import write_model_cards
 
 
 def make_report(params: Params) -> dict[str, Path]:
     layout = Layout.of(params)
-    out = layout.report_outputs(params.models, params.datasets, optimism=bool(params.optimism_models))
+    out = layout.report_outputs(params.models, params.datasets, optimism=bool(params.optimism_models),
+                                cross_gender=bool(params.cross_gender_datasets))
     summary, all_runs = aggregate(params)
     runs = pd.concat([r.run_metrics.assign(dataset=r.name) for r in all_runs], ignore_index=True)
     with atomic_path(out["runs_csv"]) as tmp:
@@ -51,5 +52,8 @@ def make_report(params: Params) -> dict[str, Path]:
     if "protocol_optimism_md" in out:
         optimism.write_table(optimism.compare(params), params, {k: Path(v) for k, v in out.items()
                                                                   if k.startswith("protocol_optimism_")})
+    if f"{cross_gender.TABLE}_md" in out:
+        cross_gender.write_table(cross_gender.compare(params), params, {k: Path(v) for k, v in out.items()
+                                                                        if k.startswith(f"{cross_gender.TABLE}_")})
     html.write_pages(params, {k: Path(v) for k, v in out.items()})
     return {k: Path(v) for k, v in out.items()}

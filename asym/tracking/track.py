@@ -297,7 +297,8 @@ def track_all(params: Params) -> dict[str, str]:
         for run in tqdm(params.runs(), desc="mlflow", unit="run", leave=False, disable=None):
             record[run.key] = track_run(c, exp_id, params, layout.run(run).folder, commit, by_key.get(run.key, []))
         files = {k: Path(v) for k, v in layout.report_outputs(params.models, params.datasets,
-                                                              optimism=bool(params.optimism_models)).items()}
+                                                              optimism=bool(params.optimism_models),
+                                                              cross_gender=bool(params.cross_gender_datasets)).items()}
         record["report"] = track_report(c, exp_id, params, files, commit)
         register_models(c, params, record)
     write_json(layout.tracking_record(), record)

@@ -94,11 +94,15 @@ def _outside(read: str, allowed: list[str]) -> bool:
 def project(tmp_path_factory) -> Path:
     kfold = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["kfold"]
     return make_project(tmp_path_factory.mktemp("slices"), ["mean-mlp", "asym"], [0], epochs=1,
-                        synth={"dvlog": {"n_samples": 24, "seconds": [12, 20]},
+                        # enough D-Vlog vlogs for each (fold, gender, class) the cross-gender study needs
+                        synth={"dvlog": {"n_samples": 120, "seconds": [8, 12]},
                                "lmvd": {"n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}},
                         optimism={"models": {"demo": ["mean-mlp"], "paper": ["mean-mlp"]},
                                   "seeds": {"demo": [0], "paper": [0]}},
-                        split={"kfold": {**kfold, "k": 2}})       # the study's fits: 2 folds are enough here
+                        cross_gender={"models": {"demo": ["mean-mlp"], "paper": ["mean-mlp"]},
+                                      "seeds": {"demo": [0], "paper": [0]}, "datasets": ["dvlog"]},
+                        split={"kfold": {**kfold, "k": 2},         # the study's fits: 2 folds are enough here
+                               "gender": {"validation": "target", "min_test_per_class": 1}})
 
 
 def test_every_step_reads_only_its_slice(project, monkeypatch):
@@ -128,6 +132,22 @@ def test_every_step_reads_only_its_slice(project, monkeypatch):
         return view
 
     monkeypatch.setattr(Params, "for_optimism", optimism_view)
+    original_gender_view = Params.for_cross_gender
+
+    def cross_gender_view(self, protocol):
+        """As `optimism_view`, for the cross-gender study's view (its datasets too are the study's)."""
+        reads.paused = True
+        try:
+            view = original_gender_view(self, protocol)
+            scale, datasets = self.scale, self.datasets
+        finally:
+            reads.paused = False
+        reads.optimism = {f"run.seeds.{scale}": f"cross_gender.seeds.{scale}",
+                          "run.models": f"cross_gender.models.{scale}", "run.datasets": "cross_gender.datasets",
+                          **{f"datasets.{d}.protocol": None for d in datasets}}
+        return view
+
+    monkeypatch.setattr(Params, "for_cross_gender", cross_gender_view)
     outside: dict[str, list[str]] = {}
     unused: dict[str, list[str]] = {}
     ran = 0

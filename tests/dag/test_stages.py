@@ -18,6 +18,7 @@ from packaging.version import Version
 from asym.config import load_params
 from asym.dag import stages
 from asym.dag.dvc_yaml import render
+from asym.layout import Layout
 from tests.conftest import ROOT
 from tests.project import copy_workflow
 
@@ -54,6 +55,7 @@ def project(tmp_path_factory) -> Path:
     copy_workflow(ROOT, root)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert raw.get("optimism") and raw["optimism"]["models"]["demo"], "the default params run the optimism study"
+    assert raw.get("cross_gender") and raw["cross_gender"]["models"]["demo"], "and the cross-gender study"
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     return root
 
@@ -137,6 +139,49 @@ def test_every_stage_is_a_rule_written_out_by_name_in_its_steps_file(jobs):
         assert parsed[stage.name].wildcard_names == set(stage.wildcards), stage.name
 
 
+def test_the_cross_gender_study_runs_its_protocols_on_the_datasets_that_record_gender_in_both_dags(project, jobs):
+    """Its split and training jobs, by protocol, on D-Vlog alone (LMVD's release records no gender),
+    in their own folders; the report reads their runs; `asym split/train --protocol` finds its stage."""
+    from asym.data.protocols import GENDER_PROTOCOLS, OPTIMISM_PROTOCOLS
+
+    p = load_params(project / "params.yaml")
+    assert p.cross_gender_datasets == ["dvlog"] and "lmvd" in p.datasets
+    snake = sorted((j.rule.name, j.wildcards.get("protocol"), j.wildcards.get("dataset"), j.wildcards.get("model"))
+                   for j in jobs if j.rule.name.endswith("cross_gender"))
+    expected = sorted([("split_cross_gender", pr, "dvlog", None) for pr in GENDER_PROTOCOLS]
+                      + [("train_cross_gender", pr, "dvlog", m) for pr in GENDER_PROTOCOLS for m in p.cross_gender_models])
+    assert snake == expected
+    dvc = yaml.safe_load(render(p))["stages"]
+    assert {k for k in dvc if "_gender" in k} == {
+        stages.get(name).dvc_name({"protocol": pr, "dataset": d, **({"model": m} if m else {})}) for name, pr, d, m in expected}
+    train = next(j for j in jobs if j.rule.name == "train_cross_gender")
+    assert all("runs/cross_gender/" + train.wildcards["protocol"] + "/dvlog/" in f for f in train.output)
+    report = next(j for j in jobs if j.rule.name == "report")
+    read = {_relative(f, project) for f in report.input}
+    assert {f"runs/cross_gender/{pr}/dvlog/{m}/seed{s}/predictions.parquet" for pr in GENDER_PROTOCOLS
+            for m in p.cross_gender_models for s in p.cross_gender_seeds} <= read
+    for pr in GENDER_PROTOCOLS:
+        assert stages.of_command("train", {"protocol": pr, "dataset": "dvlog", "model": "tamfn"}).name == "train_cross_gender"
+        assert stages.of_command("split", {"protocol": pr, "dataset": "dvlog"}).name == "split_cross_gender"
+    for pr in OPTIMISM_PROTOCOLS:
+        assert stages.of_command("split", {"protocol": pr, "dataset": "dvlog"}).name == "split_optimism"
+    keys = stages.get("train_cross_gender").reads(p, {"protocol": GENDER_PROTOCOLS[0], "dataset": "dvlog", "model": "tamfn"})
+    assert "cross_gender.seeds.demo" in keys and "run.seeds.demo" not in keys
+    assert "split.gender" in stages.get("split_cross_gender").reads(p, {"protocol": GENDER_PROTOCOLS[0], "dataset": "dvlog"})
+
+
+def test_with_the_cross_gender_study_off_no_stage_runs_it_and_the_report_has_no_table(project, tmp_path):
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["cross_gender"]["models"]["demo"] = []
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = load_params(tmp_path / "params.yaml")
+    assert stages.get("split_cross_gender").instances(p) == [] and stages.get("train_cross_gender").instances(p) == []
+    report = stages.get("report")
+    assert "cross_gender_md" not in report.outputs(p, Layout.of(p, absolute=False), {})
+    assert report.inputs(p, Layout.of(p, absolute=False), {})["cross_gender"] == []
+    assert "cross_gender.models.demo" in report.reads(p, {}) and "cross_gender" not in report.reads(p, {})
+
+
 def test_a_rule_that_names_wildcards_or_a_stage_the_table_does_not_stops_the_dag():
     from asym.dag.snakefile import Rules
 
@@ -173,7 +218,7 @@ def test_the_report_shows_every_table_as_a_page_every_figure_and_model_card_in_n
     shown = {_relative(f, project): f.flags["report"] for f in report.output if "report" in f.flags}
     where = {f: (r.category, r.subcategory) for f, r in shown.items()}
     tables = {Path(f).stem for f in report.output if f.endswith(".md") and "model_cards" not in f}
-    assert tables >= {"results", "comparison", "ablation", "fairness", "protocol_optimism"}
+    assert tables >= {"results", "comparison", "ablation", "fairness", "protocol_optimism", "cross_gender"}
     for table in tables:
         assert where[f"reports/{table}.html"][0] == "Tables", table
         assert {where[f"reports/{table}.{fmt}"] for fmt in ("md", "csv", "tex")} == {

@@ -30,9 +30,9 @@ def _ids(rows):
     return [r.name for r in rows]
 
 
-def _with_protocol(tmp_path: Path, protocol: str, split_csv: str | None = None) -> Path:
+def _with_protocol(tmp_path: Path, protocol: str, split_csv: str | None = None, dataset: str = "lmvd") -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["datasets"]["lmvd"].update(protocol={"demo": protocol, "paper": protocol}, split_csv=split_csv)
+    raw["datasets"][dataset].update(protocol={"demo": protocol, "paper": protocol}, split_csv=split_csv)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -56,7 +56,7 @@ def test_every_splitter_resolves_and_takes_what_its_row_gives_it(row):
     splitter can read are the ones its split stage depends on."""
     fn = row.split_function()
     assert callable(fn) and fn.__module__ == row.splitter.split(":")[0]
-    expected = ["table", "source", *row.settings, *(["split_csv"] if row.split_csv else [])]
+    expected = ["table", "source", *row.settings, *(["split_csv"] if row.split_csv else []), *dict(row.arguments)]
     assert list(inspect.signature(fn).parameters) == expected
 
 
@@ -103,6 +103,10 @@ def test_an_unknown_name_is_refused_with_the_known_ones():
 # ---- the params schema reads it --------------------------------------------------------------
 @pytest.mark.parametrize("row", ROWS, ids=_ids(ROWS))
 def test_the_params_schema_takes_every_row_and_a_split_csv_only_where_one_is_read(row, tmp_path):
+    if row.genders:         # LMVD's release records no gender
+        with pytest.raises(ConfigError, match="datasets.lmvd: a by-gender protocol splits by gender, which LMVD's"):
+            load_params(_with_protocol(tmp_path, row.name))
+        return
     p = load_params(_with_protocol(tmp_path, row.name, "folds.csv" if row.split_csv else None))
     assert p.protocol("lmvd") == row.name
     if row.split_csv:
@@ -120,9 +124,10 @@ def test_the_params_schema_refuses_a_name_not_in_the_table_and_lists_the_table(t
 # ---- the split stages read it ------------------------------------------------------------------
 @pytest.mark.parametrize("row", ROWS, ids=_ids(ROWS))
 def test_the_split_stage_reads_the_rows_settings_and_depends_on_its_files(row, tmp_path):
-    p = load_params(_with_protocol(tmp_path, row.name, "my/folds.csv" if row.split_csv else None))
-    stage, w = next(s for s in stages.STAGES if s.name == "split"), {"dataset": "lmvd"}
-    assert stage.reads(p, w) == ["scale", "datasets.lmvd", *(f"split.{k}" for k in row.settings)]
+    dataset = "dvlog" if row.genders else "lmvd"            # LMVD's release records no gender
+    p = load_params(_with_protocol(tmp_path, row.name, "my/folds.csv" if row.split_csv else None, dataset))
+    stage, w = next(s for s in stages.STAGES if s.name == "split"), {"dataset": dataset}
+    assert stage.reads(p, w) == ["scale", f"datasets.{dataset}", *(f"split.{k}" for k in row.settings)]
     assert stage.data(p, w, False) == [*row.files, *(["my/folds.csv"] if row.split_csv else [])]
 
 
@@ -156,11 +161,11 @@ def test_make_split_runs_the_rows_splitter_with_its_settings_by_key(row, monkeyp
 
     module, fn = row.splitter.split(":")
     monkeypatch.setattr(importlib.import_module(module), fn, fake)
-    cfg = SimpleNamespace(seed=3, ratios=[0.6, 0.2, 0.2], kfold="the kfold block")
+    cfg = SimpleNamespace(seed=3, ratios=[0.6, 0.2, 0.2], kfold="the kfold block", gender="the gender block")
     csv = tmp_path / "folds.csv"
     split = splits.make_split(_table(LEAKY_FOLDS), row.name, cfg, tmp_path / "x.parquet", csv)
     assert seen == {"source": tmp_path / "x.parquet", **{k: getattr(cfg, k) for k in row.settings},
-                    **({"split_csv": csv} if row.split_csv else {})}
+                    **({"split_csv": csv} if row.split_csv else {}), **dict(row.arguments)}
     assert split["fold"].tolist() == [*SUBJECT_FOLDS, *SUBJECT_FOLDS[::-1]]
     assert split["partition"].tolist() == [0] * 6 + [1] * 6
 
@@ -171,7 +176,7 @@ def test_a_split_that_puts_a_subject_in_two_folds_is_refused_where_the_row_is_su
     published."""
     module, fn = row.splitter.split(":")
     monkeypatch.setattr(importlib.import_module(module), fn, lambda table, source, **_: [list(table.fold)])
-    cfg = SimpleNamespace(seed=0, ratios=[0.6, 0.2, 0.2], kfold=None)
+    cfg = SimpleNamespace(seed=0, ratios=[0.6, 0.2, 0.2], kfold=None, gender=None)
     if row.subject_disjoint:
         with pytest.raises(DataError, match="leakage: subject 'a'"):
             splits.make_split(_table(LEAKY_FOLDS), row.name, cfg, "x.parquet", "folds.csv")

@@ -46,3 +46,29 @@ rule train_optimism:
         "../../environment.yml"
     shell:
         "python -m asym {params.args} > {log} 2>&1"
+
+
+# asym train --dataset {dataset} --model {model} --protocol {protocol} --entry-digest <digest> --code-digest <digest>
+# The cross-gender study: each of its models trained on one gender and tested on the other (or on
+# the same, for the reference), with its own seeds, in the study's own folders.
+rule train_cross_gender:
+    input:
+        unpack(S.inputs("train_cross_gender")),
+    output:
+        **S.outputs("train_cross_gender", "{protocol}", "{dataset}", "{model}"),
+    log:
+        S.log("train_cross_gender", "{protocol}", "{dataset}", "{model}"),
+    params:
+        args=S.command("train_cross_gender"),
+        settings=S.settings("train_cross_gender"),
+    message:
+        "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (cross-gender study)"
+    threads: P.train.threads
+    resources:
+        gpu_slots=S.gpu_slots,
+    wildcard_constraints:
+        protocol=S.gender_protocols,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m asym {params.args} > {log} 2>&1"
