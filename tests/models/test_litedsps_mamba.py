@@ -149,8 +149,8 @@ def test_the_unidirectional_scan_never_looks_ahead_and_the_bidirectional_one_doe
 
 
 def test_peer_ablations_are_baseline_variants_out_of_the_default_grid(tmp_path):
-    assert VARIANTS == [f"litedsps-mamba-{v}" for v in ("full-width", "no-direction-sharing", "no-modality-sharing",
-                                                        "unidirectional", "mean-pooling", "no-differences", "avgpool")]
+    assert [f"litedsps-mamba-{v}" for v in ("full-width", "no-direction-sharing", "no-modality-sharing",
+                                                        "unidirectional", "mean-pooling", "no-differences", "avgpool")] == VARIANTS
     assert all(registry.get(v).recipe == "litedsps-mamba" for v in VARIANTS)
     assert PARAMS.data.run.models == "all" and not PARAMS.data.run.peer_ablations
     assert "litedsps-mamba" in PARAMS.models and "dynmultidep" in PARAMS.models
