@@ -74,7 +74,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # The order of the tables and of dvc.yaml: ASYM and its ablations, the floors, then the peers.
 ORDER = ("asym", "baselines.mean_mlp", "baselines.bilstm", "baselines.transformer", "baselines.depression_detector",
          "baselines.mult", "baselines.tamfn", "baselines.mddformer", "baselines.depmamba", "baselines.caf_mamba",
-         "baselines.mdd_net")
+         "baselines.mdd_net", "baselines.dynmultidep", "baselines.litedsps_mamba")
 _NOT_MODELS = {"registry", "families", "factory", "layers"}
 
 # What an entry is: ASYM itself, a variant of it (its ablations), another model (a peer or a
