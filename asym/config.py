@@ -284,6 +284,8 @@ class RunConfig(Strict):
     datasets: list[str] = Field(min_length=1)
     models: Literal["all"] | list[str]
     seeds: Seeds
+    # `models: all` trains the peers' own ablations (kind peer-ablation) too only when this is on
+    peer_ablations: bool = False
 
 
 
@@ -685,8 +687,11 @@ class Params:
 
     @property
     def models(self) -> list[str]:
-        chosen = self.data.run.models
-        return registry.names(modules=[*registry.builtins(), *self.plugins]) if chosen == "all" else list(chosen)
+        run = self.data.run
+        if run.models != "all":
+            return list(run.models)
+        every = registry.names(modules=[*registry.builtins(), *self.plugins])
+        return [m for m in every if run.peer_ablations or registry.get(m).kind != registry.PEER_ABLATION_KIND]
 
     def runs(self, dataset: str | None = None, model: str | None = None) -> list[Run]:
         """The run grid (datasets x models x seeds), optionally of one dataset or model."""

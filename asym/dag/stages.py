@@ -167,7 +167,7 @@ def _split_settings(protocol: str) -> list[str]:
 
 
 def _grid(p: Params) -> list[str]:
-    return ["scale", "run.datasets", "run.models", f"run.seeds.{p.scale}"]
+    return ["scale", "run.datasets", "run.models", "run.peer_ablations", f"run.seeds.{p.scale}"]
 
 
 def _optimism_models(p: Params) -> list[str]:

@@ -74,14 +74,16 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # The order of the tables and of dvc.yaml: ASYM and its ablations, the floors, then the peers.
 ORDER = ("asym", "baselines.mean_mlp", "baselines.bilstm", "baselines.transformer", "baselines.depression_detector",
          "baselines.mult", "baselines.tamfn", "baselines.mddformer", "baselines.depmamba", "baselines.caf_mamba",
-         "baselines.mdd_net")
+         "baselines.mdd_net", "baselines.dynmultidep", "baselines.litedsps_mamba")
 _NOT_MODELS = {"registry", "families", "factory", "layers"}
 
-# What an entry is: ASYM itself, a variant of it (its ablations), or another model (a peer or a
-# floor). The tables group models by it; `asym models --kind` lists one of them.
-Kind = Literal["asym", "ablation", "baseline"]
+# What an entry is: ASYM itself, a variant of it (its ablations), another model (a peer or a
+# floor), or a variant of a peer (its own paper's ablations: in the results table only, and left
+# out of `run.models: all` unless `run.peer_ablations`). The tables group models by it;
+# `asym models --kind` lists one of them.
+Kind = Literal["asym", "ablation", "baseline", "peer-ablation"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
-ASYM_KIND, ABLATION_KIND, BASELINE_KIND = KINDS
+ASYM_KIND, ABLATION_KIND, BASELINE_KIND, PEER_ABLATION_KIND = KINDS
 
 
 @dataclass(frozen=True)

@@ -227,8 +227,13 @@ def test_entries_name_their_recipe_and_spell_their_model_once():
     reads its model's family, module and recipe; every recipe named is in params.yaml."""
     for name in NAMES:
         e = registry.get(name)
-        assert e.recipe in ("asym", name), name
         assert e.recipe in PARAMS.data.recipes.demo and e.recipe in PARAMS.data.recipes.paper, name
+        if e.kind == registry.PEER_ABLATION_KIND:     # a peer's own ablation: its peer's family, module and recipe
+            peer = registry.get(e.recipe)
+            assert peer.kind == "baseline" and name.startswith(f"{peer.name}-"), name
+            assert (e.family, e.target) == (peer.family, peer.target), name
+            continue
+        assert e.recipe in ("asym", name), name
         if e.kind == "baseline":
             assert e.family == name.replace("-", "_") == e.target.split(":")[0].rsplit(".", 1)[1], name
         else:
