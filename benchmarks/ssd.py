@@ -3,6 +3,13 @@ a plain PyTorch sequential recurrence, side by side.
 
     python benchmarks/ssd.py [--lengths 1024 4096] [--threads 2] [--repeats 3] [--batch 8]
                              [--heads 8] [--headdim 32] [--d-state 32] [--impls NAME ...] [--json F]
+                             [--device cpu|cuda] [--check]
+
+`--device cuda` times the GPU backends instead (--impls torch triton cuda; "cuda" is mamba-ssm's
+mamba_chunk_scan_combined, where it imports) and `--check` first compares each implementation's
+output, final state and every input's gradient, at the first length, with the float64
+sequential recurrence (benchmarks/gpu_check.py runs both; its CPU rehearsal runs them with
+--device cpu and the Triton kernels under the interpreter).
 
 All implementations get the same threads (PyTorch's intra-op pool and Numba's, set before either
 is imported) and the same float32 inputs with every option on (D, z, dt_bias, softplus, one
@@ -25,7 +32,7 @@ import json
 import os
 import time
 
-IMPLS = ("sequential", "torch", "cpu")
+IMPLS = ("sequential", "torch", "cpu", "triton", "cuda")
 
 
 def parse() -> argparse.Namespace:
@@ -39,17 +46,43 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--d-state", type=int, default=32)
     ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--check", action="store_true", help="errors against the float64 recurrence first")
     return ap.parse_args()
 
 
-def make(L: int, b: int, h: int, p: int, n: int, seed: int = 0) -> dict:
+def make(L: int, b: int, h: int, p: int, n: int, seed: int = 0, device: str = "cpu") -> dict:
     import torch
 
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     inputs = dict(x=r(b, L, h, p), dt=0.5 * r(b, L, h) - 2.0, A=-(torch.rand(h, generator=g) * 8 + 1),
                   B=r(b, L, 1, n), C=r(b, L, 1, n), D=r(h), z=r(b, L, h, p), dt_bias=0.1 * r(h))
-    return {k: v.requires_grad_(True) for k, v in inputs.items()}
+    return {k: v.to(device).requires_grad_(True) for k, v in inputs.items()}
+
+
+def check(fns: dict, L: int, shape: tuple, device: str) -> dict:
+    """Largest error of each implementation's output, final state and gradients, relative to
+    the largest magnitude of the float64 sequential recurrence's (final state: through ssd only)."""
+    import torch
+
+    inputs = make(L, *shape, seed=1, device=device)
+    ref_in = {k: v.detach().double().requires_grad_(True) for k, v in inputs.items()}
+    weight = torch.randn(inputs["x"].shape, generator=torch.Generator().manual_seed(2)).to(device)
+    ref = sequential(**ref_in)
+    ref.backward(weight.double())
+    errors = {}
+    for impl, fn in fns.items():
+        if impl == "sequential":
+            continue
+        for v in inputs.values():
+            v.grad = None
+        out = fn(**inputs)
+        out.backward(weight)
+        rel = lambda a, b: ((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()  # noqa: E731
+        errors[impl] = {"out": rel(out.detach(), ref.detach()),
+                        **{f"d{k}": rel(inputs[k].grad, ref_in[k].grad) for k in inputs}}
+    return errors
 
 
 def sequential(x, dt, A, B, C, D, z, dt_bias):
@@ -78,11 +111,13 @@ def runner(impl: str):
                                                       backend=impl)
 
 
-def fwd_bwd(fn, inputs: dict, weight) -> float:
+def fwd_bwd(fn, inputs: dict, weight, sync) -> float:
     for v in inputs.values():
         v.grad = None
+    sync()
     start = time.perf_counter()
     fn(**inputs).backward(weight)
+    sync()
     return time.perf_counter() - start
 
 
@@ -112,26 +147,38 @@ def main() -> None:
 
     shape = (args.batch, args.heads, args.headdim, args.d_state)
     fns = {impl: runner(impl) for impl in args.impls}
-    small = make(64, 2, 2, 4, 4)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    small = make(64, 2, 2, 4, 4, device=args.device)
     for fn in fns.values():
-        fwd_bwd(fn, small, torch.ones_like(small["x"]))
+        fwd_bwd(fn, small, torch.ones_like(small["x"]), sync)
+    errors = check(fns, args.lengths[0], shape, args.device) if args.check else None
+    if errors:
+        print(f"largest error against the float64 recurrence at L={args.lengths[0]} (relative to its largest value):")
+        for impl, errs in errors.items():
+            print(f"  {impl:10s} " + " ".join(f"{k} {v:.1e}" for k, v in errs.items()))
     rows = []
     print(f"SSD forward+backward, batch {shape[0]}, heads {shape[1]}, headdim {shape[2]}, d_state {shape[3]}, "
           f"{args.threads} threads (torch and Numba), float32 inputs, best of {args.repeats}")
     print(f"{'implementation':12s} {'L':>6s} {'seconds':>9s}")
     for L in args.lengths:
-        inputs = make(L, *shape)
-        weight = torch.randn(inputs["x"].shape)
+        inputs = make(L, *shape, device=args.device)
+        weight = torch.randn(inputs["x"].shape, device=args.device)
         best = {}
         for impl, fn in fns.items():
-            fwd_bwd(fn, inputs, weight)
+            fwd_bwd(fn, inputs, weight, sync)
             best[impl] = float("inf")
         for _ in range(args.repeats):
             for impl, fn in fns.items():
-                best[impl] = min(best[impl], fwd_bwd(fn, inputs, weight))
+                best[impl] = min(best[impl], fwd_bwd(fn, inputs, weight, sync))
         for impl in fns:
             rows.append({"impl": impl, "L": L, "seconds": best[impl]})
             print(f"{impl:12s} {L:6d} {best[impl]:9.4f}", flush=True)
+    if args.device == "cuda":
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"device": torch.cuda.get_device_name(), "shape": list(shape), "rows": rows,
+                           "errors": errors}, fh, indent=2)
+        return
     peak = float64_peak(args.threads)
     print(f"\npeak: {peak / 1e9:.1f} GFLOP/s float64, measured as the best of 3 torch.mm of 2048 x 2048 float64 "
           f"matrices at {args.threads} threads")
@@ -165,7 +212,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"threads": args.threads, "shape": list(shape), "rows": rows, "peak_flops_f64": peak,
-                       "summary": summary}, fh, indent=2)
+                       "summary": summary, "errors": errors}, fh, indent=2)
 
 
 if __name__ == "__main__":
