@@ -33,7 +33,7 @@ import torch
 from asym.nn.ssd_torch import CHUNK, ssd_torch
 
 BACKENDS = ("auto", "cuda", "cpu", "torch", "triton")
-CPU_AUTO = "torch"   # what "auto" picks for CPU tensors (benchmarks/ssd.py: the faster of cpu and torch)
+CPU_AUTO = "cpu"     # what "auto" picks for CPU tensors: the faster of cpu and torch (benchmarks/ssd.py)
 
 
 @functools.cache
