@@ -44,7 +44,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--headdim", type=int, default=32)
     ap.add_argument("--d-state", type=int, default=32)
-    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    ap.add_argument("--impls", nargs="+", default=None, choices=IMPLS,
+                    help="default: sequential torch cpu (--device cpu), torch triton (--device cuda)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--check", action="store_true", help="errors against the float64 recurrence first")
@@ -139,6 +140,7 @@ def float64_peak(threads: int) -> float:
 
 def main() -> None:
     args = parse()
+    args.impls = args.impls or (["sequential", "torch", "cpu"] if args.device == "cpu" else ["torch", "triton"])
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     import torch
 
