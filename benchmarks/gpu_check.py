@@ -15,6 +15,9 @@ The steps, each timed and kept in one JSON:
   padding-exact on the device; a paper-scale ASYM step in bf16 against fp32);
 - scan_benchmark: benchmarks/scan.py's GPU rows at batch 16, d_inner 1024, d_state 16, with the
   bytes moved against the device's copy bandwidth;
+- ssd_benchmark: benchmarks/ssd.py's GPU rows (our Triton SSD, the chunked PyTorch SSD and mamba-ssm's
+  mamba_chunk_scan_combined when it imports) at batch 8, 16 heads of 64 channels, d_state 64,
+  after their errors (output and every input's gradient) against the float64 recurrence;
 - train_step: benchmarks/train_step.py, every registry model at paper scale, fp32 and bf16, with
   peak GPU memory;
 - pipeline: a real paper-scale run of the DAG on a synthetic D-Vlog of the release's size (961
@@ -60,17 +63,19 @@ PIPELINE_MODELS = ["asym", "asym-no-mem", "depmamba", "transformer", "bilstm", "
 # The sizes of each step: on the GPU, and in the CPU rehearsal.
 SIZES = {
     "gpu": {"scan": {"batch": 16, "d_inner": 1024, "d_state": 16, "lengths": [1000, 4000]},
+            "ssd": {"batch": 8, "heads": 16, "headdim": 64, "d_state": 64, "lengths": [1000, 4000]},
             "train_step": {"frames": 1000, "batch": 16, "scale": "paper", "models": None},
             "pipeline": {"scale": "paper", "n_samples": 961, "seconds": [300, 900], "epochs": 2,
                          "models": PIPELINE_MODELS, "precision": "bf16"}},
     "rehearse": {"scan": {"batch": 1, "d_inner": 8, "d_state": 4, "lengths": [40]},
+                 "ssd": {"batch": 1, "heads": 2, "headdim": 4, "d_state": 4, "lengths": [20]},
                  "train_step": {"frames": 24, "batch": 2, "scale": "demo", "models": ["asym", "mean-mlp"]},
                  "pipeline": {"scale": "demo", "n_samples": 40, "seconds": [12, 20], "epochs": 1,
                               "models": ["asym", "mean-mlp"], "precision": "fp32"}},
 }
-STEP_TIMEOUT_S = {"wheels": 120, "build": 3600, "cuda_tests": 180, "scan_benchmark": 120, "train_step": 180,
-                  "pipeline": 300}
-STEPS = ("wheels", "build", "cuda_tests", "scan_benchmark", "train_step", "pipeline", "projection")
+STEP_TIMEOUT_S = {"wheels": 120, "build": 3600, "cuda_tests": 180, "scan_benchmark": 120, "ssd_benchmark": 120,
+                  "train_step": 180, "pipeline": 300}
+STEPS = ("wheels", "build", "cuda_tests", "scan_benchmark", "ssd_benchmark", "train_step", "pipeline", "projection")
 
 
 def no_cuda_message() -> str | None:
@@ -377,6 +382,16 @@ def main() -> int:
                  "--lengths", *map(str, s["lengths"]), "--impls", *impls,
                  "--gpu-device", "cpu" if args.rehearse else "cuda", "--json", str(out)], env=env, timeout=limit)
             _attach(steps["scan_benchmark"], out)
+        if "ssd_benchmark" in wanted and (limit := budget("ssd_benchmark")):
+            s = size["ssd"]
+            impls = ["torch", "triton"] + (["cuda"] if "build" in steps or _importable("mamba_ssm", env) else [])
+            out = Path(tmp) / "ssd.json"
+            steps["ssd_benchmark"] = run(
+                [sys.executable, str(ROOT / "benchmarks" / "ssd.py"), "--check", "--repeats", "3",
+                 "--batch", str(s["batch"]), "--heads", str(s["heads"]), "--headdim", str(s["headdim"]),
+                 "--d-state", str(s["d_state"]), "--lengths", *map(str, s["lengths"]), "--impls", *impls,
+                 "--device", "cpu" if args.rehearse else "cuda", "--json", str(out)], env=env, timeout=limit)
+            _attach(steps["ssd_benchmark"], out)
         if "train_step" in wanted and (limit := budget("train_step")):
             s = size["train_step"]
             out = Path(tmp) / "train_step.json"

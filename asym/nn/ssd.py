@@ -33,7 +33,7 @@ import torch
 from asym.nn.ssd_torch import CHUNK, ssd_torch
 
 BACKENDS = ("auto", "cuda", "cpu", "torch", "triton")
-CPU_AUTO = "torch"   # what "auto" picks for CPU tensors (benchmarks/ssd.py: the faster of cpu and torch)
+CPU_AUTO = "cpu"     # what "auto" picks for CPU tensors: the faster of cpu and torch (benchmarks/ssd.py)
 
 
 @functools.cache
@@ -98,6 +98,8 @@ def check_shapes(x, dt, A, B, C, D, z, dt_bias, initial_state) -> None:
 def ssd(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False, initial_state=None,
         return_final_state=False, chunk_size: int = CHUNK, backend: str = "auto"):
     check_shapes(x, dt, A, B, C, D, z, dt_bias, initial_state)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"ssd: chunk_size must be a positive integer, got {chunk_size!r}")
     chosen = pick_backend(x, backend)
     device = x.device.type
     autocasting = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)

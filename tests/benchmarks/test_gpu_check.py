@@ -122,7 +122,8 @@ def test_the_rehearsal_passes_every_step_in_a_base_environment_with_only_the_whe
     result = json.loads(next((tmp_path / "out").glob("*-rehearsal.json")).read_text())
     assert proc.returncode == 0, (result["failed_steps"], proc.stdout[-3000:])
     steps = result["steps"]
-    assert set(steps) == {"wheels", "cuda_tests", "scan_benchmark", "train_step", "pipeline", "projection"}
+    assert set(steps) == {"wheels", "cuda_tests", "scan_benchmark", "ssd_benchmark", "train_step", "pipeline",
+                          "projection"}
     assert steps["wheels"]["wheels"] == len(list((wheels / "any").glob("*.whl"))) + len(
         list((wheels / f"cp{sys.version_info.major}{sys.version_info.minor}").glob("*.whl")))
     assert all(step["seconds"] > 0 for name, step in steps.items() if name != "projection")
@@ -130,6 +131,10 @@ def test_the_rehearsal_passes_every_step_in_a_base_environment_with_only_the_whe
     scan = steps["scan_benchmark"]["results"]["rows"]
     assert {r["impl"] for r in scan} == {"asym Triton (GPU)", "asym PyTorch path (GPU)"}
     assert all(r["share_of_copy_bandwidth"] > 0 and r["bytes"] > 0 for r in scan)
+    ssd = steps["ssd_benchmark"]["results"]
+    assert {r["impl"] for r in ssd["rows"]} == {"torch", "triton"} and all(r["seconds"] > 0 for r in ssd["rows"])
+    assert set(ssd["errors"]) == {"torch", "triton"}
+    assert all(err < 1e-5 for errs in ssd["errors"].values() for err in errs.values())
     rows = steps["train_step"]["results"]["rows"]
     assert {(r["model"], r["precision"]) for r in rows} == {(m, p) for m in ("asym", "mean-mlp") for p in ("fp32", "bf16")}
     pipe = steps["pipeline"]

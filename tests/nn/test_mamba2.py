@@ -37,10 +37,10 @@ def reference_block(m: Mamba2, u: torch.Tensor, mamba_ssd) -> torch.Tensor:
     return m.out_proj(y)
 
 
-@pytest.mark.parametrize("ngroups", [1, 2])
-def test_the_block_computes_what_mamba_ssm_s_mamba2_computes(mamba_ssd, ngroups):
+@pytest.mark.parametrize("ngroups,backend", [(1, "torch"), (2, "torch"), (2, "cpu")])
+def test_the_block_computes_what_mamba_ssm_s_mamba2_computes(mamba_ssd, ngroups, backend):
     torch.manual_seed(0)
-    m = Mamba2(16, ngroups=ngroups, **SMALL)
+    m = Mamba2(16, ngroups=ngroups, scan_backend=backend, **SMALL)
     u = torch.randn(2, 21, 16)
     out = m(u)
     assert out.shape == u.shape
