@@ -126,7 +126,8 @@ def caption(rows: pd.DataFrame, params: Params) -> list[str]:
         f"{platform.machine() or 'an unnamed machine'} with torch {_torch_version()}. Peak MB: the process's "
         "resident-set high-water mark over one forward pass, less its resident set before it (the model and inputs "
         "left out; memory freed earlier handed back first), so buffers outside torch's allocator (the CPU scan's) "
-        "count too; – where it cannot be measured (Linux only).",
+        "count too, to within the kernel's resident-set accounting (a few hundred kB); – where it cannot be measured "
+        "(Linux with glibc only).",
     ]
 
 
