@@ -230,4 +230,4 @@ def test_a_bad_cost_block_is_refused_naming_the_key(tmp_path, edit, message):
 def test_a_params_file_without_a_cost_block_is_refused_only_by_asym_cost(tmp_path):
     params = load_params(_params_with(tmp_path, lambda r: r.pop("cost")))
     with pytest.raises(ConfigError, match="no `cost` block"):
-        params.cost
+        _ = params.cost

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from asym.io import atomic_path, write_text
+from asym.models.registry import ASYM_KIND as ASYM
 from asym.report import plots
 from asym.report.html import write_page
 from asym.report.latex import to_latex
@@ -175,7 +176,8 @@ def draw_cost(points: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     styles = dict(plots.FLOOR_STYLES)
     for ax, ds in zip(axes[0], datasets, strict=False):
         part = points[points["dataset"] == ds]
-        for kind in dict.fromkeys([*plots.KIND_COLOURS, *part["kind"]]):
+        # ASYM drawn last, over its ablations (several share its MACs)
+        for kind in sorted(dict.fromkeys([*plots.KIND_COLOURS, *part["kind"]]), key=lambda k: k == ASYM):
             k = part[part["kind"] == kind]
             if k.empty:
                 continue
@@ -184,7 +186,7 @@ def draw_cost(points: pd.DataFrame, summary: pd.DataFrame) -> Figure:
                                              (k["f1_ci_high"] - k["f1"]).clip(lower=0).fillna(0)])
             ax.errorbar(k["macs_per_min"], f1, yerr=err, fmt="o", ms=plots.MARKER_SIZE, capsize=plots.CAPSIZE,
                         elinewidth=plots.THIN_LINE_WIDTH, color=plots.KIND_COLOURS.get(kind, plots.OTHER_KIND_COLOUR),
-                        label=plots.KIND_LABELS.get(kind, kind))
+                        label=plots.KIND_LABELS.get(kind, kind), zorder=3 if kind == ASYM else 2)
         for r in part.itertuples():
             ax.annotate(r.model, (r.macs_per_min, plots.PERCENT * r.f1), xytext=(3, 3), textcoords="offset points",
                         fontsize=plots.FONT - 2)
