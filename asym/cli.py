@@ -152,6 +152,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_cost(args: argparse.Namespace) -> None:
     p = _params(args)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     from asym.train.job import env_threads
 
     env_threads(args.threads or p.cost.threads)       # before anything imports numba
@@ -441,17 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
                  "Markdown, CSV and LaTeX tables, plots and model cards from every evaluated run.")
     s.set_defaults(func=cmd_report)
 
-    s = _command(sub, "cost", "parameters, MACs, CPU latency and peak memory of every model per minute of vlog",
-                 "At the active scale on each dataset's widths, for the vlog lengths of `cost` in --params: "
-                 "reports/cost.{md,csv,tex,html}.")
-    s.add_argument("--models", nargs="+", help="only these registry names (default: every registered model)")
-    s.add_argument("--threads", type=int, help="torch threads while timing (default: cost.threads of --params)")
-    s.set_defaults(func=cmd_cost)
-
-    s = _command(sub, "cost-plot", "test F1 against MACs per minute, per dataset",
-                 "From reports/cost.csv (`asym cost`) and reports/summary.csv (`asym report`): reports/cost.png.")
-    s.set_defaults(func=cmd_cost_plot)
-
     s = _command(sub, "track", "log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
 
@@ -466,6 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", choices=registry.KINDS, help="only models of this kind (default: all)")
     s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
     s.set_defaults(func=cmd_models)
+
+    s = _command(sub, "cost", "parameters, MACs, CPU latency and peak memory of every model per minute of vlog",
+                 "At the active scale on each dataset's widths, for the vlog lengths of `cost` in --params: "
+                 "reports/cost.{md,csv,tex,html}.")
+    s.add_argument("--models", nargs="+", help="only these registry names (default: every registered model)")
+    s.add_argument("--threads", type=int, help="torch threads while timing (default: cost.threads of --params)")
+    s.set_defaults(func=cmd_cost)
+
+    s = _command(sub, "cost-plot", "test F1 against MACs per minute, per dataset",
+                 "From reports/cost.csv (`asym cost`) and reports/summary.csv (`asym report`): reports/cost.png.")
+    s.set_defaults(func=cmd_cost_plot)
 
     s = _command(sub, "extract", "D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos",
                  "Reads only the `extract` block of --params.")
