@@ -154,6 +154,37 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report: {len(files)} files -> {p.path_of('reports')}")
 
 
+def cmd_cost(args: argparse.Namespace) -> None:
+    p = _params(args)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    from asym.train.job import env_threads
+
+    env_threads(args.threads or p.cost.threads)       # before anything imports numba
+    import pandas as pd
+
+    from asym.cost import measure
+    from asym.report.cost import table_outputs, write_table
+
+    rows = pd.DataFrame(measure(p, models=args.models, threads=args.threads))
+    out = table_outputs(_layout(p))
+    write_table(rows, p, out)
+    print(f"cost: {rows['model'].nunique()} models x {rows['dataset'].nunique()} datasets x "
+          f"{rows['minutes'].nunique()} vlog lengths -> {out['cost_md']}")
+
+
+def cmd_cost_plot(args: argparse.Namespace) -> None:
+    from asym.report.cost import plot_cost, plot_inputs, plot_output
+
+    layout = _layout(_params(args))
+    inputs = plot_inputs(layout)
+    for path in inputs.values():
+        if not path.is_file():
+            raise ConfigError(f"{path} is not there: `asym cost` writes the cost table, `asym report` the summary")
+    points = plot_cost(inputs["cost_csv"], inputs["summary_csv"], plot_output(layout))
+    print(f"cost plot: {len(points)} models' F1 against MACs -> {plot_output(layout)}")
+
+
 def cmd_track(args: argparse.Namespace) -> None:
     from asym.tracking.track import track_all
 
@@ -430,6 +461,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", choices=registry.KINDS, help="only models of this kind (default: all)")
     s.add_argument("--details", action="store_true", help="parameter counts at both scales on both datasets")
     s.set_defaults(func=cmd_models)
+
+    s = _command(sub, "cost", "parameters, MACs, CPU latency and peak memory of every model per minute of vlog",
+                 "At the active scale on each dataset's widths, for the vlog lengths of `cost` in --params: "
+                 "reports/cost.{md,csv,tex,html}.")
+    s.add_argument("--models", nargs="+", help="only these registry names (default: every registered model)")
+    s.add_argument("--threads", type=int, help="torch threads while timing (default: cost.threads of --params)")
+    s.set_defaults(func=cmd_cost)
+
+    s = _command(sub, "cost-plot", "test F1 against MACs per minute, per dataset",
+                 "From reports/cost.csv (`asym cost`) and reports/summary.csv (`asym report`): reports/cost.png.")
+    s.set_defaults(func=cmd_cost_plot)
 
     s = _command(sub, "extract", "D-Vlog's features (eGeMAPS LLDs, 68 landmarks per second) from videos",
                  "Reads only the `extract` block of --params.")

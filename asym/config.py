@@ -450,6 +450,26 @@ class CrossGenderConfig(Strict):
     datasets: list[str]
 
 
+class CostConfig(Strict):
+    """`asym cost` (asym.cost): each model's parameters, multiply-accumulates, CPU latency and peak
+    memory per minute of vlog, at each of `minutes` (the field's vlogs run from a minute to over an
+    hour), on `batch` vlogs per forward pass."""
+
+    minutes: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)   # vlog lengths costed
+    batch: int = Field(ge=1)                 # vlogs per forward pass
+    threads: int = Field(ge=1)               # torch threads while timing on the CPU
+    warmup: int = Field(ge=1)                # untimed forward passes before the timed ones
+    repeats: ByScale[Annotated[int, Field(ge=1)]]   # timed forward passes; their median is reported
+    memory: bool = True                      # measure peak memory (a forked process per model, Linux)
+
+    @field_validator("minutes")
+    @classmethod
+    def _distinct(cls, v: list[float]) -> list[float]:
+        if len(set(v)) != len(v):
+            raise ValueError("needs distinct lengths")
+        return sorted(v)
+
+
 class ParamsFile(Strict):
     extends: str | None = None   # a params file this one amends (see load_params)
     # model files (paths relative to the params file that lists them) or importable modules whose
@@ -470,6 +490,7 @@ class ParamsFile(Strict):
     report: ReportConfig
     optimism: OptimismConfig | None = None
     cross_gender: CrossGenderConfig | None = None
+    cost: CostConfig | None = None
 
     @model_validator(mode="after")
     def _cross_refs(self, info: ValidationInfo) -> ParamsFile:
@@ -650,6 +671,12 @@ class Params:
     @property
     def report(self) -> ReportConfig:
         return self.data.report
+
+    @property
+    def cost(self) -> CostConfig:
+        if self.data.cost is None:
+            raise ConfigError(f"{self.path}: no `cost` block (minutes, batch, threads, warmup, repeats) for `asym cost`")
+        return self.data.cost
 
     def dataset(self, name: str) -> DatasetConfig:
         try:
