@@ -143,6 +143,48 @@ def register_scan(target: str, flops: Callable[..., int], name: str | None = Non
 register_scan("asym.nn.ssm:selective_scan", selective_scan_call_flops)
 
 
+# --- Mamba2's scan (SSD) ------------------------------------------------------------------------
+# FLOPs of the state-space duality scan (asym.nn.ssd.ssd, mamba_chunk_scan_combined's semantics),
+# counted as its recurrence, for each step t, batch row b and head h (dt scalar per head):
+#   per head:     dA = exp(dt * A[h])              2  (the decay: a multiply, an exp)
+#                 dt + dt_bias                     1  (when a bias is given)
+#                 softplus = log(1 + exp(x))       3  (when dt_softplus)
+#   per head channel p:  dt * x[p]                 1
+#                        y += D * x                2  (the D skip, when D is given)
+#                        y *= z * sigmoid(z)       6  (the SiLU(z) gate, when z is given)
+#   per (p, state n):    (dt * x[p]) * B[n]        1
+#                        h = dA * h + dBx          2
+#                        y += C[n] * h             2
+# The chunked form computes the same recurrence by matrix products; what is counted is the work of
+# the recurrence, a lower bound that does not depend on the chunk length.
+SSD_HEAD_FLOPS = {"decay": 2, "dt_bias": 1, "softplus": 3}
+SSD_CHANNEL_FLOPS = {"dt_x": 1, "skip": 2, "gate": 6}
+SSD_STATE_FLOPS = {"input": 1, "update": 2, "readout": 2}
+
+
+def ssd_flops(batch: int, length: int, heads: int, headdim: int, d_state: int, *, dt_bias: bool = False,
+              softplus: bool = False, skip: bool = False, gate: bool = False) -> int:
+    """FLOPs of one SSD scan of `length` steps over `batch` x `heads` heads of `headdim` channels with
+    `d_state` states (grouped B and C cost the same: each head reads its group's)."""
+    per_head = SSD_HEAD_FLOPS["decay"] + sum(SSD_HEAD_FLOPS[k] for k, on in (
+        ("dt_bias", dt_bias), ("softplus", softplus)) if on)
+    per_channel = SSD_CHANNEL_FLOPS["dt_x"] + sum(SSD_CHANNEL_FLOPS[k] for k, on in (
+        ("skip", skip), ("gate", gate)) if on)
+    return batch * length * heads * (per_head + headdim * (per_channel + d_state * sum(SSD_STATE_FLOPS.values())))
+
+
+def ssd_call_flops(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                   D: torch.Tensor | None = None, z: torch.Tensor | None = None, dt_bias: torch.Tensor | None = None,
+                   dt_softplus: bool = False, **_: Any) -> int:
+    """`ssd_flops` of one call of asym.nn.ssd.ssd, from its arguments (x: (b, l, h, p), B: (b, l, g, n))."""
+    batch, length, heads, headdim = x.shape
+    return ssd_flops(batch, length, heads, headdim, B.shape[-1], dt_bias=dt_bias is not None,
+                     softplus=bool(dt_softplus), skip=D is not None, gate=z is not None)
+
+
+register_scan("asym.nn.ssd:ssd", ssd_call_flops)
+
+
 def _reporting(scan: ScanCost, original: Callable[..., Any]) -> Callable[..., Any]:
     """`original`, run with the counter blind to it, then reporting `scan.flops` of the call."""
     signature = inspect.signature(original)

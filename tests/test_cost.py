@@ -16,7 +16,7 @@ from asym import cost
 from asym.config import load_params
 from asym.errors import ConfigError
 from asym.models import registry
-from asym.nn import mamba, ssm
+from asym.nn import mamba, mamba2, ssm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,6 +141,29 @@ def test_a_mamba_blocks_scans_reach_the_counter_and_the_function_is_restored():
     scan = cost.selective_scan_flops(1, block.d_inner, T, d_state, delta_bias=True, softplus=True, skip=True, gate=True)
     assert flops[f"{cost.LIBRARY}.selective_scan"] == 2 * scan         # forward and backward branches
     assert sum(v for k, v in flops.items() if k.startswith("aten.")) > 0
+
+
+def test_the_ssd_formula_is_the_hand_count_of_one_step():
+    # one step, one head of one channel, one state: decay dt*A, exp (2) + dt*x (1) + (dt*x)*B (1)
+    # + update (2) + readout (2)
+    assert cost.ssd_flops(1, 1, 1, 1, 1) == 2 + 1 + 1 + 2 + 2
+    # + dt_bias (1) + softplus (3) per head; + D skip (2) + SiLU(z) gate (6) per channel
+    assert cost.ssd_flops(1, 1, 1, 1, 1, dt_bias=True, softplus=True, skip=True, gate=True) == 8 + 1 + 3 + 2 + 6
+    # the decay is paid per head, not per channel and state as in the selective scan
+    assert cost.ssd_flops(2, 5, 3, 4, 6, skip=True) == 2 * 5 * 3 * (2 + 4 * (1 + 2 + 5 * 6))
+
+
+def test_a_mamba2_blocks_scan_reaches_the_counter():
+    torch.manual_seed(0)
+    d_model, d_state, headdim, T = 16, 4, 8, 11
+    block = mamba2.Mamba2(d_model, d_state=d_state, headdim=headdim, expand=2, bidirectional=True)
+    original = mamba2.ssd
+    flops = cost.count_flops(block, torch.randn(1, T, d_model), torch.tensor([T]))
+    assert mamba2.ssd is original
+    heads = 2 * d_model // headdim
+    scan = cost.ssd_flops(1, T, heads, headdim, d_state, dt_bias=True, softplus=True, skip=True)
+    # both directions run as one call on a doubled batch
+    assert flops[f"{cost.LIBRARY}.ssd"] == 2 * scan
 
 
 def test_a_second_scan_registers_in_one_line(monkeypatch):
