@@ -74,7 +74,8 @@ oracle: $(STAMP)
 # (for this Python and GPU_PYTHONS); carry that folder to the node with the clone and run there
 #   python3 benchmarks/gpu_check.py            (add --build-mamba-ssm to build mamba-ssm too)
 # which writes benchmarks/results/<date>-<gpu>.json. `make gpu-check` runs it with .venv's Python;
-# without a CUDA GPU it says so and succeeds.
+# without a CUDA GPU it says so and succeeds; where nvidia-smi lists a GPU that torch cannot use (a
+# CPU build, a driver too old for its CUDA) it fails with the reason.
 GPU_PYTHONS ?= 3.12
 gpu-wheels: $(STAMP)
 	$(BIN)/python benchmarks/gpu_wheels.py --pythons $(shell $(BIN)/python -c 'import sys; print(*sys.version_info[:2], sep=".")') $(GPU_PYTHONS)

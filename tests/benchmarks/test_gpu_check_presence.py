@@ -1,0 +1,40 @@
+"""benchmarks/gpu_check.py's first decision, with the GPU simulated by a fake `nvidia-smi` on PATH:
+a GPU that torch cannot use fails the check loudly; no GPU at all is a success that says so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from tests.workflow.test_install_plan import H100, fake_smi
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+
+
+def gpu_check(smi_dir: Path, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{smi_dir}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def test_a_listed_gpu_that_torch_cannot_use_fails_the_check(tmp_path):
+    proc = gpu_check(fake_smi(tmp_path / "bin", H100), tmp_path / "out")
+    assert proc.returncode == 1
+    assert "gpu_check failed: no CUDA GPU usable: nvidia-smi lists 'GPU 0: NVIDIA H100" in proc.stderr
+    assert "DEVICE=cuda" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("listing", "rc"), [("No devices were found", 6),
+                                             ("NVIDIA-SMI has failed because it couldn't communicate with "
+                                              "the NVIDIA driver.", 9)])
+def test_an_nvidia_smi_that_lists_no_gpu_is_no_gpu(tmp_path, listing, rc):
+    proc = gpu_check(fake_smi(tmp_path / "bin", listing, rc), tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "no CUDA GPU on this machine: nothing to check." in proc.stdout
