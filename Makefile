@@ -25,7 +25,8 @@ $(BIN)/python:
 # for everything else. workflow/scripts/install_plan.py picks one: DEVICE=auto (the default) the
 # CUDA lock where nvidia-smi lists a GPU, DEVICE=cuda or DEVICE=cpu forces it; a GPU build of torch
 # already in the venv is kept (installing the CPU wheel over it is refused). An explicit DEVICE has
-# its own stamp, so `make run DEVICE=cuda` installs again after a CPU install.
+# its own stamp, so `make run DEVICE=cuda` installs again after a CPU install; any install also
+# stands for DEVICE=auto's, so a later `make run` or `make gpu-check` does not install again.
 LOCK        := requirements.lock
 CUDA_LOCK   := requirements-cuda.lock
 LOCK_EXTRAS := test
@@ -39,7 +40,7 @@ $(STAMP): pyproject.toml $(LOCK) $(CUDA_LOCK) | $(BIN)/python
 	  --cpu-lock $(LOCK) --cuda-lock $(CUDA_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed*
-	touch $(STAMP)
+	touch $(STAMP) $(VENV)/.installed
 
 install: $(STAMP)
 

@@ -133,5 +133,5 @@ def test_the_makefile_runs_the_plan_with_the_device_asked_and_a_stamp_of_its_own
                               cwd=ROOT, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert f"install_plan.py --venv {venv} --device {device} " in proc.stdout
-        assert f"touch {venv}/{stamp}" in proc.stdout
+        assert f"touch {venv}/{stamp} {venv}/.installed" in proc.stdout
         assert "requirements.lock" not in proc.stdout.split("install_plan.py")[0]
