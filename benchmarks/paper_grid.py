@@ -116,8 +116,10 @@ def readme(g: Grid, alternative: Grid | None = None, card_mb: int = 80000) -> di
         optimism += (f"; with {', '.join(alternative.optimism_models)} it would be {alternative.optimism_fits} fits, "
                      f"{_hours(alternative.optimism_hours)}.")
     largest = max(big, key=big.get)
-    memory = (f"ASYM asks for {big['asym'] / 1024:.1f} GB, the largest, {largest}, for {big[largest] / 1024:.1f} GB "
-              f"({per[largest]['source']}); an 80 GB card runs {card_mb // big['asym']} ASYM jobs at once.")
+    how = {"gpu": "measured on a GPU", "cpu": "from the CPU's table", "estimate": "not measured"}
+    memory = (f"ASYM asks for {big['asym'] / 1024:.1f} GB ({how[per['asym']['source']]}), the largest, {largest}, "
+              f"for {big[largest] / 1024:.1f} GB ({how[per[largest]['source']]}): an 80 GB card runs "
+              f"{card_mb // big['asym']} ASYM jobs at once.")
     return {"GRID_SENTENCE": grid_sentence, "OPTIMISM_SENTENCE": optimism, "MEMORY_SENTENCE": memory}
 
 
