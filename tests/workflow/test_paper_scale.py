@@ -119,3 +119,13 @@ def test_the_snakemake_commands_dry_run_the_whole_paper_grid(paper_project):
         counts = job_counts(dry_run(paper_project, command))
         assert counts["train"] == len(registry.names()) * len(p.datasets), command
         assert counts["train_optimism"] == len(p.optimism_models) * 2 * len(p.datasets), command
+
+
+def test_the_slurm_request_the_readme_states_is_the_profiles():
+    train = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]["train"]
+    text = one_line(section("Paper scale"))
+    assert (f"one whole GPU (`gres: {train['gres']}`), {train['mem_mb'] // 1000} GB of host memory and "
+            f"{train['cpus_per_task']} CPUs, for {train['runtime']} minutes") in text
+    gpu = yaml.safe_load((ROOT / "workflow" / "profiles" / "gpu" / "config.yaml").read_text())["resources"]
+    assert "gpu_mem_mb=80000" in gpu and "declares an 80 GB card (`gpu_mem_mb=80000`, 4 slots)" in text
+    assert "gpu_slots=4" in gpu
