@@ -38,3 +38,24 @@ def test_an_nvidia_smi_that_lists_no_gpu_is_no_gpu(tmp_path, listing, rc):
     proc = gpu_check(fake_smi(tmp_path / "bin", listing, rc), tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA GPU on this machine: nothing to check." in proc.stdout
+
+
+@pytest.mark.parametrize(("listing", "rc"), [(H100, 2), (None, 0)])
+def test_make_gpu_check_fails_on_a_gpu_torch_cannot_use_and_passes_without_one(tmp_path, listing, rc):
+    """`make gpu-check` itself, with an installed venv whose python is this one (nothing installed)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (venv / ".installed").touch()
+    smi_dir = fake_smi(tmp_path / "smi", listing) if listing else tmp_path / "empty"
+    smi_dir.mkdir(exist_ok=True)
+    env = {**os.environ, "PATH": f"{smi_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    proc = subprocess.run(["make", "--no-print-directory", "gpu-check", f"VENV={venv}"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == rc, proc.stdout + proc.stderr
+    if listing:
+        assert "gpu_check failed: no CUDA GPU usable" in proc.stderr
+    else:
+        assert "no CUDA GPU on this machine: nothing to check." in proc.stdout
