@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    create .venv if missing, install, run the whole DAG on the embedded demo (a run
-#               killed half-way resumes: rerun `make run`)
+#               killed half-way resumes: rerun `make run`); DEVICE=cuda|cpu picks the lock
+#               (default: the CUDA one where nvidia-smi lists a GPU)
 #   make test   the same set-up, then the test suite (what CI runs)
 # Also: make test-fast (everything not marked slow), make mutants, make bench, make gpu-wheels,
 # make gpu-check, make demo-mechanisms (the demos that know their answer, workflow/demos/).
@@ -18,23 +19,41 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Every package at the exact version and hash of requirements.lock (`make lock` regenerates it from
-# pyproject.toml with uv, for Linux x86-64 and Python 3.11, torch the CPU wheel), then the project.
+# Every package at the exact version and hash of a lock, then the project. Two locks, made from
+# pyproject.toml by `make lock` with uv for Linux x86-64 and Python 3.11: requirements.lock with
+# torch's CPU wheel, requirements-cuda.lock with PyPI's torch (the CUDA build) and the same pins
+# for everything else. workflow/scripts/install_plan.py picks one: DEVICE=auto (the default) the
+# CUDA lock where nvidia-smi lists a GPU, DEVICE=cuda or DEVICE=cpu forces it; a GPU build of torch
+# already in the venv is kept (installing the CPU wheel over it is refused). An explicit DEVICE has
+# its own stamp, so `make run DEVICE=cuda` installs again after a CPU install; any install also
+# stands for DEVICE=auto's, so a later `make run` or `make gpu-check` does not install again.
 LOCK        := requirements.lock
+CUDA_LOCK   := requirements-cuda.lock
 LOCK_EXTRAS := test
 UV          := uv==0.13.9
-$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+DEVICE      ?= auto
+ifneq ($(DEVICE),auto)
+STAMP := $(VENV)/.installed-$(DEVICE)
+endif
+$(STAMP): pyproject.toml $(LOCK) $(CUDA_LOCK) | $(BIN)/python
+	$(BIN)/python workflow/scripts/install_plan.py --venv $(VENV) --device $(DEVICE) \
+	  --cpu-lock $(LOCK) --cuda-lock $(CUDA_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	rm -f $(VENV)/.installed*
+	touch $(STAMP) $(VENV)/.installed
 
 install: $(STAMP)
 
+# The CUDA lock starts from the CPU lock's pins (uv keeps an output file's versions where it can),
+# so the two differ only in torch and what its CUDA build brings (triton, NVIDIA's libraries);
+# PIP_FIND_LINKS (where a CPU torch wheel may sit) is left out of it.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet '$(UV)'
-	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) --generate-hashes \
-	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-	  $(addprefix --find-links ,$(PIP_FIND_LINKS)) --quiet -o $(LOCK)
+	$(UV_COMPILE) $(addprefix --find-links ,$(PIP_FIND_LINKS)) -o $(LOCK)
+	cp $(LOCK) $(CUDA_LOCK)
+	$(UV_COMPILE) -o $(CUDA_LOCK)
 	$(BIN)/python workflow/scripts/conda_env.py
 
 # mamba-ssm's own pure-PyTorch selective_scan_ref is the tests' oracle, and the sources of
@@ -56,7 +75,8 @@ oracle: $(STAMP)
 # (for this Python and GPU_PYTHONS); carry that folder to the node with the clone and run there
 #   python3 benchmarks/gpu_check.py            (add --build-mamba-ssm to build mamba-ssm too)
 # which writes benchmarks/results/<date>-<gpu>.json. `make gpu-check` runs it with .venv's Python;
-# without a CUDA GPU it says so and succeeds.
+# without a CUDA GPU it says so and succeeds; where nvidia-smi lists a GPU that torch cannot use (a
+# CPU build, a driver too old for its CUDA) it fails with the reason.
 GPU_PYTHONS ?= 3.12
 gpu-wheels: $(STAMP)
 	$(BIN)/python benchmarks/gpu_wheels.py --pythons $(shell $(BIN)/python -c 'import sys; print(*sys.version_info[:2], sep=".")') $(GPU_PYTHONS)

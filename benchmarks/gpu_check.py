@@ -78,18 +78,23 @@ STEP_TIMEOUT_S = {"wheels": 120, "build": 3600, "cuda_tests": 180, "scan_benchma
 STEPS = ("wheels", "build", "cuda_tests", "scan_benchmark", "ssd_benchmark", "train_step", "pipeline", "projection")
 
 
-def no_cuda_message() -> str | None:
-    """None when PyTorch sees a CUDA GPU, else why not."""
+def no_cuda_message() -> tuple[str, int] | None:
+    """None when PyTorch sees a CUDA GPU, else why not and the exit status: 1 where nvidia-smi lists
+    a GPU this torch cannot use (a loud failure: the check would otherwise pass having run nothing),
+    0 where there is no GPU."""
     import torch
 
     if torch.cuda.is_available():
         return None
     smi = shutil.which("nvidia-smi")
-    gpus = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout.strip() if smi else ""
+    out = subprocess.run([smi, "-L"], capture_output=True, text=True) if smi else None
+    gpus = [line for line in out.stdout.splitlines() if line.startswith("GPU ")] if out and out.returncode == 0 else []
     if gpus:
-        return f"no CUDA GPU usable: nvidia-smi lists {gpus.splitlines()[0]!r}, but PyTorch {torch.__version__} " \
-               "has no CUDA support (install a CUDA build of torch)"
-    return "no CUDA GPU on this machine"
+        why = ("has no CUDA support (a CPU build: `make install DEVICE=cuda` installs requirements-cuda.lock)"
+               if torch.version.cuda is None else
+               f"(CUDA {torch.version.cuda}) cannot use it (is the driver older than this CUDA needs?)")
+        return f"no CUDA GPU usable: nvidia-smi lists {gpus[0]!r}, but PyTorch {torch.__version__} {why}", 1
+    return "no CUDA GPU on this machine", 0
 
 
 def restrict_architectures(setup_py: Path, capability: tuple[int, int]) -> bool:
@@ -317,10 +322,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     t_start = time.perf_counter()
-    reason = None if args.rehearse else no_cuda_message()
-    if reason:
-        print(f"{reason}: nothing to check.")
-        return 0
+    unusable = None if args.rehearse else no_cuda_message()
+    if unusable:
+        reason, status = unusable
+        print(f"{reason}: nothing to check." if status == 0 else f"gpu_check failed: {reason}",
+              file=sys.stderr if status else sys.stdout)
+        return status
     import torch
 
     mode = "rehearse" if args.rehearse else "gpu"
