@@ -3,7 +3,7 @@ estimate says, and what a test checks it against.
 
     python benchmarks/paper_grid.py [--results benchmarks/results]
 
-Every registry model x `run.datasets` x the paper seeds is one fit each; the optimism study
+Every model the run trains (`run.models` at paper scale) x `run.datasets` x the paper seeds is one fit each; the optimism study
 (params.yaml `optimism`, its paper models and seeds) adds its models x 2 protocols x `split.kfold.k`
 folds x its seeds x the datasets, shown apart. Each fit is costed from the CPU train-step table
 (benchmarks/results/train-step-*.json, benchmarks/train_step.py's projection: the recipe's epochs of
@@ -61,7 +61,7 @@ def grid(params: Params | None = None, results: Path = RESULTS, optimism_models:
     """The paper grid of `params` (the repository's params.yaml); `optimism_models` in place of
     the study's own, to cost another choice."""
     p = (params or load_params(ROOT / "params.yaml")).at_scale("paper")
-    models, datasets, seeds = registry.names(), p.datasets, len(p.seeds)
+    models, datasets, seeds = p.models, p.datasets, len(p.seeds)
     rows = {(r["model"], r["dataset"]): r for r in cpu_rows(results)}
     epochs = {m: p.recipe(registry.get(m).recipe).epochs for m in models}
 
@@ -105,7 +105,7 @@ def readme(g: Grid, alternative: Grid | None = None, card_mb: int = 80000) -> di
     heavy = [m for m in ("caf-mamba", "mdd-net") if m in per]
     named = ", ".join(f"{m} ({_millions(max(per[m]['params'].values()))} parameters, {per[m]['epochs']} epochs)"
                       if per[m]["params"] else f"{m} ({per[m]['epochs']} epochs)" for m in heavy)
-    grid_sentence = (f"{len(g.models)} registry models x {len(g.datasets)} datasets x {g.seeds} seeds = {g.fits} fits"
+    grid_sentence = (f"{len(g.models)} models x {len(g.datasets)} datasets x {g.seeds} seeds = {g.fits} fits"
                      + (f", {named} among them" if named else "") + f": {_hours(g.hours)} on a 2-core CPU"
                      + (f" ({', '.join(g.unmeasured)}: not timed yet, costed at the slowest step timed)"
                         if g.unmeasured else "") + ".")

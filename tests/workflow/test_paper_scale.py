@@ -47,14 +47,14 @@ def commands(text: str) -> list[str]:
 
 def test_the_readme_states_the_grid_the_registry_and_params_give():
     g = paper_grid.grid()
-    assert g.models == registry.names() and len(g.models) >= 22
+    p = load_params(ROOT / "params.yaml").at_scale("paper")
+    assert g.models == p.models and len(g.models) >= 22
     expected = paper_grid.readme(g, paper_grid.grid(optimism_models=ALL_FOUR))
     text = one_line(section("Paper scale")).replace("×", "x")
     missing = {key: s for key, s in expected.items() if s not in text}
     assert not missing, f"README's Paper scale is stale; `python benchmarks/paper_grid.py --readme " \
                         f"--optimism-models {' '.join(ALL_FOUR)}` prints: {missing}"
-    p = load_params(ROOT / "params.yaml").at_scale("paper")
-    assert g.fits == len(registry.names()) * len(p.datasets) * len(p.seeds)
+    assert g.fits == len(p.models) * len(p.datasets) * len(p.seeds)
     assert g.optimism_fits == len(p.optimism_models) * 2 * p.split.kfold.k * len(p.optimism_seeds) * len(p.datasets)
     readme = (ROOT / "README.md").read_text()
     assert "20 registry models" not in readme and "(20 models" not in readme
