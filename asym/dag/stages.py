@@ -167,7 +167,9 @@ def _split_settings(protocol: str) -> list[str]:
 
 
 def _grid(p: Params) -> list[str]:
-    return ["scale", "run.datasets", "run.models", "run.peer_ablations", f"run.seeds.{p.scale}"]
+    # run.peer_ablations only widens `run.models: all`; a list of models is read as it is
+    ablations = ["run.peer_ablations"] if p.data.run.models == "all" else []
+    return ["scale", "run.datasets", "run.models", *ablations, f"run.seeds.{p.scale}"]
 
 
 def _optimism_models(p: Params) -> list[str]:
