@@ -162,6 +162,21 @@ def cmd_track(args: argparse.Namespace) -> None:
     print(f"mlflow: {len(record)} runs in experiment {p.mlflow.experiment!r} ({p.mlflow.tracking_uri})")
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    """Every trained run on its test fold(s) under the perturbations of `robustness` in --params."""
+    from asym.train.job import env_threads, pick_device
+
+    p = _params(args)
+    env_threads(p.train.threads)
+    import torch
+
+    torch.set_num_threads(p.train.threads)
+    from asym.robustness import run_robustness
+
+    files = run_robustness(p, args.device or pick_device(p.train.device))
+    print(f"robustness: {len(files)} files -> {p.path_of('reports')}")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     """A trained run (or every seed of a model) applied to a release or an `asym extract` output."""
     from asym.train.job import pick_device
@@ -415,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "report", "tables and plots in the reports folder",
                  "Markdown, CSV and LaTeX tables, plots and model cards from every evaluated run.")
     s.set_defaults(func=cmd_report)
+
+    s = _command(sub, "robustness", "every trained run on its test fold(s) under missing modalities, noise and "
+                 "shortened vlogs", "Evaluation-time perturbations, no retraining; settings from `robustness` in --params.")
+    s.add_argument("--device", help="default: train.device of --params")
+    s.set_defaults(func=cmd_robustness)
 
     s = _command(sub, "track", "log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
