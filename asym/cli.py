@@ -298,9 +298,10 @@ the pipeline works, not how any model performs.
 DAG), one command each, every path taken from --params:
   fetch -> convert -> split -> train -> evaluate -> report -> track
 Beside them: `ui` shows the MLflow runs, `models` lists the models, `extract`
-and `predict` apply a trained model to new vlogs. `asym <command> --help` gives
-a command's options; README.md gives the short path (demo, real data, GPU,
-cluster) and the reference."""
+and `predict` apply a trained model to new vlogs, `robustness` tests the
+trained runs on missing modalities, noise and shortened vlogs.
+`asym <command> --help` gives a command's options; README.md gives the short
+path (demo, real data, GPU, cluster) and the reference."""
 
 EPILOG = """\
 examples:
@@ -431,13 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
                  "Markdown, CSV and LaTeX tables, plots and model cards from every evaluated run.")
     s.set_defaults(func=cmd_report)
 
+    s = _command(sub, "track", "log every finished run and the report to MLflow, once each")
+    s.set_defaults(func=cmd_track)
+
     s = _command(sub, "robustness", "every trained run on its test fold(s) under missing modalities, noise and "
                  "shortened vlogs", "Evaluation-time perturbations, no retraining; settings from `robustness` in --params.")
     s.add_argument("--device", help="default: train.device of --params")
     s.set_defaults(func=cmd_robustness)
-
-    s = _command(sub, "track", "log every finished run and the report to MLflow, once each")
-    s.set_defaults(func=cmd_track)
 
     s = _command(sub, "ui", "serve the MLflow UI over the store; print where the training runs are")
     s.add_argument("--host", default="127.0.0.1",
