@@ -77,6 +77,7 @@ import pandas as pd
 
 from asym.data.parquet import FeatureTable
 from asym.errors import DataError
+from asym.grid import Run
 from asym.layout import Layout
 from asym.report.stats import (
     centred_ci,
@@ -264,8 +265,6 @@ def model_curves(params: Params, runs: DatasetRuns, model: str, partitions: list
     seeds = runs.seeds.get(model) or params.seeds
     per_seed = []
     for s, seed in enumerate(seeds):
-        from asym.grid import Run
-
         folder = layout.run(Run(runs.name, model, seed)).folder
         curves = seed_curves(folder, partitions, perts, params.robustness.seed, device)
         if list(curves.ids) != list(runs.ids):
