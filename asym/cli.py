@@ -193,6 +193,21 @@ def cmd_track(args: argparse.Namespace) -> None:
     print(f"mlflow: {len(record)} runs in experiment {p.mlflow.experiment!r} ({p.mlflow.tracking_uri})")
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    """Every trained run on its test fold(s) under the perturbations of `robustness` in --params."""
+    from asym.train.job import env_threads, pick_device
+
+    p = _params(args)
+    env_threads(p.train.threads)
+    import torch
+
+    torch.set_num_threads(p.train.threads)
+    from asym.robustness import run_robustness
+
+    files = run_robustness(p, args.device or pick_device(p.train.device))
+    print(f"robustness: {len(files)} files -> {p.path_of('reports')}")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     """A trained run (or every seed of a model) applied to a release or an `asym extract` output."""
     from asym.train.job import pick_device
@@ -314,9 +329,10 @@ the pipeline works, not how any model performs.
 DAG), one command each, every path taken from --params:
   fetch -> convert -> split -> train -> evaluate -> report -> track
 Beside them: `ui` shows the MLflow runs, `models` lists the models, `extract`
-and `predict` apply a trained model to new vlogs. `asym <command> --help` gives
-a command's options; README.md gives the short path (demo, real data, GPU,
-cluster) and the reference."""
+and `predict` apply a trained model to new vlogs, `robustness` tests the
+trained runs on missing modalities, noise and shortened vlogs.
+`asym <command> --help` gives a command's options; README.md gives the short
+path (demo, real data, GPU, cluster) and the reference."""
 
 EPILOG = """\
 examples:
@@ -449,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _command(sub, "track", "log every finished run and the report to MLflow, once each")
     s.set_defaults(func=cmd_track)
+
+    s = _command(sub, "robustness", "every trained run on its test fold(s) under missing modalities, noise and "
+                 "shortened vlogs", "Evaluation-time perturbations, no retraining; settings from `robustness` in --params.")
+    s.add_argument("--device", help="default: train.device of --params")
+    s.set_defaults(func=cmd_robustness)
 
     s = _command(sub, "ui", "serve the MLflow UI over the store; print where the training runs are")
     s.add_argument("--host", default="127.0.0.1",

@@ -460,13 +460,34 @@ class CostConfig(Strict):
     threads: int = Field(ge=1)               # torch threads while timing on the CPU
     warmup: int = Field(ge=1)                # untimed forward passes before the timed ones
     repeats: ByScale[Annotated[int, Field(ge=1)]]   # timed forward passes; their median is reported
-    memory: bool = True                      # measure peak memory (a forked process per model, Linux)
+    memory: bool = True                      # measure peak memory (the resident set's high-water mark, Linux)
 
     @field_validator("minutes")
     @classmethod
     def _distinct(cls, v: list[float]) -> list[float]:
         if len(set(v)) != len(v):
             raise ValueError("needs distinct lengths")
+
+class RobustnessConfig(Strict):
+    """Robustness curves (`asym robustness`, asym.robustness): every trained run evaluated on its test
+    fold(s) under perturbations drawn at evaluation time, never retrained. Levels exclude the clean
+    one, which every curve starts from."""
+
+    seed: int                                       # every perturbation's draws (asym.robustness.vlog_rng)
+    bootstrap: int = Field(ge=100)                  # resamples of the CIs and exchanges of the paired tests
+    drop: list[Literal["audio", "visual", "both"]]  # modalities replaced by their training-fold mean
+    noise: list[Literal["audio", "visual"]]         # modalities given Gaussian noise at each of noise_levels
+    noise_levels: list[Annotated[float, Field(gt=0)]]       # std, in the feature's normalised training-fold stds
+    keep_first: list[Annotated[float, Field(gt=0, lt=1)]]   # share of each vlog kept, from its first frame
+    drop_frames: list[Annotated[float, Field(gt=0, lt=1)]]  # share of each vlog's frames removed at random
+    metric: Literal["balanced_accuracy", "auroc", "f1"]     # of the relative / effective robustness summary
+    reference: str | None = None                    # effective robustness's reference model (MultiBench: late fusion)
+
+    @field_validator("noise_levels", "keep_first", "drop_frames")
+    @classmethod
+    def _distinct(cls, v: list[float]) -> list[float]:
+        if len(set(v)) != len(v):
+            raise ValueError("levels must be distinct")
         return sorted(v)
 
 
@@ -491,6 +512,7 @@ class ParamsFile(Strict):
     optimism: OptimismConfig | None = None
     cross_gender: CrossGenderConfig | None = None
     cost: CostConfig | None = None
+    robustness: RobustnessConfig | None = None
 
     @model_validator(mode="after")
     def _cross_refs(self, info: ValidationInfo) -> ParamsFile:
@@ -509,6 +531,8 @@ class ParamsFile(Strict):
             if name not in self.datasets:
                 raise ValueError(f"run.datasets names {name!r}, which is not under `datasets`")
         self._cross_gender(known)
+        if self.robustness is not None and self.robustness.reference is not None:
+            known([self.robustness.reference], "robustness.reference")
         if self.run.models != "all":
             known(self.run.models, "run.models")
         for name, ds in self.datasets.items():
@@ -677,6 +701,12 @@ class Params:
         if self.data.cost is None:
             raise ConfigError(f"{self.path}: no `cost` block (minutes, batch, threads, warmup, repeats) for `asym cost`")
         return self.data.cost
+
+    @property
+    def robustness(self) -> RobustnessConfig:
+        if self.data.robustness is None:
+            raise ConfigError(f"{self.path}: no `robustness` block: `asym robustness` reads its settings there")
+        return self.data.robustness
 
     def dataset(self, name: str) -> DatasetConfig:
         try:

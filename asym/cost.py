@@ -26,11 +26,11 @@ Latency: the median of `cost.repeats` timed forward passes after `cost.warmup` u
 torch.inference_mode (as evaluation predicts), with `cost.threads` torch threads.
 
 Peak memory: the resident set's high-water mark over one forward pass, less the resident set
-before it (so the loaded model and its inputs are left out), in a process forked for that one
-measurement from a clean server. Resident memory rather than torch's allocator statistics or its
-profiler's `profile_memory` because the CPU scan's buffers are NumPy's, which torch never sees
-(tracemalloc sees NumPy's and not torch's: it is wrong either way); a fresh process so that memory
-an earlier pass freed (and malloc kept) is not reused unseen. Linux only (/proc/self/clear_refs
+before it (so the loaded model and its inputs are left out), in this process, after the memory that
+earlier passes freed is handed back to the system (glibc's malloc_trim) so a pass that reuses it
+shows it. Resident memory rather than torch's allocator statistics or its profiler's
+`profile_memory` because the CPU scan's buffers are NumPy's, which torch never sees (tracemalloc
+sees NumPy's and not torch's: it is wrong either way). Its resolution is a few hundred kB. Linux only (/proc/self/clear_refs
 resets the mark); elsewhere no figure. On CUDA (`device_rows`, which benchmarks/gpu_check.py's
 cost step calls): torch.cuda's peak allocated bytes over the pass.
 """
