@@ -22,13 +22,15 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from asym.config import load_params  # noqa: E402
 from asym.metrics import METRICS, all_metrics, confusion, expected_calibration_error  # noqa: E402
 from asym.models import registry  # noqa: E402
 from asym.reference import published_results  # noqa: E402
 from asym.report import plots  # noqa: E402
 from asym.report.runs import MACRO, DatasetRuns  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 
-MODELS = registry.names()                   # every registry entry, as the default demo draws them
+MODELS = load_params(ROOT / "params.yaml").models   # the default demo's grid, as it draws them
 DATASETS = ("dvlog", "lmvd")
 BARS = ("accuracy", "precision", "recall", "f1")
 WCAG_AA = 4.5                               # the least contrast for normal-size text
@@ -133,7 +135,7 @@ def assert_reads_at_a_glance(fig: Figure, drawn) -> list[tuple[Text, Bbox]]:
 
 # --- made-up report inputs -------------------------------------------------------------------------------
 def _summary(seed: int = 0) -> pd.DataFrame:
-    """Every registry entry on both datasets and their macro-average, with bootstrap CIs reaching
+    """Every model of the default grid on both datasets and their macro-average, with bootstrap CIs reaching
     1.0 (a perfect resample) and both floors; the majority floor has no depressed-class precision
     where the majority is normal."""
     rng = np.random.default_rng(seed)

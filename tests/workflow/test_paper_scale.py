@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from asym.config import load_params
-from asym.models import registry
 from tests.project import ROOT, copy_workflow
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -117,7 +116,7 @@ def test_the_snakemake_commands_dry_run_the_whole_paper_grid(paper_project):
     assert len(cmds) == 3
     for command in cmds:
         counts = job_counts(dry_run(paper_project, command))
-        assert counts["train"] == len(registry.names()) * len(p.datasets), command
+        assert counts["train"] == len(p.models) * len(p.datasets), command
         assert counts["train_optimism"] == len(p.optimism_models) * 2 * len(p.datasets), command
 
 
