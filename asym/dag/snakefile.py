@@ -153,13 +153,13 @@ class Rules:
         """The training rule's last wildcard: `("{seed}",)` for a job per seed (`train.job: per_seed`), else none."""
         return ("{" + SEED + "}",) if self.stage(rule).per_seed(self.P) else ()
 
-    def seeds_said(self, rule: str) -> str:
-        """A training job's seeds, as its message says them (a pattern of the job's wildcards)."""
+    def message(self, rule: str, text: str) -> str:
+        """A training job's message: `text` and its seeds (`{wildcards.seed}` for a job per seed)."""
         stage = self.stage(rule)
         if stage.per_seed(self.P):
-            return "seed {wildcards.seed}"
+            return f"{text}, seed {{wildcards.{SEED}}}"
         assert stage.seeds is not None
-        return f"seeds {stage.seeds(self.P)}"
+        return f"{text}, seeds {stage.seeds(self.P)}"
 
     def inputs(self, rule: str) -> Callable[[Any], dict[str, list[str]]]:
         """The job's inputs by name, with the data it reads besides the DAG's. Its code is no input

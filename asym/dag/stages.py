@@ -111,7 +111,10 @@ class Stage:
         return code_deps(self.job_modules(p, w), w.get("model"))
 
     def code_digest(self, p: Params, w: Wild) -> str:
-        """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
+        """The job's code, and the defaults config parsing gives the params.yaml sections it reads:
+        its cell's (a per-seed job's seed aside), so a seed's job and its cell's share one digest,
+        which `asym train` checks without knowing how the DAG cut its jobs."""
+        w = {k: v for k, v in w.items() if k != SEED}
         model = w.get("model")             # a training job's
         resolved = training_values(p, w["dataset"], model) if model is not None else \
             format_values(p, w["dataset"]) if self.format_code is not None else None

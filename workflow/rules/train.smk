@@ -14,7 +14,7 @@ rule train:
         args=S.command("train"),
         settings=S.settings("train"),
     message:
-        "Training {wildcards.model} on {wildcards.dataset} (" + S.seeds_said("train") + ")"
+        S.message("train", "Training {wildcards.model} on {wildcards.dataset}")
     threads: P.train.threads
     resources:
         gpu_slots=S.gpu_slots,
@@ -39,7 +39,7 @@ rule train_optimism:
         args=S.command("train_optimism"),
         settings=S.settings("train_optimism"),
     message:
-        "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (optimism study, " + S.seeds_said("train_optimism") + ")"
+        S.message("train_optimism", "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (optimism study)")
     threads: P.train.threads
     resources:
         gpu_slots=S.gpu_slots,
@@ -66,7 +66,7 @@ rule train_cross_gender:
         args=S.command("train_cross_gender"),
         settings=S.settings("train_cross_gender"),
     message:
-        "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (cross-gender study, " + S.seeds_said("train_cross_gender") + ")"
+        S.message("train_cross_gender", "Training {wildcards.model} on {wildcards.dataset} under {wildcards.protocol} (cross-gender study)")
     threads: P.train.threads
     resources:
         gpu_slots=S.gpu_slots,
