@@ -447,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "A seed already complete is kept; an interrupted one resumes.")
     _dataset(s)
     s.add_argument("--model", required=True, help="a registry name (`asym models` lists them)")
-    s.add_argument("--seeds", type=int, nargs="+", help="default: run.seeds of the active scale")
+    s.add_argument("--seeds", type=int, nargs="+",
+                   help="default: run.seeds of the active scale (a per-seed job, train.job: per_seed, names its one seed)")
     s.add_argument("--protocol", choices=(*OPTIMISM_PROTOCOLS, *GENDER_PROTOCOLS),
                    help="the optimism or cross-gender study's runs under this protocol (default: the main grid's runs)")
     # Written by the workflow (asym.dag.stages) so that an edited registry entry reruns its jobs;

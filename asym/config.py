@@ -289,8 +289,15 @@ class RunConfig(Strict):
 
 
 
+# How the DAGs cut training into jobs (asym.dag.stages): `per_model` trains every seed of a
+# (dataset, model) in one job (start-up paid once), `per_seed` one job per seed (a cluster or a
+# multi-GPU box spreads the seeds). The same run folders either way.
+TrainJob = Literal["per_model", "per_seed"]
+
+
 class TrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda"]
+    job: ByScale[TrainJob] = ByScale[TrainJob](demo="per_model", paper="per_model")
     threads: int = Field(ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
     pin_memory: bool = True
@@ -737,6 +744,11 @@ class Params:
     @property
     def seeds(self) -> list[int]:
         return list(self.data.run.seeds.at(self.scale))
+
+    @property
+    def train_job(self) -> str:
+        """`train.job` at the active scale: one training job per (dataset, model), or per seed."""
+        return self.data.train.job.at(self.scale)
 
     @property
     def datasets(self) -> list[str]:

@@ -9,6 +9,7 @@ yields a concrete path (`run_file("dvlog", "asym", 0, ...)`) or a Snakemake patt
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -171,7 +172,8 @@ class Layout:
         """`run`'s folder and files in this layout."""
         return RunFiles(run, self)
 
-    def train_outputs(self, dataset: str, model: str, seeds: list[int]) -> dict[str, list[str]]:
+    def train_outputs(self, dataset: str, model: str, seeds: Sequence[int | str]) -> dict[str, list[str]]:
+        """Every file of `seeds`' folders (a seed may be Snakemake's `{seed}` pattern)."""
         return {key: [self.run_file(dataset, model, s, key) for s in seeds] for key in self.train_files()}
 
     # --- reports ---------------------------------------------------------------------

@@ -5,7 +5,9 @@ Each rule is written out by name in workflow/rules/<step>.smk and names its stag
 `S.outputs("train", "{dataset}", "{model}")`. A rule writes its own wildcards where its outputs
 and log are, and they are checked against its row here, when the DAG is built. Inputs are input
 functions of the job's wildcards (a stage's code and data dependencies differ from one model or
-dataset to another); outputs are the layout's patterns (`{dataset}`). A rule passes its command's
+dataset to another); outputs are the layout's patterns (`{dataset}`). A training rule's wildcards
+end with `S.seed("train")`: `"{seed}"` under `train.job: per_seed` (a job per seed), nothing
+otherwise; its name, threads and resources are the same either way. A rule passes its command's
 arguments through `params:` (`args`, which end with the digest of the code it runs: see
 asym.dag.code), and its slice of params.yaml as `settings`, so that Snakemake reruns a job when,
 and only when, its own slice, command or code changes (`params` is one of Snakemake's default
@@ -30,8 +32,9 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from asym.config import DEFAULT_PARAMS, PARAMS_VARIABLE, load_params
 from asym.dag import stages
-from asym.dag.stages import Stage
+from asym.dag.stages import SEED, Stage
 from asym.data.protocols import GENDER_PROTOCOLS, OPTIMISM_PROTOCOLS
+from asym.grid import seed_folder
 from asym.layout import PACKAGE, PLOTS, Layout, model_card_key, page_key, report_tables
 from asym.models import registry
 
@@ -110,7 +113,7 @@ class Rules:
 
     # --- the whole DAG -------------------------------------------------------------------------
     def constraints(self) -> dict[str, str]:
-        return {"dataset": _alternatives(self.P.datasets), "model": _alternatives(registry.names())}
+        return {"dataset": _alternatives(self.P.datasets), "model": _alternatives(registry.names()), SEED: r"\d+"}
 
     @property
     def gpu_slots(self) -> int:
@@ -134,16 +137,29 @@ class Rules:
         return self.shell_prefix.replace("{", "{{").replace("}", "}}")
 
     # --- one rule, by its name -------------------------------------------------------------------
-    @staticmethod
-    def stage(rule: str, wildcards: tuple[str, ...] | None = None) -> Stage:
-        """The rule's row of the stage table; `wildcards`, as the rule writes them, must be the row's."""
+    def stage(self, rule: str, wildcards: tuple[str, ...] | None = None) -> Stage:
+        """The rule's row of the stage table; `wildcards`, as the rule writes them, must be its jobs'
+        (the row's, and `{seed}` for a job per seed)."""
         if rule not in stages.BY_NAME:
             raise ValueError(f"rule {rule}: the stage table has no such stage ({', '.join(stages.BY_NAME)})")
         stage = stages.get(rule)
-        if wildcards is not None and list(wildcards) != ["{" + k + "}" for k in stage.wildcards]:
-            expected = ", ".join(f'"{{{k}}}"' for k in stage.wildcards) or "none"
-            raise ValueError(f"rule {rule}: its stage's wildcards are {expected}, not {', '.join(wildcards) or 'none'}")
+        expected = stage.job_wildcards(self.P)
+        if wildcards is not None and list(wildcards) != ["{" + k + "}" for k in expected]:
+            said = ", ".join(f'"{{{k}}}"' for k in expected) or "none"
+            raise ValueError(f"rule {rule}: its stage's wildcards are {said}, not {', '.join(wildcards) or 'none'}")
         return stage
+
+    def seed(self, rule: str) -> tuple[str, ...]:
+        """The training rule's last wildcard: `("{seed}",)` for a job per seed (`train.job: per_seed`), else none."""
+        return ("{" + SEED + "}",) if self.stage(rule).per_seed(self.P) else ()
+
+    def message(self, rule: str, text: str) -> str:
+        """A training job's message: `text` and its seeds (`{wildcards.seed}` for a job per seed)."""
+        stage = self.stage(rule)
+        if stage.per_seed(self.P):
+            return f"{text}, seed {{wildcards.{SEED}}}"
+        assert stage.seeds is not None
+        return f"{text}, seeds {stage.seeds(self.P)}"
 
     def inputs(self, rule: str) -> Callable[[Any], dict[str, list[str]]]:
         """The job's inputs by name, with the data it reads besides the DAG's. Its code is no input
@@ -162,7 +178,7 @@ class Rules:
         out: dict[str, Any] = {}
         shown = report_entries(self.P.models, self.P.datasets, bool(self.P.optimism_models),
                                bool(self.P.cross_gender_datasets)) if stage.captioned else {}
-        for name, files in stage.outputs(self.P, self.L, {k: "{" + k + "}" for k in stage.wildcards}).items():
+        for name, files in stage.outputs(self.P, self.L, {k: "{" + k + "}" for k in stage.job_wildcards(self.P)}).items():
             if name in stage.directories:
                 out[name] = [directory(f) for f in files]
             elif name in shown:
@@ -172,8 +188,9 @@ class Rules:
         return out
 
     def log(self, rule: str, *wildcards: str) -> str:
-        """logs/<step>/<its wildcards' values>.log"""
-        return self.L.log(self.stage(rule, wildcards).step, *wildcards)
+        """logs/<step>/<its wildcards' values>.log (a per-seed job's last part its seed's folder: `seed0.log`)."""
+        parts = [seed_folder(w) if w == "{" + SEED + "}" else w for w in wildcards]
+        return self.L.log(self.stage(rule, wildcards).step, *parts)
 
     def command(self, rule: str) -> Callable[[Any], str]:
         """The arguments of the job's `asym` command, its code's digest last."""

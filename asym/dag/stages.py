@@ -14,6 +14,11 @@ row's keys.
 Each seed's resume.pt (asym.train.resume) sits beside a training stage's outputs and is never one
 of them: both tools remove a job's outputs before running it again, never that file, so a killed
 job goes on inside its seeds.
+
+A training stage (its row has `seeds`) has one job per (dataset, model) that trains its seeds in
+turn, or, under `train.job: per_seed`, one job per seed: the row's wildcards then end with `seed`,
+the command names it (`--seeds <k>`) and the job's outputs are that seed's folder alone. The run
+folders, and so every later stage's inputs, are the same either way.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
 from asym.data import formats, protocols
-from asym.grid import cross_gender_folders
+from asym.grid import cross_gender_folders, seed_folder
 from asym.layout import EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from asym.config import Params
 
 Wild = Mapping[str, str]                      # wildcard -> its value, or its pattern
+SEED = "seed"                                 # a per-seed training job's wildcard (`train.job: per_seed`)
 Files = dict[str, list[str]]                  # named groups of files
 
 
@@ -50,8 +56,8 @@ def _dataset_option(p: Params, w: Wild) -> list[str]:
 class Stage:
     name: str                                  # its Snakemake rule (workflow/rules/<step>.smk)
     step: str                                  # the `asym` command it runs (and its log folder)
-    wildcards: tuple[str, ...]
-    instances: Callable[[Params], list[dict[str, str]]]
+    wildcards: tuple[str, ...]                 # those of every job; a per-seed job's add SEED (`job_wildcards`)
+    cells: Callable[[Params], list[dict[str, str]]]        # its jobs' wildcards, SEED aside (`instances`)
     inputs: Callable[[Params, Layout, Wild], Files]        # the DAG's own files
     outputs: Callable[[Params, Layout, Wild], Files]
     reads: Callable[[Params, Wild], list[str]]             # the dotted params keys the step reads
@@ -64,9 +70,27 @@ class Stage:
     captioned: bool = False                    # its outputs go in `snakemake --report` (asym.dag.snakefile.report_entries)
     dvc_kinds: Mapping[str, str] = field(default_factory=dict)   # output group -> metrics | plots | uncached
     protocols: tuple[str, ...] = ()            # the values of its `protocol` wildcard (a study's stage)
+    # a training stage's seeds: split into one job per seed under `train.job: per_seed`
+    seeds: Callable[[Params], list[int]] | None = None
+
+    def per_seed(self, p: Params) -> bool:
+        """Whether the stage has a job per seed (a training stage, under `train.job: per_seed`)."""
+        return self.seeds is not None and p.train_job == "per_seed"
+
+    def job_wildcards(self, p: Params) -> tuple[str, ...]:
+        """Its jobs' wildcards: the row's, and SEED for a job per seed."""
+        return (*self.wildcards, SEED) if self.per_seed(p) else self.wildcards
+
+    def instances(self, p: Params) -> list[dict[str, str]]:
+        """Every job's wildcard values (one per seed of each cell under `train.job: per_seed`)."""
+        if not self.per_seed(p):
+            return self.cells(p)
+        assert self.seeds is not None
+        return [{**w, SEED: str(s)} for w in self.cells(p) for s in self.seeds(p)]
 
     def dvc_name(self, w: Wild) -> str:
-        return "-".join([self.step, *(w[k] for k in self.wildcards)])
+        """`train-dvlog-asym`, or a per-seed job's `train-dvlog-asym-seed0`."""
+        return "-".join([self.step, *(w[k] for k in self.wildcards), *([seed_folder(w[SEED])] if SEED in w else [])])
 
     def command(self, p: Params, w: Wild) -> list[str]:
         """The `asym` command line after `asym --params <file>`, ending with the digest of the code
@@ -87,7 +111,10 @@ class Stage:
         return code_deps(self.job_modules(p, w), w.get("model"))
 
     def code_digest(self, p: Params, w: Wild) -> str:
-        """The job's code, and the defaults config parsing gives the params.yaml sections it reads."""
+        """The job's code, and the defaults config parsing gives the params.yaml sections it reads:
+        its cell's (a per-seed job's seed aside), so a seed's job and its cell's share one digest,
+        which `asym train` checks without knowing how the DAG cut its jobs."""
+        w = {k: v for k, v in w.items() if k != SEED}
         model = w.get("model")             # a training job's
         resolved = training_values(p, w["dataset"], model) if model is not None else \
             format_values(p, w["dataset"]) if self.format_code is not None else None
@@ -138,6 +165,18 @@ def _per_protocol_model(p: Params) -> list[dict[str, str]]:
 
 def _once(p: Params) -> list[dict[str, str]]:
     return [{}]
+
+
+def _run_seeds(p: Params) -> list[int]:
+    return p.seeds
+
+
+def _optimism_seeds(p: Params) -> list[int]:
+    return p.optimism_seeds
+
+
+def _cross_gender_seeds(p: Params) -> list[int]:
+    return p.cross_gender_seeds
 
 
 # --- what several stages share ---------------------------------------------------------------------
@@ -193,17 +232,25 @@ def _user(p: Params, path: Any, absolute: bool) -> str:
 # --- training, in both grids ---------------------------------------------------------------------------
 def _training_options(p: Params, w: Wild) -> list[str]:
     """A training command names its registry entry's digest: the entry's content reaches the DAGs
-    as a changed command line, so editing one entry reruns only its jobs (asym.cli checks it)."""
+    as a changed command line, so editing one entry reruns only its jobs (asym.cli checks it). A
+    per-seed job names its seed."""
     return ["--dataset", w["dataset"], "--model", w["model"], *(["--protocol", w["protocol"]] if "protocol" in w else []),
-            "--entry-digest", registry.get(w["model"]).digest()]
+            *(["--seeds", w[SEED]] if SEED in w else []), "--entry-digest", registry.get(w["model"]).digest()]
 
 
 def _training_reads(p: Params, w: Wild, protocol: list[str], seeds: str) -> list[str]:
     """What a training reads: the dataset's format and reader, the model's widths and recipe at
-    this scale, `train`, and the key of its `protocol` and its `seeds`."""
+    this scale, `train`, and the key of its `protocol` and its `seeds` (not a per-seed job's: its
+    command names its seed, so adding a seed reruns no other seed's job)."""
     d, entry = w["dataset"], registry.get(w["model"])
     return ["scale", f"datasets.{d}.format", *protocol, *_readers(p, d),
-            f"model.{p.scale}.{entry.family}", f"recipes.{p.scale}.{entry.recipe}", "train", seeds]
+            f"model.{p.scale}.{entry.family}", f"recipes.{p.scale}.{entry.recipe}", "train",
+            *([] if SEED in w else [seeds])]
+
+
+def _job_seeds(w: Wild, seeds: list[int]) -> list[int | str]:
+    """The seeds whose folders a training job writes: its own (a value, or Snakemake's `{seed}`), or all of `seeds`."""
+    return [w[SEED]] if SEED in w else list(seeds)
 
 
 def plugin_imports(model: str | None) -> list[str]:
@@ -327,7 +374,7 @@ def _train_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _train_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    return lay.train_outputs(w["dataset"], w["model"], p.seeds)
+    return lay.train_outputs(w["dataset"], w["model"], _job_seeds(w, p.seeds))
 
 
 def _train_reads(p: Params, w: Wild) -> list[str]:
@@ -339,7 +386,7 @@ def _train_reads(p: Params, w: Wild) -> list[str]:
 
 TRAIN = Stage("train", "train", ("dataset", "model"), _per_model,
               inputs=_train_inputs, outputs=_train_outputs, reads=_train_reads, modules=("asym.train.job",),
-              options=_training_options, data=_plugin_file)
+              options=_training_options, data=_plugin_file, seeds=_run_seeds)
 
 
 # --- the optimism study: split and train again under each of its protocols -----------------------------------
@@ -372,7 +419,7 @@ def _train_optimism_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _train_optimism_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    return lay.for_optimism(w["protocol"]).train_outputs(w["dataset"], w["model"], p.optimism_seeds)
+    return lay.for_optimism(w["protocol"]).train_outputs(w["dataset"], w["model"], _job_seeds(w, p.optimism_seeds))
 
 
 def _train_optimism_reads(p: Params, w: Wild) -> list[str]:
@@ -383,7 +430,7 @@ def _train_optimism_reads(p: Params, w: Wild) -> list[str]:
 TRAIN_OPTIMISM = Stage("train_optimism", "train", ("protocol", "dataset", "model"), _per_protocol_model,
                        inputs=_train_optimism_inputs, outputs=_train_optimism_outputs, reads=_train_optimism_reads,
                        modules=("asym.train.job",), options=_training_options, data=_plugin_file,
-                       protocols=protocols.OPTIMISM_PROTOCOLS)
+                       protocols=protocols.OPTIMISM_PROTOCOLS, seeds=_optimism_seeds)
 
 
 # --- the cross-gender study: split and train again under each by-gender protocol ------------------------------
@@ -403,7 +450,7 @@ def _train_cross_gender_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _train_cross_gender_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    return gender_layout(lay, w["protocol"]).train_outputs(w["dataset"], w["model"], p.cross_gender_seeds)
+    return gender_layout(lay, w["protocol"]).train_outputs(w["dataset"], w["model"], _job_seeds(w, p.cross_gender_seeds))
 
 
 def _train_cross_gender_reads(p: Params, w: Wild) -> list[str]:
@@ -414,7 +461,7 @@ def _train_cross_gender_reads(p: Params, w: Wild) -> list[str]:
 TRAIN_CROSS_GENDER = Stage("train_cross_gender", "train", ("protocol", "dataset", "model"), _per_gender_protocol_model,
                            inputs=_train_cross_gender_inputs, outputs=_train_cross_gender_outputs,
                            reads=_train_cross_gender_reads, modules=("asym.train.job",), options=_training_options,
-                           data=_plugin_file, protocols=protocols.GENDER_PROTOCOLS)
+                           data=_plugin_file, protocols=protocols.GENDER_PROTOCOLS, seeds=_cross_gender_seeds)
 
 
 # --- evaluate --------------------------------------------------------------------------------------------
@@ -537,7 +584,8 @@ def get(name: str) -> Stage:
 
 def of_command(step: str, wildcards: Wild) -> Stage | None:
     """The stage whose jobs run `asym <step>` with these wildcards' options (train with an
-    optimism study's --protocol is train_optimism's, with a by-gender one train_cross_gender's), or None."""
+    optimism study's --protocol is train_optimism's, with a by-gender one train_cross_gender's), or None.
+    A per-seed job's seed is none of them: its code is its stage's, whatever the seed."""
     given = {k for k, v in wildcards.items() if v is not None}
     return next((s for s in STAGES if s.step == step and set(s.wildcards) == given
                  and ("protocol" not in given or wildcards["protocol"] in s.protocols)), None)

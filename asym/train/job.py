@@ -1,9 +1,10 @@
 """Train one (dataset, model) for a list of seeds: the checkpoint is chosen on validation only
 (on the test fold under a select-on-test protocol, for the optimism study: asym.data.splits).
 
-One job trains every seed (and, under `kfold`, every partition) so that start-up is paid once;
-each seed keeps its own run folder (asym.layout.RunFiles): checkpoint.pt (the weights with the meta a model is rebuilt from),
-predictions.parquet (valid + test, with gender and length), history.csv and train.json (the
+One job trains every seed it is given (and, under `kfold`, every partition) so that start-up is
+paid once: all of `run.seeds`, or one under `train.job: per_seed` (asym.dag.stages), where a
+cluster runs the seeds side by side. Each seed keeps its own run folder (asym.layout.RunFiles):
+checkpoint.pt (the weights with the meta a model is rebuilt from), predictions.parquet (valid + test, with gender and length), history.csv and train.json (the
 checkpoint's meta, with what only the summary holds: sizes, times, chosen epochs), all written
 atomically, train.json last. A seed whose folder is complete is not trained again; a seed
 killed inside its epochs goes on after its last finished epoch, from its resume.pt (asym.train.resume).

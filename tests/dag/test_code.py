@@ -22,8 +22,8 @@ def package(tmp_path, monkeypatch) -> Path:
     code._module_file.cache_clear()
 
 
-def _digests() -> dict[str, str]:
-    p = load_params(ROOT / "params.yaml")
+def _digests(scale: str = "demo") -> dict[str, str]:
+    p = load_params(ROOT / "params.yaml").at_scale(scale)
     return {s.dvc_name(w): s.code_digest(p, w) for s in stages.STAGES for w in s.instances(p)}
 
 
@@ -34,6 +34,17 @@ def test_comments_and_docstrings_change_no_digest_and_a_real_edit_only_its_model
     edit(package, *REAL_EDIT)
     after = _digests()
     assert {k for k in before if before[k] != after[k]} == {"train-dvlog-bilstm", "train-lmvd-bilstm"}
+
+
+def test_a_real_edit_of_a_model_reruns_exactly_its_per_seed_jobs(package):
+    """At paper scale params.yaml trains per seed (`train.job`): every seed's job of the model, and no other."""
+    before = _digests("paper")
+    edit(package, *REAL_EDIT)
+    after = _digests("paper")
+    seeds = load_params(ROOT / "params.yaml").at_scale("paper").seeds
+    assert {k for k in before if before[k] != after[k]} == {f"train-{d}-bilstm-seed{s}" for d in ("dvlog", "lmvd")
+                                                            for s in seeds}
+    assert len(seeds) > 1
 
 
 def test_modules_that_change_no_output_are_not_a_training_jobs_code():

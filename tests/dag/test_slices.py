@@ -90,10 +90,12 @@ def _outside(read: str, allowed: list[str]) -> bool:
     return not any(read == k or read.startswith(k + ".") for k in [*allowed, *EVERYWHERE])
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=["per_model", "per_seed"])
+def project(tmp_path_factory, request) -> Path:
+    """A small DAG with both studies on, its training jobs per model or per seed (`train.job`)."""
     kfold = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["kfold"]
     return make_project(tmp_path_factory.mktemp("slices"), ["mean-mlp", "asym"], [0], epochs=1,
+                        train={"job": {"demo": request.param, "paper": request.param}},
                         # enough D-Vlog vlogs for each (fold, gender, class) the cross-gender study needs
                         synth={"dvlog": {"n_samples": 120, "seconds": [8, 12]},
                                "lmvd": {"n_samples": 20, "n_subjects": 14, "seconds": [8, 14]}},

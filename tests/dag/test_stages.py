@@ -74,6 +74,12 @@ def _relative(path: str, root: Path) -> str:
 
 
 def test_snakemake_and_dvc_declare_the_same_stages_files_commands_and_params(project, jobs):
+    assert_same_dags(project, jobs)
+
+
+def assert_same_dags(project: Path, jobs: list) -> None:
+    """Each Snakemake job is a DVC stage of dvc.yaml written for the same params file, with the same
+    outputs, inputs, command and params slice, and the other way round."""
     p = load_params(project / "params.yaml")
     dvc = yaml.safe_load(render(p))["stages"]
     seen = set()

@@ -22,7 +22,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.project import ROOT, make_project
-from tests.workflow.conftest import BIN, ENV, TINY, copy_data_stages, run, snakemake
+from tests.workflow.conftest import BIN, ENV, TINY, copy_data_stages, job_counts, run, snakemake
 
 pytestmark = [pytest.mark.resume, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
 TIMING = ("epoch_time_s",)
@@ -165,3 +165,38 @@ def test_dvc_repro_of_a_stage_killed_inside_a_seed_goes_on_from_its_last_epoch(d
     epoch = _kill_inside_the_seed(repro, root)
     _said(run(repro, root).stdout, epoch)                          # DVC removes the stage's outs first
     _same_as_uninterrupted(root, snakemake_project)
+
+
+def test_per_seed_jobs_resume_a_killed_seed_and_end_with_the_per_model_runs_tables(data_stages, snakemake_project,
+                                                                                    tmp_path):
+    """Under `train.job: per_seed` Snakemake trains each seed in a job of its own: one killed inside
+    its epochs goes on from its resume.pt, and the whole run ends with the per-model run's files and
+    tables, and one FINISHED MLflow run per seed (each logged live by its own job)."""
+    root = tmp_path / "p"
+    shutil.copytree(data_stages, root, symlinks=True)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["train"]["job"]["demo"] = "per_seed"
+    raw["mlflow"]["live"] = True
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    epoch = _kill_inside_the_seed([str(BIN / "snakemake"), "--cores", "1", RESUME.replace("resume.pt", "train.json")],
+                                  root)
+    assert not (root / RESUME.replace("seed1", "seed0")).with_name("train.json").exists()   # its own job alone ran
+    snakemake(root, "--unlock")
+    out = snakemake(root, "all")
+    runs = [(d, m, s) for d in raw["run"]["datasets"] for m in TINY["models"] for s in TINY["seeds"]]
+    counts = job_counts(out)
+    assert counts["train"] == len(runs) and "fetch" not in counts and "split" not in counts, counts
+    label = f"{JOB[0]}/{JOB[1]}/seed1"
+    log = (root / "logs" / "train" / JOB[0] / JOB[1] / "seed1.log").read_text()
+    assert f"{label}: resumed after epoch {epoch}/{TINY['epochs']} from " in log, log[-2000:]
+    _same_as_uninterrupted(root, snakemake_project)
+    for name in ("summary.csv", "runs.csv", "comparison.csv", "fairness.csv"):
+        if name not in ("summary.csv", "runs.csv") and not (snakemake_project / "reports" / name).exists():
+            continue
+        got, want = (pd.read_csv(r / "reports" / name).drop(columns=list(TIMING), errors="ignore")
+                     for r in (root, snakemake_project))
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    logged = client.search_runs([client.get_experiment_by_name("asym").experiment_id], max_results=1000)
+    assert sorted(r.info.run_name for r in logged) == sorted([*(f"{d}/{m}/seed{s}" for d, m, s in runs), "report"])
+    assert all(r.info.status == "FINISHED" for r in logged)
