@@ -116,8 +116,10 @@ def test_the_snakemake_commands_dry_run_the_whole_paper_grid(paper_project):
     assert len(cmds) == 3
     for command in cmds:
         counts = job_counts(dry_run(paper_project, command))
-        assert counts["train"] == len(p.models) * len(p.datasets), command
-        assert counts["train_optimism"] == len(p.optimism_models) * 2 * len(p.datasets), command
+        per_seed = p.train_job == "per_seed"     # paper scale: one job per seed, spread over GPUs or nodes
+        assert counts["train"] == len(p.models) * len(p.datasets) * (len(p.seeds) if per_seed else 1), command
+        assert counts["train_optimism"] == len(p.optimism_models) * 2 * len(p.datasets) * (
+            len(p.optimism_seeds) if per_seed else 1), command
 
 
 def test_the_slurm_request_the_readme_states_is_the_profiles():
