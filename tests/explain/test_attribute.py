@@ -9,8 +9,8 @@ from torch import nn
 
 from asym.data.parquet import FeatureTable
 from asym.explain.attribute import attribute, training_mean
-from asym.explain.summary import Shares, sanity, table
 from asym.explain.groups import columns_of
+from asym.explain.summary import Shares, sanity, table
 from asym.train.normalize import Normalizer, PerSampleNormalizer
 
 FA, FV = 3, 4
@@ -50,7 +50,7 @@ def test_linear_model_gets_its_exact_attributions_and_padding_none(batch):
     out = attribute(VisualMean(), table, _identity(), base, n_steps=8, internal_batch_size=batch,
                     device=torch.device("cpu"))
     w = np.array([1.0, -2.0, 0.5, 3.0])
-    for a, v, got in zip(table.audio, table.visual, out, strict=True):
+    for v, got in zip(table.visual, out, strict=True):
         t = v.shape[0]
         assert got.audio.shape == (t, FA) and got.visual.shape == (t, FV)     # the vlog's own frames only
         np.testing.assert_allclose(got.visual, (v - base[1]) * w / t, rtol=1e-4, atol=1e-6)
@@ -82,7 +82,7 @@ def test_shares_weigh_every_vlog_the_same_and_the_sanity_check_ranks_features():
     columns = columns_of("manifest", (FA, FV), 2, "xy_blocks")
     rows = table(columns, s, s)
     for m in ("audio", "visual"):
-        g = rows.query("level == 'group' and modality == @m")
-        mod = rows.query("level == 'modality' and modality == @m").iloc[0]
+        g = rows[(rows["level"] == "group") & (rows["modality"] == m)]
+        mod = rows[(rows["level"] == "modality") & (rows["modality"] == m)].iloc[0]
         assert g["attribution_share"].sum() == pytest.approx(mod["attribution_share"])
         assert g["feature_share_in_modality"].sum() == pytest.approx(1.0)

@@ -8,7 +8,13 @@ import pytest
 
 from asym.data import formats
 from asym.data.synthetic import MOUTH
-from asym.explain.groups import EGEMAPS_LLD, LANDMARK_REGIONS, N_LANDMARKS, columns_of, landmark_columns
+from asym.explain.groups import (
+    EGEMAPS_LLD,
+    LANDMARK_REGIONS,
+    N_LANDMARKS,
+    columns_of,
+    landmark_columns,
+)
 
 
 def _partition(groups: dict[str, np.ndarray], width: int) -> None:
