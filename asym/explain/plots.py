@@ -28,10 +28,10 @@ def plot_timeline(a: VlogAttribution, probability: float, title: str, path: Path
     frames = np.arange(a.n_frames)
     for ax, series, name, colour in zip(axes, a.per_frame(), ("audio", "visual"), ("tab:purple", "tab:green"),
                                         strict=True):
-        ax.plot(frames, series, color=colour, lw=LINE_WIDTH, label=f"{name}: sum of |attribution| over features")
+        ax.plot(frames, series, color=colour, lw=LINE_WIDTH, label=f"{name}: sum of |attribution|\nover its features")
         ax.set_ylabel("|attribution|", fontsize=FONT)
+        ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         ax.grid(alpha=GRID_ALPHA)
-        ax.legend(fontsize=FONT, loc="upper right")
         ax.tick_params(labelsize=FONT)
     axes[-1].set_xlabel("frame (one per second)", fontsize=FONT)
     label = {1: "depressed", 0: "normal"}.get(a.label, "unlabelled")
@@ -54,7 +54,7 @@ def plot_groups(groups: pd.DataFrame, title: str, path: Path) -> None:
     ax.set_xlabel("% (of all features / of all attribution, mean over test vlogs)", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
     ax.grid(axis="x", alpha=GRID_ALPHA)
-    ax.legend(fontsize=FONT, loc="lower right")
     ax.set_title(title, fontsize=TITLE_FONT)
+    ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.supxlabel(CAPTION, fontsize=FONT - 1, style="italic")
     save_figure(fig, path)

@@ -11,14 +11,15 @@ Outputs, per run, in <reports>/explain/ (each written atomically):
   <dataset>-<model>-seed<k>.md          the report
   <dataset>-<model>-seed<k>.csv         shares per modality, feature group and feature
   <dataset>-<model>-seed<k>-vlogs.csv   per vlog: logit, convergence delta, each modality's share
+  <dataset>-<model>-seed<k>.json        the headline numbers (modality shares, sanity check, completeness)
   <dataset>-<model>-seed<k>-groups.png  share of attribution vs share of features, per group
-  <dataset>-<model>-seed<k>-vlog-<id>.png   a few vlogs' attribution over time (explain.timelines)
+  <dataset>-<model>-seed<k>-timeline-<i>.png   `explain.timelines` vlogs' attribution over time, i = 1..,
+                                        from the lowest logit to the highest (each names its vlog)
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,10 @@ from asym.explain import plots, summary
 from asym.explain.attribute import VlogAttribution, attribute, training_mean
 from asym.explain.groups import Columns, columns_of
 from asym.inference.predict import DISCLAIMER, RunModel, load_run, model_builder
-from asym.io import atomic_path, write_text
+from asym.io import atomic_path, write_json, write_text
 from asym.layout import TRAIN_FILES, Layout
 
 FOLDER = "explain"
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 PERCENT = 100.0
 METHOD = ("Captum's IntegratedGradients of the depressed-class logit (Sundararajan et al., 2017), Gauss-Legendre "
           "path of {n_steps} steps from the baseline")
@@ -58,10 +58,6 @@ class Explained:
     randomised: list[VlogAttribution]
     baseline_max_abs: float            # how far the baseline is from zero (0 after z-scoring)
 
-    @property
-    def stem(self) -> str:
-        m = self.run.meta
-        return f"{m['dataset']}-{m['model']}-seed{m['seed']}"
 
 
 def _test_folds(params: Params, dataset: str, n_partitions: int, where: Path) -> list[dict[str, Any]]:
@@ -115,12 +111,24 @@ def explain(params: Params, run_dir: Path, device: torch.device, cfg: ExplainCon
     return Explained(run, columns, trained, randomised, far)
 
 
+def stem(dataset: str, model: str, seed: int) -> str:
+    return f"{dataset}-{model}-seed{seed}"
+
+
+def outputs(reports: Path, dataset: str, model: str, seed: int, timelines: int) -> dict[str, Path]:
+    """Every file `asym explain` writes for one run, by name (what a workflow step declares); a run
+    with fewer test vlogs than `timelines` writes one timeline per vlog."""
+    base = Path(reports) / FOLDER / stem(dataset, model, seed)
+    files = {"md": f"{base}.md", "csv": f"{base}.csv", "vlogs_csv": f"{base}-vlogs.csv", "json": f"{base}.json",
+             "groups_png": f"{base}-groups.png"}
+    files.update({f"timeline_{i}": f"{base}-timeline-{i}.png" for i in range(1, timelines + 1)})
+    return {k: Path(v) for k, v in files.items()}
+
+
 def _timeline_picks(attrs: list[VlogAttribution], k: int) -> list[int]:
-    """`k` vlogs spread from the lowest to the highest logit."""
-    if k == 0:
-        return []
+    """min(k, vlogs) distinct vlogs spread from the lowest to the highest logit, in that order."""
     ranked = np.argsort([a.logit for a in attrs], kind="stable")
-    return sorted({int(ranked[int(round(q))]) for q in np.linspace(0, len(attrs) - 1, min(k, len(attrs)))})
+    return [int(ranked[i]) for i in np.round(np.linspace(0, len(attrs) - 1, min(k, len(attrs)))).astype(int)]
 
 
 def _pct(x: float) -> str:
@@ -131,8 +139,7 @@ def _markdown(e: Explained, cfg: ExplainConfig, rows: pd.DataFrame, rho: float, 
               figures: list[str]) -> str:
     m = e.run.meta
     t, r = summary.Shares.of(e.trained, e.columns[0].width), summary.Shares.of(e.randomised, e.columns[0].width)
-    gap = np.abs(vlogs["logit"] - vlogs["baseline_logit"])
-    rel = float(np.median(np.abs(vlogs["convergence_delta"]) / np.maximum(gap, 1e-12)))
+    rel = _relative_delta(vlogs)
     lines = [f"# Attributions: {m['model']} on {formats.title(m['format'])} ({m['dataset']}), seed {m['seed']}", "",
              f"> {plots.CAPTION}. The model is a {DISCLAIMER}.", "",
              f"- Run: `{e.run.run_dir}`; {len(e.trained)} test vlog(s) of {len(e.run.models)} partition(s), each "
@@ -180,29 +187,45 @@ def _markdown(e: Explained, cfg: ExplainConfig, rows: pd.DataFrame, rho: float, 
     return "\n".join(lines)
 
 
-def write(e: Explained, cfg: ExplainConfig, out_dir: Path) -> list[Path]:
-    """The run's report, tables and figures in `out_dir`; the paths written."""
+def _relative_delta(vlogs: pd.DataFrame) -> float:
+    """Median |convergence delta| over |logit - baseline logit|: how far the sum of attributions is
+    from the change it explains."""
+    gap = np.abs(vlogs["logit"] - vlogs["baseline_logit"])
+    return float(np.median(np.abs(vlogs["convergence_delta"]) / np.maximum(gap, 1e-12)))
+
+
+def headline(e: Explained, cfg: ExplainConfig, rows: pd.DataFrame, rho: float, vlogs: pd.DataFrame) -> dict[str, Any]:
+    """The numbers a tracker logs of one run's explanation."""
+    groups = rows[rows["level"] != "feature"]
+    return {"n_vlogs": len(e.trained), "n_steps": cfg.n_steps, "spearman_vs_randomised": rho,
+            "median_relative_delta": _relative_delta(vlogs),
+            "attribution_share": {f"{g['modality']}.{g['name']}": float(g["attribution_share"]) for _, g in groups.iterrows()},
+            "random_attribution_share": {f"{g['modality']}.{g['name']}": float(g["random_attribution_share"])
+                                         for _, g in groups.iterrows()}}
+
+
+def write(e: Explained, cfg: ExplainConfig, reports: Path) -> list[Path]:
+    """The run's report, tables and figures in <reports>/explain/; the paths written."""
+    m = e.run.meta
+    files = outputs(reports, m["dataset"], m["model"], int(m["seed"]), cfg.timelines)
     width = e.columns[0].width
     t, r = summary.Shares.of(e.trained, width), summary.Shares.of(e.randomised, width)
     rows = summary.table(e.columns, t, r)
     rho = summary.sanity(t, r)
     vlogs = summary.vlog_table(e.trained, t)
-    written = [out_dir / f"{e.stem}.csv", out_dir / f"{e.stem}-vlogs.csv"]
-    for frame, path in zip((rows, vlogs), written, strict=True):
-        with atomic_path(path) as tmp:
+    for frame, key in ((rows, "csv"), (vlogs, "vlogs_csv")):
+        with atomic_path(files[key]) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
-    title = f"{e.run.meta['model']} on {e.run.meta['dataset']}, seed {e.run.meta['seed']}"
-    groups_png = out_dir / f"{e.stem}-groups.png"
-    plots.plot_groups(rows.query("level == 'group'"), f"{title}: {len(e.trained)} test vlogs", groups_png)
-    figures = [groups_png]
-    for i in _timeline_picks(e.trained, cfg.timelines):
-        a = e.trained[i]
-        path = out_dir / f"{e.stem}-vlog-{SAFE_NAME.sub('_', a.sample_id)}.png"
-        plots.plot_timeline(a, 1 / (1 + math.exp(-a.logit)), title, path)
-        figures.append(path)
-    md = out_dir / f"{e.stem}.md"
-    write_text(md, _markdown(e, cfg, rows, rho, vlogs, [f.name for f in figures]))
-    return [md, *written, *figures]
+    title = f"{m['model']} on {m['dataset']}, seed {m['seed']}"
+    plots.plot_groups(rows.query("level == 'group'"), f"{title}: {len(e.trained)} test vlogs", files["groups_png"])
+    figures = [files["groups_png"]]
+    for i, j in enumerate(_timeline_picks(e.trained, cfg.timelines), start=1):
+        a = e.trained[j]
+        plots.plot_timeline(a, 1 / (1 + math.exp(-a.logit)), title, files[f"timeline_{i}"])
+        figures.append(files[f"timeline_{i}"])
+    write_json(files["json"], headline(e, cfg, rows, rho, vlogs))
+    write_text(files["md"], _markdown(e, cfg, rows, rho, vlogs, [f.name for f in figures]))
+    return [files["md"], files["csv"], files["vlogs_csv"], files["json"], *figures]
 
 
 def explain_path(params: Params, path: Path, device: torch.device) -> list[Path]:
@@ -210,8 +233,7 @@ def explain_path(params: Params, path: Path, device: torch.device) -> list[Path]
     from asym.inference.predict import run_dirs
 
     cfg = explain_config(params)
-    out = params.path_of("reports") / FOLDER
-    return [f for d in run_dirs(path) for f in write(explain(params, d, device, cfg), cfg, out)]
+    return [f for d in run_dirs(path) for f in write(explain(params, d, device, cfg), cfg, params.path_of("reports"))]
 
 
 def explain_all(params: Params, device: torch.device) -> list[Path]:
@@ -221,5 +243,4 @@ def explain_all(params: Params, device: torch.device) -> list[Path]:
     done = [layout.run(r).folder for r in params.runs() if layout.run(r).complete()]
     if not done:
         raise DataError(params.path_of("runs"), "no complete run to explain (train first)")
-    out = params.path_of("reports") / FOLDER
-    return [f for d in done for f in write(explain(params, d, device, cfg), cfg, out)]
+    return [f for d in done for f in write(explain(params, d, device, cfg), cfg, params.path_of("reports"))]
