@@ -202,7 +202,10 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from asym.explain.run import explain_all, explain_path
 
     device = torch.device(args.device or pick_device(p.train.device))
-    files = explain_path(p, Path(args.run), device) if args.run else explain_all(p, device)
+    if args.run and (args.dataset or args.model or args.seeds):
+        raise ConfigError("asym explain: --run names one folder; --dataset, --model and --seeds choose runs of the grid")
+    files = (explain_path(p, Path(args.run), device) if args.run
+             else explain_all(p, device, args.dataset, args.model, args.seeds))
     print(f"explain: {len(files)} files -> {p.path_of('reports') / 'explain'} (attributions explain a research model, "
           "not depression)")
 
@@ -469,7 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
                  "Per vlog over time and per model over feature groups, beside a re-initialised model's (a sanity "
                  "check); settings from `explain` in --params. Attributions explain a research model, not depression.")
     s.add_argument("--run", help="runs/<dataset>/<model>/seed<k>, or runs/<dataset>/<model> (every seed) "
-                   "(default: every complete run of --params)")
+                   "(default: every complete run of --params, or of --dataset / --model / --seeds)")
+    s.add_argument("--dataset", help="only this dataset's runs of the grid")
+    s.add_argument("--model", help="only this model's runs of the grid (a registry name)")
+    s.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: run.seeds of the active scale)")
     s.add_argument("--device", help="default: train.device of --params")
     s.set_defaults(func=cmd_explain)
 

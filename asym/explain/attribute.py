@@ -60,7 +60,10 @@ class Logit(nn.Module):
         self.model = model
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.model(audio, visual, lengths).reshape(audio.shape[0])
+        # Both inputs stay in the graph with a zero weight: a model of one modality (asym-audio-only)
+        # gets exactly zero attribution on the other, where torch would refuse an unused input.
+        unused = 0.0 * (audio.sum((1, 2)) + visual.sum((1, 2)))
+        return self.model(audio, visual, lengths).reshape(audio.shape[0]) + unused
 
 
 def training_mean(train: FeatureTable, norm: AnyNormalizer) -> tuple[np.ndarray, np.ndarray]:

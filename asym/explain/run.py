@@ -20,6 +20,7 @@ Outputs, per run, in <reports>/explain/ (each written atomically):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from asym.io import atomic_path, write_json, write_text
 from asym.layout import TRAIN_FILES, Layout
 
 FOLDER = "explain"
+# A group's key in the JSON (and so in a tracker's metric names): letters, digits, `_`, `.`, `-` only.
+UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 PERCENT = 100.0
 METHOD = ("Captum's IntegratedGradients of the depressed-class logit (Sundararajan et al., 2017), Gauss-Legendre "
           "path of {n_steps} steps from the baseline")
@@ -194,14 +197,19 @@ def _relative_delta(vlogs: pd.DataFrame) -> float:
     return float(np.median(np.abs(vlogs["convergence_delta"]) / np.maximum(gap, 1e-12)))
 
 
+def group_key(modality: str, name: str) -> str:
+    """`modality.group` with anything but letters, digits, `_`, `.`, `-` turned into `_`."""
+    return f"{modality}.{UNSAFE_KEY.sub('_', name).strip('_')}"
+
+
 def headline(e: Explained, cfg: ExplainConfig, rows: pd.DataFrame, rho: float, vlogs: pd.DataFrame) -> dict[str, Any]:
-    """The numbers a tracker logs of one run's explanation."""
+    """The numbers a tracker logs of one run's explanation (modality and group shares keyed by
+    `group_key`, safe as metric names)."""
     groups = rows[rows["level"] != "feature"]
     return {"n_vlogs": len(e.trained), "n_steps": cfg.n_steps, "spearman_vs_randomised": rho,
             "median_relative_delta": _relative_delta(vlogs),
-            "attribution_share": {f"{g['modality']}.{g['name']}": float(g["attribution_share"]) for _, g in groups.iterrows()},
-            "random_attribution_share": {f"{g['modality']}.{g['name']}": float(g["random_attribution_share"])
-                                         for _, g in groups.iterrows()}}
+            **{col: {group_key(g["modality"], g["name"]): float(g[col]) for _, g in groups.iterrows()}
+               for col in ("attribution_share", "random_attribution_share", "feature_share")}}
 
 
 def write(e: Explained, cfg: ExplainConfig, reports: Path) -> list[Path]:
@@ -236,11 +244,17 @@ def explain_path(params: Params, path: Path, device: torch.device) -> list[Path]
     return [f for d in run_dirs(path) for f in write(explain(params, d, device, cfg), cfg, params.path_of("reports"))]
 
 
-def explain_all(params: Params, device: torch.device) -> list[Path]:
-    """Every complete run of the grid (datasets x models x seeds of --params)."""
+def explain_all(params: Params, device: torch.device, dataset: str | None = None, model: str | None = None,
+                seeds: list[int] | None = None) -> list[Path]:
+    """Every complete run of the grid (datasets x models x seeds of --params), or of one dataset,
+    model or some seeds of it (a workflow step's)."""
     cfg = explain_config(params)
     layout = Layout.of(params)
-    done = [layout.run(r).folder for r in params.runs() if layout.run(r).complete()]
+    if dataset is not None:
+        params.dataset(dataset)                       # an undeclared dataset is refused, named
+    runs = [r for r in params.runs(dataset, model) if seeds is None or r.seed in seeds]
+    done = [layout.run(r).folder for r in runs if layout.run(r).complete()]
     if not done:
-        raise DataError(params.path_of("runs"), "no complete run to explain (train first)")
+        raise DataError(params.path_of("runs"), "no complete run to explain here "
+                        f"(dataset {dataset or 'any'}, model {model or 'any'}, seeds {seeds or 'all'}): train first")
     return [f for d in done for f in write(explain(params, d, device, cfg), cfg, params.path_of("reports"))]

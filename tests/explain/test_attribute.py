@@ -17,18 +17,17 @@ FA, FV = 3, 4
 
 
 class VisualMean(nn.Module):
-    """The logit is w . (mean of the visual frames over the vlog's own length): audio is ignored,
-    and a frame past `lengths` would change the mean if it were read."""
+    """The logit is w . (mean of the visual frames over the vlog's own length): audio is never read
+    (as in asym-visual-only), and a frame past `lengths` would change the mean if it were read."""
 
     def __init__(self) -> None:
         super().__init__()
         self.w = nn.Parameter(torch.tensor([1.0, -2.0, 0.5, 3.0]))
-        self.unused = nn.Linear(FA, 1)
 
     def forward(self, audio, visual, lengths):
         mask = (torch.arange(visual.shape[1])[None, :] < lengths[:, None]).float()
         mean = (visual * mask[..., None]).sum(1) / lengths[:, None].float()
-        return torch.tanh(self.unused(audio).sum((1, 2))) * 0 + mean @ self.w
+        return mean @ self.w
 
 
 def _table(lengths: list[int], seed: int = 0) -> FeatureTable:
