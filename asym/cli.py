@@ -203,7 +203,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
     device = torch.device(args.device or pick_device(p.train.device))
     if args.run and (args.dataset or args.model or args.seeds):
-        raise ConfigError("asym explain: --run names one folder; --dataset, --model and --seeds choose runs of the grid")
+        raise ConfigError("--run names one folder; --dataset, --model and --seeds choose runs of the grid")
     files = (explain_path(p, Path(args.run), device) if args.run
              else explain_all(p, device, args.dataset, args.model, args.seeds))
     print(f"explain: {len(files)} files -> {p.path_of('reports') / 'explain'} (attributions explain a research model, "
