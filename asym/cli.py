@@ -237,6 +237,25 @@ def cmd_extract(args: argparse.Namespace) -> None:
           f"-> {args.output}")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    """Integrated Gradients of a trained run (or of every run of the grid) on its test vlogs."""
+    from asym.train.job import pick_device
+
+    p = _params(args)
+    import torch
+
+    torch.set_num_threads(p.train.threads)
+    from asym.explain.run import explain_all, explain_path
+
+    device = torch.device(args.device or pick_device(p.train.device))
+    if args.run and (args.dataset or args.model or args.seeds):
+        raise ConfigError("--run names one folder; --dataset, --model and --seeds choose runs of the grid")
+    files = (explain_path(p, Path(args.run), device) if args.run
+             else explain_all(p, device, args.dataset, args.model, args.seeds))
+    print(f"explain: {len(files)} files -> {p.path_of('reports') / 'explain'} (attributions explain a research model, "
+          "not depression)")
+
+
 def cmd_ui(args: argparse.Namespace) -> None:
     """`mlflow ui` over this config's store, after printing the address of the training runs."""
     from asym.tracking.track import tracking_uri, ui_address
@@ -512,6 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True, help="CSV: id, probability, label, threshold")
     s.add_argument("--device", help="default: train.device of --params, or cpu without one")
     s.set_defaults(func=cmd_predict)
+
+    s = _command(sub, "explain", "Integrated Gradients attributions of a trained run on its test vlogs",
+                 "Per vlog over time and per model over feature groups, beside a re-initialised model's (a sanity "
+                 "check); settings from `explain` in --params. Attributions explain a research model, not depression.")
+    s.add_argument("--run", help="runs/<dataset>/<model>/seed<k>, or runs/<dataset>/<model> (every seed) "
+                   "(default: every complete run of --params, or of --dataset / --model / --seeds)")
+    s.add_argument("--dataset", help="only this dataset's runs of the grid")
+    s.add_argument("--model", help="only this model's runs of the grid (a registry name)")
+    s.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: run.seeds of the active scale)")
+    s.add_argument("--device", help="default: train.device of --params")
+    s.set_defaults(func=cmd_explain)
 
     # Written by the workflow (asym.dag.stages) on every step it runs so that an edit that can
     # change a job's outputs reruns it (asym.dag.code); refused when it is not the digest of the

@@ -474,6 +474,8 @@ class CostConfig(Strict):
     def _distinct(cls, v: list[float]) -> list[float]:
         if len(set(v)) != len(v):
             raise ValueError("needs distinct lengths")
+        return sorted(v)
+
 
 class RobustnessConfig(Strict):
     """Robustness curves (`asym robustness`, asym.robustness): every trained run evaluated on its test
@@ -498,6 +500,17 @@ class RobustnessConfig(Strict):
         return sorted(v)
 
 
+class ExplainConfig(Strict):
+    """`asym explain`: Captum's Integrated Gradients of the depressed-class logit (asym.explain)."""
+
+    n_steps: int = Field(ge=2)                 # Riemann steps of the path integral from the baseline
+    internal_batch_size: int = Field(ge=1)     # interpolated inputs per forward pass (memory, not results)
+    max_vlogs: int | None = Field(default=None, ge=1)   # test vlogs attributed per run (null: all of them)
+    timelines: int = Field(ge=0)               # per-vlog timeline plots written per run
+    random_seed: int                           # initialises the re-initialised model of the sanity check
+    generic_groups: int = Field(ge=1)          # contiguous column blocks for widths whose columns have no names
+
+
 class ParamsFile(Strict):
     extends: str | None = None   # a params file this one amends (see load_params)
     # model files (paths relative to the params file that lists them) or importable modules whose
@@ -520,6 +533,7 @@ class ParamsFile(Strict):
     cross_gender: CrossGenderConfig | None = None
     cost: CostConfig | None = None
     robustness: RobustnessConfig | None = None
+    explain: ExplainConfig | None = None
 
     @model_validator(mode="after")
     def _cross_refs(self, info: ValidationInfo) -> ParamsFile:
@@ -925,6 +939,15 @@ def load_params(path: str | os.PathLike) -> Params:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_errors(exc)}{_plugin_blocks(exc, plugins)}") from None
     return Params(data, path, raw, plugins=plugins)
+
+
+def explain_config(params: Params) -> ExplainConfig:
+    """The `explain` block, or an error naming the file that lacks it."""
+    block = params.data.explain
+    if block is None:
+        raise ConfigError(f"{params.path}: no `explain` block (n_steps, internal_batch_size, max_vlogs, timelines, "
+                          "random_seed, generic_groups) for `asym explain`")
+    return block
 
 
 def load_extract(path: str | os.PathLike) -> ExtractConfig:
