@@ -127,7 +127,7 @@ class Rules:
         """A training job's GPU memory in MB, a function of its `dataset` and `model` wildcards
         (asym.train.gpu_memory: the GPU check's measured peak, else the documented estimate); 0
         where training holds no GPU. The gpu profile declares the card's memory, so the jobs that
-        share a GPU fit it; the SLURM profile passes it on as the job's request."""
+        share a GPU fit it (SLURM has no request for a GPU's memory: its profile asks for a whole GPU)."""
         return gpu_memory.resource(self.P, self.uses_gpu)
 
     @property

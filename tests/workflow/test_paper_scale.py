@@ -156,3 +156,20 @@ def test_each_training_job_asks_for_its_models_gpu_memory(tmp_path, device):
     text = (ROOT / "workflow" / "rules" / "train.smk").read_text()
     training = re.findall(r"^rule (train\w*):", text, re.M)
     assert len(training) == 3 and text.count("gpu_mem_mb=S.gpu_mem_mb,") == len(training)
+
+
+def test_every_training_rule_asks_slurm_for_a_gpu_and_the_cpu_example_names_them_all():
+    """A training stage the SLURM profile forgot would run on SLURM's defaults: no GPU, no time."""
+    from asym.dag import stages
+
+    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    training = {s.name for s in stages.STAGES if s.seeds is not None}
+    assert training == {"train", "train_optimism", "train_cross_gender"}
+    assert training <= set(profile["set-resources"])
+    assert all(profile["set-resources"][t]["gres"] == "gpu:1" for t in training)
+    readme = one_line((ROOT / "README.md").read_text().replace("\\\n", " "))
+    cpu_example = re.search(r"--default-resources slurm_partition=cpu [^`]*", readme)
+    assert cpu_example, "README's CPU-only SLURM example is missing"
+    profile_text = (ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text()
+    for t in training:
+        assert f"{t}:runtime=" in cpu_example[0] and f"{t}:runtime=" in profile_text
