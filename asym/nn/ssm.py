@@ -176,13 +176,11 @@ def auto_backend(device_type: str, mamba_ssm: bool, triton: bool) -> str:
 
 
 def check_device(x: torch.Tensor, backend: str, scan: str) -> None:
-    """Refuse a backend named for another device than the tensors' ("triton" on CPU tensors is
-    its interpreter, and allowed): its outputs would land on the wrong device and fail later,
-    far from the cause."""
+    """Refuse the CPU kernel for tensors elsewhere: its outputs would land on the CPU and fail
+    later, far from the cause. ("cuda" and "triton" are left to their kernels, which say so
+    themselves; "triton" on CPU tensors is its interpreter.)"""
     if backend == "cpu" and x.device.type != "cpu":
         raise ValueError(f"{scan}: backend 'cpu' needs CPU tensors, got tensors on {x.device}")
-    if backend == "cuda" and not x.is_cuda:
-        raise ValueError(f"{scan}: backend 'cuda' needs CUDA tensors, got tensors on {x.device}")
 
 
 def pick_backend(u: torch.Tensor, backend: str = "auto") -> str:

@@ -37,7 +37,7 @@ def test_kill_9_mid_training_then_make_run_resumes_cleanly(data_stages, snakemak
     root = tmp_path / "p"
     shutil.copytree(data_stages, root, symlinks=True)
     shutil.copy(ROOT / "Makefile", root / "Makefile")
-    for name in ("pyproject.toml", "requirements.lock"):
+    for name in ("pyproject.toml", "requirements.lock", "requirements-cuda.lock"):
         shutil.copy(ROOT / name, root / name)
         os.utime(root / name, (0, 0))                   # older than the venv's install stamp: nothing to install
     (root / "workflow" / "scripts").mkdir(exist_ok=True)
