@@ -137,7 +137,7 @@ def test_every_stage_is_a_rule_written_out_by_name_in_its_steps_file(jobs):
     parsed = {j.rule.name: j.rule for j in jobs}
     for stage in stages.STAGES:
         path, comment, body = written[stage.name]
-        assert path.name == f"{stage.step}.smk", stage.name
+        assert path.name == f"{stage.step.replace('-', '_')}.smk", stage.name     # cost-plot: cost_plot.smk
         named = re.findall(r'\bS\.\w+\("(\w+)"', body)
         assert named and set(named) == {stage.name}, (stage.name, named)
         assert all(re.search(rf"^    {d}:", body, re.M) for d in DIRECTIVES), stage.name
@@ -211,7 +211,7 @@ def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(j
         env = (Path(str(rule.snakefile)).parent / str(rule.conda_env)).resolve()
         assert env.read_text() == (ROOT / "environment.yml").read_text(), rule.name
     captioned = {j.rule.name: [f for f in j.output if is_flagged(f, "report")] for j in jobs}
-    assert {r for r, files in captioned.items() if files} == {"report"}      # `snakemake --report` shows those
+    assert {r for r, files in captioned.items() if files} == {"report", "robustness", "cost", "cost_plot", "explain"}
     assert {Path(f).name for f in captioned["report"]} >= {"results.md", "metrics.png", "confusion_matrices.png"}
     assert all(Path(f.flags["report"].caption).is_file() for f in captioned["report"])
 
