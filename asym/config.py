@@ -468,7 +468,8 @@ class CostConfig(Strict):
     threads: int = Field(ge=1)               # torch threads while timing on the CPU
     warmup: int = Field(ge=1)                # untimed forward passes before the timed ones
     repeats: ByScale[Annotated[int, Field(ge=1)]]   # timed forward passes; their median is reported
-    memory: bool = True                      # measure peak memory (the resident set's high-water mark, Linux)
+    # measure peak memory at each scale (the resident set's high-water mark, Linux): the slowest part on the CPU
+    memory: ByScale[bool] = ByScale[bool](demo=True, paper=True)
 
     @field_validator("minutes")
     @classmethod

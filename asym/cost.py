@@ -405,7 +405,7 @@ def measure(params: Params, device: str = "cpu", models: list[str] | None = None
     cfg = params.cost
     cuda = device.startswith("cuda")
     threads = threads or cfg.threads
-    memory = (cfg.memory if memory is None else memory) and (cuda or memory_available())
+    memory = (cfg.memory.at(params.scale) if memory is None else memory) and (cuda or memory_available())
     rows = []
     with threads_set(threads):
         for dataset in datasets or params.datasets:

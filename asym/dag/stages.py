@@ -692,7 +692,10 @@ def _explain_outputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _explain_reads(p: Params, w: Wild) -> list[str]:
-    return ["explain", "scale", f"datasets.{w['dataset']}.protocol", "train.device", "train.threads"]
+    """The runs of the grid it picks from (their seeds), and D-Vlog's landmark order (asym.explain.groups)."""
+    extract = ["extract.landmark_order"] if p.data.extract is not None else []
+    return ["explain", "scale", f"run.seeds.{p.scale}", f"datasets.{w['dataset']}.protocol", "train.device",
+            "train.threads", *extract]
 
 
 def _explain_options(p: Params, w: Wild) -> list[str]:
