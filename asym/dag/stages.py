@@ -72,6 +72,9 @@ class Stage:
     protocols: tuple[str, ...] = ()            # the values of its `protocol` wildcard (a study's stage)
     # a training stage's seeds: split into one job per seed under `train.job: per_seed`
     seeds: Callable[[Params], list[int]] | None = None
+    # the registry entries a step builds besides its job's `model` (the cost of every model, the
+    # robustness of several): their modules are its code too
+    models: Callable[[Params], list[str]] | None = None
 
     def per_seed(self, p: Params) -> bool:
         """Whether the stage has a job per seed (a training stage, under `train.job: per_seed`)."""
@@ -103,7 +106,8 @@ class Stage:
         """The step's modules, with the dataset's format's (read through asym.data.formats, which
         names them, so no import finds them) and a plug-in's package imports."""
         fmt = self.format_code(p, w) if self.format_code is not None else ()
-        return (*self.modules, *fmt, *plugin_imports(w.get("model")))
+        built = [registry.get(m).target.split(":")[0] for m in self.models(p)] if self.models is not None else []
+        return (*self.modules, *fmt, *built, *plugin_imports(w.get("model")))
 
     def code(self, p: Params, w: Wild) -> list[str]:
         """The package files whose code the job runs (what its code digest covers); a plug-in's
@@ -598,6 +602,10 @@ def _if_robustness(p: Params) -> list[dict[str, str]]:
     return _once(p) if p.data.robustness is not None else []
 
 
+def _robustness_models(p: Params) -> list[str]:
+    return p.robustness_models
+
+
 def _robustness_inputs(p: Params, lay: Layout, w: Wild) -> Files:
     """Each dataset's table and split, and each perturbed run's checkpoint, predictions and train.json
     (its training alone: no evaluation)."""
@@ -620,13 +628,18 @@ def _robustness_reads(p: Params, w: Wild) -> list[str]:
 
 ROBUSTNESS = Stage("robustness", "robustness", (), _if_robustness,
                    inputs=_robustness_inputs, outputs=_robustness_outputs, reads=_robustness_reads,
-                   modules=("asym.robustness",), captioned=True)
+                   modules=("asym.robustness",), captioned=True, models=_robustness_models)
 
 
 # --- cost ------------------------------------------------------------------------------------------------
 def _if_cost(p: Params) -> list[dict[str, str]]:
     """One job, when params has a `cost` block."""
     return _once(p) if p.data.cost is not None else []
+
+
+def _cost_models(p: Params) -> list[str]:
+    """Every registered model (asym.cost.model_names: the built-ins and the params' plug-ins)."""
+    return registry.names(modules=[*registry.builtins(), *p.plugins])
 
 
 def _cost_inputs(p: Params, lay: Layout, w: Wild) -> Files:
@@ -645,7 +658,7 @@ def _cost_reads(p: Params, w: Wild) -> list[str]:
 
 
 COST = Stage("cost", "cost", (), _if_cost, inputs=_cost_inputs, outputs=_cost_outputs, reads=_cost_reads,
-             modules=("asym.cost", "asym.report.cost"), captioned=True)
+             modules=("asym.cost", "asym.report.cost"), captioned=True, models=_cost_models)
 
 
 def _cost_plot_inputs(p: Params, lay: Layout, w: Wild) -> Files:
