@@ -521,7 +521,8 @@ def write_tables(params: Params, curves: pd.DataFrame, summary: pd.DataFrame, fi
     summary_caption = SUMMARY_CAPTION.format(metric=LABELS[cfg.metric], reference=cfg.reference or "none")
     kinds = kinds_of(perturbations(cfg))
     md = ["# Robustness to missing modalities, noise and shortened vlogs", "", CAPTION, "",
-          f"Scale `{params.scale}`; seeds {params.seeds}; perturbations drawn from seed {cfg.seed}; "
+          f"Scale `{params.scale}`; models {', '.join(params.robustness_models)} (`robustness.models`); seeds "
+          f"{params.seeds}; perturbations drawn from seed {cfg.seed}; "
           f"{cfg.bootstrap} resamples and exchanges.", "",
           *(f"- `{k}`: {KIND_TEXT[k]}." for k in kinds), ""]
     tex = []

@@ -56,7 +56,8 @@ def _dataset_option(p: Params, w: Wild) -> list[str]:
 class Stage:
     name: str                                  # its Snakemake rule (workflow/rules/<step>.smk)
     step: str                                  # the `asym` command it runs (and its log folder)
-    wildcards: tuple[str, ...]                 # those of every job; a per-seed job's add SEED (`job_wildcards`)
+    wildcards: tuple[str, ...]                 # those of every job; a per-seed job's add SEED (`job_wildcards`);
+                                               # explain's end with SEED (its command's --seeds)
     cells: Callable[[Params], list[dict[str, str]]]        # its jobs' wildcards, SEED aside (`instances`)
     inputs: Callable[[Params, Layout, Wild], Files]        # the DAG's own files
     outputs: Callable[[Params, Layout, Wild], Files]

@@ -319,3 +319,25 @@ def test_the_rules_conda_environment_pins_exactly_the_lock():
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
+
+
+def test_the_studies_tables_figures_and_explanations_are_shown_under_their_topics(project, jobs):
+    """robustness and cost as the report's tables are (a page, its downloads), their figures, and each
+    explained run's group chart under "Explanations", labelled by its run; every caption a file."""
+    p = load_params(project / "params.yaml")
+    shown = {_relative(f, project): f.flags["report"] for j in jobs if j.rule.name in ("robustness", "cost", "cost_plot",
+                                                                                         "explain")
+             for f in j.output if "report" in f.flags}
+    where = {f: (r.category, r.subcategory) for f, r in shown.items()}
+    for table, topic in (("robustness", "Robustness"), ("cost", "Cost")):
+        assert where[f"reports/{table}.html"] == ("Tables", topic)
+        assert {where[f"reports/{table}.{fmt}"] for fmt in ("md", "csv", "tex")} == {
+            ("Data", "Markdown"), ("Data", "CSV"), ("Data", "LaTeX")}, table
+    assert {where[f"reports/robustness_{d}.png"] for d in p.datasets} == {("Figures", "Robustness")}
+    assert where["reports/cost.png"] == ("Figures", "Cost")
+    charts = {f: r for f, r in shown.items() if f.startswith("reports/explain/")}
+    assert sorted(charts) == sorted(f"reports/explain/{r.dataset}-{r.model}-seed{r.seed}-groups.png"
+                                    for r in p.explain_runs())
+    assert all((r.category, r.subcategory) == ("Figures", "Explanations") for r in charts.values())
+    assert all(Path(r.caption).is_file() for r in shown.values())
+    assert "not depression" in (ROOT / "workflow" / "report" / "explain.rst").read_text()
