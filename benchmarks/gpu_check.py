@@ -20,13 +20,16 @@ The steps, each timed and kept in one JSON:
   after their errors (output and every input's gradient) against the float64 recurrence;
 - train_step: benchmarks/train_step.py, every registry model at paper scale, fp32 and bf16, with
   peak GPU memory;
-- pipeline: a real paper-scale run of the DAG on a synthetic D-Vlog of the release's size (961
-  vlogs of ~600 rows), 2 epochs of a handful of models, `snakemake --profile workflow/profiles/gpu`
-  with several training jobs sharing the GPU, up to the report (no MLflow), GPU utilisation and
-  memory sampled by nvidia-smi;
+- pipeline: a real paper-scale run of the DAG as README's "Paper scale" runs it, on a synthetic
+  D-Vlog of the release's size (961 vlogs of ~600 rows), 2 epochs of a handful of models over two
+  seeds, one training job per seed (`train.job: per_seed`), `snakemake --profile
+  workflow/profiles/gpu --resources gpu_mem_mb=<the card's MiB>`: training jobs share the GPU by
+  the memory each declares (asym.train.gpu_memory), up to the report (no MLflow); GPU utilisation
+  and memory sampled by nvidia-smi, beside each job's declared figure;
 - projection: the whole paper grid (every model x 2 datasets x the paper seeds x each recipe's
   epochs) from the train-step table, scaled by how much longer the pipeline's handful took than
-  that table predicts for it (data feeding, evaluation, several jobs on one GPU).
+  that table predicts for it (data feeding, evaluation, several jobs on one GPU), beside README's
+  estimate from the CPU's table (benchmarks/paper_grid.py).
 
 `--rehearse` runs every step on the CPU at tiny sizes through the same code (Triton through its
 interpreter), so the script is proven before it meets a GPU. Without --rehearse on a machine
@@ -66,12 +69,12 @@ SIZES = {
             "ssd": {"batch": 8, "heads": 16, "headdim": 64, "d_state": 64, "lengths": [1000, 4000]},
             "train_step": {"frames": 1000, "batch": 16, "scale": "paper", "models": None},
             "pipeline": {"scale": "paper", "n_samples": 961, "seconds": [300, 900], "epochs": 2,
-                         "models": PIPELINE_MODELS, "precision": "bf16"}},
+                         "models": PIPELINE_MODELS, "seeds": [0, 1], "precision": "bf16"}},
     "rehearse": {"scan": {"batch": 1, "d_inner": 8, "d_state": 4, "lengths": [40]},
                  "ssd": {"batch": 1, "heads": 2, "headdim": 4, "d_state": 4, "lengths": [20]},
                  "train_step": {"frames": 24, "batch": 2, "scale": "demo", "models": ["asym", "mean-mlp"]},
                  "pipeline": {"scale": "demo", "n_samples": 40, "seconds": [12, 20], "epochs": 1,
-                              "models": ["asym", "mean-mlp"], "precision": "fp32"}},
+                              "models": ["asym", "mean-mlp"], "seeds": [0, 1], "precision": "fp32"}},
 }
 STEP_TIMEOUT_S = {"wheels": 120, "build": 3600, "cuda_tests": 180, "scan_benchmark": 120, "ssd_benchmark": 120,
                   "train_step": 180, "pipeline": 300}
@@ -232,14 +235,18 @@ class GpuSampler:
 
 def pipeline_params(size: dict) -> dict:
     """params.yaml for the pipeline step: D-Vlog only, the release's size, a handful of models,
-    one seed, `epochs` of every recipe, no MLflow writes (the `report` target)."""
+    `seeds` as one job each, `epochs` of every recipe, the optimism and cross-gender studies off
+    (more of the same training), no MLflow writes (the `report` target)."""
     import yaml
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     scale = size["scale"]
     raw["scale"] = scale
     raw["run"].update(datasets=["dvlog"], models=size["models"])
-    raw["run"]["seeds"][scale] = [0]
+    raw["run"]["seeds"][scale] = size["seeds"]
+    raw["train"]["job"][scale] = "per_seed"           # the paper scale's own choice, the rehearsal's too
+    for study in ("optimism", "cross_gender"):        # the studies repeat the same training: off here
+        raw[study]["models"][scale] = []
     for recipe in raw["recipes"][scale].values():
         recipe["epochs"] = size["epochs"]
     raw["synth"]["dvlog"].update(n_samples=size["n_samples"], seconds=size["seconds"])
@@ -255,9 +262,10 @@ def run_pipeline(size: dict, work: Path, env: dict, timeout: float) -> dict:
     shutil.copytree(ROOT / "workflow", work / "workflow")
     (work / "profiles").symlink_to("workflow/profiles")
     (work / "params.yaml").write_text(yaml.safe_dump(pipeline_params(size), sort_keys=False))
+    card_mib = card_memory_mib()
     sampler = GpuSampler()
-    step = run([sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/gpu", "report"],
-               env=env, cwd=work, timeout=timeout)
+    step = run([sys.executable, "-m", "snakemake", "report", "--profile", "workflow/profiles/gpu",
+                "--resources", f"gpu_mem_mb={card_mib}"], env=env, cwd=work, timeout=timeout)
     step["gpu"] = sampler.stop()
     summaries = sorted(work.glob("runs/dvlog/*/seed*/train.json"))
     runs = [json.loads(p.read_text()) for p in summaries]
@@ -268,10 +276,34 @@ def run_pipeline(size: dict, work: Path, env: dict, timeout: float) -> dict:
     if runs:
         step["train_span_s"] = max(r["finished_at"] for r in runs) - min(r["started_at"] for r in runs)
     step["reports"] = sorted(p.name for p in (work / "reports").glob("*.md"))
-    if step["returncode"] == 0 and len(runs) != len(size["models"]):
+    step["card_memory_mib"] = card_mib
+    step["declared_gpu_mem_mb"] = declared_memory(work, size["models"])
+    step["train_jobs"] = len(list(work.glob("logs/train/dvlog/*/seed*.log")))     # one log per seed's job
+    expected = len(size["models"]) * len(size["seeds"])
+    if step["returncode"] == 0 and (len(runs) != expected or step["train_jobs"] != expected):
         step["returncode"] = 1
-        step["output_tail"] += f"\n{len(runs)} training runs written for {len(size['models'])} models"
+        step["output_tail"] += (f"\n{len(runs)} training runs and {step['train_jobs']} per-seed jobs for "
+                                f"{len(size['models'])} models x {len(size['seeds'])} seeds")
     return step
+
+
+def card_memory_mib() -> int:
+    """The GPU's memory in MiB, which the gpu profile's jobs share; the profile's 80 GB where there
+    is no GPU (the rehearsal, whose training jobs declare none)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory // 2 ** 20
+    return 80000
+
+
+def declared_memory(work: Path, models: list[str]) -> dict[str, int]:
+    """Each model's `gpu_mem_mb` at the pipeline's scale, as its training jobs declared it."""
+    from asym.config import load_params
+    from asym.train import gpu_memory
+
+    params = load_params(work / "params.yaml")
+    return {m: gpu_memory.gpu_mem_mb(m, "dvlog", params.scale, params) for m in models}
 
 
 def projection(train_step: dict, pipeline: dict, size: dict) -> dict:
@@ -300,7 +332,12 @@ def projection(train_step: dict, pipeline: dict, size: dict) -> dict:
                if r["dataset"] == "dvlog" and r["model"] in size["pipeline"]["models"]]
     predicted_h = project_grid(handful, 1, {m: size["pipeline"]["epochs"] for m in size["pipeline"]["models"]}, batch)
     ratio = pipeline["train_span_s"] / 3600 / predicted_h if predicted_h > 0 else float("nan")
-    return {"returncode": 0, "models": len(models), "datasets": 2, "seeds": len(params.seeds),
+    from paper_grid import grid
+
+    readme = grid()           # README's estimate: the CPU table's hours for the run's models
+    return {"readme_estimate_cpu_hours": readme.hours, "readme_models": len(readme.models),
+            "gpu_over_readme_estimate": grid_serial_h * ratio / readme.hours if readme.hours else float("nan"),
+            "returncode": 0, "models": len(models), "datasets": 2, "seeds": len(params.seeds),
             "epochs": epochs, "precision": precision, "grid_serial_hours": grid_serial_h,
             "handful_predicted_s": predicted_h * 3600, "handful_measured_span_s": pipeline["train_span_s"],
             "measured_over_predicted": ratio, "grid_hours": grid_serial_h * ratio,

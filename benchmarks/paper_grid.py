@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from train_step import project_grid  # noqa: E402
 
 from asym.config import Params, load_params  # noqa: E402
-from asym.data.protocols import OPTIMISM_PROTOCOLS  # noqa: E402
+from asym.data.protocols import GENDER_PROTOCOLS, OPTIMISM_PROTOCOLS  # noqa: E402
 from asym.models import registry  # noqa: E402
 from asym.train import gpu_memory  # noqa: E402
 
@@ -48,6 +48,11 @@ class Grid:
     optimism_hours: float
     unmeasured: list[str]              # costed at the slowest measured step
     per_model: dict[str, dict]
+    cross_gender_models: list[str]
+    cross_gender_datasets: list[str]
+    cross_gender_seeds: int
+    cross_gender_fits: int
+    cross_gender_hours: float
 
 
 def cpu_rows(results: Path = RESULTS) -> list[dict]:
@@ -62,8 +67,12 @@ def grid(params: Params | None = None, results: Path = RESULTS, optimism_models:
     the study's own, to cost another choice."""
     p = (params or load_params(ROOT / "params.yaml")).at_scale("paper")
     models, datasets, seeds = p.models, p.datasets, len(p.seeds)
+    folds, o_seeds = p.split.kfold.k, len(p.optimism_seeds)
+    o_models = p.optimism_models if optimism_models is None else optimism_models
+    g_models, g_datasets, g_seeds = p.cross_gender_models, p.cross_gender_datasets, len(p.cross_gender_seeds)
     rows = {(r["model"], r["dataset"]): r for r in cpu_rows(results)}
-    epochs = {m: p.recipe(registry.get(m).recipe).epochs for m in models}
+    costed = list(dict.fromkeys([*models, *o_models, *g_models]))      # every model some part of the grid trains
+    epochs = {m: p.recipe(registry.get(m).recipe).epochs for m in costed}
 
     def fit_hours(model: str, dataset: str) -> float | None:
         r = rows.get((model, dataset))
@@ -71,24 +80,30 @@ def grid(params: Params | None = None, results: Path = RESULTS, optimism_models:
 
     def dearest(model: str, dataset: str) -> float:
         """The slowest measured step on the dataset, for the model's own epochs."""
-        r = max((r for (m, d), r in rows.items() if d == dataset and m in epochs), key=lambda r: r["seconds"])
+        measured_here = [r for (m, d), r in rows.items() if d == dataset]
+        if not measured_here:
+            raise SystemExit(f"paper_grid: no train-step row for {dataset} in {results}: run benchmarks/train_step.py")
+        r = max(measured_here, key=lambda r: r["seconds"])
         return project_grid([r], 1, {r["model"]: epochs[model]}, r["batch"])
 
-    measured = {(m, d): h for m in models for d in datasets if (h := fit_hours(m, d)) is not None}
-    cost = {(m, d): measured.get((m, d)) or dearest(m, d) for m in models for d in datasets}
-    unmeasured = [m for m in models if any((m, d) not in measured for d in datasets)]
-    folds, o_seeds = p.split.kfold.k, len(p.optimism_seeds)
-    o_models = p.optimism_models if optimism_models is None else optimism_models
+    measured = {(m, d): h for m in costed for d in datasets if (h := fit_hours(m, d)) is not None}
+    cost = {(m, d): measured.get((m, d)) or dearest(m, d) for m in costed for d in datasets}
+    unmeasured = [m for m in costed if any((m, d) not in measured for d in datasets)]
     o_fits_each = len(OPTIMISM_PROTOCOLS) * folds * o_seeds
+    # A by-gender fit trains on one gender of the training fold: costed as a whole fit, an upper bound.
+    g_fits_each = len(GENDER_PROTOCOLS) * g_seeds
     per_model = {m: {"recipe": registry.get(m).recipe, "epochs": epochs[m],
                      "batch": p.recipe(registry.get(m).recipe).batch_size,
                      "params": {d: rows[(m, d)]["params"] for d in datasets if (m, d) in rows},
                      "hours_per_fit": {d: cost[(m, d)] for d in datasets},
                      "gpu_mem_mb": {d: gpu_memory.gpu_mem_mb(m, d, "paper", p) for d in datasets},
-                     "source": gpu_memory.source(m, datasets[0])} for m in models}
+                     "source": "/".join(sorted({gpu_memory.source(m, d) for d in datasets}))} for m in models}
     return Grid(models, datasets, seeds, len(models) * len(datasets) * seeds,
-                sum(cost.values()) * seeds, o_models, folds, o_seeds, len(o_models) * o_fits_each * len(datasets),
-                sum(cost[(m, d)] for m in o_models for d in datasets) * o_fits_each, unmeasured, per_model)
+                sum(cost[(m, d)] for m in models for d in datasets) * seeds, o_models, folds, o_seeds,
+                len(o_models) * o_fits_each * len(datasets),
+                sum(cost[(m, d)] for m in o_models for d in datasets) * o_fits_each, unmeasured, per_model,
+                g_models, g_datasets, g_seeds, len(g_models) * g_fits_each * len(g_datasets),
+                sum(cost[(m, d)] for m in g_models for d in g_datasets) * g_fits_each)
 
 
 def _hours(h: float) -> str:
@@ -115,12 +130,32 @@ def readme(g: Grid, alternative: Grid | None = None, card_mb: int = 80000) -> di
     if alternative is not None:
         optimism += (f"; with {', '.join(alternative.optimism_models)} it would be {alternative.optimism_fits} fits, "
                      f"{_hours(alternative.optimism_hours)}.")
+    cross_gender = (f"{len(g.cross_gender_models)} models ({', '.join(g.cross_gender_models)}) x "
+                    f"{len(GENDER_PROTOCOLS)} protocols x {g.cross_gender_seeds} seeds x "
+                    f"{len(g.cross_gender_datasets)} dataset{'s' * (len(g.cross_gender_datasets) != 1)} = "
+                    f"{g.cross_gender_fits} fits: at most {_hours(g.cross_gender_hours)[6:]}."
+                    if g.cross_gender_fits else "off (no models).")
     largest = max(big, key=big.get)
     how = {"gpu": "measured on a GPU", "cpu": "from the CPU's table", "estimate": "not measured"}
-    memory = (f"ASYM asks for {big['asym'] / 1024:.1f} GB ({how[per['asym']['source']]}), the largest, {largest}, "
-              f"for {big[largest] / 1024:.1f} GB ({how[per[largest]['source']]}): an 80 GB card runs "
-              f"{card_mb // big['asym']} ASYM jobs at once.")
-    return {"GRID_SENTENCE": grid_sentence, "OPTIMISM_SENTENCE": optimism, "MEMORY_SENTENCE": memory}
+    sure = lambda m: "; ".join(how.get(k, k) for k in per[m]["source"].split("/"))  # noqa: E731
+    slots = gpu_slots()
+    memory = f"the largest, {largest}, for {big[largest] / 1024:.1f} GB ({sure(largest)})"
+    if "asym" in big:
+        at_once = min(card_mb // big["asym"], slots)
+        memory = (f"ASYM asks for {big['asym'] / 1024:.1f} GB ({sure('asym')}), {memory}: an 80 GB card with the "
+                  f"profile's {slots} slots runs {at_once} ASYM jobs at once.")
+    else:
+        memory = memory[0].upper() + memory[1:] + "."
+    return {"GRID_SENTENCE": grid_sentence, "OPTIMISM_SENTENCE": optimism, "CROSS_GENDER_SENTENCE": cross_gender,
+            "MEMORY_SENTENCE": memory}
+
+
+def gpu_slots() -> int:
+    """The gpu profile's `gpu_slots`: how many training jobs share a card at most."""
+    import yaml
+
+    resources = yaml.safe_load((ROOT / "workflow" / "profiles" / "gpu" / "config.yaml").read_text())["resources"]
+    return next(int(r.split("=")[1]) for r in resources if r.startswith("gpu_slots="))
 
 
 def main() -> None:
@@ -146,6 +181,9 @@ def main() -> None:
     print(f"optimism study: {len(g.optimism_models)} models ({', '.join(g.optimism_models) or 'off'}) "
           f"x {len(OPTIMISM_PROTOCOLS)} protocols x folds x seeds x {len(g.datasets)} datasets = "
           f"{g.optimism_fits} fits, {g.optimism_hours:,.0f} h")
+    print(f"cross-gender study: {len(g.cross_gender_models)} models ({', '.join(g.cross_gender_models) or 'off'}) "
+          f"x {len(GENDER_PROTOCOLS)} protocols x {g.cross_gender_seeds} seeds x {len(g.cross_gender_datasets)} "
+          f"datasets = {g.cross_gender_fits} fits, at most {g.cross_gender_hours:,.0f} h")
     if g.unmeasured:
         print(f"not in the CPU table (costed at the slowest measured step, for their own epochs): {', '.join(g.unmeasured)}")
 

@@ -37,6 +37,7 @@ from asym.data.protocols import GENDER_PROTOCOLS, OPTIMISM_PROTOCOLS
 from asym.grid import seed_folder
 from asym.layout import PACKAGE, PLOTS, Layout, model_card_key, page_key, report_tables
 from asym.models import registry
+from asym.train import gpu_memory
 
 REPOSITORY = PACKAGE.parent
 CAPTIONS = REPOSITORY / "workflow" / "report"       # `snakemake --report`'s caption of each table and figure
@@ -140,6 +141,14 @@ class Rules:
         """A training job's share of the GPU: one slot where training runs on a GPU (the gpu profile
         shares a GPU among several jobs), none otherwise."""
         return 1 if self.uses_gpu else 0
+
+    @property
+    def gpu_mem_mb(self) -> Callable[[Any], int]:
+        """A training job's GPU memory in MB, a function of its `dataset` and `model` wildcards
+        (asym.train.gpu_memory: the GPU check's measured peak, else the documented estimate); 0
+        where training holds no GPU. The gpu profile declares the card's memory, so the jobs that
+        share a GPU fit it (SLURM has no request for a GPU's memory: its profile asks for a whole GPU)."""
+        return gpu_memory.resource(self.P, self.uses_gpu)
 
     @property
     def shell_prefix(self) -> str:

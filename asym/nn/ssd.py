@@ -31,8 +31,8 @@ import functools
 import torch
 
 from asym.nn.ssd_torch import CHUNK, ssd_torch
+from asym.nn.ssm import BACKENDS, check_device  # the selective scan's backends, by the same names
 
-BACKENDS = ("auto", "cuda", "cpu", "torch", "triton")
 CPU_AUTO = "cpu"     # what "auto" picks for CPU tensors: the faster of cpu and torch (benchmarks/ssd.py)
 
 
@@ -69,6 +69,7 @@ def pick_backend(x: torch.Tensor, backend: str = "auto") -> str:
     if backend not in BACKENDS:
         raise ValueError(f"ssd: backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
+        check_device(x, backend, "ssd")
         return backend
     if not x.is_cuda:
         return auto_backend(x.device.type, False, False)

@@ -175,10 +175,21 @@ def auto_backend(device_type: str, mamba_ssm: bool, triton: bool) -> str:
     return "cpu" if device_type == "cpu" else "torch"
 
 
+def check_device(x: torch.Tensor, backend: str, scan: str) -> None:
+    """Refuse a backend named for another device than the tensors' ("triton" on CPU tensors is
+    its interpreter, and allowed): its outputs would land on the wrong device and fail later,
+    far from the cause."""
+    if backend == "cpu" and x.device.type != "cpu":
+        raise ValueError(f"{scan}: backend 'cpu' needs CPU tensors, got tensors on {x.device}")
+    if backend == "cuda" and not x.is_cuda:
+        raise ValueError(f"{scan}: backend 'cuda' needs CUDA tensors, got tensors on {x.device}")
+
+
 def pick_backend(u: torch.Tensor, backend: str = "auto") -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
+        check_device(u, backend, "selective_scan")
         return backend
     if not u.is_cuda:
         return auto_backend(u.device.type, False, False)

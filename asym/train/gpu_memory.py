@@ -102,9 +102,12 @@ def gpu_mem_mb(model: str, dataset: str, scale: str, params: Params | None = Non
     own = _best((r for r in rows if r["model"] == model), params.train.precision)
     if own:
         mb = max(_job_mb(r, batch) for r in own)
-    else:
-        mb = max(_job_mb(r, params.recipe(registry.get(r["model"]).recipe).batch_size)
-                 for r in _best(rows, params.train.precision) if r["model"] in registry.names())
+    else:   # the largest measured model's own best figure: a GPU row of a small model never hides a large one
+        known = {r["model"] for r in rows if r["model"] in registry.names()}
+        if not known:
+            raise ValueError(f"{results}: no train-step row of a registered model for dataset {dataset!r}")
+        mb = max(_job_mb(r, params.recipe(registry.get(m).recipe).batch_size)
+                 for m in known for r in _best((r for r in rows if r["model"] == m), params.train.precision))
     return int(math.ceil(mb / ROUND_MB) * ROUND_MB)
 
 

@@ -20,7 +20,7 @@ import torch
 from tests.conftest import ORACLE_DIR, ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_check import restrict_architectures  # noqa: E402
+from gpu_check import SIZES, restrict_architectures  # noqa: E402
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
@@ -138,9 +138,32 @@ def test_the_rehearsal_passes_every_step_in_a_base_environment_with_only_the_whe
     rows = steps["train_step"]["results"]["rows"]
     assert {(r["model"], r["precision"]) for r in rows} == {(m, p) for m in ("asym", "mean-mlp") for p in ("fp32", "bf16")}
     pipe = steps["pipeline"]
-    assert sorted(r["model"] for r in pipe["runs"]) == ["asym", "mean-mlp"]
+    assert sorted(r["model"] for r in pipe["runs"]) == sorted(["asym", "mean-mlp"] * 2)     # two seeds, a job each
     assert {"results.md", "comparison.md"} <= set(pipe["reports"])
     assert pipe["gpu"]["available"] is False and pipe["train_span_s"] > 0
     proj = steps["projection"]
     assert proj["grid_hours"] > 0 and proj["measured_over_predicted"] > 0
     assert proj["grid_hours"] == pytest.approx(proj["grid_serial_hours"] * proj["measured_over_predicted"])
+
+
+@pytest.mark.slow
+def test_the_pipeline_step_runs_the_paper_dag_a_job_per_seed_sharing_the_card_by_memory(tmp_path):
+    """The rehearsal of the pipeline and projection steps with this venv (no wheel folder needed):
+    one training job per seed, each model's declared GPU memory recorded beside the card's, and the
+    projection set beside README's estimate (benchmarks/paper_grid.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import paper_grid
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--rehearse", "--steps",
+                           "train_step", "pipeline", "projection", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    steps = json.loads(next(tmp_path.glob("*-rehearsal.json")).read_text())["steps"]
+    pipeline, size = steps["pipeline"], SIZES["rehearse"]["pipeline"]
+    assert pipeline["train_jobs"] == len(size["models"]) * len(size["seeds"]) == len(pipeline["runs"])
+    assert set(pipeline["declared_gpu_mem_mb"]) == set(size["models"])
+    assert all(0 < mb <= pipeline["card_memory_mib"] for mb in pipeline["declared_gpu_mem_mb"].values())
+    projection = steps["projection"]
+    assert projection["readme_estimate_cpu_hours"] == pytest.approx(paper_grid.grid().hours)
+    assert projection["gpu_over_readme_estimate"] == pytest.approx(
+        projection["grid_hours"] / projection["readme_estimate_cpu_hours"])

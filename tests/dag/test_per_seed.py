@@ -35,6 +35,7 @@ def _project(root: Path, job: str) -> Path:
     copy_workflow(ROOT, root)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["train"]["job"]["demo"] = job
+    raw["cross_gender"]["models"]["demo"] = ["mean-mlp", "tamfn"]      # off in the demo: on here
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     return root
 

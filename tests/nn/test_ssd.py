@@ -301,3 +301,11 @@ def test_mamba_ssm_chunked_references_agree_with_our_backends(mamba_ssd, backend
     g_ours, g_ref = grads(out, ours, (w,)), grads(ref, theirs, (w,))
     for k in g_ref:
         assert grad_err(g_ours[k], g_ref[k]) < 5 * TOL32, k
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU side of the refusal")
+def test_a_backend_for_another_device_is_refused_before_it_runs():
+    x = torch.randn(1, 4, 2, 3)
+    with pytest.raises(ValueError, match="backend 'cuda' needs CUDA tensors"):
+        pick_backend(x, "cuda")
+    assert pick_backend(x, "cpu") == "cpu" and pick_backend(x, "triton") == "triton"

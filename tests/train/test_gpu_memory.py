@@ -89,7 +89,11 @@ def test_activations_follow_the_recipes_batch_and_the_weights_do_not(tmp_path):
 def test_an_unmeasured_model_takes_the_largest_measured_figure(tmp_path):
     cpu = [row("mult", "dvlog", "cpu", 16000.0), row("mean-mlp", "dvlog", "cpu", 500.0, params=100_000)]
     folder = results(tmp_path, cpu)
-    assert gm.gpu_mem_mb("caf-mamba", "dvlog", "paper", PARAMS, folder) == expected(cpu[0], 16)
+    mult_batch = PARAMS.at_scale("paper").recipe(registry.get("mult").recipe).batch_size
+    assert gm.gpu_mem_mb("caf-mamba", "dvlog", "paper", PARAMS, folder) == expected(cpu[0], mult_batch)
+    # a GPU measurement of a small model does not hide the CPU's figure of a larger one
+    folder = results(tmp_path / "gpu", cpu, [row("mean-mlp", "dvlog", "cuda", 300.0, params=100_000)])
+    assert gm.gpu_mem_mb("caf-mamba", "dvlog", "paper", PARAMS, folder) == expected(cpu[0], mult_batch)
     with pytest.raises(ValueError, match="no train-step row for dataset 'lmvd'"):
         gm.gpu_mem_mb("caf-mamba", "lmvd", "paper", PARAMS, folder)
 

@@ -9,11 +9,14 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from asym.config import load_params
+from asym.dag import snakefile
+from asym.train import gpu_memory
 from tests.project import ROOT, copy_workflow
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -130,3 +133,43 @@ def test_the_slurm_request_the_readme_states_is_the_profiles():
     gpu = yaml.safe_load((ROOT / "workflow" / "profiles" / "gpu" / "config.yaml").read_text())["resources"]
     assert "gpu_mem_mb=80000" in gpu and "declares an 80 GB card (`gpu_mem_mb=80000`, 4 slots)" in text
     assert "gpu_slots=4" in gpu
+
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_each_training_job_asks_for_its_models_gpu_memory(tmp_path, device):
+    """Where training holds a GPU, every training rule declares its job's `gpu_mem_mb`, the figure
+    asym.train.gpu_memory gives for the job's model and dataset (what the gpu profile's card memory
+    is shared by); on the CPU, none."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["scale"] = "paper"
+    raw["train"]["device"] = device
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    rules = snakefile.Rules(str(tmp_path / "params.yaml"))
+    for model in ("asym", "mean-mlp", "mdd-net"):
+        for dataset in ("dvlog", "lmvd"):
+            expected = gpu_memory.gpu_mem_mb(model, dataset, "paper", rules.P) if device == "cuda" else 0
+            assert rules.gpu_mem_mb(SimpleNamespace(model=model, dataset=dataset)) == expected
+    if device == "cuda":
+        assert rules.gpu_mem_mb(SimpleNamespace(model="asym", dataset="dvlog")) > \
+            rules.gpu_mem_mb(SimpleNamespace(model="mean-mlp", dataset="dvlog")) > 0
+    text = (ROOT / "workflow" / "rules" / "train.smk").read_text()
+    training = re.findall(r"^rule (train\w*):", text, re.M)
+    assert len(training) == 3 and text.count("gpu_mem_mb=S.gpu_mem_mb,") == len(training)
+
+
+def test_every_training_rule_asks_slurm_for_a_gpu_and_the_cpu_example_names_them_all():
+    """A training stage the SLURM profile forgot would run on SLURM's defaults: no GPU, no time."""
+    from asym.dag import stages
+
+    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    training = {s.name for s in stages.STAGES if s.seeds is not None}
+    assert training == {"train", "train_optimism", "train_cross_gender"}
+    assert training <= set(profile["set-resources"])
+    assert all(profile["set-resources"][t]["gres"] == "gpu:1" for t in training)
+    readme = one_line((ROOT / "README.md").read_text().replace("\\\n", " "))
+    cpu_example = re.search(r"--default-resources slurm_partition=cpu [^`]*", readme)
+    assert cpu_example, "README's CPU-only SLURM example is missing"
+    profile_text = (ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text()
+    for t in training:
+        assert f"{t}:runtime=" in cpu_example[0] and f"{t}:runtime=" in profile_text

@@ -96,7 +96,7 @@ def test_editing_one_models_block_reruns_only_that_models_jobs(project, tmp_path
     assert jobs == {"train": 2, "evaluate": 1, "report": 1, "robustness": 1, "cost": 1, "cost_plot": 1, "track": 1,
                     "all": 1}, jobs
     out = snakemake(root, "all", "-n")
-    trained = set(re.findall(r"Training (\S+) on (\S+)", out))
+    trained = set(re.findall(r"Training (\S+) on (\w+)", out))
     assert trained == {("bilstm", "dvlog"), ("bilstm", "lmvd")}, trained
 
 
@@ -115,7 +115,7 @@ def test_a_comment_reruns_nothing_and_a_models_code_reruns_only_its_jobs(project
     out = snakemake(root, *dry, env=env)
     assert job_counts(out) == {"train": 2, "evaluate": 1, "report": 1, "robustness": 1, "cost": 1, "cost_plot": 1,
                                "track": 1, "all": 1}, out[-3000:]
-    assert set(re.findall(r"Training (\S+) on (\S+)", out)) == {("bilstm", "dvlog"), ("bilstm", "lmvd")}
+    assert set(re.findall(r"Training (\S+) on (\w+)", out)) == {("bilstm", "dvlog"), ("bilstm", "lmvd")}
 
 
 def test_rerun_resumes_and_redoes_only_what_is_missing(project, tmp_path):

@@ -18,6 +18,7 @@ rule train:
     threads: P.train.threads
     resources:
         gpu_slots=S.gpu_slots,
+        gpu_mem_mb=S.gpu_mem_mb,
     conda:
         "../../environment.yml"
     shell:
@@ -43,6 +44,7 @@ rule train_optimism:
     threads: P.train.threads
     resources:
         gpu_slots=S.gpu_slots,
+        gpu_mem_mb=S.gpu_mem_mb,
     wildcard_constraints:
         protocol=S.protocols,
     conda:
@@ -70,6 +72,7 @@ rule train_cross_gender:
     threads: P.train.threads
     resources:
         gpu_slots=S.gpu_slots,
+        gpu_mem_mb=S.gpu_mem_mb,
     wildcard_constraints:
         protocol=S.gender_protocols,
     conda:
