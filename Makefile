@@ -93,6 +93,7 @@ run: $(STAMP)
 	@echo "Tables:      reports/results.md, comparison.md, ablation.md, fairness.md (+ .html, .csv, .tex); summary.csv"
 	@echo "Model cards: reports/model_cards/<dataset>-<model>.md (+ .html)"
 	@echo "Figures:     reports/metrics.png, confusion_matrices.png, reliability.png, published.png"
+	@echo "Studies:     reports/robustness.md (+ robustness_<dataset>.png), cost.md (+ cost.png), explain/<dataset>-<model>-seed<k>.md"
 	@echo "HTML report: reports/report.html"
 	@echo "MLflow UI:   make mlflow-ui   (it prints the address of the training runs)"
 

@@ -288,7 +288,8 @@ def cmd_models(args: argparse.Namespace) -> None:
 # The columns `asym models` leads with: whitespace-separated, one entry a line under a header line,
 # so `awk 'NR > 1 {print $1}'` lists the names; the description, which holds spaces, comes last.
 MODEL_COLUMNS = ("model", "kind", "recipe")
-DAG_STEPS = ("fetch", "convert", "split", "train", "evaluate", "report", "track")   # the stage table's steps
+DAG_STEPS = ("fetch", "convert", "split", "train", "evaluate", "report", "robustness", "cost", "cost-plot", "explain",
+             "track")   # the stage table's steps
 
 
 def _widths(*columns: list[str]) -> list[int]:

@@ -462,19 +462,22 @@ class CostConfig(Strict):
     memory per minute of vlog, at each of `minutes` (the field's vlogs run from a minute to over an
     hour), on `batch` vlogs per forward pass."""
 
-    minutes: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)   # vlog lengths costed
+    # vlog lengths costed at each scale (the demo's fewer and shorter: the step runs in the demo DAG)
+    minutes: ByScale[Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]]
     batch: int = Field(ge=1)                 # vlogs per forward pass
     threads: int = Field(ge=1)               # torch threads while timing on the CPU
     warmup: int = Field(ge=1)                # untimed forward passes before the timed ones
     repeats: ByScale[Annotated[int, Field(ge=1)]]   # timed forward passes; their median is reported
-    memory: bool = True                      # measure peak memory (the resident set's high-water mark, Linux)
+    # measure peak memory at each scale (the resident set's high-water mark, Linux): the slowest part on the CPU
+    memory: ByScale[bool] = ByScale[bool](demo=True, paper=True)
 
     @field_validator("minutes")
     @classmethod
-    def _distinct(cls, v: list[float]) -> list[float]:
-        if len(set(v)) != len(v):
-            raise ValueError("needs distinct lengths")
-        return sorted(v)
+    def _distinct(cls, v: ByScale[list[float]]) -> ByScale[list[float]]:
+        for scale in SCALES:
+            if len(set(v.at(scale))) != len(v.at(scale)):
+                raise ValueError(f"{scale}: needs distinct lengths")
+        return type(v)(**{scale: sorted(v.at(scale)) for scale in SCALES})
 
 
 class RobustnessConfig(Strict):
@@ -491,6 +494,9 @@ class RobustnessConfig(Strict):
     drop_frames: list[Annotated[float, Field(gt=0, lt=1)]]  # share of each vlog's frames removed at random
     metric: Literal["balanced_accuracy", "auroc", "f1"]     # of the relative / effective robustness summary
     reference: str | None = None                    # effective robustness's reference model (MultiBench: late fusion)
+    # the run's models perturbed at each scale (`all`: every model of the run); the DAG's step
+    # depends on these models' runs alone
+    models: ByScale[Literal["all"] | list[str]] = ByScale[Literal["all"] | list[str]](demo="all", paper="all")
 
     @field_validator("noise_levels", "keep_first", "drop_frames")
     @classmethod
@@ -509,6 +515,10 @@ class ExplainConfig(Strict):
     timelines: int = Field(ge=0)               # per-vlog timeline plots written per run
     random_seed: int                           # initialises the re-initialised model of the sanity check
     generic_groups: int = Field(ge=1)          # contiguous column blocks for widths whose columns have no names
+    # the models and seeds the DAG explains at each scale (one job per dataset, model and seed);
+    # `asym explain` on its own explains whatever runs it is given
+    models: ByScale[list[str]] = ByScale[list[str]](demo=["asym"], paper=["asym"])
+    seeds: ByScale[list[int]] = ByScale[list[int]](demo=[0], paper=[0])
 
 
 class ParamsFile(Strict):
@@ -554,6 +564,12 @@ class ParamsFile(Strict):
         self._cross_gender(known)
         if self.robustness is not None and self.robustness.reference is not None:
             known([self.robustness.reference], "robustness.reference")
+        for scale in SCALES:
+            chosen = self.robustness.models.at(scale) if self.robustness is not None else "all"
+            if chosen != "all":
+                known(chosen, f"robustness.models.{scale}")
+            if self.explain is not None:
+                known(self.explain.models.at(scale), f"explain.models.{scale}")
         if self.run.models != "all":
             known(self.run.models, "run.models")
         for name, ds in self.datasets.items():
@@ -728,6 +744,28 @@ class Params:
         if self.data.robustness is None:
             raise ConfigError(f"{self.path}: no `robustness` block: `asym robustness` reads its settings there")
         return self.data.robustness
+
+    @property
+    def robustness_models(self) -> list[str]:
+        """The run's models `asym robustness` perturbs at the active scale (robustness.models), in
+        the run's order: a listed model the run does not train has no runs to perturb."""
+        chosen = self.robustness.models.at(self.scale)
+        return [m for m in self.models if chosen == "all" or m in chosen]
+
+    @property
+    def explain(self) -> ExplainConfig:
+        """The `explain` block, or an error naming the file that lacks it."""
+        block = self.data.explain
+        if block is None:
+            raise ConfigError(f"{self.path}: no `explain` block (n_steps, internal_batch_size, max_vlogs, timelines, "
+                              "random_seed, generic_groups) for `asym explain`")
+        return block
+
+    def explain_runs(self) -> list[Run]:
+        """The runs the DAG explains at the active scale: explain.models and explain.seeds, those the run trains."""
+        cfg = self.explain
+        models, seeds = cfg.models.at(self.scale), cfg.seeds.at(self.scale)
+        return [r for r in self.runs() if r.model in models and r.seed in seeds]
 
     def dataset(self, name: str) -> DatasetConfig:
         try:
@@ -939,15 +977,6 @@ def load_params(path: str | os.PathLike) -> Params:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_errors(exc)}{_plugin_blocks(exc, plugins)}") from None
     return Params(data, path, raw, plugins=plugins)
-
-
-def explain_config(params: Params) -> ExplainConfig:
-    """The `explain` block, or an error naming the file that lacks it."""
-    block = params.data.explain
-    if block is None:
-        raise ConfigError(f"{params.path}: no `explain` block (n_steps, internal_batch_size, max_vlogs, timelines, "
-                          "random_seed, generic_groups) for `asym explain`")
-    return block
 
 
 def load_extract(path: str | os.PathLike) -> ExtractConfig:

@@ -1,5 +1,5 @@
 """What each model costs to run on a vlog: parameters, multiply-accumulates, latency and peak memory
-per minute of vlog, at a batch of vlogs of each length `cost.minutes` names.
+per minute of vlog, at a batch of vlogs of each length `cost.minutes` names at the active scale.
 
 Multiply-accumulates: PyTorch's own counter (torch.utils.flop_counter.FlopCounterMode) on the
 evaluation forward pass (the whole vlog: crops are a training augmentation), plus formulas for
@@ -405,7 +405,7 @@ def measure(params: Params, device: str = "cpu", models: list[str] | None = None
     cfg = params.cost
     cuda = device.startswith("cuda")
     threads = threads or cfg.threads
-    memory = (cfg.memory if memory is None else memory) and (cuda or memory_available())
+    memory = (cfg.memory.at(params.scale) if memory is None else memory) and (cuda or memory_available())
     rows = []
     with threads_set(threads):
         for dataset in datasets or params.datasets:
@@ -414,7 +414,7 @@ def measure(params: Params, device: str = "cpu", models: list[str] | None = None
                 torch.manual_seed(INPUT_SEED)
                 model = factory.from_params(name, params, dataset, widths=widths).eval()
                 n_params = factory.trainable_count(model)
-                for m in sorted(minutes or cfg.minutes):
+                for m in sorted(minutes or cfg.minutes.at(params.scale)):
                     frames = frames_of(m)
                     batch = inputs(widths, frames, cfg.batch)
                     flops = count_flops(model, *batch) if count else {}

@@ -378,21 +378,22 @@ def summary_rows(dataset: str, model: str, perts: list[Perturbation], rows: list
 
 def dataset_tables(params: Params, d_index: int, dataset: str, device: torch.device,
                    curves_of: Callable[..., ModelCurves] = model_curves) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The curve rows and the summary rows of every model of the run on `dataset`."""
+    """The curve rows and the summary rows of the models of robustness.models on `dataset`."""
     from asym.data import protocols
     from asym.data.splits import load_partitions
     from asym.report.runs import load_dataset_runs
 
     cfg = params.robustness
     layout = Layout.of(params)
-    runs = load_dataset_runs(params, dataset, per_run=False)
+    models = params.robustness_models
+    runs = load_dataset_runs(params, dataset, per_run=False, models=models)
     _, partitions = load_partitions(Path(layout.parquet(dataset)), Path(layout.split_csv(dataset)),
                                     subjects_disjoint=protocols.get(params.protocol(dataset)).subject_disjoint)
     perts = perturbations(cfg)
     W = resample_weights(runs.units, cfg.bootstrap, np.random.default_rng([cfg.seed, d_index]))
     S = swap_draws(runs.units, cfg.bootstrap, np.random.default_rng([cfg.seed, d_index, STREAM_SWAPS]))
     results = {m: curve_rows(runs, curves_of(params, runs, m, partitions, perts, device), perts, W, S)
-               for m in params.models}
+               for m in models}
     ref = results.get(cfg.reference) if cfg.reference else None
     curves = [r for rows, _ in results.values() for r in rows]
     summary = [r for m, (rows, draws) in results.items()
@@ -520,7 +521,8 @@ def write_tables(params: Params, curves: pd.DataFrame, summary: pd.DataFrame, fi
     summary_caption = SUMMARY_CAPTION.format(metric=LABELS[cfg.metric], reference=cfg.reference or "none")
     kinds = kinds_of(perturbations(cfg))
     md = ["# Robustness to missing modalities, noise and shortened vlogs", "", CAPTION, "",
-          f"Scale `{params.scale}`; seeds {params.seeds}; perturbations drawn from seed {cfg.seed}; "
+          f"Scale `{params.scale}`; models {', '.join(params.robustness_models)} (`robustness.models`); seeds "
+          f"{params.seeds}; perturbations drawn from seed {cfg.seed}; "
           f"{cfg.bootstrap} resamples and exchanges.", "",
           *(f"- `{k}`: {KIND_TEXT[k]}." for k in kinds), ""]
     tex = []

@@ -242,7 +242,7 @@ def _params_with(tmp_path: Path, edit) -> Path:
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda r: r["cost"].update(minuts=[1]), "cost.minuts: unknown key (a typo?)"),
-    (lambda r: r["cost"].update(minutes=[0, 1]), "cost.minutes.0"),
+    (lambda r: r["cost"]["minutes"].update(demo=[0, 1]), "cost.minutes.demo.0"),
     (lambda r: r["cost"]["repeats"].update(paper=0), "cost.repeats.paper"),
 ])
 def test_a_bad_cost_block_is_refused_naming_the_key(tmp_path, edit, message):

@@ -65,6 +65,26 @@ PLOT_TOPICS = {"metrics_plot": "Metrics", "confusion_plot": "Metrics", "reliabil
 DOWNLOADS = {"md": "Markdown", "csv": "CSV", "tex": "LaTeX"}
 AGGREGATES_SHOWN = {"summary_csv": "summary", "runs_csv": "runs"}
 MODEL_CARD_CAPTION = "model_card"
+# The studies run beside the report (asym robustness, cost, cost-plot, explain): each table as the
+# report's are, its figures under their topic. An explanation's bar chart is shown per dataset,
+# labelled by its run (the rule's wildcards).
+STUDY_TABLES = {"robustness": "Robustness", "cost": "Cost"}
+EXPLANATIONS = "Explanations"
+
+
+def study_entries(datasets: list[str]) -> dict[str, Shown]:
+    """The outputs of the robustness, cost and explain steps that `snakemake --report` shows, by
+    output name (no report output has one of these names)."""
+    shown = {}
+    for table, topic in STUDY_TABLES.items():
+        shown[f"{table}_html"] = Shown(table, TABLES, topic)
+        shown.update({f"{table}_{fmt}": Shown(table, DATA, label) for fmt, label in DOWNLOADS.items()})
+    shown.update({f"robustness_{d}_png": Shown("robustness_plot", FIGURES, "Robustness", {"dataset": d})
+                  for d in datasets})
+    shown["cost_png"] = Shown("cost_plot", FIGURES, "Cost")
+    shown["groups_png"] = Shown("explain", FIGURES, EXPLANATIONS,
+                                {"dataset": "{dataset}", "model": "{model}", "seed": "{seed}"})
+    return shown
 
 
 @dataclass(frozen=True)
@@ -185,8 +205,9 @@ class Rules:
         report's tables and figures with their place in `snakemake --report`."""
         stage = self.stage(rule, wildcards)
         out: dict[str, Any] = {}
-        shown = report_entries(self.P.models, self.P.datasets, bool(self.P.optimism_models),
-                               bool(self.P.cross_gender_datasets)) if stage.captioned else {}
+        shown = {**report_entries(self.P.models, self.P.datasets, bool(self.P.optimism_models),
+                                  bool(self.P.cross_gender_datasets)),
+                 **study_entries(self.P.datasets)} if stage.captioned else {}
         for name, files in stage.outputs(self.P, self.L, {k: "{" + k + "}" for k in stage.job_wildcards(self.P)}).items():
             if name in stage.directories:
                 out[name] = [directory(f) for f in files]
@@ -195,6 +216,12 @@ class Rules:
             else:
                 out[name] = files
         return out
+
+    def all_outputs(self, rule: str) -> list[str]:
+        """Every job's outputs of the rule, as files (what `rule all` asks for of a stage no later
+        rule reads all of)."""
+        stage = self.stage(rule)
+        return [f for w in stage.instances(self.P) for files in stage.outputs(self.P, self.L, w).values() for f in files]
 
     def log(self, rule: str, *wildcards: str) -> str:
         """logs/<step>/<its wildcards' values>.log (a per-seed job's last part its seed's folder: `seed0.log`)."""

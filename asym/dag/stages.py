@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
 from asym.data import formats, protocols
-from asym.grid import cross_gender_folders, seed_folder
+from asym.grid import Run, cross_gender_folders, seed_folder
 from asym.layout import EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
@@ -56,7 +56,8 @@ def _dataset_option(p: Params, w: Wild) -> list[str]:
 class Stage:
     name: str                                  # its Snakemake rule (workflow/rules/<step>.smk)
     step: str                                  # the `asym` command it runs (and its log folder)
-    wildcards: tuple[str, ...]                 # those of every job; a per-seed job's add SEED (`job_wildcards`)
+    wildcards: tuple[str, ...]                 # those of every job; a per-seed job's add SEED (`job_wildcards`);
+                                               # explain's end with SEED (its command's --seeds)
     cells: Callable[[Params], list[dict[str, str]]]        # its jobs' wildcards, SEED aside (`instances`)
     inputs: Callable[[Params, Layout, Wild], Files]        # the DAG's own files
     outputs: Callable[[Params, Layout, Wild], Files]
@@ -72,6 +73,9 @@ class Stage:
     protocols: tuple[str, ...] = ()            # the values of its `protocol` wildcard (a study's stage)
     # a training stage's seeds: split into one job per seed under `train.job: per_seed`
     seeds: Callable[[Params], list[int]] | None = None
+    # the registry entries a step builds besides its job's `model` (the cost of every model, the
+    # robustness of several): their modules are its code too
+    models: Callable[[Params], list[str]] | None = None
 
     def per_seed(self, p: Params) -> bool:
         """Whether the stage has a job per seed (a training stage, under `train.job: per_seed`)."""
@@ -90,7 +94,8 @@ class Stage:
 
     def dvc_name(self, w: Wild) -> str:
         """`train-dvlog-asym`, or a per-seed job's `train-dvlog-asym-seed0`."""
-        return "-".join([self.step, *(w[k] for k in self.wildcards), *([seed_folder(w[SEED])] if SEED in w else [])])
+        return "-".join([self.step, *(w[k] for k in self.wildcards if k != SEED),
+                         *([seed_folder(w[SEED])] if SEED in w else [])])
 
     def command(self, p: Params, w: Wild) -> list[str]:
         """The `asym` command line after `asym --params <file>`, ending with the digest of the code
@@ -102,7 +107,8 @@ class Stage:
         """The step's modules, with the dataset's format's (read through asym.data.formats, which
         names them, so no import finds them) and a plug-in's package imports."""
         fmt = self.format_code(p, w) if self.format_code is not None else ()
-        return (*self.modules, *fmt, *plugin_imports(w.get("model")))
+        built = [registry.get(m).target.split(":")[0] for m in self.models(p)] if self.models is not None else []
+        return (*self.modules, *fmt, *built, *plugin_imports(w.get("model")))
 
     def code(self, p: Params, w: Wild) -> list[str]:
         """The package files whose code the job runs (what its code digest covers); a plug-in's
@@ -115,8 +121,8 @@ class Stage:
         its cell's (a per-seed job's seed aside), so a seed's job and its cell's share one digest,
         which `asym train` checks without knowing how the DAG cut its jobs."""
         w = {k: v for k, v in w.items() if k != SEED}
-        model = w.get("model")             # a training job's
-        resolved = training_values(p, w["dataset"], model) if model is not None else \
+        model = w.get("model")             # a training job's, or a job's that loads a trained model
+        resolved = training_values(p, w["dataset"], model) if model is not None and self.seeds is not None else \
             format_values(p, w["dataset"]) if self.format_code is not None else None
         return code_digest(self.job_modules(p, w), model, {k.split(".")[0] for k in self.reads(p, w)}, resolved)
 
@@ -552,10 +558,16 @@ REPORT = Stage("report", "report", (), _once,
 
 
 # --- track -----------------------------------------------------------------------------------------------
+def _study_outputs(p: Params, lay: Layout, stage: Stage) -> list[str]:
+    return [f for w in stage.cells(p) for files in stage.outputs(p, lay, w).values() for f in files]
+
+
 def _track_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """Every run, the report, and what robustness, cost and explain wrote (those the params turn on)."""
     return {"runs": _run_files(p, lay, (*TRAIN_FILES, *EVAL_FILES)),
             "data": [lay.parquet(d) for d in p.datasets],             # each run's input dataset, by digest
-            "report": list(_report_files(p, lay).values())}
+            "report": list(_report_files(p, lay).values()),
+            **{s.name: _study_outputs(p, lay, s) for s in (ROBUSTNESS, COST, COST_PLOT, EXPLAIN)}}
 
 
 def _track_outputs(p: Params, lay: Layout, w: Wild) -> Files:
@@ -563,7 +575,9 @@ def _track_outputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _track_reads(p: Params, w: Wild) -> list[str]:
-    return ["mlflow", *_grid(p), *_optimism_models(p), *_cross_gender_models(p)]
+    """The runs, and the runs explained (robustness and cost reach it as their files)."""
+    explain = [f"explain.{k}.{p.scale}" for k in ("models", "seeds")] if p.data.explain is not None else []
+    return ["mlflow", *_grid(p), *_optimism_models(p), *_cross_gender_models(p), *explain]
 
 
 TRACK = Stage("track", "track", (), _once,
@@ -572,9 +586,145 @@ TRACK = Stage("track", "track", (), _once,
               modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"), dvc_kinds={"record": "uncached"})
 
 
+def _report_path(lay: Layout, path: Path) -> str:
+    """A file a step names in its own reports folder, in `lay`'s (the DAG's relative paths)."""
+    return lay.report_file(Path(path).name)
+
+
+# --- robustness ------------------------------------------------------------------------------------------
+def _robustness_runs(p: Params) -> list[Run]:
+    """The runs `asym robustness` perturbs: those of robustness.models (asym.config.Params.robustness_models)."""
+    models = p.robustness_models
+    return [r for r in p.runs() if r.model in models]
+
+
+def _if_robustness(p: Params) -> list[dict[str, str]]:
+    """One job, when params has a `robustness` block."""
+    return _once(p) if p.data.robustness is not None else []
+
+
+def _robustness_models(p: Params) -> list[str]:
+    return p.robustness_models
+
+
+def _robustness_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """Each dataset's table and split, and each perturbed run's checkpoint, predictions and train.json
+    (its training alone: no evaluation)."""
+    runs = _robustness_runs(p)
+    return {"data": [lay.parquet(d) for d in p.datasets],
+            "splits": [f for d in p.datasets for f in (lay.split_csv(d), lay.split_json(d))],
+            **{k: [lay.run_file(r.dataset, r.model, r.seed, k) for r in runs] for k in ("checkpoint", "predictions",
+                                                                                       "summary")}}
+
+
+def _robustness_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    from asym.robustness import outputs
+
+    return {k: [_report_path(lay, f)] for k, f in outputs(p).items()}
+
+
+def _robustness_reads(p: Params, w: Wild) -> list[str]:
+    return ["robustness", *_grid(p), *(f"datasets.{d}.protocol" for d in p.datasets), "train.device", "train.threads"]
+
+
+ROBUSTNESS = Stage("robustness", "robustness", (), _if_robustness,
+                   inputs=_robustness_inputs, outputs=_robustness_outputs, reads=_robustness_reads,
+                   modules=("asym.robustness",), captioned=True, models=_robustness_models)
+
+
+# --- cost ------------------------------------------------------------------------------------------------
+def _if_cost(p: Params) -> list[dict[str, str]]:
+    """One job, when params has a `cost` block."""
+    return _once(p) if p.data.cost is not None else []
+
+
+def _cost_models(p: Params) -> list[str]:
+    """Every registered model (asym.cost.model_names: the built-ins and the params' plug-ins)."""
+    return registry.names(modules=[*registry.builtins(), *p.plugins])
+
+
+def _cost_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """No run: a dataset card only where the format's widths come from its data (asym.cost.widths_of)."""
+    return {"cards": [lay.card_json(d) for d in p.datasets if formats.get(p.dataset(d).format).widths is None]}
+
+
+def _cost_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    from asym.report.cost import table_outputs
+
+    return {k: [_report_path(lay, f)] for k, f in table_outputs(lay).items()}
+
+
+def _cost_reads(p: Params, w: Wild) -> list[str]:
+    return ["cost", "scale", "run.datasets", *(f"datasets.{d}.format" for d in p.datasets), f"model.{p.scale}"]
+
+
+COST = Stage("cost", "cost", (), _if_cost, inputs=_cost_inputs, outputs=_cost_outputs, reads=_cost_reads,
+             modules=("asym.cost", "asym.report.cost"), captioned=True, models=_cost_models)
+
+
+def _cost_plot_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """The cost table and the report's summary."""
+    from asym.report.cost import plot_inputs
+
+    return {k: [_report_path(lay, f)] for k, f in plot_inputs(lay).items()}
+
+
+def _cost_plot_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    from asym.report.cost import plot_output
+
+    return {"cost_png": [_report_path(lay, plot_output(lay))]}
+
+
+def _cost_plot_reads(p: Params, w: Wild) -> list[str]:
+    return []
+
+
+COST_PLOT = Stage("cost_plot", "cost-plot", (), _if_cost, inputs=_cost_plot_inputs, outputs=_cost_plot_outputs,
+                  reads=_cost_plot_reads, modules=("asym.report.cost",), captioned=True,
+                  dvc_kinds={"cost_png": "plots"})
+
+
+# --- explain ---------------------------------------------------------------------------------------------
+def _per_explained_run(p: Params) -> list[dict[str, str]]:
+    """One job per run of explain.models and explain.seeds (none without an `explain` block)."""
+    runs = p.explain_runs() if p.data.explain is not None else []
+    return [{"dataset": r.dataset, "model": r.model, SEED: str(r.seed)} for r in runs]
+
+
+def _explain_inputs(p: Params, lay: Layout, w: Wild) -> Files:
+    """The dataset's table and split, and the run's checkpoint (with train.json, which marks it complete)."""
+    d, m, k = w["dataset"], w["model"], w[SEED]
+    return {"data": [lay.parquet(d)], "split": [lay.split_csv(d)],
+            "run": [lay.run_file(d, m, k, key) for key in TRAIN_FILES]}
+
+
+def _explain_outputs(p: Params, lay: Layout, w: Wild) -> Files:
+    from asym.explain.run import outputs
+
+    files = outputs(Path(lay.reports), w["dataset"], w["model"], w[SEED])     # type: ignore[arg-type]
+    return {k: [Path(f).as_posix()] for k, f in files.items()}
+
+
+def _explain_reads(p: Params, w: Wild) -> list[str]:
+    """The runs of the grid it picks from (their seeds), and D-Vlog's landmark order (asym.explain.groups)."""
+    extract = ["extract.landmark_order"] if p.data.extract is not None else []
+    return ["explain", "scale", f"run.seeds.{p.scale}", f"datasets.{w['dataset']}.protocol", "train.device",
+            "train.threads", *extract]
+
+
+def _explain_options(p: Params, w: Wild) -> list[str]:
+    return ["--dataset", w["dataset"], "--model", w["model"], "--seeds", w[SEED]]
+
+
+EXPLAIN = Stage("explain", "explain", ("dataset", "model", SEED), _per_explained_run,
+                inputs=_explain_inputs, outputs=_explain_outputs, reads=_explain_reads, modules=("asym.explain.run",),
+                options=_explain_options, data=_plugin_file, directories=frozenset({"timelines"}), captioned=True,
+                dvc_kinds={"json": "metrics"})
+
+
 # --- the table -------------------------------------------------------------------------------------------
 STAGES: tuple[Stage, ...] = (FETCH, CONVERT, SPLIT, TRAIN, SPLIT_OPTIMISM, TRAIN_OPTIMISM, SPLIT_CROSS_GENDER,
-                             TRAIN_CROSS_GENDER, EVALUATE, REPORT, TRACK)
+                             TRAIN_CROSS_GENDER, EVALUATE, REPORT, ROBUSTNESS, COST, COST_PLOT, EXPLAIN, TRACK)
 BY_NAME = {s.name: s for s in STAGES}
 
 
@@ -585,7 +735,8 @@ def get(name: str) -> Stage:
 def of_command(step: str, wildcards: Wild) -> Stage | None:
     """The stage whose jobs run `asym <step>` with these wildcards' options (train with an
     optimism study's --protocol is train_optimism's, with a by-gender one train_cross_gender's), or None.
-    A per-seed job's seed is none of them: its code is its stage's, whatever the seed."""
+    A seed is none of them (a per-seed training job's, an explained run's): its code is its stage's,
+    whatever the seed."""
     given = {k for k, v in wildcards.items() if v is not None}
-    return next((s for s in STAGES if s.step == step and set(s.wildcards) == given
+    return next((s for s in STAGES if s.step == step and set(s.wildcards) - {SEED} == given
                  and ("protocol" not in given or wildcards["protocol"] in s.protocols)), None)

@@ -13,8 +13,8 @@ Outputs, per run, in <reports>/explain/ (each written atomically):
   <dataset>-<model>-seed<k>-vlogs.csv   per vlog: logit, convergence delta, each modality's share
   <dataset>-<model>-seed<k>.json        the headline numbers (modality shares, sanity check, completeness)
   <dataset>-<model>-seed<k>-groups.png  share of attribution vs share of features, per group
-  <dataset>-<model>-seed<k>-timeline-<i>.png   `explain.timelines` vlogs' attribution over time, i = 1..,
-                                        from the lowest logit to the highest (each names its vlog)
+  <dataset>-<model>-seed<k>-timelines/timeline-<i>.png   `explain.timelines` vlogs' attribution over time,
+                                        i = 1.., from the lowest logit to the highest (each names its vlog)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asym.config import ExplainConfig, Params, explain_config
+from asym.config import ExplainConfig, Params
 from asym.data import formats, protocols
 from asym.data.splits import load_partitions
 from asym.errors import DataError
@@ -86,7 +86,7 @@ def _capped(tables: list[Any], cap: int | None) -> list[Any]:
 
 def explain(params: Params, run_dir: Path, device: torch.device, cfg: ExplainConfig | None = None) -> Explained:
     """Attributions of one run (a seed folder) and of its re-initialised twin on its test vlogs."""
-    cfg = cfg or explain_config(params)
+    cfg = cfg or params.explain
     run = load_run(run_dir, device)
     meta = run.meta
     ckpt = Path(run_dir) / TRAIN_FILES["checkpoint"]
@@ -118,14 +118,19 @@ def stem(dataset: str, model: str, seed: int) -> str:
     return f"{dataset}-{model}-seed{seed}"
 
 
-def outputs(reports: Path, dataset: str, model: str, seed: int, timelines: int) -> dict[str, Path]:
-    """Every file `asym explain` writes for one run, by name (what a workflow step declares); a run
-    with fewer test vlogs than `timelines` writes one timeline per vlog."""
+def outputs(reports: Path, dataset: str, model: str, seed: int) -> dict[str, Path]:
+    """Every output of `asym explain` for one run, by name (what a workflow step declares): its
+    files, and the folder of its timelines (`timeline_file`), as many as `explain.timelines` or as
+    the run has test vlogs, whichever is fewer; so the declared outputs are exact either way."""
     base = Path(reports) / FOLDER / stem(dataset, model, seed)
     files = {"md": f"{base}.md", "csv": f"{base}.csv", "vlogs_csv": f"{base}-vlogs.csv", "json": f"{base}.json",
-             "groups_png": f"{base}-groups.png"}
-    files.update({f"timeline_{i}": f"{base}-timeline-{i}.png" for i in range(1, timelines + 1)})
+             "groups_png": f"{base}-groups.png", "timelines": f"{base}-timelines"}
     return {k: Path(v) for k, v in files.items()}
+
+
+def timeline_file(folder: Path, i: int) -> Path:
+    """The i-th timeline (1, 2, ...: from the lowest logit to the highest) in a run's timeline folder."""
+    return Path(folder) / f"timeline-{i}.png"
 
 
 def _timeline_picks(attrs: list[VlogAttribution], k: int) -> list[int]:
@@ -215,7 +220,7 @@ def headline(e: Explained, cfg: ExplainConfig, rows: pd.DataFrame, rho: float, v
 def write(e: Explained, cfg: ExplainConfig, reports: Path) -> list[Path]:
     """The run's report, tables and figures in <reports>/explain/; the paths written."""
     m = e.run.meta
-    files = outputs(reports, m["dataset"], m["model"], int(m["seed"]), cfg.timelines)
+    files = outputs(reports, m["dataset"], m["model"], int(m["seed"]))
     width = e.columns[0].width
     t, r = summary.Shares.of(e.trained, width), summary.Shares.of(e.randomised, width)
     rows = summary.table(e.columns, t, r)
@@ -227,12 +232,17 @@ def write(e: Explained, cfg: ExplainConfig, reports: Path) -> list[Path]:
     title = f"{m['model']} on {m['dataset']}, seed {m['seed']}"
     plots.plot_groups(rows.query("level == 'group'"), f"{title}: {len(e.trained)} test vlogs", files["groups_png"])
     figures = [files["groups_png"]]
+    folder = files["timelines"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("timeline-*.png"):        # an earlier explanation's, perhaps more of them
+        stale.unlink()
     for i, j in enumerate(_timeline_picks(e.trained, cfg.timelines), start=1):
         a = e.trained[j]
-        plots.plot_timeline(a, 1 / (1 + math.exp(-a.logit)), title, files[f"timeline_{i}"])
-        figures.append(files[f"timeline_{i}"])
+        plots.plot_timeline(a, 1 / (1 + math.exp(-a.logit)), title, timeline_file(folder, i))
+        figures.append(timeline_file(folder, i))
     write_json(files["json"], headline(e, cfg, rows, rho, vlogs))
-    write_text(files["md"], _markdown(e, cfg, rows, rho, vlogs, [f.name for f in figures]))
+    write_text(files["md"], _markdown(e, cfg, rows, rho, vlogs,
+                                                [f.relative_to(files["md"].parent).as_posix() for f in figures]))
     return [files["md"], files["csv"], files["vlogs_csv"], files["json"], *figures]
 
 
@@ -240,7 +250,7 @@ def explain_path(params: Params, path: Path, device: torch.device) -> list[Path]
     """`asym explain --run`: a seed folder, or every complete seed of a model folder."""
     from asym.inference.predict import run_dirs
 
-    cfg = explain_config(params)
+    cfg = params.explain
     return [f for d in run_dirs(path) for f in write(explain(params, d, device, cfg), cfg, params.path_of("reports"))]
 
 
@@ -248,7 +258,7 @@ def explain_all(params: Params, device: torch.device, dataset: str | None = None
                 seeds: list[int] | None = None) -> list[Path]:
     """Every complete run of the grid (datasets x models x seeds of --params), or of one dataset,
     model or some seeds of it (a workflow step's)."""
-    cfg = explain_config(params)
+    cfg = params.explain
     layout = Layout.of(params)
     if dataset is not None:
         params.dataset(dataset)                       # an undeclared dataset is refused, named

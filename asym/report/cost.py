@@ -124,7 +124,9 @@ def caption(rows: pd.DataFrame, params: Params) -> list[str]:
         "Scan share: the scans' part of the MACs.",
         f"CPU ms/min: median of {cfg.repeats.at(params.scale)} timed forward passes after {cfg.warmup} untimed, under "
         f"torch.inference_mode with {threads} thread(s), divided by the minutes of vlog in the batch; measured on "
-        f"{platform.machine() or 'an unnamed machine'} with torch {_torch_version()}. Peak MB: the process's "
+        f"{platform.machine() or 'an unnamed machine'} with torch {_torch_version()}; wall-clock times, so noise when "
+        "other jobs share the machine (the workflow runs this step beside training): compare latencies only from a "
+        "run on an otherwise idle machine (parameters and MACs do not depend on it). Peak MB: the process's "
         "resident-set high-water mark over one forward pass, less its resident set before it (the model and inputs "
         "left out; memory freed earlier handed back first), so buffers outside torch's allocator (the CPU scan's) "
         "count too, to within the kernel's resident-set accounting (a few hundred kB); – where it cannot be measured "

@@ -50,9 +50,10 @@ class DatasetRuns:
     partition: np.ndarray | None = None         # the partition that tested each vlog
 
 
-def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> DatasetRuns:
-    """Every run of `dataset` (params' models and seeds); `per_run`: with each run's per-partition
-    metrics (which `evaluate` writes), else its predictions alone."""
+def load_dataset_runs(params: Params, dataset: str, per_run: bool = True,
+                      models: list[str] | None = None) -> DatasetRuns:
+    """Every run of `dataset` (params' models and seeds, or only `models`'); `per_run`: with each
+    run's per-partition metrics (which `evaluate` writes), else its predictions alone."""
     layout = Layout.of(params)
     info = read_json(layout.split_json(dataset))
     subject_independent = info.get("subject_independent", "unknown")
@@ -61,6 +62,8 @@ def load_dataset_runs(params: Params, dataset: str, per_run: bool = True) -> Dat
     preds: dict[str, list[np.ndarray]] = {}
     seeds: dict[str, list[int]] = {}
     for run in params.runs(dataset):
+        if models is not None and run.model not in models:
+            continue
         files = layout.run(run)
         if per_run:
             rows += _run_rows(files)

@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,8 +285,107 @@ def track_report(c: Any, exp_id: str, params: Params, files: dict[str, Path], co
     return rid
 
 
+def track_files(c: Any, exp_id: str, params: Params, key: str, files: Mapping[str, Path], commit: str | None,
+                metrics: Mapping[str, float], tags: Mapping[str, str] = (), folders: Sequence[Path] = ()) -> str:
+    """One FINISHED run under job key `key` mirroring a step's files (and `folders`, whole) with
+    `metrics`: kept while its files are the same (their digest is its uid), else replaced, as the
+    report's run is."""
+    from mlflow.entities import Metric, RunStatus
+
+    present = [p for p in files.values() if p.is_file()]
+    shown = [f for d in folders if d.is_dir() for f in sorted(d.iterdir()) if f.is_file()]
+    uid = hashlib.sha256(f"{file_digest(*present, *shown)}/{LOGGED_FORMAT}".encode()).hexdigest()[:16]
+    for r in _runs_with_key(c, exp_id, key):
+        if r.info.status == "FINISHED" and r.data.tags.get(UID) == uid:
+            return r.info.run_id
+        c.delete_run(r.info.run_id)
+    now = int(time.time() * 1000)
+    step = key.split("/")[0]
+    run = c.create_run(exp_id, start_time=int(max(p.stat().st_mtime for p in present) * 1000), run_name=key,
+                       tags={JOB_KEY: key, STAGE: step, "scale": params.scale, "mlflow.source.name": f"asym {step}",
+                             "mlflow.source.type": "LOCAL", **({"mlflow.source.git.commit": commit} if commit else {}),
+                             **dict(tags)})
+    rid = run.info.run_id
+    _batches(c, rid, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if float(v) == float(v)])
+    for path in present:
+        c.log_artifact(rid, str(path))
+    for folder in folders:
+        if folder.is_dir():
+            c.log_artifacts(rid, str(folder), artifact_path=folder.name)
+    c.set_tag(rid, UID, uid)
+    c.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED), end_time=now)
+    return rid
+
+
+def robustness_metrics(csv: Path) -> dict[str, float]:
+    """`<dataset>.<model>.<kind>.<relative_robustness|retained|effective_robustness>` of the summary rows."""
+    import pandas as pd
+
+    rows = pd.read_csv(csv)
+    rows = rows[rows["table"] == "summary"]
+    return {f"{r['dataset']}.{r['model']}.{r['kind']}.{k}": float(r[k]) for r in rows.to_dict("records")
+            for k in ("relative_robustness", "retained", "effective_robustness")}
+
+
+def cost_metrics(csv: Path) -> dict[str, float]:
+    """`<dataset>.<model>.params`, and `.macs_per_min` and `.peak_mb` at each vlog length (`<minutes>min.`)."""
+    import pandas as pd
+
+    out: dict[str, float] = {}
+    for r in pd.read_csv(csv).to_dict("records"):
+        out[f"{r['dataset']}.{r['model']}.params"] = float(r["params"])
+        for k in ("macs_per_min", "latency_ms_per_min", "peak_mb"):
+            out[f"{r['dataset']}.{r['model']}.{r['minutes']:g}min.{k}"] = float(r[k])
+    return out
+
+
+def explain_metrics(headline: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of an explanation's JSON (asym.explain.run.headline), nested keys joined by `.`."""
+    return {k: float(v) for k, v in flat("", headline).items() if _is_number(v)}
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def track_studies(c: Any, exp_id: str, params: Params, record: Mapping[str, str], commit: str | None) -> dict[str, str]:
+    """The robustness and cost tables, one run each, and each explained run's files, a run of its
+    own tagged with the training run it explains: those the params turn on whose files are there."""
+    layout = Layout.of(params)
+    out: dict[str, str] = {}
+    if params.data.robustness is not None:
+        from asym.robustness import outputs
+
+        files = outputs(params)
+        if all(p.is_file() for p in files.values()):
+            out["robustness"] = track_files(c, exp_id, params, "robustness", files, commit,
+                                            robustness_metrics(files["robustness_csv"]))
+    if params.data.cost is not None:
+        from asym.report.cost import plot_output, table_outputs
+
+        files = {**table_outputs(layout), "cost_png": plot_output(layout)}
+        if files["cost_csv"].is_file():
+            out["cost"] = track_files(c, exp_id, params, "cost", files, commit, cost_metrics(files["cost_csv"]))
+    from asym.explain.run import outputs as explained
+
+    for run in params.explain_runs() if params.data.explain is not None else []:
+        files = explained(params.path_of("reports"), run.dataset, run.model, run.seed)
+        folder = files.pop("timelines")
+        if files["json"].is_file():
+            key = f"explain/{run.key}"
+            out[key] = track_files(c, exp_id, params, key, files, commit, explain_metrics(read_json(files["json"])),
+                                   {"dataset": run.dataset, "model": run.model, "seed": str(run.seed),
+                                    **({"asym.train_run": record[run.key]} if run.key in record else {})}, [folder])
+    return out
+
+
 def track_all(params: Params) -> dict[str, str]:
-    """The `track` step: one run per (dataset, model, seed) and one report run."""
+    """The `track` step: one run per (dataset, model, seed), one report run, and one run per study
+    output (robustness, cost, each explanation)."""
     from tqdm import tqdm
 
     layout = Layout.of(params)
@@ -300,6 +399,7 @@ def track_all(params: Params) -> dict[str, str]:
                                                               optimism=bool(params.optimism_models),
                                                               cross_gender=bool(params.cross_gender_datasets)).items()}
         record["report"] = track_report(c, exp_id, params, files, commit)
+        record.update(track_studies(c, exp_id, params, record, commit))
         register_models(c, params, record)
     write_json(layout.tracking_record(), record)
     return record

@@ -137,7 +137,7 @@ def test_every_stage_is_a_rule_written_out_by_name_in_its_steps_file(jobs, proje
     parsed = {j.rule.name: j.rule for j in jobs}
     for stage in stages.STAGES:
         path, comment, body = written[stage.name]
-        assert path.name == f"{stage.step}.smk", stage.name
+        assert path.name == f"{stage.step.replace('-', '_')}.smk", stage.name     # cost-plot: cost_plot.smk
         named = re.findall(r'\bS\.\w+\("(\w+)"', body)
         assert named and set(named) == {stage.name}, (stage.name, named)
         assert all(re.search(rf"^    {d}:", body, re.M) for d in DIRECTIVES), stage.name
@@ -211,7 +211,7 @@ def test_every_rule_passes_what_it_runs_through_params_and_has_its_environment(j
         env = (Path(str(rule.snakefile)).parent / str(rule.conda_env)).resolve()
         assert env.read_text() == (ROOT / "environment.yml").read_text(), rule.name
     captioned = {j.rule.name: [f for f in j.output if is_flagged(f, "report")] for j in jobs}
-    assert {r for r, files in captioned.items() if files} == {"report"}      # `snakemake --report` shows those
+    assert {r for r, files in captioned.items() if files} == {"report", "robustness", "cost", "cost_plot", "explain"}
     assert {Path(f).name for f in captioned["report"]} >= {"results.md", "metrics.png", "confusion_matrices.png"}
     assert all(Path(f.flags["report"].caption).is_file() for f in captioned["report"])
 
@@ -319,3 +319,25 @@ def test_the_rules_conda_environment_pins_exactly_the_lock():
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
+
+
+def test_the_studies_tables_figures_and_explanations_are_shown_under_their_topics(project, jobs):
+    """robustness and cost as the report's tables are (a page, its downloads), their figures, and each
+    explained run's group chart under "Explanations", labelled by its run; every caption a file."""
+    p = load_params(project / "params.yaml")
+    shown = {_relative(f, project): f.flags["report"] for j in jobs if j.rule.name in ("robustness", "cost", "cost_plot",
+                                                                                         "explain")
+             for f in j.output if "report" in f.flags}
+    where = {f: (r.category, r.subcategory) for f, r in shown.items()}
+    for table, topic in (("robustness", "Robustness"), ("cost", "Cost")):
+        assert where[f"reports/{table}.html"] == ("Tables", topic)
+        assert {where[f"reports/{table}.{fmt}"] for fmt in ("md", "csv", "tex")} == {
+            ("Data", "Markdown"), ("Data", "CSV"), ("Data", "LaTeX")}, table
+    assert {where[f"reports/robustness_{d}.png"] for d in p.datasets} == {("Figures", "Robustness")}
+    assert where["reports/cost.png"] == ("Figures", "Cost")
+    charts = {f: r for f, r in shown.items() if f.startswith("reports/explain/")}
+    assert sorted(charts) == sorted(f"reports/explain/{r.dataset}-{r.model}-seed{r.seed}-groups.png"
+                                    for r in p.explain_runs())
+    assert all((r.category, r.subcategory) == ("Figures", "Explanations") for r in charts.values())
+    assert all(Path(r.caption).is_file() for r in shown.values())
+    assert "not depression" in (ROOT / "workflow" / "report" / "explain.rst").read_text()

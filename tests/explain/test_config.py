@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from asym.cli import main
-from asym.config import explain_config, load_params
+from asym.config import load_params
 from asym.errors import ConfigError
 from tests.conftest import ROOT
 
@@ -22,7 +22,7 @@ def _write(tmp_path, raw):
 
 
 def test_params_yaml_configures_explain():
-    cfg = explain_config(load_params(ROOT / "params.yaml"))
+    cfg = load_params(ROOT / "params.yaml").explain
     assert cfg.n_steps >= 2 and cfg.internal_batch_size >= 1 and cfg.timelines >= 0
 
 
@@ -30,6 +30,7 @@ def test_params_yaml_configures_explain():
     ({"n_step": 16}, r"explain\.n_step: unknown key"),
     ({"n_steps": 1}, r"explain\.n_steps: Input should be greater than or equal to 2"),
     ({"max_vlogs": 0}, r"explain\.max_vlogs"),
+    ({"models": {"demo": ["no-such-model"], "paper": ["asym"]}}, r"explain\.models\.demo names unknown models"),
 ])
 def test_a_bad_explain_key_is_refused_by_name(tmp_path, change, message):
     raw = copy.deepcopy(BASE)
@@ -43,6 +44,6 @@ def test_without_the_block_only_explain_is_refused(tmp_path, capsys):
     del raw["explain"]
     path = _write(tmp_path, raw)
     with pytest.raises(ConfigError, match="no `explain` block"):
-        explain_config(load_params(path))
+        _ = load_params(path).explain
     assert main(["--params", str(path), "explain"]) == 2
     assert "no `explain` block" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def assert_outputs(out: Path) -> None:
     stem = "dvlog-asym-seed0"
     md = (out / f"{stem}.md").read_text()
     assert "not depression" in md and "Spearman" in md and "re-initialised" in md
-    assert (out / f"{stem}-groups.png").stat().st_size > 0 and (out / f"{stem}-timeline-1.png").stat().st_size > 0
+    assert (out / f"{stem}-groups.png").stat().st_size > 0 and (out / f"{stem}-timelines" / "timeline-1.png").stat().st_size > 0
     headline = json.loads((out / f"{stem}.json").read_text())
     assert headline["n_vlogs"] == EXPLAIN["max_vlogs"] and -1 <= headline["spearman_vs_randomised"] <= 1
     vlogs = pd.read_csv(out / f"{stem}-vlogs.csv", dtype={"id": str})

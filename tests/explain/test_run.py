@@ -7,19 +7,20 @@ from pathlib import Path
 import numpy as np
 
 from asym.explain.attribute import VlogAttribution
-from asym.explain.run import _timeline_picks, group_key, outputs
+from asym.explain.run import _timeline_picks, group_key, outputs, timeline_file
 
 
 def _vlog(logit: float) -> VlogAttribution:
     return VlogAttribution(str(logit), 0, np.zeros((2, 1)), np.zeros((2, 1)), logit, 0.0, 0.0)
 
 
-def test_outputs_are_named_from_the_run_and_the_timeline_count(tmp_path):
-    files = outputs(tmp_path, "dvlog", "asym", 2, timelines=2)
+def test_outputs_are_named_from_the_run_with_a_folder_of_timelines(tmp_path):
+    files = outputs(tmp_path, "dvlog", "asym", 2)
     stem = tmp_path / "explain" / "dvlog-asym-seed2"
     assert files == {"md": Path(f"{stem}.md"), "csv": Path(f"{stem}.csv"), "vlogs_csv": Path(f"{stem}-vlogs.csv"),
                      "json": Path(f"{stem}.json"), "groups_png": Path(f"{stem}-groups.png"),
-                     "timeline_1": Path(f"{stem}-timeline-1.png"), "timeline_2": Path(f"{stem}-timeline-2.png")}
+                     "timelines": Path(f"{stem}-timelines")}
+    assert timeline_file(files["timelines"], 2) == Path(f"{stem}-timelines") / "timeline-2.png"
 
 
 def test_timelines_spread_from_the_lowest_logit_to_the_highest():

@@ -97,7 +97,8 @@ def test_asym_cost_and_cost_plot_write_their_files(tmp_path, capsys):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["paths"]["reports"] = str(tmp_path / "reports")
     raw["run"]["datasets"] = ["dvlog"]
-    raw["cost"].update(minutes=[0.25, 0.5], memory=False)
+    raw["cost"].update(minutes={"demo": [0.25, 0.5], "paper": [0.25, 0.5]},
+                       memory={"demo": False, "paper": False})
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     assert main(["--params", str(params), "cost", "--models", "mean-mlp", "caf-mamba"]) == 0

@@ -206,7 +206,7 @@ def page_report(driver: Any, server_log: Path) -> str:
 def test_mlflow_ui_shows_the_training_runs_in_chromium(chromium, project, server, tmp_path):
     record = json.loads((project / "reports" / "mlflow_runs.json").read_text())   # run name -> id, from `track`
     training = [f"{d}/{m}/seed{s}" for d in ("dvlog", "lmvd") for m in MODELS for s in SEEDS]
-    assert sorted(record) == sorted([*training, "report"])
+    assert sorted(record) == sorted([*training, "report", "robustness", "cost"])
     layout = Layout.of(load_params(project / "params.yaml"))
     exp_id = server["experiment_id"]
     experiment_url = f"{server['base']}/#/experiments/{exp_id}"

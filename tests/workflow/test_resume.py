@@ -198,5 +198,6 @@ def test_per_seed_jobs_resume_a_killed_seed_and_end_with_the_per_model_runs_tabl
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     logged = client.search_runs([client.get_experiment_by_name("asym").experiment_id], max_results=1000)
-    assert sorted(r.info.run_name for r in logged) == sorted([*(f"{d}/{m}/seed{s}" for d, m, s in runs), "report"])
+    assert sorted(r.info.run_name for r in logged) == sorted([*(f"{d}/{m}/seed{s}" for d, m, s in runs), "report", "robustness",
+                                                                  "cost"])
     assert all(r.info.status == "FINISHED" for r in logged)

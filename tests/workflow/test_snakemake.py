@@ -92,7 +92,9 @@ def test_editing_one_models_block_reruns_only_that_models_jobs(project, tmp_path
     raw["model"]["demo"]["bilstm"]["hidden"] = 24
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     jobs = job_counts(snakemake(root, "all", "-n", "--rerun-triggers", "params"))
-    assert jobs == {"train": 2, "evaluate": 1, "report": 1, "track": 1, "all": 1}, jobs
+    # the cost table reads every model's block; the robustness table and the cost figure, the runs and the report
+    assert jobs == {"train": 2, "evaluate": 1, "report": 1, "robustness": 1, "cost": 1, "cost_plot": 1, "track": 1,
+                    "all": 1}, jobs
     out = snakemake(root, "all", "-n")
     trained = set(re.findall(r"Training (\S+) on (\w+)", out))
     assert trained == {("bilstm", "dvlog"), ("bilstm", "lmvd")}, trained
@@ -111,7 +113,8 @@ def test_a_comment_reruns_nothing_and_a_models_code_reruns_only_its_jobs(project
     assert "Nothing to be done" in snakemake(root, *dry, env=env)
     edit(root, *REAL_EDIT)                       # bilstm's forward
     out = snakemake(root, *dry, env=env)
-    assert job_counts(out) == {"train": 2, "evaluate": 1, "report": 1, "track": 1, "all": 1}, out[-3000:]
+    assert job_counts(out) == {"train": 2, "evaluate": 1, "report": 1, "robustness": 1, "cost": 1, "cost_plot": 1,
+                               "track": 1, "all": 1}, out[-3000:]
     assert set(re.findall(r"Training (\S+) on (\w+)", out)) == {("bilstm", "dvlog"), ("bilstm", "lmvd")}
 
 
@@ -122,7 +125,7 @@ def test_rerun_resumes_and_redoes_only_what_is_missing(project, tmp_path):
     assert "Nothing to be done" in dry and "profile profiles/default" in dry
     (root / "runs" / "lmvd" / "bilstm" / "seed1" / "metrics.json").unlink()
     (root / "reports" / "summary.json").unlink()
-    assert job_counts(snakemake(root, "all", "-n")) == {"evaluate": 1, "report": 1, "track": 1, "all": 1}
+    assert job_counts(snakemake(root, "all", "-n")) == {"evaluate": 1, "report": 1, "cost_plot": 1, "track": 1, "all": 1}
 
 
 def _free_port() -> int:
@@ -158,7 +161,7 @@ def test_mlflow_ui_serves_every_run_once_with_its_metrics(project):
         runs = _api(base, "/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 1000})["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)
         expected = sorted([f"{d}/{m}/seed{s}" for d in ("dvlog", "lmvd") for m in ("mean-mlp", "bilstm") for s in (0, 1)]
-                          + ["report"])
+                          + ["report", "robustness", "cost"])      # no run of explain.models: no explanation
         assert names == expected                                   # each exactly once
         assert all(r["info"]["status"] == "FINISHED" for r in runs)
         train_run = next(r for r in runs if r["info"]["run_name"] == "dvlog/bilstm/seed0")
