@@ -83,7 +83,7 @@ def test_kill_9_mid_training_then_make_run_resumes_cleanly(data_stages, snakemak
     params = yaml.safe_load((root / "params.yaml").read_text())
     jobs = [f"{d}/{m}/seed{s}" for d in params["run"]["datasets"] for m in params["run"]["models"]
             for s in params["run"]["seeds"]["demo"]]
-    assert sorted(names) == sorted([*jobs, "report"])
+    assert sorted(names) == sorted([*jobs, "report", "robustness", "cost"])     # and the studies of the report
     assert all(r.info.status == "FINISHED" for r in runs)
     # no temporary file anywhere in the outputs
     assert not [p for d in ("runs", "reports", "data") for p in (root / d).rglob("*.tmp")]
