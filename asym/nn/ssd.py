@@ -31,7 +31,11 @@ import functools
 import torch
 
 from asym.nn.ssd_torch import CHUNK, ssd_torch
-from asym.nn.ssm import BACKENDS, check_device  # the selective scan's backends, by the same names
+from asym.nn.ssm import (  # the selective scan's backends, by the same names
+    BACKENDS,
+    check_device,
+    triton_available,
+)
 
 CPU_AUTO = "cpu"     # what "auto" picks for CPU tensors: the faster of cpu and torch (benchmarks/ssd.py)
 
@@ -47,15 +51,6 @@ def _mamba_ssm_fn():
 
 def cuda_kernel_available() -> bool:
     return torch.cuda.is_available() and _mamba_ssm_fn() is not None
-
-
-@functools.cache
-def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 def auto_backend(device_type: str, mamba_ssm: bool, triton: bool) -> str:
