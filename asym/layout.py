@@ -45,6 +45,11 @@ PLOTS = {"metrics_plot": "metrics.png", "confusion_plot": "confusion_matrices.pn
 AGGREGATES = {"summary_csv": "summary.csv", "summary_json": "summary.json", "runs_csv": "runs.csv"}
 TRACKING_RECORD = "mlflow_runs.json"
 MODEL_CARDS = "model_cards"          # reports/model_cards/<dataset>-<model>.md (asym.report.model_card), and its page
+# The studies beyond the score table: robustness.* and robustness_<dataset>.png (asym.robustness);
+# cost.* and cost.png (asym.report.cost); explain/<dataset>-<model>-seed<k>.* (asym.explain.run).
+ROBUSTNESS_TABLE = "robustness"
+COST_TABLE, COST_PLOT = "cost", "cost.png"
+EXPLAIN_FOLDER = "explain"
 
 
 def report_tables(models: list[str], optimism: bool = False, cross_gender: bool = False) -> list[str]:
@@ -64,6 +69,21 @@ def report_tables(models: list[str], optimism: bool = False, cross_gender: bool 
     if cross_gender:
         tables.append("cross_gender")
     return tables
+
+
+def robustness_plot(dataset: str) -> str:
+    """The robustness figure of `dataset`, by its name in the reports folder (the table links it)."""
+    return f"{ROBUSTNESS_TABLE}_{dataset}.png"
+
+
+def explain_outputs(reports: str, dataset: str, model: str, seed: int | str) -> dict[str, str]:
+    """Every output of `asym explain` for one run, by name (what a workflow step declares): its
+    files, and the folder of its timelines (asym.explain.run.timeline_file), as many as
+    `explain.timelines` or as the run has test vlogs, whichever is fewer; so the declared outputs
+    are exact either way."""
+    base = f"{reports}/{EXPLAIN_FOLDER}/{dataset}-{model}-seed{seed}"
+    return {"md": f"{base}.md", "csv": f"{base}.csv", "vlogs_csv": f"{base}-vlogs.csv", "json": f"{base}.json",
+            "groups_png": f"{base}-groups.png", "timelines": f"{base}-timelines"}
 
 
 def model_card_key(dataset: str, model: str) -> str:
@@ -209,6 +229,22 @@ class Layout:
 
     def tracking_record(self) -> str:
         return self.report_file(TRACKING_RECORD)
+
+    def robustness_outputs(self, datasets: Sequence[str]) -> dict[str, str]:
+        """The robustness table in each format, and one figure per dataset, by output name."""
+        out = {f"{ROBUSTNESS_TABLE}_{fmt}": self.report_file(f"{ROBUSTNESS_TABLE}.{fmt}") for fmt in TABLE_FORMATS}
+        out.update({f"{ROBUSTNESS_TABLE}_{d}_png": self.report_file(robustness_plot(d)) for d in datasets})
+        return out
+
+    def cost_outputs(self) -> dict[str, str]:
+        """The cost table in each format, by output name (`cost_md`, ...)."""
+        return {f"{COST_TABLE}_{fmt}": self.report_file(f"{COST_TABLE}.{fmt}") for fmt in TABLE_FORMATS}
+
+    def cost_plot(self) -> str:
+        return self.report_file(COST_PLOT)
+
+    def explain_outputs(self, dataset: str, model: str, seed: int | str) -> dict[str, str]:
+        return explain_outputs(self.reports, dataset, model, seed)
 
     def log(self, *parts: str) -> str:
         return "/".join([self.logs, *parts]) + ".log"

@@ -78,7 +78,7 @@ import pandas as pd
 from asym.data.parquet import FeatureTable
 from asym.errors import DataError
 from asym.grid import Run
-from asym.layout import Layout
+from asym.layout import ROBUSTNESS_TABLE, Layout, robustness_plot
 from asym.report.stats import (
     centred_ci,
     holm,
@@ -96,7 +96,7 @@ if TYPE_CHECKING:
     from asym.report.runs import DatasetRuns
     from asym.train.normalize import AnyNormalizer
 
-TABLE = "robustness"                         # reports/robustness.{md,csv,tex,html}
+TABLE = ROBUSTNESS_TABLE                     # reports/robustness.{md,csv,tex,html}
 METRICS = ("balanced_accuracy", "auroc", "f1")
 CLEAN = "clean"
 DROPS = {"audio": "drop_audio", "visual": "drop_visual", "both": "drop_both"}
@@ -403,17 +403,8 @@ def dataset_tables(params: Params, d_index: int, dataset: str, device: torch.dev
 
 # --- the step ---------------------------------------------------------------------------------------
 def outputs(params: Params) -> dict[str, Path]:
-    """Every file the step writes: the table in each format, and one figure per dataset."""
-    from asym.layout import TABLE_FORMATS
-
-    layout = Layout.of(params)
-    out = {f"{TABLE}_{fmt}": Path(layout.report_file(f"{TABLE}.{fmt}")) for fmt in TABLE_FORMATS}
-    out.update({f"{TABLE}_{d}_png": Path(layout.report_file(plot_name(d))) for d in params.datasets})
-    return out
-
-
-def plot_name(dataset: str) -> str:
-    return f"{TABLE}_{dataset}.png"
+    """Every file the step writes (asym.layout): the table in each format, and one figure per dataset."""
+    return {k: Path(f) for k, f in Layout.of(params).robustness_outputs(params.datasets).items()}
 
 
 def run_robustness(params: Params, device: torch.device | str = "cpu") -> dict[str, Path]:
@@ -533,7 +524,7 @@ def write_tables(params: Params, curves: pd.DataFrame, summary: pd.DataFrame, fi
         md += [f"## {ds}", "", view.to_markdown(index=False, disable_numparse=True), "",
                f"### {ds}: robustness summary", "", summary_caption, "",
                sview.to_markdown(index=False, disable_numparse=True), "",
-               f"![robustness curves, {ds}]({plot_name(ds)})", ""]
+               f"![robustness curves, {ds}]({robustness_plot(ds)})", ""]
         tex.append(to_latex(view, f"Robustness ({ds}). {CAPTION}"))
         tex.append(to_latex(sview, f"Robustness summary ({ds}). {summary_caption}"))
     write_text(files[f"{TABLE}_md"], "\n".join(md))

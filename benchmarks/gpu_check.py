@@ -60,7 +60,7 @@ PACKAGES = (                     # build order: mamba-ssm uses causal-conv1d whe
     ("mamba-ssm", "mamba_ssm", "MAMBA"),
 )
 GENCODE = re.compile(r'cc_flag\.append\("-gencode"\)\n(?P<indent>[ \t]*)cc_flag\.append\("arch=compute_\d+,code=sm_\d+"\)')
-NEEDED_MODULES = ("pydantic", "pooch", "snakemake")     # what the wheels bring (gpu_wheels.NEEDED)
+NEEDED_MODULES = ("pydantic", "pooch", "snakemake", "captum")   # what the wheels bring (gpu_wheels.NEEDED)
 # The pipeline step's handful: ASYM, two of its ablations and baselines of each kind.
 PIPELINE_MODELS = ["asym", "asym-no-mem", "depmamba", "transformer", "bilstm", "mean-mlp"]
 # The sizes of each step: on the GPU, and in the CPU rehearsal.

@@ -27,8 +27,8 @@ BASE = ("torch", "triton", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy"
         "pyyaml", "tqdm", "filelock", "jinja2", "tabulate", "einops", "packaging", "requests", "pytest",
         "pytest-xdist", "pytest-timeout")
 # What the check imports beyond the base: the config schema, the fetch step, the DAG's runner and
-# the report's HTML pages.
-NEEDED = ("pydantic", "pooch", "snakemake", "markdown-it-py")
+# the report's HTML pages, and the explanations (Captum).
+NEEDED = ("pydantic", "pooch", "snakemake", "markdown-it-py", "captum")
 PLATFORM = "manylinux_2_28_x86_64"
 LIMIT_MIB = 48
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
 from asym.data import formats, protocols
 from asym.grid import Run, cross_gender_folders, seed_folder
-from asym.layout import EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
+from asym.layout import AGGREGATES, EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
 if TYPE_CHECKING:
@@ -586,11 +586,6 @@ TRACK = Stage("track", "track", (), _once,
               modules=("asym.tracking.track", "asym.tracking.mlflow_pyfunc"), dvc_kinds={"record": "uncached"})
 
 
-def _report_path(lay: Layout, path: Path) -> str:
-    """A file a step names in its own reports folder, in `lay`'s (the DAG's relative paths)."""
-    return lay.report_file(Path(path).name)
-
-
 # --- robustness ------------------------------------------------------------------------------------------
 def _robustness_runs(p: Params) -> list[Run]:
     """The runs `asym robustness` perturbs: those of robustness.models (asym.config.Params.robustness_models)."""
@@ -618,9 +613,7 @@ def _robustness_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _robustness_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    from asym.robustness import outputs
-
-    return {k: [_report_path(lay, f)] for k, f in outputs(p).items()}
+    return {k: [f] for k, f in lay.robustness_outputs(p.datasets).items()}
 
 
 def _robustness_reads(p: Params, w: Wild) -> list[str]:
@@ -649,9 +642,7 @@ def _cost_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _cost_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    from asym.report.cost import table_outputs
-
-    return {k: [_report_path(lay, f)] for k, f in table_outputs(lay).items()}
+    return {k: [f] for k, f in lay.cost_outputs().items()}
 
 
 def _cost_reads(p: Params, w: Wild) -> list[str]:
@@ -663,16 +654,12 @@ COST = Stage("cost", "cost", (), _if_cost, inputs=_cost_inputs, outputs=_cost_ou
 
 
 def _cost_plot_inputs(p: Params, lay: Layout, w: Wild) -> Files:
-    """The cost table and the report's summary."""
-    from asym.report.cost import plot_inputs
-
-    return {k: [_report_path(lay, f)] for k, f in plot_inputs(lay).items()}
+    """The cost table's CSV and the report's summary."""
+    return {"cost_csv": [lay.cost_outputs()["cost_csv"]], "summary_csv": [lay.report_file(AGGREGATES["summary_csv"])]}
 
 
 def _cost_plot_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    from asym.report.cost import plot_output
-
-    return {"cost_png": [_report_path(lay, plot_output(lay))]}
+    return {"cost_png": [lay.cost_plot()]}
 
 
 def _cost_plot_reads(p: Params, w: Wild) -> list[str]:
@@ -699,10 +686,7 @@ def _explain_inputs(p: Params, lay: Layout, w: Wild) -> Files:
 
 
 def _explain_outputs(p: Params, lay: Layout, w: Wild) -> Files:
-    from asym.explain.run import outputs
-
-    files = outputs(Path(lay.reports), w["dataset"], w["model"], w[SEED])     # type: ignore[arg-type]
-    return {k: [Path(f).as_posix()] for k, f in files.items()}
+    return {k: [Path(f).as_posix()] for k, f in lay.explain_outputs(w["dataset"], w["model"], w[SEED]).items()}
 
 
 def _explain_reads(p: Params, w: Wild) -> list[str]:

@@ -38,9 +38,8 @@ from asym.explain.attribute import VlogAttribution, attribute, training_mean
 from asym.explain.groups import Columns, columns_of
 from asym.inference.predict import DISCLAIMER, RunModel, load_run, model_builder
 from asym.io import atomic_path, write_json, write_text
-from asym.layout import TRAIN_FILES, Layout
+from asym.layout import TRAIN_FILES, Layout, explain_outputs
 
-FOLDER = "explain"
 # A group's key in the JSON (and so in a tracker's metric names): letters, digits, `_`, `.`, `-` only.
 UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 PERCENT = 100.0
@@ -114,18 +113,9 @@ def explain(params: Params, run_dir: Path, device: torch.device, cfg: ExplainCon
     return Explained(run, columns, trained, randomised, far)
 
 
-def stem(dataset: str, model: str, seed: int) -> str:
-    return f"{dataset}-{model}-seed{seed}"
-
-
 def outputs(reports: Path, dataset: str, model: str, seed: int) -> dict[str, Path]:
-    """Every output of `asym explain` for one run, by name (what a workflow step declares): its
-    files, and the folder of its timelines (`timeline_file`), as many as `explain.timelines` or as
-    the run has test vlogs, whichever is fewer; so the declared outputs are exact either way."""
-    base = Path(reports) / FOLDER / stem(dataset, model, seed)
-    files = {"md": f"{base}.md", "csv": f"{base}.csv", "vlogs_csv": f"{base}-vlogs.csv", "json": f"{base}.json",
-             "groups_png": f"{base}-groups.png", "timelines": f"{base}-timelines"}
-    return {k: Path(v) for k, v in files.items()}
+    """Every output of `asym explain` for one run in `reports`, by name (asym.layout.Layout.explain_outputs)."""
+    return {k: Path(v) for k, v in explain_outputs(Path(reports).as_posix(), dataset, model, seed).items()}
 
 
 def timeline_file(folder: Path, i: int) -> Path:

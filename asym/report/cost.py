@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from asym.io import atomic_path, write_text
+from asym.layout import AGGREGATES, COST_TABLE
 from asym.models.registry import ASYM_KIND as ASYM
 from asym.report import plots
 from asym.report.html import write_page
@@ -30,11 +31,7 @@ if TYPE_CHECKING:
     from asym.config import Params
     from asym.layout import Layout
 
-# reports/: the table (as the report's tables are written) and the figure.
-TABLE = "cost"
-TABLE_FORMATS = ("md", "csv", "tex", "html")
-PLOT = "cost.png"
-SUMMARY = "summary.csv"            # the main report's summary (asym.layout.AGGREGATES["summary_csv"])
+TABLE = COST_TABLE                 # reports/cost.{md,csv,tex,html} and cost.png (asym.layout)
 
 TITLE = "Cost per minute of vlog"
 SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -42,16 +39,16 @@ SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 def table_outputs(layout: Layout) -> dict[str, Path]:
     """The table's files by output name (`cost_md`, ...), in `layout`'s reports folder."""
-    return {f"{TABLE}_{fmt}": Path(layout.report_file(f"{TABLE}.{fmt}")) for fmt in TABLE_FORMATS}
+    return {k: Path(f) for k, f in layout.cost_outputs().items()}
 
 
 def plot_inputs(layout: Layout) -> dict[str, Path]:
     """What the figure reads: the table's CSV and the main report's summary."""
-    return {"cost_csv": Path(layout.report_file(f"{TABLE}.csv")), "summary_csv": Path(layout.report_file(SUMMARY))}
+    return {"cost_csv": table_outputs(layout)["cost_csv"], "summary_csv": Path(layout.report_file(AGGREGATES["summary_csv"]))}
 
 
 def plot_output(layout: Layout) -> Path:
-    return Path(layout.report_file(PLOT))
+    return Path(layout.cost_plot())
 
 
 def si(x: float, digits: int = 3) -> str:

@@ -90,7 +90,7 @@ def test_the_wheels_bring_what_the_base_lacks_and_nothing_of_the_base():
 
     base = requirements_closure(BASE)
     needed = requirements_closure(NEEDED) - base
-    assert {"pydantic", "pydantic-core", "pooch", "snakemake"} <= needed
+    assert {"pydantic", "pydantic-core", "pooch", "snakemake", "captum"} <= needed
     assert not needed & {canonical(b) for b in BASE}
     assert "torch" in base and "typing-extensions" in base      # torch's own dependency
 
