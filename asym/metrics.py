@@ -1,4 +1,5 @@
-"""Classification metrics of one set of predictions, by scikit-learn's functions.
+"""Classification metrics of one set of predictions, by scikit-learn's functions (the label
+metrics by their arithmetic on the confusion counts, equal bit for bit: see _label_metrics).
 
 Depressed is the positive class. Two conventions coexist in this literature and both are
 reported, under distinct names:
@@ -13,8 +14,6 @@ scikit-learn lacks: it is built on `sklearn.calibration.calibration_curve`.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
@@ -50,25 +49,55 @@ def confusion(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
 
 
 def label_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Metrics of hard predictions; a class absent from the predictions scores 0, not NaN."""
-    with warnings.catch_warnings():
-        # MCC of a subgroup holding one class is 0 by scikit-learn's definition: no need to warn.
-        warnings.filterwarnings("ignore", message="A single label was found")
-        return _label_metrics(y, pred)
+    """Metrics of hard predictions; a class absent from the predictions scores 0, not NaN, and
+    the MCC of one class is 0 (scikit-learn's definitions)."""
+    return _label_metrics(y, pred)
 
 
 def _label_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    m = _sklearn()
+    """scikit-learn's accuracy_score, precision_recall_fscore_support (depressed class, and
+    weighted), recall_score (macro: balanced accuracy) and matthews_corrcoef, zero_division 0,
+    computed from the confusion counts with their arithmetic, so equal to theirs bit for bit
+    (tests/test_metrics.py): importing scikit-learn costs a training job, which scores every
+    epoch, more than its training at demo scale."""
     y, pred = np.asarray(y, int), np.asarray(pred, int)
-    out = {"accuracy": m.accuracy_score(y, pred)}
-    p, r, f, _ = m.precision_recall_fscore_support(y, pred, labels=[1], average=None, zero_division=0)
-    out.update(precision=p[0], recall=r[0], f1=f[0])
-    p, r, f, _ = m.precision_recall_fscore_support(y, pred, labels=[0, 1], average="weighted", zero_division=0)
-    out.update(precision_weighted=p, recall_weighted=r, f1_weighted=f)
-    # balanced_accuracy_score warns and ignores a class absent from y; recall_score macro does the same maths.
-    out["balanced_accuracy"] = m.recall_score(y, pred, labels=[0, 1], average="macro", zero_division=0)
-    out["mcc"] = m.matthews_corrcoef(y, pred)
+    n = len(y)
+    # counts[t, p]: vlogs of true class t predicted p
+    counts = np.bincount(2 * y + pred, minlength=4).reshape(2, 2) if n else np.zeros((2, 2), int)
+    tp = np.diag(counts).astype(np.float64)
+    true, predicted = counts.sum(axis=1), counts.sum(axis=0)
+    precision, recall = _divide(tp, predicted), _divide(tp, true)
+    f1 = _divide(2.0 * tp, 1.0 * true.astype(np.float64) + predicted.astype(np.float64))
+    out = {"accuracy": float(np.mean(y == pred)) if n else float("nan"),
+           "precision": precision[1], "recall": recall[1], "f1": f1[1]}
+    for name, per_class in (("precision", precision), ("recall", recall), ("f1", f1)):
+        out[f"{name}_weighted"] = _weighted(per_class, true)
+    out["balanced_accuracy"] = float(np.mean(recall))
+    out["mcc"] = _mcc(counts)
     return {k: float(v) for k, v in out.items()}
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den per class, 0 where den is 0 (zero_division=0)."""
+    den = np.asarray(den, np.float64)
+    out = np.asarray(num, np.float64) / np.where(den == 0, 1.0, den)
+    return np.where(den == 0, 0.0, out)
+
+
+def _weighted(per_class: np.ndarray, support: np.ndarray) -> float:
+    """np.average of the per-class scores weighted by their support; the plain mean without support."""
+    if support.sum() == 0:
+        return float(np.mean(per_class))
+    return float(np.average(per_class, weights=support))
+
+
+def _mcc(counts: np.ndarray) -> float:
+    t_sum, p_sum = counts.sum(axis=1, dtype=np.float64), counts.sum(axis=0, dtype=np.float64)
+    n_correct, n = np.trace(counts, dtype=np.float64), p_sum.sum()
+    cov_ytyp = n_correct * n - np.dot(t_sum, p_sum)
+    cov_ypyp = n**2 - np.dot(p_sum, p_sum)
+    cov_ytyt = n**2 - np.dot(t_sum, t_sum)
+    return 0.0 if cov_ypyp * cov_ytyt == 0 else float(cov_ytyp / np.sqrt(cov_ytyt * cov_ypyp))
 
 
 def expected_calibration_error(y: np.ndarray, prob: np.ndarray, n_bins: int = ECE_BINS) -> float:

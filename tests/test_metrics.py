@@ -54,6 +54,35 @@ def test_every_metric_equals_scikit_learn(case):
         assert m[k] == pytest.approx(v, abs=1e-12), k
 
 
+def _sklearn_label_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The label metrics by scikit-learn's own functions, called as asym.metrics once called them."""
+    p, r, f, _ = sk.precision_recall_fscore_support(y, pred, labels=[1], average=None, zero_division=0)
+    pw, rw, fw, _ = sk.precision_recall_fscore_support(y, pred, labels=[0, 1], average="weighted", zero_division=0)
+    return {"accuracy": sk.accuracy_score(y, pred), "precision": p[0], "recall": r[0], "f1": f[0],
+            "precision_weighted": pw, "recall_weighted": rw, "f1_weighted": fw,
+            "balanced_accuracy": sk.recall_score(y, pred, labels=[0, 1], average="macro", zero_division=0),
+            "mcc": sk.matthews_corrcoef(y, pred)}
+
+
+def test_label_metrics_equal_scikit_learns_bit_for_bit_on_a_thousand_random_folds():
+    """Checkpoint selection compares epochs by these: a last-bit difference could pick another epoch."""
+    rng = np.random.default_rng(0)
+    cases = 0
+    for _ in range(1000):
+        n = int(rng.integers(1, 60))
+        y = (rng.random(n) < rng.random()).astype(int)
+        pred = (rng.random(n) < rng.random()).astype(int)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")            # scikit-learn's "A single label was found"
+            theirs = _sklearn_label_metrics(y, pred)
+        ours = label_metrics(y, pred)
+        assert ours.keys() == set(LABEL_METRICS)
+        for k in LABEL_METRICS:
+            assert ours[k] == float(theirs[k]), (k, y.tolist(), pred.tolist(), ours[k], theirs[k])
+        cases += len(np.unique(y)) == 1 or len(np.unique(pred)) == 1
+    assert cases > 50          # one class in the labels or the predictions, many times
+
+
 def test_hand_computed_values_and_the_two_conventions():
     # 4 depressed, 2 normal; predictions: TP=3, FN=1, FP=1, TN=1
     y = np.array([1, 1, 1, 1, 0, 0])

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import importlib
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,70 @@ from torch import nn
 from asym.models.layers import param_groups
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+# Where torch.optim marks its methods and update functions not to be compiled (`torch._disable_dynamo`).
+OPTIM_MODULES = ("optimizer", "adam", "adamw", "lr_scheduler")
+
+
+# --- eager optimisers ------------------------------------------------------------------------------------
+# torch.optim imports torch._dynamo on an optimiser's first step: its step runs between two
+# `torch._dynamo.graph_break()` calls, and its methods are wrapped by `torch._disable_dynamo`, which
+# imports torch._dynamo when first called to mark them not to be compiled. That import takes 1.1 s,
+# a fifth of a demo training job, for graph breaks and marks that do nothing when nothing is
+# compiled, and asym compiles nothing. So the step runs as torch's own, unwrapped, under no_grad (what
+# the wrapper does when `differentiable` is off), and the marks are set to the functions themselves.
+# The updates are torch's bit for bit (tests/train/test_optimization.py); where torch._dynamo is
+# already imported, torch's path is taken unchanged.
+def _mark_not_compiled(obj: Any, disable_code: types.CodeType, seen: set[int]) -> None:
+    """Give each `torch._disable_dynamo` wrapper reachable from `obj` (through closures) the mark it
+    would import torch._dynamo to compute."""
+    if id(obj) in seen or not isinstance(obj, types.FunctionType):
+        return
+    seen.add(id(obj))
+    if obj.__code__ is disable_code:
+        fn = obj.__closure__[obj.__code__.co_freevars.index("fn")].cell_contents
+        if getattr(fn, "__dynamo_disable", None) is None:
+            fn.__dynamo_disable = fn
+    for cell in obj.__closure__ or ():
+        try:
+            _mark_not_compiled(cell.cell_contents, disable_code, seen)
+        except ValueError:            # an empty cell
+            continue
+
+
+def _eager_torch_optim() -> bool:
+    """Mark torch.optim's not-to-be-compiled functions without importing torch._dynamo; False (and
+    nothing done) where torch._dynamo is imported already."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return False
+    disable_code = torch._disable_dynamo(lambda: None).__code__
+    seen: set[int] = set()
+    for name in OPTIM_MODULES:
+        for value in vars(importlib.import_module(f"torch.optim.{name}")).values():
+            for obj in (value, *(vars(value).values() if isinstance(value, type) else ())):
+                _mark_not_compiled(obj, disable_code, seen)
+    return True
+
+
+class _EagerStep:
+    """torch's step without its graph breaks (see above): the same update, under no_grad."""
+
+    defaults: dict[str, Any]
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        if self.defaults["differentiable"]:
+            return super().step(closure)         # type: ignore[misc]
+        with torch.no_grad():
+            return torch.optim.Adam.step.__wrapped__(self, closure)     # type: ignore[attr-defined]
+
+
+class EagerAdam(_EagerStep, torch.optim.Adam):
+    pass
+
+
+class EagerAdamW(_EagerStep, torch.optim.AdamW):
+    pass
 
 
 def build_optimizer(model: nn.Module, recipe: Any, dataset: str) -> torch.optim.Optimizer:
@@ -29,7 +95,10 @@ def build_optimizer(model: nn.Module, recipe: Any, dataset: str) -> torch.optim.
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": wd}]
     else:
         groups = param_groups(model, wd)
-    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    if _eager_torch_optim():
+        cls: type[torch.optim.Optimizer] = EagerAdamW if recipe.optimizer == "adamw" else EagerAdam
+    else:
+        cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
     extra = {"betas": tuple(float(b) for b in recipe.betas)} if recipe.betas is not None else {}
     return cls(groups, lr=recipe.lr_for(dataset), **extra)
 
