@@ -23,6 +23,8 @@ def small_params(models: list[str], seeds: list[int], epochs: int, synth: dict[s
     for recipe in raw["recipes"]["demo"].values():
         recipe["epochs"] = epochs
     raw["report"].update(bootstrap=bootstrap, chance_draws=20)
+    raw["robustness"]["bootstrap"] = bootstrap
+    raw["cost"]["minutes"]["demo"] = [1]      # every model costed on one length (the step's work, not its wiring)
     raw["optimism"]["models"]["demo"] = []    # the optimism study off unless `optimism=` turns it on
     raw["cross_gender"]["models"]["demo"] = []    # the cross-gender study too, unless `cross_gender=` turns it on
     for name, over in (synth or {}).items():
