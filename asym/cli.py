@@ -577,6 +577,14 @@ def _check_code_digest(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code = _main(args)
+    from asym import jobstats
+
+    jobstats.record(args.command, {k: getattr(args, k, None) for k in ("dataset", "model", "protocol", "seeds")}, code)
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         _check_code_digest(args)
         args.func(args)

@@ -4,15 +4,20 @@
 
 One `snakemake --cores N all`, as a user runs it (its own start-up included): the total is that
 command's wall time. Per rule, the log's timestamps give the span from the rule's first job
-starting to its last job finishing (rules overlap when they can) and how many jobs it ran.
+starting to its last job finishing (rules overlap when they can) and how many jobs it ran. Each
+job's own figures (asym.jobstats) give, per command, the median wall time of a job, the median
+fixed cost of a training job (its wall time less its seeds' own training time: start-up, imports,
+reading, writing) and the peak resident memory of any of its jobs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +55,21 @@ def rule_spans(log: str) -> dict[str, dict[str, float]]:
     return spans
 
 
+def job_figures(lines: list[dict]) -> dict[str, dict[str, float]]:
+    """Per command (`train`, `train --protocol`, `evaluate`, ...): jobs, median wall, median fixed
+    cost where the command reports its work, and peak memory."""
+    by: dict[str, list[dict]] = {}
+    for job in lines:
+        by.setdefault(job["command"] + (" --protocol" if job.get("protocol") else ""), []).append(job)
+    out = {}
+    for name, jobs in by.items():
+        fixed = [j["wall_s"] - j["work_s"] for j in jobs if j.get("work_s") is not None]
+        out[name] = {"jobs": len(jobs), "wall_s": statistics.median(j["wall_s"] for j in jobs),
+                     "fixed_s": statistics.median(fixed) if fixed else None,
+                     "max_rss_mb": max(j["max_rss_mb"] for j in jobs)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cores", default="2")
@@ -67,7 +87,10 @@ def main() -> None:
     shutil.copy(args.params, work / "params.yaml")
     snakemake = str(Path(sys.executable).parent / "snakemake")
     t0 = time.perf_counter()
-    proc = subprocess.run([snakemake, "--cores", args.cores, "all"], cwd=work, capture_output=True, text=True)
+    stats = work / "jobstats.jsonl"
+    stats.unlink(missing_ok=True)
+    proc = subprocess.run([snakemake, "--cores", args.cores, "all"], cwd=work, capture_output=True, text=True,
+                          env={**os.environ, "ASYM_JOB_STATS": str(stats)})
     total = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(proc.stdout[-3000:] + proc.stderr[-3000:])
@@ -78,8 +101,14 @@ def main() -> None:
             print(f"{rule:10s} {int(s['jobs']):5d} {s['start']:6.0f}s {s['end']:6.0f}s {s['end'] - s['start']:6.0f}s")
     print(f"{'total':10s} {total:25.1f} s  ({total / 60:.1f} min on {args.cores} cores, `snakemake --cores "
           f"{args.cores} all` from nothing)")
+    jobs = job_figures([json.loads(line) for line in stats.read_text().splitlines()] if stats.is_file() else [])
+    print(f"\n{'command':18s} {'jobs':>5s} {'wall/job':>9s} {'fixed/job':>10s} {'peak RSS':>9s}")
+    for name, j in sorted(jobs.items(), key=lambda kv: -kv[1]["jobs"]):
+        fixed = f"{j['fixed_s']:9.2f}s" if j["fixed_s"] is not None else f"{'–':>10s}"
+        print(f"{name:18s} {j['jobs']:5d} {j['wall_s']:8.2f}s {fixed} {j['max_rss_mb']:6.0f} MB")
     if args.json:
-        Path(args.json).write_text(json.dumps({"cores": args.cores, "total_s": total, "rules": spans}, indent=2))
+        Path(args.json).write_text(json.dumps({"cores": args.cores, "total_s": total, "rules": spans, "commands": jobs},
+                                              indent=2))
     if not args.keep:
         shutil.rmtree(work)
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from asym import jobstats
 from asym.dag.code import code_digest, training_values
 from asym.data import formats, protocols
 from asym.data.parquet import FeatureTable
@@ -167,6 +168,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
     }
     write_json(files.file("summary"), summary)   # last: marks the seed complete
     resume.complete()                            # removed when the job ends
+    jobstats.add_work(finished - started)
     return summary
 
 
