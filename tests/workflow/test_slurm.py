@@ -102,9 +102,9 @@ def slurm_run(cluster, tmp_path_factory):
     args = ["--profile", "workflow/profiles/slurm",
             "--default-resources", f"slurm_partition={cluster.partition}", f"slurm_account={cluster.account}",
             *cpu_only_override(profile()),
-            # The plugin's first status check comes 40 s after a submission by default: each of the
-            # DAG's six waves would wait that long for jobs of a few seconds.
-            "--slurm-init-seconds-before-status-checks", "2"]
+            # The plugin's first status check comes 40 s after a submission by default, and the next
+            # ones 10 s apart: each of the DAG's waves would wait that long for jobs of a few seconds.
+            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
     start = time.monotonic()
     out = _snakemake(args, root, {**cluster.env(), **_env()}, lambda: f"{_slurm_logs(root)}\n{cluster.logs()}")
     elapsed = time.monotonic() - start
