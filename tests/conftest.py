@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import sys
 import tarfile
 import types
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# As many pytest-xdist workers as cores: one thread each for torch's and BLAS's pools (and the jobs
+# they start, where a job sets no count of its own), so that no core runs two workers' threads that
+# spin waiting for each other. A job or a test that asks for its threads still gets them.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")) >= (os.cpu_count() or 1):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 ORACLE_DIR = ROOT / ".cache" / "oracle"
 
 
@@ -106,3 +113,32 @@ def dvlog_dir(tmp_path_factory, small_synth):
 @pytest.fixture(scope="session")
 def lmvd_dir(tmp_path_factory, small_synth):
     return demo_release(tmp_path_factory, "lmvd", "lmvd", small_synth["lmvd"], seed=2)
+
+
+@pytest.fixture(scope="session")
+def synchrony_demo(tmp_path_factory) -> Path:
+    """The `synchrony` demo on D-Vlog, seed 0, with the known-answer models (tests.test_known_answers.
+    MODELS) trained, evaluated and reported once: its report, robustness and explanation tests read
+    the same runs (mark them `xdist_group("synchrony")` so that one worker trains them)."""
+    from tests.test_known_answers import MODELS, demo_project, run_steps
+
+    params = demo_project(tmp_path_factory.mktemp("synchrony"), "synchrony", MODELS)
+    run_steps(params, MODELS)
+    return params
+
+
+def params_beside(params_file: Path, name: str, **sections: object) -> Path:
+    """A params file beside `params_file` (so the same data, runs and reports) with `sections` replaced."""
+    import yaml
+
+    raw = yaml.safe_load(params_file.read_text())
+    raw.update(sections)
+    out = params_file.with_name(f"params-{name}.yaml")
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first (in their order), then the rest: under pytest-xdist the long ones start
+    early rather than end the run on one worker while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -75,8 +75,9 @@ def holds_half(row: pd.Series) -> bool:
 
 
 @pytest.mark.slow
-def test_synchrony_only_the_model_of_both_modalities_finds_the_coupling(tmp_path):
-    reports = run_steps(demo_project(tmp_path, "synchrony", MODELS), MODELS)
+@pytest.mark.xdist_group("synchrony")
+def test_synchrony_only_the_model_of_both_modalities_finds_the_coupling(synchrony_demo):
+    reports = synchrony_demo.parent / "reports"
     summary = pd.read_csv(reports / "summary.csv").query("dataset == 'dvlog'").set_index("model")
     assert summary.loc["asym", "balanced_accuracy"] >= 0.70, summary["balanced_accuracy"]
     for model in AT_CHANCE:

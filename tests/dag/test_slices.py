@@ -107,6 +107,7 @@ def project(tmp_path_factory, request) -> Path:
                                "gender": {"validation": "target", "min_test_per_class": 1}})
 
 
+@pytest.mark.slow          # every step of a small DAG, run in this process: 20 s a job layout
 def test_every_step_reads_only_its_slice(project, monkeypatch):
     params_file = str(project / "params.yaml")
     p = load_params(params_file)

@@ -28,8 +28,8 @@ import yaml
 from asym.config import load_params
 from asym.data.synthetic import MOUTH
 from asym.explain.groups import N_LANDMARKS
-from tests.conftest import ROOT
-from tests.test_known_answers import ENV, PATHS, demo_project
+from tests.conftest import ROOT, params_beside
+from tests.test_known_answers import ENV, PATHS
 
 PROSODY_DIMS = 6                 # asym.data.synthetic.write_dvlog's prosody_dims on D-Vlog's 25 columns
 PLANTED = {"audio": np.arange(PROSODY_DIMS), "visual": np.r_[MOUTH, MOUTH + N_LANDMARKS]}   # demo: xy_blocks
@@ -54,14 +54,14 @@ def marginal_project(root: Path) -> Path:
     return root / "params.yaml"
 
 
-def train_and_explain(params_file: Path) -> Path:
-    """fetch -> convert -> split -> train ASYM -> explain its run; the explain folder."""
-    raw = yaml.safe_load(params_file.read_text())
-    raw["explain"] = dict(EXPLAIN)
-    params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    asym = [sys.executable, "-m", "asym", "--params", str(params_file)]
-    steps = [[s, "--dataset", "dvlog"] for s in ("fetch", "convert", "split")]
-    steps += [["train", "--dataset", "dvlog", "--model", "asym"], ["explain", "--run", "runs/dvlog/asym/seed0"]]
+def train_and_explain(params_file: Path, train: bool = True) -> Path:
+    """fetch -> convert -> split -> train ASYM (unless trained already: `train`) -> explain its run;
+    the explain folder."""
+    explained = params_beside(params_file, "explain", explain=dict(EXPLAIN))
+    asym = [sys.executable, "-m", "asym", "--params", str(explained)]
+    steps = [[s, "--dataset", "dvlog"] for s in ("fetch", "convert", "split")] if train else []
+    steps += [["train", "--dataset", "dvlog", "--model", "asym"]] if train else []
+    steps += [["explain", "--run", "runs/dvlog/asym/seed0"]]
     for step in steps:
         proc = subprocess.run(asym + step, cwd=params_file.parent, env=ENV, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"asym {' '.join(step)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
@@ -99,8 +99,9 @@ def assert_outputs(out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_synchrony_attribution_lies_on_the_prosodic_dims_and_the_mouth(tmp_path):
-    out = train_and_explain(demo_project(tmp_path, "synchrony", ["asym"]))
+@pytest.mark.xdist_group("synchrony")
+def test_synchrony_attribution_lies_on_the_prosodic_dims_and_the_mouth(synchrony_demo):
+    out = train_and_explain(synchrony_demo, train=False)
     shares = planted_shares(out)
     assert shares["audio"]["features"] == pytest.approx(6 / 25) and shares["visual"]["features"] == pytest.approx(40 / 136)
     for modality, share in shares.items():

@@ -42,7 +42,7 @@ from tests.workflow import headless_chromium
 from tests.workflow.conftest import BIN, ENV, TINY, job_counts, run, snakemake
 from tests.workflow.headless_chromium import wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 MODELS, SEEDS, EPOCHS = TINY["models"], [0], 3
 SERVER_START_S = 120

@@ -14,7 +14,7 @@ import yaml
 from tests.project import REAL_EDIT, ROOT, edit, edit_comments, small_params
 from tests.workflow.conftest import BIN, TINY, copy_data_stages, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc")]
 DVC = str(BIN / "dvc")
 
 

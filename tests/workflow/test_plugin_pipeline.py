@@ -18,7 +18,7 @@ from tests.models.test_add_a_model import GRU
 from tests.project import make_project, plugin_project
 from tests.workflow.conftest import BIN, run, snakemake
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("plugin")]
 
 LOAD_MLFLOW = textwrap.dedent('''
     import sys

@@ -126,7 +126,7 @@ def table_rows(driver: Any, heading: str) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.xdist_group("workflow")
+@pytest.mark.xdist_group("report_html")
 def test_the_html_report_shows_its_tables_figures_and_model_cards_inline(chromium, snakemake_project,
                                                                          report, tmp_path):
     summary = pd.read_csv(snakemake_project / "reports" / "summary.csv").set_index(["dataset", "model"])

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from tests.project import ROOT, make_project
 from tests.workflow.conftest import BIN, ENV, TINY, copy_data_stages, job_counts, run, snakemake
 
-pytestmark = [pytest.mark.resume, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.resume, pytest.mark.slow, pytest.mark.xdist_group("resume")]
 TIMING = ("epoch_time_s",)
 
 

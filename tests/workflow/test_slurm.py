@@ -2,7 +2,8 @@
 
 The pipeline runs with `snakemake --profile workflow/profiles/slurm` and the real executor plugin,
 overriding only the partition and account (and the GPU request, as a CPU-only partition does);
-`sacct` must then account for every training job, and the tables must equal a local run's.
+`sacct` must then account for every training job, and the tables must equal those of the same
+config run locally (tests.workflow.conftest's `snakemake_project`, from the same data stages).
 """
 
 from __future__ import annotations
@@ -20,19 +21,17 @@ import pandas as pd
 import pytest
 
 from asym.report.runs import FLOORS
-from tests.project import make_project
 from tests.workflow import slurm_cluster
+from tests.workflow.conftest import TINY
 from tests.workflow.slurm_cluster import SlurmCluster
 from tests.workflow.slurm_profile import cpu_only_override
 from tests.workflow.slurm_profile import load as profile
 
-# The first test also starts the cluster and makes both runs; each wait below has a shorter timeout
-# of its own that fails with the logs.
+# The first test also starts the cluster and makes the SLURM run (and this worker's local one); each
+# wait below has a shorter timeout of its own that fails with the logs.
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(2400)]
 
 BIN = Path(sys.executable).parent
-MODELS, SEEDS, EPOCHS = ["mean-mlp", "bilstm"], [0], 2
-SYNTH = {"dvlog": {"n_samples": 60}, "lmvd": {"n_samples": 40, "n_subjects": 30}}
 RUN_TIMEOUT_S = 600
 TIMING = re.compile(r"time|_s$")   # wall-clock columns differ between any two runs
 
@@ -89,16 +88,11 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("local"), MODELS, SEEDS, EPOCHS, synth=SYNTH)
-    _snakemake(["--cores", "2", "all"], root, _env())
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("slurm"), MODELS, SEEDS, EPOCHS, synth=SYNTH)
+def slurm_run(cluster, data_stages, tmp_path_factory):
+    """The tiny config of the local runs (tests.workflow.conftest.TINY) from its data stages, as
+    Snakemake recorded them there: training, evaluation, the report and its studies run by SLURM."""
+    root = tmp_path_factory.mktemp("slurm") / "p"
+    shutil.copytree(data_stages, root, symlinks=True)
     args = ["--profile", "workflow/profiles/slurm",
             "--default-resources", f"slurm_partition={cluster.partition}", f"slurm_account={cluster.account}",
             *cpu_only_override(profile()),
@@ -118,7 +112,7 @@ def test_every_training_job_ran_as_a_slurm_job(cluster, slurm_run):
     jobs = cluster.jobs()
     table = "\n".join(map(str, jobs)) + "\n" + cluster.logs()
     train = _train_jobs(jobs)
-    assert planned.get("train", 0) > 0, out[-3000:]
+    assert planned.get("train", 0) > 0 and "fetch" not in planned, out[-3000:]     # the data stages: recorded
     assert len(train) == planned["train"], table
     assert len({j["Comment"] for j in train}) == len(train), table        # one SLURM job per training job
     # Every job but the target rule `all` (which Snakemake runs itself) went through sbatch.
@@ -154,13 +148,13 @@ def _minutes(limit: str) -> int:
     return (int(days or 0) * 24 + hours) * 60 + minutes
 
 
-def test_tables_match_a_local_run(slurm_run, local_run):
+def test_tables_match_a_local_run(slurm_run, snakemake_project):
     root, _, _ = slurm_run
     slurm = pd.read_csv(root / "reports" / "summary.csv")
-    local = pd.read_csv(local_run / "reports" / "summary.csv")
+    local = pd.read_csv(snakemake_project / "reports" / "summary.csv")
     timing = [c for c in local.columns if TIMING.search(c)]
     assert timing, "no timing column left out: the pattern no longer matches the table"
     slurm, local = slurm.drop(columns=timing), local.drop(columns=timing)
     assert list(slurm.columns) == list(local.columns)
-    assert len(slurm) == len(local) == 3 * (len(MODELS) + len(FLOORS))    # models and floors, two datasets and macro
+    assert len(slurm) == len(local) == 3 * (len(TINY["models"]) + len(FLOORS))    # models and floors, two datasets and macro
     pd.testing.assert_frame_equal(slurm, local, check_exact=False, rtol=1e-9, atol=1e-12)

@@ -21,7 +21,7 @@ from asym.metrics import always_depressed_floor, majority_floor
 from tests.project import REAL_EDIT, edit, edit_comments, own_package
 from tests.workflow.conftest import BIN, ENV, job_counts, snakemake
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("snakemake")]
 
 
 @pytest.fixture(scope="module")

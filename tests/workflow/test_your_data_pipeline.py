@@ -17,7 +17,7 @@ from asym.config import deep_merge
 from tests.project import ROOT, make_project
 from tests.workflow.conftest import BIN, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("your_data")]
 
 SECTION = "## Bring your data\n"
 FENCE = re.compile(r"^```(\w+) (\w+)=(\S+)\n(.*?)^```$", re.S | re.M)
