@@ -5,8 +5,8 @@ Which modules. A stage runs its `modules` (and, for training, its registry entry
 model's own file); the modules it depends on are those reached by a static walk of their asym
 imports, anywhere in a file (nothing is imported). The walk neither counts nor goes through the
 modules that cannot change what a job writes (UNTRACKED): config parsing (asym.config,
-asym.schema, asym.models.families), the layout and the run grid (asym.layout, asym.grid), io and
-errors, the DAG itself (asym.dag), the registry's collection (asym.models.registry, the package
+asym.schema, asym.models.families), the layout and the run grid (asym.layout, asym.grid), io,
+errors and a job's own figures (asym.jobstats), the DAG itself (asym.dag), the registry's collection (asym.models.registry, the package
 markers), the format table (asym.data.formats: a job that reads a format's files counts its row
 instead, `format_values`) and the command line. The report and tracking are never reached from training: they are the code of the report and track
 stages only. So a training job depends on the model's own file (not on another model's, unless it
@@ -55,6 +55,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
+import sys
 import typing
 from collections.abc import Iterable
 from pathlib import Path
@@ -70,7 +72,7 @@ if TYPE_CHECKING:
 # Modules whose edits change no job's outputs: neither counted nor walked through. A package
 # name ends with "." and covers every module under it.
 UNTRACKED = ("asym", "asym.__main__", "asym.cli", "asym.config", "asym.schema", "asym.layout", "asym.grid",
-             "asym.io", "asym.errors", "asym.dag", "asym.dag.", "asym.models", "asym.models.registry",
+             "asym.io", "asym.errors", "asym.jobstats", "asym.dag", "asym.dag.", "asym.models", "asym.models.registry",
              "asym.models.families", "asym.data.formats")
 
 
@@ -113,8 +115,37 @@ def _dump(node: Any) -> str:
 @functools.cache
 def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[frozenset[str], str]:
     """The asym modules a file imports (anywhere in it) and the digest of its tree. Each file is
-    parsed once per version of it: the DAG asks for the code of every one of its jobs."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    parsed once per version of it: the DAG asks for the code of every one of its jobs, and each
+    job for its own again (a third of a second of its start-up), so the answers are also kept on
+    disk (`_cache_file`), keyed by the file's content."""
+    text = path.read_text(encoding="utf-8")
+    cached = _cache_file(text)
+    try:
+        found, digest = json.loads(cached.read_text(encoding="utf-8"))
+        return frozenset(found), digest
+    except (OSError, ValueError, TypeError):
+        pass
+    result = _parse(text)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([sorted(result[0]), result[1]]), encoding="utf-8")
+        os.replace(tmp, cached)
+    except OSError:                  # a read-only home: parsed again next time
+        pass
+    return result
+
+
+def _cache_file(text: str) -> Path:
+    """Where the answer for a file's text is kept: $XDG_CACHE_HOME/asym/code (~/.cache/asym/code),
+    one file per text and Python version (whose parser reads it)."""
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(f"{sys.version_info[:2]}\n{text}".encode()).hexdigest()[:40]
+    return home / "asym" / "code" / f"{key}.json"
+
+
+def _parse(text: str) -> tuple[frozenset[str], str]:
+    tree = ast.parse(text)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -135,3 +135,22 @@ def test_a_parsing_change_that_moves_a_value_training_uses_reruns_training(monke
     dropped = _digests()                   # the entries' overrides lost: every ablation becomes asym
     changed = {k for k in before if before[k] != dropped[k]}
     assert "train-dvlog-asym-no-cmim" in changed and "train-dvlog-bilstm" not in changed
+
+
+def test_a_texts_answer_is_kept_on_disk_for_the_next_job_and_an_edit_is_parsed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    source = tmp_path / "m.py"
+    source.write_text("import asym.nn.ssm\nX = 1\n")
+    code._parsed.cache_clear()
+    imports, digest = code._module(source)
+    kept = list((tmp_path / "cache" / "asym" / "code").glob("*.json"))
+    assert imports == {"asym.nn.ssm"} and len(kept) == 1
+    # A new process (the in-memory cache cleared) takes the kept answer: shown by one written there.
+    kept[0].write_text('[["asym.elsewhere"], "kept"]')
+    code._parsed.cache_clear()
+    assert code._module(source) == (frozenset({"asym.elsewhere"}), "kept")
+    source.write_text("import asym.nn.ssm\nX = 2\n")            # another text: parsed, not taken
+    code._parsed.cache_clear()
+    imports, edited = code._module(source)
+    assert imports == {"asym.nn.ssm"} and edited not in (digest, "kept")
+    code._parsed.cache_clear()
