@@ -140,5 +140,23 @@ def params_beside(params_file: Path, name: str, **sections: object) -> Path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tests first (in their order), then the rest: under pytest-xdist the long ones start
-    early rather than end the run on one worker while the other waits."""
+    early rather than end the run on one worker while the other waits. And each `xdist_group`
+    named in the node id, as `--dist loadgroup` needs (`group_in_node_id`)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            group_in_node_id(item)
+
+
+def group_in_node_id(item: pytest.Item) -> None:
+    """pytest-xdist 3.8 sends the tests of one `xdist_group` to one worker by the `@<group>` its
+    worker appends to their node ids, through `item._nodeid`, which pytest 9 no longer reads (it
+    keeps the id in `item._id`): every test would be its own unit, and a module's or a session's
+    fixture (the SLURM cluster, the DVC clones) would be built again on the other worker. So the
+    suffix is appended here, where it is missing, as xdist means it."""
+    from _pytest.nodeid import coerce_node_id
+
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                    for m in item.iter_markers("xdist_group")})
+    if names and not item.nodeid.endswith(f"@{'_'.join(names)}") and hasattr(item, "_id"):
+        item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
