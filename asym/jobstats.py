@@ -4,7 +4,8 @@ command appends one JSON line to it when it ends.
 - `wall_s`: from the process's start (the kernel's record of it), so the interpreter's start-up and
   every import count;
 - `work_s`: the time of the steps themselves, where the command knows it (a training job: its seeds'
-  `train_time_s`), so that `wall_s - work_s` is what the job costs before and after its work;
+  training in this process, from each seed's start or resumption to its train.json), so that
+  `wall_s - work_s` is what the job costs before and after its work;
 - `max_rss_mb`: the process's peak resident memory.
 
 Without the variable nothing is measured or written.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,5 +55,8 @@ def record(command: str, options: dict[str, Any], returncode: int) -> None:
             "returncode": returncode, "wall_s": round(time.time() - process_start(), 3),
             "work_s": round(sum(_work), 3) if _work else None,
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    with open(path, "a", encoding="utf-8") as f:     # one short line in append mode: whole under concurrent jobs
-        f.write(json.dumps(line) + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as f:     # one short line in append mode: whole under concurrent jobs
+            f.write(json.dumps(line) + "\n")
+    except OSError as exc:           # a measurement never fails the job it measures
+        print(f"asym: {ENV}={path}: not written ({exc})", file=sys.stderr)

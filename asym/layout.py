@@ -243,6 +243,10 @@ class Layout:
     def cost_plot(self) -> str:
         return self.report_file(COST_PLOT)
 
+    def cost_plot_inputs(self) -> dict[str, str]:
+        """What the cost figure reads: the cost table's CSV and the main report's summary."""
+        return {"cost_csv": self.cost_outputs()[f"{COST_TABLE}_csv"], "summary_csv": self.report_file(AGGREGATES["summary_csv"])}
+
     def explain_outputs(self, dataset: str, model: str, seed: int | str) -> dict[str, str]:
         return explain_outputs(self.reports, dataset, model, seed)
 

@@ -154,8 +154,10 @@ def group_in_node_id(item: pytest.Item) -> None:
     keeps the id in `item._id`): every test would be its own unit, and a module's or a session's
     fixture (the SLURM cluster, the DVC clones) would be built again on the other worker. So the
     suffix is appended here, where it is missing, as xdist means it."""
-    from _pytest.nodeid import coerce_node_id
-
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:              # pytest 8 reads `_nodeid`: xdist's own suffix holds
+        return
     names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                     for m in item.iter_markers("xdist_group")})
     if names and not item.nodeid.endswith(f"@{'_'.join(names)}") and hasattr(item, "_id"):

@@ -119,7 +119,10 @@ def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[frozenset[str], str]:
     job for its own again (a third of a second of its start-up), so the answers are also kept on
     disk (`_cache_file`), keyed by the file's content."""
     text = path.read_text(encoding="utf-8")
-    cached = _cache_file(text)
+    try:
+        cached = _cache_file(text)
+    except RuntimeError:             # no home folder to keep it in
+        return _parse(text)
     try:
         found, digest = json.loads(cached.read_text(encoding="utf-8"))
         return frozenset(found), digest
@@ -136,11 +139,17 @@ def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[frozenset[str], str]:
     return result
 
 
+@functools.cache
+def _parser_digest() -> str:
+    """This module's own code: an answer kept by another version of the parsing is not taken."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
 def _cache_file(text: str) -> Path:
     """Where the answer for a file's text is kept: $XDG_CACHE_HOME/asym/code (~/.cache/asym/code),
-    one file per text and Python version (whose parser reads it)."""
+    one file per text, Python version (whose parser reads it) and version of this module."""
     home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    key = hashlib.sha256(f"{sys.version_info[:2]}\n{text}".encode()).hexdigest()[:40]
+    key = hashlib.sha256(f"{sys.version_info[:2]}\n{_parser_digest()}\n{text}".encode()).hexdigest()[:40]
     return home / "asym" / "code" / f"{key}.json"
 
 

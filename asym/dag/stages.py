@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from asym.dag.code import code_deps, code_digest, format_values, module_imports, training_values
 from asym.data import formats, protocols
 from asym.grid import Run, cross_gender_folders, seed_folder
-from asym.layout import AGGREGATES, EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
+from asym.layout import EVAL_FILES, KEYS, PACKAGE, PLOTS, TRAIN_FILES, Layout
 from asym.models import registry
 
 if TYPE_CHECKING:
@@ -655,7 +655,7 @@ COST = Stage("cost", "cost", (), _if_cost, inputs=_cost_inputs, outputs=_cost_ou
 
 def _cost_plot_inputs(p: Params, lay: Layout, w: Wild) -> Files:
     """The cost table's CSV and the report's summary."""
-    return {"cost_csv": [lay.cost_outputs()["cost_csv"]], "summary_csv": [lay.report_file(AGGREGATES["summary_csv"])]}
+    return {k: [f] for k, f in lay.cost_plot_inputs().items()}
 
 
 def _cost_plot_outputs(p: Params, lay: Layout, w: Wild) -> Files:

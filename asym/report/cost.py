@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from asym.io import atomic_path, write_text
-from asym.layout import AGGREGATES, COST_TABLE
+from asym.layout import COST_TABLE
 from asym.models.registry import ASYM_KIND as ASYM
 from asym.report import plots
 from asym.report.html import write_page
@@ -44,7 +44,7 @@ def table_outputs(layout: Layout) -> dict[str, Path]:
 
 def plot_inputs(layout: Layout) -> dict[str, Path]:
     """What the figure reads: the table's CSV and the main report's summary."""
-    return {"cost_csv": table_outputs(layout)["cost_csv"], "summary_csv": Path(layout.report_file(AGGREGATES["summary_csv"]))}
+    return {k: Path(f) for k, f in layout.cost_plot_inputs().items()}
 
 
 def plot_output(layout: Layout) -> Path:

@@ -358,22 +358,16 @@ def track_studies(c: Any, exp_id: str, params: Params, record: Mapping[str, str]
     layout = Layout.of(params)
     out: dict[str, str] = {}
     if params.data.robustness is not None:
-        from asym.robustness import outputs
-
-        files = outputs(params)
+        files = {k: Path(f) for k, f in layout.robustness_outputs(params.datasets).items()}
         if all(p.is_file() for p in files.values()):
             out["robustness"] = track_files(c, exp_id, params, "robustness", files, commit,
                                             robustness_metrics(files["robustness_csv"]))
     if params.data.cost is not None:
-        from asym.report.cost import plot_output, table_outputs
-
-        files = {**table_outputs(layout), "cost_png": plot_output(layout)}
+        files = {**{k: Path(f) for k, f in layout.cost_outputs().items()}, "cost_png": Path(layout.cost_plot())}
         if files["cost_csv"].is_file():
             out["cost"] = track_files(c, exp_id, params, "cost", files, commit, cost_metrics(files["cost_csv"]))
-    from asym.explain.run import outputs as explained
-
     for run in params.explain_runs() if params.data.explain is not None else []:
-        files = explained(params.path_of("reports"), run.dataset, run.model, run.seed)
+        files = {k: Path(f) for k, f in layout.explain_outputs(run.dataset, run.model, run.seed).items()}
         folder = files.pop("timelines")
         if files["json"].is_file():
             key = f"explain/{run.key}"

@@ -121,7 +121,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
         inputs = inputs_digest(params, dataset, model_name, rt.device, rt.precision)
     resume = SeedResume.open(files.resume, fingerprint({"inputs": inputs, "seed": seed}, []), time.time(), _warn)
     _say_resumed(resume, files.run.key, int(recipe.epochs), len(partitions))
-    started = resume.started_at
+    started, resumed_at = resume.started_at, time.time()
     seed_everything(seed, rt.device)
     rng = np.random.default_rng(seed)
     select = selection_fold(params.protocol(dataset))
@@ -168,7 +168,7 @@ def train_seed(params: Params, files: RunFiles, partitions: list[dict[str, Featu
     }
     write_json(files.file("summary"), summary)   # last: marks the seed complete
     resume.complete()                            # removed when the job ends
-    jobstats.add_work(finished - started)
+    jobstats.add_work(finished - resumed_at)
     return summary
 
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import types
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +36,9 @@ OPTIM_MODULES = ("optimizer", "adam", "adamw", "lr_scheduler")
 # compiled, and asym compiles nothing. So the step runs as torch's own, unwrapped, under no_grad (what
 # the wrapper does when `differentiable` is off), and the marks are set to the functions themselves.
 # The updates are torch's bit for bit (tests/train/test_optimization.py); where torch._dynamo is
-# already imported, torch's path is taken unchanged.
+# already imported, torch's path is taken unchanged. The marks stay for the rest of the process:
+# code that imports torch._dynamo later in it and compiles a function calling an optimiser's
+# methods would trace into them (torch would have skipped them); asym's commands never compile.
 def _mark_not_compiled(obj: Any, disable_code: types.CodeType, seen: set[int]) -> None:
     """Give each `torch._disable_dynamo` wrapper reachable from `obj` (through closures) the mark it
     would import torch._dynamo to compute."""
@@ -70,15 +73,17 @@ def _eager_torch_optim() -> bool:
 
 
 class _EagerStep:
-    """torch's step without its graph breaks (see above): the same update, under no_grad."""
+    """torch's step without its graph breaks (see above): the same update, with gradients on only
+    for a `differentiable` optimiser, as torch's wrapper sets them."""
 
     defaults: dict[str, Any]
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        if self.defaults["differentiable"]:
-            return super().step(closure)         # type: ignore[misc]
-        with torch.no_grad():
-            return torch.optim.Adam.step.__wrapped__(self, closure)     # type: ignore[attr-defined]
+        # Adam's own step, under the graph-break wrapper and the hooks wrapper torch.optim adds to a
+        # class once an instance of it exists.
+        own = inspect.unwrap(torch.optim.Adam.step)
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            return own(self, closure)
 
 
 class EagerAdam(_EagerStep, torch.optim.Adam):
