@@ -21,6 +21,7 @@ from asym.dag.dvc_yaml import render
 from asym.layout import Layout
 from tests.conftest import ROOT
 from tests.project import copy_workflow
+from tests.workflow.conftest import job_counts
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -341,3 +342,18 @@ def test_the_studies_tables_figures_and_explanations_are_shown_under_their_topic
     assert all((r.category, r.subcategory) == ("Figures", "Explanations") for r in charts.values())
     assert all(Path(r.caption).is_file() for r in shown.values())
     assert "not depression" in (ROOT / "workflow" / "report" / "explain.rst").read_text()
+
+
+def test_the_studies_turned_off_leave_a_dag_without_them(project, tmp_path):
+    """`robustness`, `cost` and `explain` set to null: Snakemake parses every rule file (none reads
+    a block that is absent) and plans the rest of the run without their jobs."""
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw.update(robustness=None, cost=None, explain=None)
+    work = tmp_path / "off"
+    copy_workflow(project, work)
+    (work / "params.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([SNAKEMAKE, "-n", "all"], capture_output=True, text=True, cwd=work, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    assert counts["train"] > 0 and counts["report"] == 1
+    assert not {"robustness", "cost", "cost_plot", "explain"} & set(counts), counts

@@ -13,7 +13,7 @@ rule cost:
         settings=S.settings("cost"),
     message:
         "Costing every model: parameters, MACs, CPU latency and peak memory per minute of vlog"
-    threads: P.cost.threads
+    threads: lambda wildcards: P.cost.threads      # read only when the `cost` block asks for the job
     resources:
         gpu_slots=0,
     conda:
