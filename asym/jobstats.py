@@ -25,10 +25,6 @@ ENV = "ASYM_JOB_STATS"
 _work: list[float] = []
 
 
-def enabled() -> bool:
-    return bool(os.environ.get(ENV))
-
-
 def add_work(seconds: float) -> None:
     """Count `seconds` as the command's own work (none are counted unless the command says)."""
     _work.append(float(seconds))

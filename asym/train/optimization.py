@@ -72,6 +72,11 @@ def _eager_torch_optim() -> bool:
     return True
 
 
+# Adam's own step (AdamW's too), under the graph-break wrapper, and under the hooks wrapper torch.optim
+# puts on a class once an instance of it exists: found once, whichever of them is there.
+ADAM_STEP = inspect.unwrap(torch.optim.Adam.step)
+
+
 class _EagerStep:
     """torch's step without its graph breaks (see above): the same update, with gradients on only
     for a `differentiable` optimiser, as torch's wrapper sets them."""
@@ -79,11 +84,8 @@ class _EagerStep:
     defaults: dict[str, Any]
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        # Adam's own step, under the graph-break wrapper and the hooks wrapper torch.optim adds to a
-        # class once an instance of it exists.
-        own = inspect.unwrap(torch.optim.Adam.step)
         with torch.set_grad_enabled(self.defaults["differentiable"]):
-            return own(self, closure)
+            return ADAM_STEP(self, closure)
 
 
 class EagerAdam(_EagerStep, torch.optim.Adam):
